@@ -1,0 +1,235 @@
+"""Boot scripts per role (pure: plan + node -> bash text run inside the
+node's namespace). Every daemon writes its pidfile and log under the node's
+run directory, so the lab can stop exactly what it started.
+
+Roles and what their script brings up:
+  spine/leaf (clos)   FRR zebra + bgpd (eBGP, ECMP), IP forwarding
+  spine/leaf (vcf)    a private OVS with one bridge `fabric`, static flows
+                      computed by topologies.vcf (the pod master)
+  hypervisor, service_node, sw_gateway
+                      a private OVS: br-phy (tunnel IP, underlay uplink) and
+                      br-int (VM ports / physical segment port), fail_mode
+                      secure until a controller programs it
+  hw_vtep             a private OVS whose ovsdb-server also serves the
+                      hardware_vtep database on MGMT_IP:6640; br-phy and a
+                      physical-switch bridge named like the node
+  l2_segment          a private OVS bridge `seg` (VLAN access/trunk ports)
+  vm, bare_metal, appliance
+                      IP/MAC on eth0; dual-homed or tagged hosts get an OVS
+                      bridge br0 with an active-backup bond (no kernel bonding
+                      or VLAN devices on this kernel)
+"""
+import shlex
+
+from . import frr, vcf
+
+OVS_SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema'
+VTEP_SCHEMA = '/usr/share/openvswitch/vtep.ovsschema'
+FRR_DIR = '/usr/lib/frr'
+OVSDB_PORT = 6640
+
+
+def env(run_dir):
+    """Environment that points OVS tools at a node's private instance."""
+    return {'OVS_RUNDIR': run_dir, 'OVS_DBDIR': run_dir,
+            'OVS_LOGDIR': run_dir}
+
+
+def _common(node, plan):
+    mtu = plan['mtu']
+    # The kernel also sees frames on ports that OVS owns: stop it answering
+    # ARP for, or accepting, traffic meant for the bridge's own address on
+    # them (routers forward in the kernel and keep the defaults).
+    router = node['role'] in ('spine', 'leaf') and plan['fabric'] == 'clos'
+    lines = ['ip link set lo up',
+             'sysctl -qw net.ipv6.conf.all.disable_ipv6=1 '
+             'net.ipv6.conf.default.disable_ipv6=1'
+             + ('' if router else ' net.ipv4.conf.all.arp_ignore=1 '
+                'net.ipv4.conf.all.rp_filter=1'),
+             f"ip addr add {node['mgmt_ip']} dev mgmt0",
+             'ip link set mgmt0 up']
+    for i in node['intfs']:
+        m = mtu if i['kind'] in ('fabric', 'access', 'extension') or (
+            i['kind'] == 'physical' and node['role'] in ('leaf', 'hw_vtep')
+        ) else 1500
+        lines.append(f"ip link set {i['name']} mtu {m} up")
+    return lines
+
+
+def _ovs_start(node, run_dir, vtep=False):
+    d = run_dir
+    dbs = f'{d}/conf.db' + (f' {d}/vtep.db' if vtep else '')
+    remotes = f'--remote=punix:{d}/db.sock'
+    if vtep:
+        mgmt_ip = node['mgmt_ip'].split('/')[0]
+        remotes += f' --remote=ptcp:{OVSDB_PORT}:{mgmt_ip}'
+    lines = [' '.join(f'export {k}={v};' for k, v in env(d).items()),
+             f'ovsdb-tool create {d}/conf.db {OVS_SCHEMA}']
+    if vtep:
+        lines.append(f'ovsdb-tool create {d}/vtep.db {VTEP_SCHEMA}')
+    lines += [f'ovsdb-server {dbs} {remotes} --pidfile={d}/ovsdb-server.pid '
+              f'--log-file={d}/ovsdb-server.log --detach --no-chdir',
+              'ovs-vsctl --no-wait init',
+              f'ovs-vswitchd --pidfile={d}/ovs-vswitchd.pid '
+              f'--log-file={d}/ovs-vswitchd.log --detach --no-chdir '
+              f'unix:{d}/db.sock']
+    return lines
+
+
+def _port(bridge, intf):
+    return (f"-- add-port {bridge} {intf['name']} -- set interface "
+            f"{intf['name']} ofport_request={intf['ofport']}")
+
+
+def _br_phy(node, plan):
+    """The underlay bridge that carries the VTEP tunnel IP (userspace VXLAN
+    routes out of the bridge that holds the tunnel IP)."""
+    uplink = next(i for i in node['intfs'] if i['name'] == node['uplink'])
+    lines = [f"ovs-vsctl -- add-br br-phy -- set bridge br-phy "
+             f"datapath_type=netdev fail_mode=standalone "
+             f"other_config:hwaddr={node['tunnel_mac']} "
+             f"-- set interface br-phy mtu_request={plan['mtu']} "
+             + _port('br-phy', uplink),
+             f"ip addr add {node['tunnel_ip']} dev br-phy",
+             'ip link set br-phy up']
+    if node.get('gateway'):
+        lines.append(f"ip route add default via {node['gateway']} dev br-phy")
+    return lines
+
+
+def transport_node(node, plan, run_dir):
+    lines = _common(node, plan) + _ovs_start(node, run_dir) + _br_phy(
+        node, plan)
+    ports = [i for i in node['intfs'] if i['kind'] in ('host', 'physical')]
+    cmd = ('ovs-vsctl -- add-br br-int -- set bridge br-int '
+           'datapath_type=netdev fail_mode=secure '
+           'protocols=OpenFlow10,OpenFlow13,OpenFlow15 '
+           'other_config:disable-in-band=true')
+    lines.append(' '.join([cmd] + [_port('br-int', i) for i in ports]))
+    return lines
+
+
+def hw_vtep(node, plan, run_dir):
+    lines = _common(node, plan) + _ovs_start(node, run_dir, vtep=True) + \
+        _br_phy(node, plan)
+    ps = node['name']
+    ports = [i for i in node['intfs'] if i['kind'] == 'physical']
+    lines.append(' '.join(
+        [f'ovs-vsctl -- add-br {ps} -- set bridge {ps} datapath_type=netdev '
+         'fail_mode=standalone']
+        + [_port(ps, i) for i in ports]))
+    tunnel_ip = node['tunnel_ip'].split('/')[0]
+    mgmt_ip = node['mgmt_ip'].split('/')[0]
+    lines.append(' '.join(
+        [f'vtep-ctl -- add-ps {ps} -- set Physical_Switch {ps} '
+         f'tunnel_ips={tunnel_ip} management_ips={mgmt_ip}']
+        + [f"-- add-port {ps} {i['name']}" for i in ports]))
+    return lines
+
+
+def clos_router(node, plan, run_dir):
+    d = run_dir
+    lines = _common(node, plan)
+    lines += ['sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 '
+              'net.ipv4.conf.default.rp_filter=0 '
+              'net.ipv4.fib_multipath_hash_policy=1',
+              f"ip addr add {node['router_id']}/32 dev lo"]
+    for i in node['intfs']:
+        if i.get('ip'):
+            lines.append(f"ip addr add {i['ip']} dev {i['name']}")
+    conf = frr.frr_conf(node, plan, plan['underlay'])
+    lines.append(f"cat > {d}/frr.conf <<'EOF'\n{conf}EOF")
+    lines.append(f'chown frr:frr {d}')
+    common = (f'-d -u frr -g frr -A 127.0.0.1 -P 0 --limit-fds 1024 '
+              f'-z {d}/zserv.api --vty_socket {d}')
+    lines += [f'{FRR_DIR}/zebra {common} -i {d}/zebra.pid '
+              f'--log file:{d}/zebra.log',
+              f'{FRR_DIR}/bgpd {common} -i {d}/bgpd.pid '
+              f'--log file:{d}/bgpd.log',
+              f'vtysh --vty_socket {d} -f {d}/frr.conf >{d}/vtysh.log 2>&1']
+    return lines
+
+
+def vcf_member(node, plan, run_dir):
+    d = run_dir
+    lines = _common(node, plan) + _ovs_start(node, run_dir)
+    lines.append(' '.join(
+        ['ovs-vsctl -- add-br fabric -- set bridge fabric datapath_type=netdev '
+         'fail_mode=secure protocols=OpenFlow13,OpenFlow15 '
+         'other_config:disable-in-band=true']
+        + [_port('fabric', i) for i in node['intfs']]))
+    groups, flows = vcf.member_flows(plan, node['name'])
+    lines.append(f"cat > {d}/groups.txt <<'EOF'\n" + ''.join(
+        g + '\n' for g in groups) + 'EOF')
+    lines.append(f"cat > {d}/flows.txt <<'EOF'\n" + ''.join(
+        f + '\n' for f in flows) + 'EOF')
+    if groups:
+        lines.append(f'ovs-ofctl -O OpenFlow13 add-groups fabric '
+                     f'{d}/groups.txt')
+    lines.append(f'ovs-ofctl -O OpenFlow13 add-flows fabric {d}/flows.txt')
+    return lines
+
+
+def l2_segment(node, plan, run_dir):
+    lines = _common(node, plan) + _ovs_start(node, run_dir)
+    ports = []
+    for i in node['intfs']:
+        port = _port('seg', i)
+        if i.get('vlan'):   # access port of that VLAN; others are trunks
+            port += f" -- set port {i['name']} tag={i['vlan']}"
+        ports.append(port)
+    lines.append(' '.join(
+        ['ovs-vsctl -- add-br seg -- set bridge seg datapath_type=netdev '
+         'fail_mode=standalone'] + ports))
+    return lines
+
+
+def host(node, plan, run_dir):
+    """A VM, bare-metal server or appliance. Tagged or dual-homed hosts put
+    their address on an OVS internal port br0 (active-backup bond)."""
+    lines = _common(node, plan)
+    intfs = node['intfs']
+    on_segment = all(plan['nodes'][i['peer']]['role'] == 'l2_segment'
+                     for i in intfs)
+    vlan = 0 if on_segment else (intfs[0].get('vlan', 0) if intfs else 0)
+    if len(intfs) <= 1 and not vlan:
+        for i in intfs:
+            lines += [f"ip link set {i['name']} down",
+                      f"ip link set {i['name']} address {node['mac']}",
+                      f"ip link set {i['name']} up",
+                      f"ethtool -K {i['name']} tx off >/dev/null"]
+        dev = intfs[0]['name'] if intfs else None
+    else:
+        lines += _ovs_start(node, run_dir)
+        names = [i['name'] for i in intfs]
+        if len(names) > 1:
+            attach = (f"-- add-bond br0 bond0 {' '.join(names)} "
+                      'bond_mode=active-backup '
+                      'other_config:bond-detect-mode=carrier')
+        else:
+            attach = f'-- add-port br0 {names[0]}'
+        tag = f' -- set port br0 tag={vlan}' if vlan else ''
+        lines += [f'ovs-vsctl -- add-br br0 -- set bridge br0 '
+                  f"datapath_type=netdev other_config:hwaddr={node['mac']} "
+                  f'fail_mode=standalone {attach}{tag}',
+                  'ip link set br0 up']
+        dev = 'br0'
+    if dev and node.get('ip'):
+        lines.append(f"ip addr add {node['ip']} dev {dev}")
+    return lines
+
+
+def script_for(node, plan, run_dir):
+    """The whole boot script of one node, `set -e` so any failure stops it
+    with the failing command named."""
+    role = node['role']
+    if role in ('spine', 'leaf'):
+        fn = clos_router if plan['fabric'] == 'clos' else vcf_member
+    else:
+        fn = {'hypervisor': transport_node, 'service_node': transport_node,
+              'sw_gateway': transport_node, 'hw_vtep': hw_vtep,
+              'l2_segment': l2_segment}.get(role, host)
+    body = '\n'.join(fn(node, plan, run_dir))
+    return (f'set -eu\nmkdir -p {shlex.quote(run_dir)}\n'
+            "trap 'echo \"boot failed at line $LINENO: $BASH_COMMAND\" >&2' "
+            'ERR\n' + body + '\n')

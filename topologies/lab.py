@@ -1,0 +1,178 @@
+"""Make a plan real: namespaces, links, management network, boot scripts.
+
+    with Lab(plan, progress=print) as lab:   # start() ... stop() always runs
+        lab.node('hv1').ns_run(['ovs-vsctl', 'show'])
+
+Start is parallel where it can be (namespaces and shells, then one
+`ip -batch` for every link, then every node's boot script in a thread pool).
+Stop always completes: it stops every process in the lab's namespaces by PID
+and deletes them; `records.clean` does the same for a crashed run.
+"""
+import os
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from mininet.net import Mininet
+
+from . import boot, records
+from .nodes import node_class
+
+WORKERS = max(4, 2 * (os.cpu_count() or 1))
+
+
+class BootError(RuntimeError):
+    pass
+
+
+class Lab:
+    def __init__(self, plan, progress=None):
+        self.plan = plan
+        self.progress = progress or (lambda msg: None)
+        self.nodes = {}
+        self.net = None
+        self.timings = {}
+
+    # -- lifecycle -------------------------------------------------------
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def start(self):
+        t0 = time.monotonic()
+        names = list(self.plan['nodes'])
+        records.claim(self.plan['name'], [records.ns_name(n) for n in names])
+        try:
+            self._mgmt_bridge()
+            self._step('namespaces', self._make_nodes)
+            self._step('links', self._make_links)
+            self._step('boot', self._boot_nodes)
+        except BaseException:
+            self.stop()
+            raise
+        self.timings['start_s'] = time.monotonic() - t0
+        return self
+
+    def stop(self):
+        t0 = time.monotonic()
+        for node in self.nodes.values():
+            try:
+                node.terminate()
+            except OSError:
+                pass
+        namespaces = [records.ns_name(n) for n in self.plan['nodes']]
+        with ThreadPoolExecutor(WORKERS) as pool:
+            list(pool.map(records.kill_namespace, namespaces))
+        subprocess.run(['ip', 'link', 'del', self.plan['mgmt']['bridge']],
+                       capture_output=True)
+        state = records.read_state()
+        if state and state.get('owner_pid') == os.getpid():
+            subprocess.run(['rm', '-rf', records.RUN_ROOT])
+        self.nodes = {}
+        self.timings['stop_s'] = time.monotonic() - t0
+
+    # -- steps -----------------------------------------------------------
+    def _step(self, what, fn):
+        t0 = time.monotonic()
+        fn()
+        self.timings[f'{what}_s'] = round(time.monotonic() - t0, 3)
+
+    def _mgmt_bridge(self):
+        m = self.plan['mgmt']
+        _ip_batch([f"link add {m['bridge']} type bridge",
+                   f"addr add {m['root_ip']} dev {m['bridge']}",
+                   f"link set {m['bridge']} up"])
+
+    def _make_nodes(self):
+        fabric = self.plan['fabric']
+        total = len(self.plan['nodes'])
+
+        def make(item):
+            name, pn = item
+            cls = node_class(pn['role'], fabric)
+            node = cls(name, plan_node=pn,
+                       run_dir=os.path.join(records.RUN_ROOT, name))
+            return name, node
+
+        with ThreadPoolExecutor(WORKERS) as pool:
+            for i, (name, node) in enumerate(
+                    pool.map(make, self.plan['nodes'].items()), 1):
+                self.nodes[name] = node
+                if i % 50 == 0 or i == total:
+                    self.progress(f'  namespaces and shells: {i}/{total}')
+
+    def _make_links(self):
+        m = self.plan['mgmt']
+        cmds = []
+        for name, pn in self.plan['nodes'].items():
+            cmds += [f"link add {pn['mgmt_intf']} type veth peer name mgmt0 "
+                     f"netns {records.ns_name(name)}",
+                     f"link set {pn['mgmt_intf']} master {m['bridge']} up"]
+        for lk in self.plan['links']:
+            cmds.append(
+                f"link add {lk['a_intf']} mtu {lk['mtu']} netns "
+                f"{records.ns_name(lk['a'])} type veth peer name "
+                f"{lk['b_intf']} mtu {lk['mtu']} netns "
+                f"{records.ns_name(lk['b'])}")
+        _ip_batch(cmds)
+        self.progress(f"  links: {len(self.plan['links'])} + "
+                      f"{len(self.plan['nodes'])} management")
+
+    def _boot_nodes(self):
+        total = len(self.nodes)
+        failures = []
+
+        def run(name):
+            node = self.nodes[name]
+            script = boot.script_for(node.plan_node, self.plan, node.run_dir)
+            res = node.ns_run(['bash', '-c', script], timeout=120)
+            return name, res
+
+        done = 0
+        with ThreadPoolExecutor(WORKERS) as pool:
+            for name, res in pool.map(run, self._boot_order()):
+                done += 1
+                if res.returncode != 0:
+                    failures.append(f'{name}: {res.stderr.strip()[-400:]}')
+                if done % 50 == 0 or done == total:
+                    self.progress(f'  boot scripts: {done}/{total}')
+        if failures:
+            raise BootError('these nodes failed to boot (logs in '
+                            f'{records.RUN_ROOT}/<node>/):\n  '
+                            + '\n  '.join(failures))
+        for node in self.nodes.values():
+            env = node.shell_env()
+            if env:
+                node.cmd(env)
+
+    def _boot_order(self):
+        """Fabric first (routers take longest to converge), hosts last."""
+        return list(self.plan['nodes'])
+
+    # -- access ----------------------------------------------------------
+    def node(self, name):
+        return self.nodes[name]
+
+    def mininet(self):
+        """A Mininet object over the running nodes, for its CLI."""
+        if self.net is None:
+            net = Mininet(topo=None, build=False)
+            for name, node in self.nodes.items():
+                net.nameToNode[name] = node
+                net.hosts.append(node)
+            self.net = net
+        return self.net
+
+    def pids(self):
+        return {name: records.ns_pids(records.ns_name(name))
+                for name in self.plan['nodes']}
+
+
+def _ip_batch(cmds):
+    res = subprocess.run(['ip', '-force', '-batch', '-'], input='\n'.join(
+        cmds) + '\n', capture_output=True, text=True)
+    if res.returncode != 0:
+        raise BootError('ip -batch failed: ' + res.stderr.strip()[-800:])
