@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
 PKGS=(openvswitch-switch openvswitch-vtep openvswitch-common mininet frr
-      iperf3 tcpdump tshark fping iproute2 iputils-ping ethtool procps
+      iperf3 tcpdump tshark fping iputils-arping iproute2 iputils-ping ethtool procps
       python3 python3-venv python3-pip python3-openvswitch vagrant)
 
 if [ "$(id -u)" -ne 0 ]; then

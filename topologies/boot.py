@@ -35,25 +35,31 @@ def env(run_dir):
             'OVS_LOGDIR': run_dir}
 
 
+def _ip_batch(cmds):
+    """Many `ip` commands in one process (a fork costs more than the work)."""
+    return ["ip -b - <<'EOF'\n" + '\n'.join(cmds) + '\nEOF']
+
+
 def _common(node, plan):
     mtu = plan['mtu']
     # The kernel also sees frames on ports that OVS owns: stop it answering
     # ARP for, or accepting, traffic meant for the bridge's own address on
     # them (routers forward in the kernel and keep the defaults).
     router = node['role'] in ('spine', 'leaf') and plan['fabric'] == 'clos'
-    lines = ['ip link set lo up',
-             'sysctl -qw net.ipv6.conf.all.disable_ipv6=1 '
-             'net.ipv6.conf.default.disable_ipv6=1'
-             + ('' if router else ' net.ipv4.conf.all.arp_ignore=1 '
-                'net.ipv4.conf.all.rp_filter=1'),
-             f"ip addr add {node['mgmt_ip']} dev mgmt0",
-             'ip link set mgmt0 up']
+    sysctls = ['net.ipv6.conf.all.disable_ipv6=1',
+               'net.ipv6.conf.default.disable_ipv6=1']
+    if not router:
+        sysctls += ['net.ipv4.conf.all.arp_ignore=1',
+                    'net.ipv4.conf.all.rp_filter=1']
+    cmds = ['link set lo up']
+    if node.get('mgmt_ip'):
+        cmds += [f"addr add {node['mgmt_ip']} dev mgmt0", 'link set mgmt0 up']
     for i in node['intfs']:
         m = mtu if i['kind'] in ('fabric', 'access', 'extension') or (
             i['kind'] == 'physical' and node['role'] in ('leaf', 'hw_vtep')
         ) else 1500
-        lines.append(f"ip link set {i['name']} mtu {m} up")
-    return lines
+        cmds.append(f"link set {i['name']} mtu {m} up")
+    return ['sysctl -qw ' + ' '.join(sysctls)] + _ip_batch(cmds)
 
 
 def _ovs_start(node, run_dir, vtep=False):
@@ -91,7 +97,10 @@ def _br_phy(node, plan):
              f"-- set interface br-phy mtu_request={plan['mtu']} "
              + _port('br-phy', uplink),
              f"ip addr add {node['tunnel_ip']} dev br-phy",
-             'ip link set br-phy up']
+             'ip link set br-phy up',
+             # learn VTEPs from gratuitous ARP (the underlay check announces
+             # each VTEP once instead of flooding ARP for every pair)
+             'sysctl -qw net.ipv4.conf.br-phy.arp_accept=1']
     if node.get('gateway'):
         lines.append(f"ip route add default via {node['gateway']} dev br-phy")
     return lines
@@ -188,16 +197,11 @@ def host(node, plan, run_dir):
     """A VM, bare-metal server or appliance. Tagged or dual-homed hosts put
     their address on an OVS internal port br0 (active-backup bond)."""
     lines = _common(node, plan)
-    intfs = node['intfs']
-    on_segment = all(plan['nodes'][i['peer']]['role'] == 'l2_segment'
-                     for i in intfs)
-    vlan = 0 if on_segment else (intfs[0].get('vlan', 0) if intfs else 0)
-    if len(intfs) <= 1 and not vlan:
-        for i in intfs:
-            lines += [f"ip link set {i['name']} down",
-                      f"ip link set {i['name']} address {node['mac']}",
-                      f"ip link set {i['name']} up",
-                      f"ethtool -K {i['name']} tx off >/dev/null"]
+    intfs, vlan = node['intfs'], node['vlan']
+    if not node['host_bridge']:
+        # The MAC was set when the veth was made (see lab._make_links).
+        if intfs:
+            lines.append(f"ethtool -K {intfs[0]['name']} tx off >/dev/null")
         dev = intfs[0]['name'] if intfs else None
     else:
         lines += _ovs_start(node, run_dir)
@@ -215,7 +219,7 @@ def host(node, plan, run_dir):
                   'ip link set br0 up']
         dev = 'br0'
     if dev and node.get('ip'):
-        lines.append(f"ip addr add {node['ip']} dev {dev}")
+        lines += _ip_batch([f"addr add {node['ip']} dev {dev}"])
     return lines
 
 

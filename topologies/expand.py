@@ -70,10 +70,11 @@ def expand(spec):
     nodes = {}
     for i, name in enumerate(order):
         role = spec['nodes'][name]['role']
-        nodes[name] = _Node(name=name, role=role, index=i,
-                            mgmt_ip=f'{mgmt.network_address + 2 + i}/'
-                                    f'{mgmt.prefixlen}',
-                            mgmt_intf=f'{PREFIX}-m{i}', intfs=[])
+        nodes[name] = _Node(name=name, role=role, index=i, intfs=[])
+        if role not in HOST_ROLES:    # hosts are not on NSX management
+            nodes[name].update(mgmt_ip=f'{mgmt.network_address + 2 + i}/'
+                                       f'{mgmt.prefixlen}',
+                               mgmt_intf=f'{PREFIX}-m{i}')
     links = [specmod.parse_link(e) for e in spec['links']]
     # Put each link with the "upper" node first (role order), stable.
     links = sorted(((a, b, v) if nodes[a]['index'] < nodes[b]['index']
@@ -101,6 +102,13 @@ def expand(spec):
     for n in nodes.values():
         if n['role'] in HOST_ROLES:
             n['bond'] = len(n['intfs']) > 1
+            # Hosts tag in OVS (this kernel has no VLAN devices): a host
+            # tags itself unless a segment's access port does it.
+            on_segment = all(nodes[i['peer']]['role'] == 'l2_segment'
+                             for i in n['intfs'])
+            n['vlan'] = 0 if on_segment else max(
+                [i.get('vlan', 0) for i in n['intfs']] or [0])
+            n['host_bridge'] = n['bond'] or bool(n['vlan'])
     return {'name': spec['name'], 'fabric': fabric, 'mtu': mtu,
             'underlay': spec.get('underlay_subnet',
                                  specmod.DEFAULT_UNDERLAY),

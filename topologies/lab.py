@@ -14,11 +14,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from mininet.net import Mininet
+from mininet.util import fixLimits
 
 from . import boot, records
 from .nodes import node_class
 
-WORKERS = max(4, 2 * (os.cpu_count() or 1))
+WORKERS = max(8, 8 * (os.cpu_count() or 1))
 
 
 class BootError(RuntimeError):
@@ -45,6 +46,9 @@ class Lab:
         t0 = time.monotonic()
         names = list(self.plan['nodes'])
         records.claim(self.plan['name'], [records.ns_name(n) for n in names])
+        # Mininet's own limits: more fds, PTYs, and a neighbour table (one for
+        # every namespace on the machine) that holds a large lab's ARP.
+        fixLimits()
         try:
             self._mgmt_bridge()
             self._step('namespaces', self._make_nodes)
@@ -63,9 +67,8 @@ class Lab:
                 node.terminate()
             except OSError:
                 pass
-        namespaces = [records.ns_name(n) for n in self.plan['nodes']]
-        with ThreadPoolExecutor(WORKERS) as pool:
-            list(pool.map(records.kill_namespace, namespaces))
+        records.kill_namespaces([records.ns_name(n)
+                                 for n in self.plan['nodes']])
         subprocess.run(['ip', 'link', 'del', self.plan['mgmt']['bridge']],
                        capture_output=True)
         state = records.read_state()
@@ -108,18 +111,26 @@ class Lab:
         m = self.plan['mgmt']
         cmds = []
         for name, pn in self.plan['nodes'].items():
+            if 'mgmt_intf' not in pn:
+                continue
             cmds += [f"link add {pn['mgmt_intf']} type veth peer name mgmt0 "
                      f"netns {records.ns_name(name)}",
                      f"link set {pn['mgmt_intf']} master {m['bridge']} up"]
+        nodes = self.plan['nodes']
         for lk in self.plan['links']:
+            # A single-homed untagged host keeps its MAC on the veth itself.
+            host = nodes[lk['b']]
+            mac = f" address {host['mac']}" if 'mac' in host and not \
+                host['host_bridge'] else ''
             cmds.append(
                 f"link add {lk['a_intf']} mtu {lk['mtu']} netns "
                 f"{records.ns_name(lk['a'])} type veth peer name "
-                f"{lk['b_intf']} mtu {lk['mtu']} netns "
+                f"{lk['b_intf']}{mac} mtu {lk['mtu']} netns "
                 f"{records.ns_name(lk['b'])}")
         _ip_batch(cmds)
-        self.progress(f"  links: {len(self.plan['links'])} + "
-                      f"{len(self.plan['nodes'])} management")
+        mgmt = sum(1 for p in self.plan['nodes'].values() if 'mgmt_intf' in p)
+        self.progress(f"  links: {len(self.plan['links'])} data + {mgmt} "
+                      'management')
 
     def _boot_nodes(self):
         total = len(self.nodes)
@@ -167,8 +178,9 @@ class Lab:
         return self.net
 
     def pids(self):
-        return {name: records.ns_pids(records.ns_name(name))
-                for name in self.plan['nodes']}
+        """{node: [pids]} of every process running in the lab."""
+        found = records.pids_in([records.ns_name(n) for n in self.plan['nodes']])
+        return {n: found.get(records.ns_name(n), []) for n in self.plan['nodes']}
 
 
 def _ip_batch(cmds):

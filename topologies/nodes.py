@@ -102,8 +102,7 @@ class Host(LabNode):
     """A VM, bare-metal server or appliance (OVS only when bonded/tagged)."""
 
     def shell_env(self):
-        if self.plan_node.get('bond') or any(
-                i.get('vlan') for i in self.plan_node.get('intfs', [])):
+        if self.plan_node.get('host_bridge'):
             return OVSNode.shell_env(self)
         return ''
 

@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""nsx-l2gw-lab: the one entry point.
+
+    ./run.py                      default job: build the small Clos lab,
+                                  verify its underlay, summary, tear down
+    ./run.py list                 labs, scenarios and demos
+    ./run.py topo --topo clos|vcf|NAME|FILE.yaml [sizes] [--check] [--json]
+    ./run.py topo --topo vcf --plan       print the expanded plan (no root)
+    ./run.py cli --topo ...       build a lab and open the Mininet CLI
+    ./run.py bench boot           boot time and memory against lab size
+    ./run.py clean                remove a crashed run's leftovers
+"""
+import argparse
+import json
+import os
+import signal
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from topologies import labs, spec as specmod  # noqa: E402
+
+SIZES = ('spines', 'leaves', 'hypervisors', 'vms', 'service_nodes',
+         'gateways', 'hw_vteps', 'bare_metal')
+
+
+def progress(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def need_root(what):
+    if os.geteuid() != 0:
+        sys.exit(f'{what} creates namespaces and links: run it as root '
+                 '(sudo ./run.py ...)')
+
+
+def print_table(rows):
+    if not rows:
+        return
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print('  '.join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+def print_result(res, as_json):
+    m = res['metrics']
+    status = 'PASS' if res['passed'] else 'FAIL'
+    keys = [k for k in ('boot_s', 'start_s', 'nodes', 'links', 'vtep_pairs',
+                        'reachable_pairs', 'ecmp_min_paths', 'peak_rss_mb')
+            if k in m]
+    print(f"{status} {res['name']} {res['topology']}: " + ', '.join(
+        f'{k}={m[k]}' for k in keys))
+    for a in res['artifacts']:
+        print(f'  result: {a}')
+    if as_json:
+        print(json.dumps(res, sort_keys=True))
+
+
+def sizes_of(args):
+    return {k: getattr(args, k, None) for k in SIZES}
+
+
+def cmd_list(args):
+    print('Labs (--topo NAME; clos = clos-small, vcf = vcf-small):')
+    for name, path in labs.shipped().items():
+        print(f'  {name:12s} {labs.describe(path)}')
+    print('\nCommands: topo --check, cli, bench boot, clean')
+    print('Scenarios and demos: none yet (the controller comes next; see the '
+          'README).')
+
+
+def cmd_topo(args):
+    spec = labs.resolve(args.topo, sizes_of(args))
+    if args.plan:
+        from topologies import expand
+        print(json.dumps(expand.expand(spec), indent=1))
+        return 0
+    need_root('topo')
+    from scenarios import topo
+    res, table = topo.run(spec, do_check=args.check, progress=progress,
+                          deadline_s=args.deadline)
+    print_table(table)
+    print_result(res, args.json)
+    return 0 if res['passed'] else 1
+
+
+def cmd_default(args):
+    args.topo, args.check, args.plan, args.deadline = 'clos', True, False, 90
+    for k in SIZES:
+        setattr(args, k, None)
+    return cmd_topo(args)
+
+
+def cmd_cli(args):
+    need_root('cli')
+    from mininet.cli import CLI
+    from topologies import expand
+    from topologies.lab import Lab
+    plan = expand.expand(labs.resolve(args.topo, sizes_of(args)))
+    with Lab(plan, progress=progress) as lab:
+        progress(f"lab {plan['name']} is up; nodes: "
+                 + ' '.join(plan['nodes']) + "\n'exit' tears it down.")
+        CLI(lab.mininet())
+    return 0
+
+
+def cmd_clean(args):
+    need_root('clean')
+    from topologies import records
+    records.clean(log=print)
+    return 0
+
+
+def cmd_bench(args):
+    need_root('bench')
+    from scenarios import bench_boot
+    res = bench_boot.run(fabric=args.fabric, sizes=args.sizes,
+                         progress=progress)
+    print_table(res.pop('table'))
+    print_result(res, args.json)
+    return 0 if res['passed'] else 1
+
+
+def parser():
+    p = argparse.ArgumentParser(prog='run.py', description=__doc__,
+                                formatter_class=argparse.RawTextHelpFormatter)
+    sub = p.add_subparsers(dest='command')
+    sub.add_parser('list', help='labs, scenarios and demos')
+
+    def lab_args(sp):
+        sp.add_argument('--topo', default='clos',
+                        help='clos, vcf, a shipped lab name, or FILE.yaml')
+        for k in SIZES:
+            sp.add_argument('--' + k.replace('_', '-'), dest=k, type=int,
+                            help=f'builder size: {k} (with --topo clos|vcf)')
+    t = sub.add_parser('topo', help='build a lab (and --check its underlay)')
+    lab_args(t)
+    t.add_argument('--check', action='store_true',
+                   help='verify every VTEP pair with 1600-byte DF packets')
+    t.add_argument('--plan', action='store_true',
+                   help='print the expanded plan and exit (no root)')
+    t.add_argument('--deadline', type=float, default=90,
+                   help='seconds to wait for the underlay (default 90)')
+    t.add_argument('--json', action='store_true',
+                   help='print one JSON result object as the last line')
+    c = sub.add_parser('cli', help='build a lab and open the Mininet CLI')
+    lab_args(c)
+    sub.add_parser('clean', help="remove a crashed run's leftovers")
+    b = sub.add_parser('bench', help='benchmarks')
+    b.add_argument('what', choices=['boot'])
+    b.add_argument('--fabric', choices=['vcf', 'clos'], default='vcf')
+    b.add_argument('--sizes', default='10,25,50,100',
+                   help='transport-node counts (default 10,25,50,100)')
+    b.add_argument('--json', action='store_true')
+    p.add_argument('--json', action='store_true', help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    # SIGTERM (e.g. from CI's timeout) tears the lab down like Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(
+        KeyboardInterrupt()))
+    handlers = {'list': cmd_list, 'topo': cmd_topo, 'cli': cmd_cli,
+                'clean': cmd_clean, 'bench': cmd_bench, None: cmd_default}
+    try:
+        return handlers[args.command](args) or 0
+    except specmod.SpecError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print('interrupted: lab torn down', file=sys.stderr)
+        return 130
+    except RuntimeError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Where labs come from: the shipped YAML files under topologies/labs/, any
+YAML file, or a builder with sizes given on the command line.
+
+A lab file is either a full spec (see topologies.spec) or a builder call:
+
+    builder: vcf            # clos | vcf
+    params: {spines: 4, leaves: 28, hypervisors: 92, vms: 400}
+"""
+import glob
+import os
+
+import yaml
+
+from . import builders, spec as specmod
+
+LAB_DIR = os.path.join(os.path.dirname(__file__), 'labs')
+BUILDERS = {'clos': builders.clos, 'vcf': builders.vcf}
+ALIASES = {'clos': 'clos-small', 'vcf': 'vcf-small'}
+
+
+def shipped():
+    """{lab name: path} of the labs shipped with the project."""
+    return {os.path.basename(p)[:-5]: p
+            for p in sorted(glob.glob(os.path.join(LAB_DIR, '*.yaml')))}
+
+
+def describe(path):
+    with open(path) as f:
+        data = yaml.safe_load(f)
+    return data.get('description', '')
+
+
+def from_data(data, where):
+    if isinstance(data, dict) and 'builder' in data:
+        extra = set(data) - {'builder', 'params', 'description'}
+        problems = [f'{where}: unknown key {k!r} in a builder lab; allowed: '
+                    'builder, params, description' for k in sorted(extra)]
+        if data['builder'] not in BUILDERS:
+            problems.append(f"{where}.builder: use clos or vcf, not "
+                            f"{data['builder']!r}")
+        if problems:
+            raise specmod.SpecError(problems)
+        return build(data['builder'], data.get('params') or {}, where)
+    return specmod.load(data)
+
+
+def build(kind, params, where='sizes'):
+    try:
+        return BUILDERS[kind](**params)
+    except TypeError as exc:
+        raise specmod.SpecError([f'{where}: {exc}']) from None
+    except ValueError as exc:
+        if isinstance(exc, specmod.SpecError):
+            raise
+        raise specmod.SpecError([str(exc)]) from None
+
+
+def resolve(topo, sizes=None):
+    """--topo clos|vcf|NAME|FILE.yaml (+ optional builder sizes) -> spec."""
+    sizes = {k: v for k, v in (sizes or {}).items() if v is not None}
+    if sizes:
+        if topo not in BUILDERS:
+            raise specmod.SpecError([f'--topo: sizes apply to the clos or vcf '
+                                     f'builder, not {topo!r}'])
+        return build(topo, sizes)
+    labs = shipped()
+    path = labs.get(ALIASES.get(topo, topo))
+    if path is None:
+        if not os.path.exists(topo):
+            raise specmod.SpecError([
+                f"--topo: no lab or file {topo!r}; use clos, vcf, one of "
+                f"{', '.join(labs)}, or a path to a .yaml file"])
+        path = topo
+    with open(path) as f:
+        try:
+            data = yaml.safe_load(f)
+        except yaml.YAMLError as exc:
+            raise specmod.SpecError([f'{path}: not valid YAML: {exc}']) \
+                from None
+    return from_data(data, os.path.basename(path))
