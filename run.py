@@ -171,7 +171,7 @@ def main(argv=None):
     except KeyboardInterrupt:
         print('interrupted: lab torn down', file=sys.stderr)
         return 130
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError) as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 1
 

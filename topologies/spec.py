@@ -190,9 +190,17 @@ def _check_links(spec, roles, fabric, problems):
     return good
 
 
-def _degree(links, name, role_of, peer_role=None):
-    return sum(1 for a, b, _ in links for x, y in ((a, b), (b, a))
-               if x == name and (peer_role is None or role_of[y] == peer_role))
+def _adjacency(links):
+    adj = {}
+    for a, b, _ in links:
+        adj.setdefault(a, []).append(b)
+        adj.setdefault(b, []).append(a)
+    return adj
+
+
+def _degree(adj, name, role_of, peer_role=None):
+    return sum(1 for y in adj.get(name, ())
+               if peer_role is None or role_of[y] == peer_role)
 
 
 def _check_topology(fabric, roles, links, problems):
@@ -219,6 +227,7 @@ def _check_topology(fabric, roles, links, problems):
                             f'single VTEP; found {len(vteps)} ('
                             + ', '.join(sorted(vteps)) + ')')
     linked = {frozenset((a, b)) for a, b, _ in links}
+    adj = _adjacency(links)
     for leaf in leaves:
         missing = [s for s in spines if frozenset((s, leaf)) not in linked]
         if missing:
@@ -231,17 +240,17 @@ def _check_topology(fabric, roles, links, problems):
     for name, role in sorted(roles.items()):
         if role in uplink:
             peer, want = uplink[role]
-            got = _degree(links, name, roles, peer)
+            got = _degree(adj, name, roles, peer)
             if got != want:
                 problems.append(f'nodes.{name}: a {role} links to exactly one '
                                 f'{peer} (found {got})')
         elif role in PHYSICAL_HOSTS:
-            got = _degree(links, name, roles)
+            got = _degree(adj, name, roles)
             if got not in (1, 2):
                 problems.append(f'nodes.{name}: a {role} has one link, or two '
                                 f'for dual-homing (found {got})')
     for name, role in roles.items():
-        if role == 'sw_gateway' and _degree(links, name, roles,
+        if role == 'sw_gateway' and _degree(adj, name, roles,
                                             'l2_segment') > 1:
             problems.append(f'nodes.{name}: a sw_gateway links to at most one '
                             'l2_segment')

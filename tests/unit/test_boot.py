@@ -1,0 +1,63 @@
+"""Boot scripts and FRR configuration per role (pure text)."""
+from topologies import boot, builders, expand, frr
+
+
+def plans():
+    return expand.expand(builders.clos()), expand.expand(builders.vcf())
+
+
+def script(plan, name):
+    return boot.script_for(plan['nodes'][name], plan, f'/run/x/{name}')
+
+
+def test_clos_router_runs_frr_with_ecmp_over_every_spine():
+    clos, _ = plans()
+    leaf = clos['nodes']['leaf1']
+    conf = frr.frr_conf(leaf, clos, clos['underlay'])
+    assert f"router bgp {leaf['asn']}" in conf
+    assert conf.count('remote-as 65000') == 2          # both spines
+    assert 'maximum-paths 64' in conf
+    assert 'redistribute connected route-map CONNECTED' in conf
+    assert 'permit 198.19.0.0/16 le 32' in conf        # never management
+    s = script(clos, 'leaf1')
+    assert '/usr/lib/frr/bgpd' in s and 'net.ipv4.ip_forward=1' in s
+
+
+def test_hypervisor_has_private_ovs_br_phy_and_secure_br_int():
+    clos, _ = plans()
+    s = script(clos, 'hv1')
+    assert 'ovsdb-server /run/x/hv1/conf.db' in s
+    assert '--pidfile=/run/x/hv1/ovs-vswitchd.pid' in s
+    assert 'datapath_type=netdev' in s and 'fail_mode=secure' in s
+    assert 'mtu_request=1600' in s
+    assert f"ip addr add {clos['nodes']['hv1']['tunnel_ip']} dev br-phy" in s
+    assert f"default via {clos['nodes']['hv1']['gateway']}" in s
+
+
+def test_hardware_vtep_serves_hardware_vtep_db_on_management():
+    clos, vcfp = plans()
+    for plan in (clos, vcfp):
+        s = script(plan, 'vtep1')
+        mgmt = plan['nodes']['vtep1']['mgmt_ip'].split('/')[0]
+        assert f'--remote=ptcp:6640:{mgmt}' in s
+        assert 'vtep.ovsschema' in s and 'vtep-ctl -- add-ps vtep1' in s
+
+
+def test_dual_homed_server_bonds_in_ovs_active_backup():
+    _, vcfp = plans()
+    s = script(vcfp, 'bm1')
+    assert 'add-bond br0 bond0 eth0 eth1 bond_mode=active-backup' in s
+    assert 'bond-detect-mode=carrier' in s
+
+
+def test_segment_ports_are_access_ports_of_their_vlan():
+    clos, _ = plans()
+    s = script(clos, 'seg1')
+    assert 'set port srv1 tag=100' in s
+
+
+def test_vcf_member_loads_static_flows():
+    _, vcfp = plans()
+    s = script(vcfp, 'leaf1')
+    assert 'add-groups fabric' in s and 'add-flows fabric' in s
+    assert 'bgpd' not in s

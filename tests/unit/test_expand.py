@@ -1,0 +1,82 @@
+"""Expansion: golden files (spec -> plan) and addressing invariants."""
+import ipaddress
+import json
+import os
+
+import pytest
+
+from topologies import builders, expand, labs
+
+GOLDEN = os.path.join(os.path.dirname(__file__), 'golden')
+
+
+@pytest.mark.parametrize('lab', ['clos-small', 'vcf-small'])
+def test_plan_matches_golden_file(lab):
+    plan = expand.expand(labs.resolve(lab))
+    path = os.path.join(GOLDEN, f'{lab}.plan.json')
+    if os.environ.get('UPDATE_GOLDEN'):
+        with open(path, 'w') as f:
+            json.dump(plan, f, indent=1, sort_keys=True)
+    with open(path) as f:
+        assert json.loads(json.dumps(plan)) == json.load(f)
+
+
+@pytest.mark.parametrize('spec', [builders.clos(), builders.vcf(),
+                                  builders.clos(spines=4, leaves=8,
+                                                hypervisors=24, vms=96)])
+def test_addresses_and_macs_are_unique(spec):
+    plan = expand.expand(spec)
+    nodes = plan['nodes'].values()
+    ips = [i['ip'].split('/')[0] for n in nodes for i in n['intfs']
+           if i.get('ip')]
+    ips += [n['tunnel_ip'].split('/')[0] for n in nodes if 'tunnel_ip' in n]
+    ips += [n['mgmt_ip'].split('/')[0] for n in nodes if 'mgmt_ip' in n]
+    assert len(ips) == len(set(ips))
+    macs = [n[k] for n in nodes for k in ('mac', 'tunnel_mac') if k in n]
+    assert len(macs) == len(set(macs))
+    for n in nodes:
+        names = [i['name'] for i in n['intfs']]
+        assert len(names) == len(set(names)), n['name']
+        assert all(len(x) <= 15 for x in names)
+
+
+def test_clos_addressing_follows_the_design():
+    plan = expand.expand(builders.clos())
+    n = plan['nodes']
+    assert n['spine1']['asn'] == n['spine2']['asn'] == 65000
+    leaf_asns = [n[x]['asn'] for x in ('leaf1', 'leaf2')]
+    assert len(set(leaf_asns)) == 2 and 65000 not in leaf_asns
+    hv = n['hv1']
+    tunnel = ipaddress.ip_interface(hv['tunnel_ip'])
+    assert tunnel.network.prefixlen == 31
+    assert ipaddress.ip_address(hv['gateway']) in tunnel.network
+    assert tunnel in ipaddress.ip_network('198.19.64.0/18') or \
+        tunnel.ip in ipaddress.ip_network('198.19.64.0/18')
+    # management: root is .1, nodes from .2; hosts are not on management
+    assert plan['mgmt']['root_ip'] == '198.18.0.1/16'
+    assert 'mgmt_ip' not in n['vm1']
+
+
+def test_vcf_is_one_transport_subnet_and_extends_server_ports():
+    plan = expand.expand(builders.vcf())
+    n = plan['nodes']
+    nets = {ipaddress.ip_interface(p['tunnel_ip']).network
+            for p in n.values() if 'tunnel_ip' in p}
+    assert len(nets) == 1
+    assert all('gateway' not in p for p in n.values())
+    vtep_ports = [i['name'] for i in n['vtep1']['intfs']
+                  if i['kind'] == 'physical']
+    assert vtep_ports == ['leaf1p1', 'leaf2p1', 'leaf2p2']
+    assert n['bm1']['bond'] and n['bm1']['host_bridge']
+    xc = {i['name']: i.get('xconnect') for i in n['leaf1']['intfs']}
+    assert xc['bm1'] == 'xbm1' and xc['xbm1'] == 'bm1'
+
+
+def test_hosts_get_ips_from_their_logical_switch():
+    plan = expand.expand(builders.clos())
+    hosts = [n for n in plan['nodes'].values() if n.get('ls') == 'ls1']
+    # members in natural name order take .11, .12, ...
+    assert [h['name'] for h in hosts][:1] == ['bm1']
+    assert sorted(h['ip'] for h in hosts)[0] == '10.1.0.11/16'
+    assert len({h['ip'] for h in hosts}) == len(hosts)
+    assert plan['nodes']['vm2']['ip'].startswith('10.2.0.')
