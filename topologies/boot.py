@@ -209,7 +209,8 @@ def host(node, plan, run_dir):
         if len(names) > 1:
             attach = (f"-- add-bond br0 bond0 {' '.join(names)} "
                       'bond_mode=active-backup '
-                      'other_config:bond-detect-mode=carrier')
+                      'other_config:bond-detect-mode=carrier '
+                      f'other_config:bond-primary={names[0]}')
         else:
             attach = f'-- add-port br0 {names[0]}'
         tag = f' -- set port br0 tag={vlan}' if vlan else ''

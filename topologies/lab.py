@@ -49,6 +49,7 @@ class Lab:
         # Mininet's own limits: more fds, PTYs, and a neighbour table (one for
         # every namespace on the machine) that holds a large lab's ARP.
         fixLimits()
+        _raise_neighbour_limits(len(self.plan['nodes']))
         try:
             self._mgmt_bridge()
             self._step('namespaces', self._make_nodes)
@@ -181,6 +182,20 @@ class Lab:
         """{node: [pids]} of every process running in the lab."""
         found = records.pids_in([records.ns_name(n) for n in self.plan['nodes']])
         return {n: found.get(records.ns_name(n), []) for n in self.plan['nodes']}
+
+
+def _raise_neighbour_limits(nodes):
+    """The kernel's ARP table is shared by every namespace: above gc_thresh1
+    entries it starts evicting, which turns an all-pairs probe into an ARP
+    storm. Give each node room for a neighbour entry per other node."""
+    want = {1: nodes * nodes, 2: 2 * nodes * nodes, 3: 4 * nodes * nodes}
+    for k, value in want.items():
+        path = f'/proc/sys/net/ipv4/neigh/default/gc_thresh{k}'
+        with open(path) as f:
+            current = int(f.read())
+        if value > current:            # only ever raise, like Mininet
+            with open(path, 'w') as f:
+                f.write(str(value))
 
 
 def _ip_batch(cmds):

@@ -1,0 +1,37 @@
+"""Integration tests boot small real labs: they need root and a machine
+where no other lab of ours is running."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+
+
+@pytest.fixture(autouse=True, scope='session')
+def _root_and_no_lab():
+    if os.geteuid() != 0:
+        pytest.fail('integration tests build namespaces: run them as root '
+                    '(sudo make test)', pytrace=False)
+    from topologies import records
+    state = records.read_state()
+    if (state and records.owner_alive(state)) or \
+            records.leftovers()['namespaces']:
+        pytest.fail('a lab (or a crashed one) is present: stop it or run '
+                    './run.py clean first', pytrace=False)
+    yield
+    left = records.leftovers()
+    assert not left['namespaces'], f'tests left namespaces: {left}'
+
+
+def run_py(*args, timeout=300, **kw):
+    return subprocess.run([sys.executable, os.path.join(ROOT, 'run.py'),
+                           *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, **kw)
+
+
+def last_json(stdout):
+    import json
+    return json.loads(stdout.strip().splitlines()[-1])

@@ -1,0 +1,56 @@
+"""A lab killed with SIGKILL leaves leftovers; `./run.py clean` removes
+every namespace, root link and process of it, and nothing else."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from topologies import records
+
+from .conftest import ROOT, run_py
+
+
+def test_clean_after_sigkill_leaves_nothing():
+    outsider = subprocess.Popen(['sleep', '300'])     # not ours: must survive
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, 'run.py'),
+                             'cli', '--topo', 'vcf'], cwd=ROOT,
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stderr:
+            if 'is up' in line:
+                break
+        else:
+            raise AssertionError('the lab never came up')
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        left = records.leftovers()
+        assert len(left['namespaces']) == 22 and left['links']
+        pids = [p for ps in records.pids_in(left['namespaces']).values()
+                for p in ps]
+        assert pids, 'a killed lab leaves its daemons running'
+        r = run_py('topo', '--topo', 'vcf')
+        assert r.returncode == 1 and './run.py clean' in r.stderr
+        r = run_py('clean')
+        assert r.returncode == 0, r.stderr
+        assert 'removed 22 namespace(s)' in r.stdout
+        after = records.leftovers()
+        assert after == {'namespaces': [], 'links': [], 'state': False}
+        out = subprocess.run(['ip', '-o', 'link'], capture_output=True,
+                             text=True).stdout
+        assert records.PREFIX not in out
+        time.sleep(0.2)
+        assert [p for p in pids if records._alive(p)] == []
+        assert outsider.poll() is None
+    finally:
+        outsider.kill()
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_vagrantfile_validates():
+    r = subprocess.run(['vagrant', 'validate', '--ignore-provider'],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert 'validated successfully' in r.stdout
