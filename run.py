@@ -46,7 +46,8 @@ def print_result(res, as_json):
     m = res['metrics']
     status = 'PASS' if res['passed'] else 'FAIL'
     keys = [k for k in ('boot_s', 'start_s', 'nodes', 'links', 'vtep_pairs',
-                        'reachable_pairs', 'ecmp_min_paths', 'peak_rss_mb')
+                        'reachable_pairs', 'ecmp_min_paths', 'peak_rss_mb',
+                        'target_met')
             if k in m]
     print(f"{status} {res['name']} {res['topology']}: " + ', '.join(
         f'{k}={m[k]}' for k in keys))
