@@ -54,10 +54,8 @@ def _common(node, plan):
     cmds = ['link set lo up']
     if node.get('mgmt_ip'):
         cmds += [f"addr add {node['mgmt_ip']} dev mgmt0", 'link set mgmt0 up']
-    for i in node['intfs']:
-        m = mtu if i['kind'] in ('fabric', 'access', 'extension') or (
-            i['kind'] == 'physical' and node['role'] in ('leaf', 'hw_vtep')
-        ) else 1500
+    for i in node['intfs']:      # underlay links carry VXLAN: bigger MTU
+        m = mtu if i['kind'] in ('fabric', 'access') else 1500
         cmds.append(f"link set {i['name']} mtu {m} up")
     return ['sysctl -qw ' + ' '.join(sysctls)] + _ip_batch(cmds)
 

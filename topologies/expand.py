@@ -132,13 +132,13 @@ def _link(fabric, nodes, a, b, vlan, mtu, counters, pools, ext_ports):
     ra, rb = na['role'], nb['role']
     ia = {'name': _intf_name(na, b), 'peer': b, 'kind': 'fabric'}
     ib = {'name': _intf_name(nb, a), 'peer': a, 'kind': 'fabric'}
-    if {ra, rb} == {'spine', 'leaf'}:
+    fabric_roles = {'spine', 'leaf'}
+    if {ra, rb} == fabric_roles:
         if fabric == 'clos':
             ia['ip'], ib['ip'] = (f'{x}/31' for x in
                                   _p2p(q_fabric, counters['fabric']))
             counters['fabric'] += 1
-    elif rb in specmod.TRANSPORT or ra in specmod.TRANSPORT and \
-            rb in ('spine', 'leaf'):
+    elif {ra, rb} & fabric_roles and {ra, rb} & specmod.TRANSPORT:
         up, tn, iu, it = (na, nb, ia, ib) if rb in specmod.TRANSPORT else \
             (nb, na, ib, ia)
         iu['kind'] = it['kind'] = 'access'
@@ -157,8 +157,11 @@ def _link(fabric, nodes, a, b, vlan, mtu, counters, pools, ext_ports):
             tn['tunnel_ip'] = f'{q_vcf.network_address + 1 + k}/' \
                               f'{q_vcf.prefixlen}'
         tn['uplink'] = it['name']
-    elif rb in HOST_ROLES:
-        ia['kind'] = ib['kind'] = 'host' if rb == 'vm' else 'physical'
+    else:
+        # Everything else carries hosts' frames: a VM's port on a hypervisor
+        # ('host'), or a physical cable to a server, appliance, gateway or
+        # segment ('physical').
+        ia['kind'] = ib['kind'] = 'host' if 'vm' in (ra, rb) else 'physical'
         if vlan:
             ib['vlan'] = ia['vlan'] = vlan
     link = {'a': a, 'a_intf': ia['name'], 'b': b, 'b_intf': ib['name'],
@@ -167,11 +170,11 @@ def _link(fabric, nodes, a, b, vlan, mtu, counters, pools, ext_ports):
     stored = na.add_intf(**ia)
     nb.add_intf(**ib)
     if fabric == 'vcf' and ra == 'leaf' and rb in specmod.PHYSICAL_HOSTS:
-        return [link, _vcf_extension(nodes, na, stored, ext_ports, mtu)]
+        return [link, _vcf_extension(nodes, na, stored, ext_ports)]
     return [link]
 
 
-def _vcf_extension(nodes, leaf, leaf_port, ext_ports, mtu):
+def _vcf_extension(nodes, leaf, leaf_port, ext_ports):
     """VCF: the leaf extends a server port to the pod VTEP (a port of the
     single pod VTEP, named <leaf>p<k>), cross-connected by static flows."""
     vtep = next((n for n in nodes.values() if n['role'] == 'hw_vtep'), None)
@@ -188,7 +191,7 @@ def _vcf_extension(nodes, leaf, leaf_port, ext_ports, mtu):
     leaf_port['xconnect'] = lx['name']
     lx['xconnect'] = leaf_port['name']
     return {'a': leaf['name'], 'a_intf': lx['name'], 'b': vtep['name'],
-            'b_intf': vport, 'mtu': mtu}
+            'b_intf': vport, 'mtu': 1500}
 
 
 def _host_addressing(spec, node, ls_slot):

@@ -61,3 +61,10 @@ def test_vcf_member_loads_static_flows():
     s = script(vcfp, 'leaf1')
     assert 'add-groups fabric' in s and 'add-flows fabric' in s
     assert 'bgpd' not in s
+
+
+def test_gateway_port_into_the_segment_is_on_br_int():
+    clos, _ = plans()
+    s = script(clos, 'gw1')
+    assert '-- add-port br-int seg1' in s
+    assert 'link set seg1 mtu 1500 up' in s

@@ -80,3 +80,27 @@ def test_hosts_get_ips_from_their_logical_switch():
     assert sorted(h['ip'] for h in hosts)[0] == '10.1.0.11/16'
     assert len({h['ip'] for h in hosts}) == len(hosts)
     assert plan['nodes']['vm2']['ip'].startswith('10.2.0.')
+
+
+@pytest.mark.parametrize('spec', [builders.clos(), builders.vcf()])
+def test_link_kinds_follow_the_roles(spec):
+    """fabric: spine-leaf; access: fabric-transport node (underlay, MTU
+    1600); everything else carries hosts' frames (MTU 1500)."""
+    plan = expand.expand(spec)
+    roles = {n: p['role'] for n, p in plan['nodes'].items()}
+    for n, p in plan['nodes'].items():
+        for i in p['intfs']:
+            pair = {roles[n], roles[i['peer']]}
+            if pair == {'spine', 'leaf'}:
+                assert i['kind'] == 'fabric'
+            elif i['kind'] == 'access':
+                assert pair & {'spine', 'leaf'} and 'uplink' in (
+                    p if roles[n] not in ('spine', 'leaf')
+                    else plan['nodes'][i['peer']])
+            else:
+                assert i['kind'] in ('host', 'physical', 'extension'), (n, i)
+    for lk in plan['links']:
+        kinds = {i['kind'] for i in plan['nodes'][lk['a']]['intfs']
+                 if i['name'] == lk['a_intf']}
+        assert lk['mtu'] == (plan['mtu'] if kinds & {'fabric', 'access'}
+                             else 1500), lk
