@@ -159,9 +159,10 @@ def parser():
 
 def main(argv=None):
     args = parser().parse_args(argv)
-    # SIGTERM (e.g. from CI's timeout) tears the lab down like Ctrl-C.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(
-        KeyboardInterrupt()))
+    # Ctrl-C and SIGTERM (e.g. from a CI timeout) tear the lab down, even
+    # when started from a shell that ignores SIGINT for background jobs.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     handlers = {'list': cmd_list, 'topo': cmd_topo, 'cli': cmd_cli,
                 'clean': cmd_clean, 'bench': cmd_bench, None: cmd_default}
     try:

@@ -70,8 +70,13 @@ class Lab:
                 pass
         records.kill_namespaces([records.ns_name(n)
                                  for n in self.plan['nodes']])
-        subprocess.run(['ip', 'link', 'del', self.plan['mgmt']['bridge']],
-                       capture_output=True)
+        # Namespace teardown in the kernel is asynchronous: delete our root
+        # ends (management veths, bridge) ourselves rather than wait for it.
+        ours = [p['mgmt_intf'] for p in self.plan['nodes'].values()
+                if 'mgmt_intf' in p] + [self.plan['mgmt']['bridge']]
+        subprocess.run(['ip', '-force', '-batch', '-'], input=''.join(
+            f'link del {name}\n' for name in ours), capture_output=True,
+            text=True)
         state = records.read_state()
         if state and state.get('owner_pid') == os.getpid():
             subprocess.run(['rm', '-rf', records.RUN_ROOT])

@@ -54,3 +54,24 @@ def test_vagrantfile_validates():
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert 'validated successfully' in r.stdout
+
+
+def test_ctrl_c_tears_the_lab_down():
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, 'run.py'),
+                             'topo', '--topo', 'clos', '--check'], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        for line in proc.stderr:
+            if 'started in' in line:       # up, now probing the underlay
+                break
+        assert records.leftovers()['namespaces']
+        proc.send_signal(signal.SIGINT)
+        rest = proc.communicate(timeout=60)[1]
+        assert proc.returncode == 130
+        assert 'interrupted: lab torn down' in rest
+        assert records.leftovers() == {'namespaces': [], 'links': [],
+                                       'state': False}
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -22,4 +22,5 @@ def test_topo_check_passes_and_reports_metrics(topo):
     if topo == 'clos':
         assert m['ecmp_min_paths'] == m['spines'] == 2
     assert res['artifacts'] and res['artifacts'][0].endswith('result.json')
-    assert not records.leftovers()['namespaces']
+    left = records.leftovers()
+    assert not left['namespaces'] and not left['links'], left
