@@ -1,0 +1,75 @@
+"""Northbound NSX-style REST API (FastAPI; OpenAPI at /docs).
+
+Reads and writes desired state only through controllers.model.Store; every
+bad request gets a 4xx JSON error {"error": {"field", "message"}} naming the
+field and the fix, and changes nothing. `on_change()` is called after each
+committed write so the controller reconciles.
+"""
+import json
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from .model import ApiError
+
+PREFIX = '/api/v1'
+
+
+def create_app(store, on_change=lambda: None):
+    app = FastAPI(title='nsx-l2gw-lab controller', version='1',
+                  description='NSX-style API: transport nodes, logical '
+                  'switches, logical ports.')
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request, exc):
+        return JSONResponse(status_code=exc.status, content=exc.body())
+
+    async def body_of(request):
+        try:
+            return json.loads(await request.body() or b'null')
+        except ValueError:
+            raise ApiError(400, 'body', 'not valid JSON') from None
+
+    def changed(result):
+        on_change()
+        return result
+
+    @app.get(PREFIX + '/transport-nodes')
+    def transport_nodes():
+        return [{'name': n, **p} for n, p in sorted(store.nodes.items())]
+
+    @app.get(PREFIX + '/logical-switches')
+    def list_ls():
+        return store.list_ls()
+
+    @app.post(PREFIX + '/logical-switches', status_code=201)
+    async def create_ls(request: Request):
+        return changed(store.create_ls(await body_of(request)))
+
+    @app.get(PREFIX + '/logical-switches/{ls_id}')
+    def get_ls(ls_id: int):
+        return store.get_ls(ls_id)
+
+    @app.put(PREFIX + '/logical-switches/{ls_id}')
+    async def update_ls(ls_id: int, request: Request):
+        return changed(store.update_ls(ls_id, await body_of(request)))
+
+    @app.delete(PREFIX + '/logical-switches/{ls_id}', status_code=204)
+    def delete_ls(ls_id: int):
+        store.delete_ls(ls_id)
+        on_change()
+
+    @app.get(PREFIX + '/logical-switches/{ls_id}/ports')
+    def list_ports(ls_id: int):
+        return store.list_ports(ls_id)
+
+    @app.post(PREFIX + '/logical-switches/{ls_id}/ports', status_code=201)
+    async def attach(ls_id: int, request: Request):
+        return changed(store.attach(ls_id, await body_of(request)))
+
+    @app.delete(PREFIX + '/logical-ports/{port_id}', status_code=204)
+    def detach(port_id: int):
+        store.detach(port_id)
+        on_change()
+
+    return app

@@ -1,0 +1,159 @@
+"""Pure decisions: desired state (+ observed state) -> one device's intent.
+
+Reads: the store's snapshot (`model.Store.desired()`): logical switches,
+logical ports, transport nodes; observed: MACs that hardware VTEPs learned.
+Writes nothing: returns flows and groups for one OVS bridge (br-int), and
+the tunnel ports it needs, as plain data that a driver applies.
+
+Hypervisor (and software gateway) br-int pipeline, OpenFlow 1.3:
+  table 0  classify: a VM port sets the VNI (tunnel_id) of its logical
+           switch and metadata=0 (from local); a tunnel port sets
+           metadata=1 (from a tunnel; the VNI came in the VXLAN header).
+  table 1  forward by (VNI, destination MAC):
+           local MAC          -> its port
+           remote MAC         -> the tunnel to the VTEP that owns it (only
+                                 from local: split horizon)
+           BUM from local     -> every other local port of the VNI, plus one
+                                 live service node (fast-failover group whose
+                                 buckets follow BFD) or, in source_node mode,
+                                 every VTEP with members of the VNI
+           BUM from a tunnel  -> local ports of the VNI only
+Service node br-int: table 0 replicates a frame arriving on a tunnel with a
+VNI to every VTEP with members of that VNI, except the one it came from.
+"""
+
+TUNNEL_BASE = 100           # ofport of the tunnel to transport node #i
+GROUP_SERVICE_NODES = 1
+BCAST = ('01:00:00:00:00:00', '01:00:00:00:00:00')
+
+
+def tunnel_port(nodes, peer):
+    return TUNNEL_BASE + nodes[peer]['index']
+
+
+def tunnel_name(peer):
+    return f'vx{peer}'
+
+
+def service_nodes(nodes):
+    return sorted((n for n, p in nodes.items()
+                   if p['role'] == 'service_node'),
+                  key=lambda n: nodes[n]['index'])
+
+
+def members(desired, observed=None):
+    """{vni: set of transport nodes with a member of that logical switch}."""
+    by_id = {ls['id']: ls['vni'] for ls in desired['logical_switches']}
+    out = {vni: set() for vni in by_id.values()}
+    for p in desired['ports']:
+        out[by_id[p['ls_id']]].add(p['transport_node'])
+    for (vni, _mac), node in (observed or {}).get('vtep_macs', {}).items():
+        out.setdefault(vni, set()).add(node)
+    for vni, node in (observed or {}).get('vtep_members', set()):
+        out.setdefault(vni, set()).add(node)
+    return out
+
+
+def tunnels(desired, node):
+    """{peer: {'port', 'name', 'remote_ip', 'bfd'}} that `node` needs: one
+    per other transport node (per-peer ports, so BFD can drive liveness),
+    with BFD towards service nodes."""
+    nodes = desired['nodes']
+    me = nodes[node]['role']
+    out = {}
+    for peer, p in nodes.items():
+        if peer == node or (me == 'service_node' and
+                            p['role'] == 'service_node'):
+            continue
+        out[peer] = {'port': tunnel_port(nodes, peer),
+                     'name': tunnel_name(peer),
+                     'remote_ip': p['tunnel_ip'],
+                     'bfd': p['role'] == 'service_node' or
+                     me == 'service_node'}
+    return out
+
+
+def _flow(table, priority, match, actions=(), goto=None, metadata=None):
+    return {'table': table, 'priority': priority, 'match': dict(match),
+            'actions': list(actions), 'goto': goto, 'metadata': metadata}
+
+
+def device_intent(desired, node, observed=None):
+    """(flows, groups) for `node`'s br-int."""
+    role = desired['nodes'][node]['role']
+    if role == 'service_node':
+        return _service_node(desired, node, observed), []
+    return _edge(desired, node, observed)
+
+
+def _edge(desired, node, observed):
+    nodes = desired['nodes']
+    vni_of = {ls['id']: ls['vni'] for ls in desired['logical_switches']}
+    mode_of = {ls['vni']: ls['replication_mode']
+               for ls in desired['logical_switches']}
+    mem = members(desired, observed)
+    tun = tunnels(desired, node)
+    flows = [_flow(0, 0, {}), _flow(1, 0, {})]
+    local = {}                            # vni -> [(ofport, mac)]
+    for p in desired['ports']:
+        vni = vni_of[p['ls_id']]
+        if p['transport_node'] == node:
+            local.setdefault(vni, []).append((p['ofport'], p['mac']))
+            flows.append(_flow(0, 100, {'in_port': p['ofport']},
+                               [('set_tunnel', vni)], goto=1, metadata=0))
+    for peer, t in sorted(tun.items()):
+        flows.append(_flow(0, 100, {'in_port': t['port']}, goto=1,
+                           metadata=1))
+    remote = {}                           # (vni, mac) -> peer
+    for p in desired['ports']:
+        if p['transport_node'] != node:
+            remote[(vni_of[p['ls_id']], p['mac'])] = p['transport_node']
+    remote.update((k, v) for k, v in (observed or {}).get(
+        'vtep_macs', {}).items() if v != node)
+    for vni, ports in sorted(local.items()):
+        for ofport, mac in ports:
+            flows.append(_flow(1, 100, {'tunnel_id': vni, 'eth_dst': mac},
+                               [('output', ofport)]))
+    mine = set(local) | {v for v, n in mem.items() if node in n}
+    for (vni, mac), peer in sorted(remote.items()):
+        if peer not in tun or vni not in mine:
+            continue
+        flows.append(_flow(1, 100, {'tunnel_id': vni, 'eth_dst': mac,
+                                    'metadata': 0},
+                           [('output', tun[peer]['port'])]))
+        flows.append(_flow(1, 90, {'tunnel_id': vni, 'eth_dst': mac,
+                                   'metadata': 1}))     # split horizon
+    sns = [s for s in service_nodes(nodes) if s in tun]
+    groups = []
+    if sns:
+        groups.append({'group_id': GROUP_SERVICE_NODES,
+                       'type': 'fast_failover',
+                       'buckets': [{'watch_port': tun[s]['port'],
+                                    'actions': [('output', tun[s]['port'])]}
+                                   for s in sns]})
+    for vni in sorted(mine):
+        outs = [('output', ofport) for ofport, _ in local.get(vni, [])]
+        others = sorted(mem.get(vni, set()) - {node})
+        if mode_of.get(vni, 'service_node') == 'source_node':
+            up = [('output', tun[p]['port']) for p in others if p in tun]
+        else:
+            up = [('group', GROUP_SERVICE_NODES)] if others and sns else []
+        flows.append(_flow(1, 50, {'tunnel_id': vni, 'metadata': 0},
+                           outs + up))
+        flows.append(_flow(1, 50, {'tunnel_id': vni, 'metadata': 1}, outs))
+    return flows, groups
+
+
+def _service_node(desired, node, observed):
+    tun = tunnels(desired, node)
+    mem = members(desired, observed)
+    flows = [_flow(0, 0, {})]
+    for vni, vteps in sorted(mem.items()):
+        for src in sorted(vteps):
+            if src not in tun:
+                continue
+            outs = [('output', tun[d]['port']) for d in sorted(vteps)
+                    if d != src and d in tun]
+            flows.append(_flow(0, 100, {'in_port': tun[src]['port'],
+                                        'tunnel_id': vni}, outs))
+    return flows

@@ -1,0 +1,226 @@
+"""Desired state of the NSX-like controller, in SQLite.
+
+Tables (written only through this module, which the API calls):
+  logical_switches(id, name, vni UNIQUE, replication_mode)
+  logical_ports(id, ls_id, attachment, transport_node, ofport, mac, ip)
+      (mac and ip unique within a logical switch; one port per attachment)
+
+Transport nodes are not stored: they are the lab's inventory (read-only),
+given to the store at start. Every write validates first and changes
+nothing on error: ApiError names the field and the fix, with the HTTP status
+the API returns (400 bad value, 404 unknown id, 409 conflict).
+"""
+import ipaddress
+import re
+import sqlite3
+import threading
+
+REPLICATION_MODES = ('service_node', 'source_node')
+MAC_RE = re.compile(r'^([0-9a-f]{2}:){5}[0-9a-f]{2}$')
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS logical_switches (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+    vni INTEGER NOT NULL UNIQUE, replication_mode TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS logical_ports (
+    id INTEGER PRIMARY KEY,
+    ls_id INTEGER NOT NULL REFERENCES logical_switches(id),
+    attachment TEXT NOT NULL UNIQUE, transport_node TEXT NOT NULL,
+    ofport INTEGER NOT NULL, mac TEXT NOT NULL, ip TEXT,
+    UNIQUE (ls_id, mac));
+"""
+
+
+class ApiError(Exception):
+    def __init__(self, status, field, message):
+        self.status, self.field, self.message = status, field, message
+        super().__init__(f'{field}: {message}')
+
+    def body(self):
+        return {'error': {'field': self.field, 'message': self.message}}
+
+
+def _require(body, key, kind, status=400):
+    if key not in body:
+        raise ApiError(status, key, f'required ({kind})')
+    return body[key]
+
+
+class Store:
+    """Desired state. `inventory` maps attachment (VM) name -> where it is:
+    {'transport_node', 'ofport', 'mac', 'ip'}; `nodes` maps transport node
+    name -> {'role', 'tunnel_ip'}."""
+
+    def __init__(self, path=':memory:', inventory=None, nodes=None):
+        self.db = sqlite3.connect(path, check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self.db.executescript(SCHEMA)
+        self.lock = threading.RLock()
+        self.inventory = inventory or {}
+        self.nodes = nodes or {}
+        self.generation = 0       # bumped on every committed change
+
+    # -- logical switches -------------------------------------------------
+    def create_ls(self, body):
+        with self.lock:
+            row = self._ls_fields(body, partial=False)
+            self._check_unique_ls(row)
+            cur = self.db.execute(
+                'INSERT INTO logical_switches (name, vni, replication_mode) '
+                'VALUES (?, ?, ?)', (row['name'], row['vni'],
+                                     row['replication_mode']))
+            self._commit()
+            return self.get_ls(cur.lastrowid)
+
+    def update_ls(self, ls_id, body):
+        with self.lock:
+            cur = self.get_ls(ls_id)
+            row = dict(cur, **self._ls_fields(body, partial=True))
+            self._check_unique_ls(row, ls_id)
+            self.db.execute(
+                'UPDATE logical_switches SET name=?, vni=?, replication_mode=?'
+                ' WHERE id=?', (row['name'], row['vni'],
+                                row['replication_mode'], ls_id))
+            self._commit()
+            return self.get_ls(ls_id)
+
+    def delete_ls(self, ls_id):
+        with self.lock:
+            self.get_ls(ls_id)
+            n = self.db.execute('SELECT COUNT(*) FROM logical_ports WHERE '
+                                'ls_id=?', (ls_id,)).fetchone()[0]
+            if n:
+                raise ApiError(409, 'id', f'logical switch {ls_id} still has '
+                               f'{n} port(s); detach them first')
+            self.db.execute('DELETE FROM logical_switches WHERE id=?',
+                            (ls_id,))
+            self._commit()
+
+    def get_ls(self, ls_id):
+        row = self.db.execute('SELECT * FROM logical_switches WHERE id=?',
+                              (ls_id,)).fetchone()
+        if row is None:
+            raise ApiError(404, 'id', f'no logical switch {ls_id}; list them '
+                           'with GET /api/v1/logical-switches')
+        return dict(row)
+
+    def list_ls(self):
+        return [dict(r) for r in self.db.execute(
+            'SELECT * FROM logical_switches ORDER BY id')]
+
+    def _ls_fields(self, body, partial):
+        if not isinstance(body, dict):
+            raise ApiError(400, 'body', 'a JSON object')
+        unknown = sorted(set(body) - {'name', 'vni', 'replication_mode'})
+        if unknown:
+            raise ApiError(400, unknown[0], 'unknown field; allowed: name, '
+                           'vni, replication_mode')
+        out = {}
+        if 'name' in body or not partial:
+            name = _require(body, 'name', 'a non-empty string')
+            if not isinstance(name, str) or not name.strip():
+                raise ApiError(400, 'name', 'a non-empty string')
+            out['name'] = name
+        if 'vni' in body or not partial:
+            vni = _require(body, 'vni', 'integer 1..16777215')
+            if not isinstance(vni, int) or isinstance(vni, bool) or \
+                    not 1 <= vni <= 16777215:
+                raise ApiError(400, 'vni', 'a VNI is an integer 1..16777215')
+            out['vni'] = vni
+        mode = body.get('replication_mode',
+                        None if partial else 'service_node')
+        if mode is not None:
+            if mode not in REPLICATION_MODES:
+                raise ApiError(400, 'replication_mode', 'use service_node '
+                               'or source_node')
+            out['replication_mode'] = mode
+        return out
+
+    def _check_unique_ls(self, row, ls_id=None):
+        for field in ('vni', 'name'):
+            other = self.db.execute(
+                f'SELECT id FROM logical_switches WHERE {field}=? AND id IS '
+                'NOT ?', (row[field], ls_id)).fetchone()
+            if other:
+                raise ApiError(409, field, f'{field} {row[field]!r} is already '
+                               f'used by logical switch {other[0]}')
+
+    # -- logical ports ------------------------------------------------------
+    def attach(self, ls_id, body):
+        with self.lock:
+            self.get_ls(ls_id)
+            if not isinstance(body, dict):
+                raise ApiError(400, 'body', 'a JSON object')
+            unknown = sorted(set(body) - {'attachment', 'mac', 'ip'})
+            if unknown:
+                raise ApiError(400, unknown[0], 'unknown field; allowed: '
+                               'attachment, mac, ip')
+            att = _require(body, 'attachment', 'a VM name')
+            where = self.inventory.get(att)
+            if where is None:
+                raise ApiError(404, 'attachment', f'no VM {att!r} in this '
+                               'lab; see GET /api/v1/transport-nodes')
+            mac = body.get('mac', where['mac'])
+            if not isinstance(mac, str) or not MAC_RE.match(mac):
+                raise ApiError(400, 'mac', 'a MAC like 02:00:00:00:00:01')
+            ip = body.get('ip', where.get('ip'))
+            if ip is not None:
+                try:
+                    ip = str(ipaddress.ip_interface(ip))
+                except ValueError:
+                    raise ApiError(400, 'ip', 'an address with prefix, e.g. '
+                                   '10.1.0.11/24') from None
+            if self.db.execute('SELECT 1 FROM logical_ports WHERE '
+                               'attachment=?', (att,)).fetchone():
+                raise ApiError(409, 'attachment', f'{att} is already attached;'
+                               ' detach it first')
+            for field, value in (('mac', mac), ('ip', ip)):
+                if value is None:
+                    continue
+                col = 'mac' if field == 'mac' else 'ip'
+                clash = self.db.execute(
+                    f'SELECT attachment FROM logical_ports WHERE ls_id=? AND '
+                    f'{col}=?', (ls_id, value)).fetchone()
+                if clash:
+                    raise ApiError(409, field, f'{value} is already used by '
+                                   f'{clash[0]} in this logical switch')
+            cur = self.db.execute(
+                'INSERT INTO logical_ports (ls_id, attachment, transport_node,'
+                ' ofport, mac, ip) VALUES (?, ?, ?, ?, ?, ?)',
+                (ls_id, att, where['transport_node'], where['ofport'], mac,
+                 ip))
+            self._commit()
+            return self.get_port(cur.lastrowid)
+
+    def detach(self, port_id):
+        with self.lock:
+            self.get_port(port_id)
+            self.db.execute('DELETE FROM logical_ports WHERE id=?',
+                            (port_id,))
+            self._commit()
+
+    def get_port(self, port_id):
+        row = self.db.execute('SELECT * FROM logical_ports WHERE id=?',
+                              (port_id,)).fetchone()
+        if row is None:
+            raise ApiError(404, 'id', f'no logical port {port_id}')
+        return dict(row)
+
+    def list_ports(self, ls_id=None):
+        if ls_id is not None:
+            self.get_ls(ls_id)
+        q = 'SELECT * FROM logical_ports' + (' WHERE ls_id=?' if ls_id
+                                             is not None else '')
+        return [dict(r) for r in self.db.execute(
+            q + ' ORDER BY id', () if ls_id is None else (ls_id,))]
+
+    def _commit(self):
+        self.db.commit()
+        self.generation += 1
+
+    # -- snapshot for the pure core -----------------------------------------
+    def desired(self):
+        """Everything reconciliation needs, as plain data."""
+        with self.lock:
+            return {'logical_switches': self.list_ls(),
+                    'ports': self.list_ports(), 'nodes': dict(self.nodes)}

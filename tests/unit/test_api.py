@@ -1,0 +1,118 @@
+"""The NSX API: each bad request -> its status and message, and the
+database unchanged; good requests do what they say."""
+import pytest
+from fastapi.testclient import TestClient
+
+from controllers import api, model
+
+P = api.PREFIX
+INV = {'vm1': {'transport_node': 'hv1', 'ofport': 2,
+               'mac': '02:00:00:00:00:01', 'ip': '10.1.0.11/24'},
+       'vm2': {'transport_node': 'hv1', 'ofport': 3,
+               'mac': '02:00:00:00:00:02', 'ip': '10.1.0.12/24'},
+       'vm3': {'transport_node': 'hv2', 'ofport': 2,
+               'mac': '02:00:00:00:00:01', 'ip': '10.1.0.13/24'}}
+
+
+@pytest.fixture
+def client():
+    changes = []
+    store = model.Store(inventory=INV, nodes={'hv1': {
+        'role': 'hypervisor', 'tunnel_ip': '1.0.0.1', 'index': 1}})
+    c = TestClient(api.create_app(store, lambda: changes.append(1)))
+    c.store, c.changes = store, changes
+    r = c.post(P + '/logical-switches', json={'name': 'web', 'vni': 5001})
+    assert r.status_code == 201 and r.json()['replication_mode'] == \
+        'service_node'
+    changes.clear()
+    return c
+
+
+def snapshot(c):
+    return c.store.desired()
+
+
+@pytest.mark.parametrize('method, path, body, status, field, text', [
+    ('post', '/logical-switches', {'name': 'x', 'vni': 0}, 400, 'vni',
+     'a VNI is an integer 1..16777215'),
+    ('post', '/logical-switches', {'name': 'x', 'vni': 16777216}, 400, 'vni',
+     'a VNI is an integer 1..16777215'),
+    ('post', '/logical-switches', {'name': 'x', 'vni': '7'}, 400, 'vni',
+     'a VNI is an integer'),
+    ('post', '/logical-switches', {'name': 'x'}, 400, 'vni', 'required'),
+    ('post', '/logical-switches', {'name': 'x', 'vni': 5001}, 409, 'vni',
+     "vni 5001 is already used by logical switch 1"),
+    ('post', '/logical-switches', {'name': 'web', 'vni': 7}, 409, 'name',
+     'already used'),
+    ('post', '/logical-switches', {'name': 'x', 'vni': 7, 'colour': 1}, 400,
+     'colour', 'unknown field'),
+    ('post', '/logical-switches', {'name': 'x', 'vni': 7,
+                                   'replication_mode': 'flood'}, 400,
+     'replication_mode', 'use service_node or source_node'),
+    ('put', '/logical-switches/1', {'vni': -1}, 400, 'vni', 'integer'),
+    ('put', '/logical-switches/9', {'vni': 9}, 404, 'id',
+     'no logical switch 9'),
+    ('delete', '/logical-switches/9', None, 404, 'id', 'no logical switch 9'),
+    ('post', '/logical-switches/1/ports', {'attachment': 'vm9'}, 404,
+     'attachment', "no VM 'vm9' in this lab"),
+    ('post', '/logical-switches/1/ports', {}, 400, 'attachment', 'required'),
+    ('post', '/logical-switches/1/ports', {'attachment': 'vm1',
+                                           'mac': 'zz'}, 400, 'mac',
+     'a MAC like'),
+    ('post', '/logical-switches/1/ports', {'attachment': 'vm1',
+                                           'ip': '10.1.0.999/24'}, 400, 'ip',
+     'an address with prefix'),
+    ('post', '/logical-switches/2/ports', {'attachment': 'vm1'}, 404, 'id',
+     'no logical switch 2'),
+    ('delete', '/logical-ports/5', None, 404, 'id', 'no logical port 5'),
+])
+def test_bad_requests_change_nothing(client, method, path, body, status,
+                                     field, text):
+    before = snapshot(client)
+    kw = {} if body is None else {'json': body}
+    r = getattr(client, method)(P + path, **kw)
+    assert r.status_code == status, r.text
+    err = r.json()['error']
+    assert err['field'] == field and text in err['message'], err
+    assert snapshot(client) == before
+    assert client.changes == []
+
+
+def test_invalid_json_is_a_400(client):
+    r = client.post(P + '/logical-switches', content=b'{nope',
+                    headers={'content-type': 'application/json'})
+    assert r.status_code == 400 and r.json()['error']['field'] == 'body'
+
+
+def test_attach_conflicts(client):
+    r = client.post(P + '/logical-switches/1/ports', json={'attachment':
+                                                           'vm1'})
+    assert r.status_code == 201 and r.json()['transport_node'] == 'hv1'
+    before = snapshot(client)
+    r = client.post(P + '/logical-switches/1/ports', json={'attachment':
+                                                           'vm1'})
+    assert r.status_code == 409 and 'already attached' in r.text
+    r = client.post(P + '/logical-switches/1/ports', json={'attachment':
+                                                           'vm3'})
+    assert r.status_code == 409 and r.json()['error']['field'] == 'mac'
+    r = client.post(P + '/logical-switches/1/ports', json={
+        'attachment': 'vm2', 'ip': '10.1.0.11/24'})
+    assert r.status_code == 409 and r.json()['error']['field'] == 'ip'
+    assert snapshot(client) == before
+    r = client.delete(P + '/logical-switches/1')
+    assert r.status_code == 409 and 'detach them first' in r.text
+
+
+def test_lifecycle(client):
+    port = client.post(P + '/logical-switches/1/ports',
+                       json={'attachment': 'vm1'}).json()
+    assert client.get(P + '/logical-switches/1/ports').json() == [port]
+    r = client.put(P + '/logical-switches/1', json={
+        'replication_mode': 'source_node'})
+    assert r.json()['replication_mode'] == 'source_node'
+    assert client.delete(P + f"/logical-ports/{port['id']}").status_code \
+        == 204
+    assert client.delete(P + '/logical-switches/1').status_code == 204
+    assert client.get(P + '/logical-switches').json() == []
+    assert len(client.changes) == 4
+    assert client.get('/openapi.json').status_code == 200

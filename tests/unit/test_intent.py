@@ -1,0 +1,106 @@
+"""The controller's flows, checked by forwarding frames through a fake
+switch: where a frame goes, not what the flow text says (Faucet-style).
+Lab: the figure 9-10 layout; VM1, VM2 on HV1 and VM3 on HV2 in logical
+switch 1 (VNI 5001); VM4 on HV2 in logical switch 2 (VNI 5002); HV3 has no
+member of logical switch 1."""
+import pytest
+
+from controllers import intent, model
+
+from .fakeofswitch import forward
+
+BCAST = 'ff:ff:ff:ff:ff:ff'
+NODES = {'sn1': {'role': 'service_node', 'tunnel_ip': '1.0.0.1', 'index': 1},
+         'sn2': {'role': 'service_node', 'tunnel_ip': '1.0.0.2', 'index': 2},
+         'hv1': {'role': 'hypervisor', 'tunnel_ip': '1.0.0.11', 'index': 11},
+         'hv2': {'role': 'hypervisor', 'tunnel_ip': '1.0.0.12', 'index': 12},
+         'hv3': {'role': 'hypervisor', 'tunnel_ip': '1.0.0.13', 'index': 13}}
+VMS = {'vm1': ('hv1', 2, '02:00:00:00:00:01'),
+       'vm2': ('hv1', 3, '02:00:00:00:00:02'),
+       'vm3': ('hv2', 2, '02:00:00:00:00:03'),
+       'vm4': ('hv2', 3, '02:00:00:00:00:04'),
+       'vm5': ('hv3', 2, '02:00:00:00:00:05')}
+
+
+def tun(peer):
+    return intent.tunnel_port(NODES, peer)
+
+
+@pytest.fixture
+def store():
+    inv = {vm: {'transport_node': hv, 'ofport': p, 'mac': mac}
+           for vm, (hv, p, mac) in VMS.items()}
+    s = model.Store(inventory=inv, nodes=NODES)
+    ls1 = s.create_ls({'name': 'ls1', 'vni': 5001})
+    ls2 = s.create_ls({'name': 'ls2', 'vni': 5002})
+    for vm in ('vm1', 'vm2', 'vm3'):
+        s.attach(ls1['id'], {'attachment': vm})
+    for vm in ('vm4', 'vm5'):
+        s.attach(ls2['id'], {'attachment': vm})
+    return s
+
+
+def at(store, node, pkt, live=None):
+    flows, groups = intent.device_intent(store.desired(), node)
+    return forward(flows, groups, pkt, live)
+
+
+def test_arp_from_vm1_reaches_vm2_locally_and_one_service_node(store):
+    out = at(store, 'hv1', {'in_port': 2, 'eth_dst': BCAST})
+    assert out == [(3, 5001), (tun('sn1'), 5001)]
+
+
+def test_service_node_replicates_only_to_members(store):
+    out = at(store, 'sn1', {'in_port': tun('hv1'), 'tunnel_id': 5001,
+                            'eth_dst': BCAST})
+    assert out == [(tun('hv2'), 5001)]          # not hv3, not back to hv1
+
+
+def test_flood_from_a_tunnel_stays_local_and_in_its_vni(store):
+    out = at(store, 'hv2', {'in_port': tun('sn1'), 'tunnel_id': 5001,
+                            'eth_dst': BCAST})
+    assert out == [(2, 5001)]                   # VM3 only, never VM4
+
+
+def test_known_remote_mac_goes_straight_to_its_vtep(store):
+    out = at(store, 'hv2', {'in_port': 2, 'eth_dst': VMS['vm1'][2]})
+    assert out == [(tun('hv1'), 5001)]
+    out = at(store, 'hv1', {'in_port': tun('hv2'), 'tunnel_id': 5001,
+                            'eth_dst': VMS['vm1'][2]})
+    assert out == [(2, 5001)]
+
+
+def test_split_horizon_never_sends_tunnel_traffic_back_into_tunnels(store):
+    out = at(store, 'hv1', {'in_port': tun('sn1'), 'tunnel_id': 5001,
+                            'eth_dst': VMS['vm3'][2]})
+    assert out == []
+
+
+def test_logical_switches_are_isolated(store):
+    out = at(store, 'hv2', {'in_port': 3, 'eth_dst': VMS['vm3'][2]})
+    assert (2, 5002) not in out and all(v == 5002 for _, v in out)
+
+
+def test_dead_service_node_fails_over_in_the_data_plane(store):
+    flows, groups = intent.device_intent(store.desired(), 'hv1')
+    live = {tun('sn2'), 2, 3}
+    out = forward(flows, groups, {'in_port': 2, 'eth_dst': BCAST}, live)
+    assert out == [(3, 5001), (tun('sn2'), 5001)]
+
+
+def test_source_node_replication_sends_to_every_member_vtep(store):
+    ls1 = store.list_ls()[0]
+    store.update_ls(ls1['id'], {'replication_mode': 'source_node'})
+    out = at(store, 'hv1', {'in_port': 2, 'eth_dst': BCAST})
+    assert out == [(3, 5001), (tun('hv2'), 5001)]
+
+
+def test_hypervisor_without_members_gets_no_flood_flows(store):
+    flows, _ = intent.device_intent(store.desired(), 'hv3')
+    assert not any(f['match'].get('tunnel_id') == 5001 for f in flows)
+
+
+def test_tunnels_carry_bfd_only_towards_service_nodes(store):
+    t = intent.tunnels(store.desired(), 'hv1')
+    assert {p for p, x in t.items() if x['bfd']} == {'sn1', 'sn2'}
+    assert 'sn2' not in intent.tunnels(store.desired(), 'sn1')
