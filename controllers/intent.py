@@ -22,7 +22,7 @@ Service node br-int: table 0 replicates a frame arriving on a tunnel with a
 VNI to every VTEP with members of that VNI, except the one it came from.
 """
 
-TUNNEL_BASE = 100           # ofport of the tunnel to transport node #i
+TUNNEL_BASE = 1000          # ofport of the tunnel to transport node #i
 GROUP_SERVICE_NODES = 1
 BCAST = ('01:00:00:00:00:00', '01:00:00:00:00:00')
 

@@ -27,6 +27,7 @@ OVS_SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema'
 VTEP_SCHEMA = '/usr/share/openvswitch/vtep.ovsschema'
 FRR_DIR = '/usr/lib/frr'
 OVSDB_PORT = 6640
+OPENFLOW_PORT = 6653
 
 
 def env(run_dir):
@@ -60,11 +61,13 @@ def _common(node, plan):
     return ['sysctl -qw ' + ' '.join(sysctls)] + _ip_batch(cmds)
 
 
-def _ovs_start(node, run_dir, vtep=False):
+def _ovs_start(node, run_dir, vtep=False, remote=False):
+    """A private OVS instance; `remote`: its OVSDB also listens on the
+    management address (for the controller), as a VTEP's always does."""
     d = run_dir
     dbs = f'{d}/conf.db' + (f' {d}/vtep.db' if vtep else '')
     remotes = f'--remote=punix:{d}/db.sock'
-    if vtep:
+    if vtep or remote:
         mgmt_ip = node['mgmt_ip'].split('/')[0]
         remotes += f' --remote=ptcp:{OVSDB_PORT}:{mgmt_ip}'
     lines = [' '.join(f'export {k}={v};' for k, v in env(d).items()),
@@ -104,15 +107,26 @@ def _br_phy(node, plan):
     return lines
 
 
+def controller_target(plan):
+    return f"tcp:{plan['mgmt']['root_ip'].split('/')[0]}:{OPENFLOW_PORT}"
+
+
 def transport_node(node, plan, run_dir):
-    lines = _common(node, plan) + _ovs_start(node, run_dir) + _br_phy(
-        node, plan)
+    """br-int: fail_mode secure (headless: forwarding stays when the
+    controller is gone), a fixed datapath id (node index + 1) and the
+    controller on the management network."""
+    lines = _common(node, plan) + _ovs_start(node, run_dir, remote=True) + \
+        _br_phy(node, plan)
     ports = [i for i in node['intfs'] if i['kind'] in ('host', 'physical')]
     cmd = ('ovs-vsctl -- add-br br-int -- set bridge br-int '
            'datapath_type=netdev fail_mode=secure '
            'protocols=OpenFlow10,OpenFlow13,OpenFlow15 '
-           'other_config:disable-in-band=true')
+           'other_config:disable-in-band=true '
+           f"other_config:datapath-id={node['index'] + 1:016x}")
     lines.append(' '.join([cmd] + [_port('br-int', i) for i in ports]))
+    lines.append(f'ovs-vsctl -- set-controller br-int '
+                 f'{controller_target(plan)} -- set controller br-int '
+                 'max_backoff=1000')
     return lines
 
 

@@ -72,6 +72,32 @@ def write_state(state):
     os.replace(tmp, os.path.join(RUN_ROOT, STATE))
 
 
+def add_process(pid, what):
+    """Record a process the lab started in the root namespace (e.g. the
+    controller), so `clean` can stop it by PID after a crash."""
+    state = read_state() or {}
+    state.setdefault('processes', []).append(
+        {'pid': pid, 'start': _proc_start(pid), 'what': what})
+    write_state(state)
+
+
+def kill_recorded(state, grace=2.0):
+    """Stop recorded root-namespace processes that are still the same
+    process (PID and start time match). Returns how many were signalled."""
+    procs = [p for p in (state or {}).get('processes', [])
+             if _proc_start(p['pid']) == p['start'] and _alive(p['pid'])]
+    for p in procs:
+        _signal(p['pid'], signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(_alive(p['pid'])
+                                              for p in procs):
+        time.sleep(0.05)
+    for p in procs:
+        if _proc_start(p['pid']) == p['start'] and _alive(p['pid']):
+            _signal(p['pid'], signal.SIGKILL)
+    return len(procs)
+
+
 def _netns_list():
     out = subprocess.run(['ip', 'netns', 'list'], capture_output=True,
                          text=True).stdout
@@ -167,7 +193,7 @@ def clean(log=print):
         raise LabBusy(f"lab {state.get('name')!r} is running (pid "
                       f"{state['owner_pid']}); stop it first")
     found = leftovers()
-    killed = kill_namespaces(found['namespaces'])
+    killed = kill_recorded(state) + kill_namespaces(found['namespaces'])
     for link in _root_links():
         subprocess.run(['ip', 'link', 'del', link], capture_output=True)
     subprocess.run(['rm', '-rf', RUN_ROOT])

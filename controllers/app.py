@@ -1,0 +1,114 @@
+"""The os-ken application (thin glue): datapaths connect, events come in,
+the pure intent goes out through controllers.ofdriver.
+
+A datapath is a transport node's br-int, identified by its datapath id
+(node index + 1, set by the lab). On connect the app reads the installed
+flow cookies and groups, then applies only the difference.
+"""
+import logging
+
+from os_ken.base import app_manager
+from os_ken.controller import ofp_event
+from os_ken.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER,
+                                       MAIN_DISPATCHER, set_ev_cls)
+from os_ken.ofproto import ofproto_v1_3
+
+from . import core as core_mod, intent, ofdriver
+
+LOG = logging.getLogger('nsx.app')
+
+
+class NsxController(app_manager.OSKenApp):
+    OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.core = core_mod.CORE
+        self.core.app = self
+        self.dps = {}            # dpid -> datapath
+        self.cookies = {}        # dpid -> installed flow cookies
+        self.groups = {}         # dpid -> installed group ids
+        self.pending = {}        # dpid -> replies still expected
+        self.ready = set()
+
+    @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
+    def _features(self, ev):
+        dp = ev.msg.datapath
+        node = self.core.node_of_dpid(dp.id)
+        LOG.info('datapath %016x connected (%s)', dp.id, node or 'unknown')
+        if node is None:
+            return
+        parser = dp.ofproto_parser
+        with self.core.lock:
+            self.dps[dp.id] = dp
+            self.cookies[dp.id], self.groups[dp.id] = set(), set()
+            self.pending[dp.id] = {'flows', 'groups'}
+            self.ready.discard(dp.id)
+        dp.send_msg(parser.OFPFlowStatsRequest(dp))
+        dp.send_msg(parser.OFPGroupDescStatsRequest(dp))
+
+    @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
+    def _flow_stats(self, ev):
+        dp = ev.msg.datapath
+        self.cookies.setdefault(dp.id, set()).update(
+            s.cookie for s in ev.msg.body)
+        if not ev.msg.flags & dp.ofproto.OFPMPF_REPLY_MORE:
+            self._got(dp, 'flows')
+
+    @set_ev_cls(ofp_event.EventOFPGroupDescStatsReply, MAIN_DISPATCHER)
+    def _group_desc(self, ev):
+        dp = ev.msg.datapath
+        self.groups.setdefault(dp.id, set()).update(
+            g.group_id for g in ev.msg.body)
+        if not ev.msg.flags & dp.ofproto.OFPMPF_REPLY_MORE:
+            self._got(dp, 'groups')
+
+    def _got(self, dp, what):
+        with self.core.lock:
+            self.pending.get(dp.id, set()).discard(what)
+            if not self.pending.get(dp.id):
+                self.ready.add(dp.id)
+                self.reconcile(dp.id)
+
+    @set_ev_cls(ofp_event.EventOFPErrorMsg,
+                [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    def _error(self, ev):
+        msg = ev.msg
+        LOG.error('OpenFlow error from %016x: type=%s code=%s',
+                  msg.datapath.id, msg.type, msg.code)
+        self.core.errors.append((msg.datapath.id, msg.type, msg.code))
+
+    @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
+    def _gone(self, ev):
+        dp = ev.datapath
+        if dp.id is not None and self.dps.get(dp.id) is dp:
+            LOG.info('datapath %016x disconnected', dp.id)
+            with self.core.lock:
+                self.dps.pop(dp.id, None)
+                self.ready.discard(dp.id)
+
+    def reconcile_all(self):
+        with self.core.lock:
+            for dpid in sorted(self.ready):
+                self.reconcile(dpid)
+
+    def reconcile(self, dpid):
+        dp = self.dps.get(dpid)
+        node = self.core.node_of_dpid(dpid)
+        if dp is None or node is None:
+            return
+        flows, groups = intent.device_intent(self.core.store.desired(), node,
+                                             self.core.observed)
+        for g in groups:
+            dp.send_msg(ofdriver.group_mod(dp, g, g['group_id'] in
+                                           self.groups[dpid]))
+            self.groups[dpid].add(g['group_id'])
+        add, delete = ofdriver.diff(flows, self.cookies[dpid])
+        for ck in delete:
+            dp.send_msg(ofdriver.flow_mod(dp, None, 'delete', ck))
+        for f in add:
+            dp.send_msg(ofdriver.flow_mod(dp, f))
+        if add or delete:
+            LOG.info('%s: +%d -%d flows', node, len(add), len(delete))
+        self.cookies[dpid] = {ofdriver.cookie(f) for f in flows}
+        dp.send_msg(dp.ofproto_parser.OFPBarrierRequest(dp))

@@ -1,0 +1,89 @@
+"""The controller's state shared by its parts: the store (desired), what is
+observed, the connected datapaths, and reconciliation of every device.
+Built from a lab plan: transport nodes and VM locations are its inventory.
+"""
+import logging
+import threading
+
+from . import intent, tunnels
+from .model import Store
+
+LOG = logging.getLogger('nsx.core')
+CORE = None              # set by controllers.main before os-ken starts
+
+
+def inventory_from_plan(plan):
+    """(VM inventory, transport nodes) from a lab plan."""
+    nodes, inv = {}, {}
+    for name, p in plan['nodes'].items():
+        if 'tunnel_ip' in p:
+            nodes[name] = {'role': p['role'], 'index': p['index'],
+                           'tunnel_ip': p['tunnel_ip'].split('/')[0],
+                           'mgmt_ip': p['mgmt_ip'].split('/')[0],
+                           'dpid': p['index'] + 1}
+    for name, p in plan['nodes'].items():
+        if p['role'] != 'vm':
+            continue
+        hv = p['intfs'][0]['peer']
+        port = next(i for i in plan['nodes'][hv]['intfs']
+                    if i['peer'] == name)
+        inv[name] = {'transport_node': hv, 'ofport': port['ofport'],
+                     'mac': p['mac'], 'ip': p.get('ip')}
+    return inv, nodes
+
+
+class Core:
+    def __init__(self, plan, db_path=':memory:'):
+        inv, nodes = inventory_from_plan(plan)
+        self.store = Store(db_path, inventory=inv, nodes=nodes)
+        self.observed = {'vtep_macs': {}}
+        self.lock = threading.RLock()
+        self.app = None                   # the os-ken app, once running
+        self.errors = []                  # OpenFlow errors seen
+        self._dirty = threading.Event()
+        threading.Thread(target=self._reconciler, name='reconciler',
+                         daemon=True).start()
+
+    def node_of_dpid(self, dpid):
+        for name, n in self.store.nodes.items():
+            if n['dpid'] == dpid:
+                return name
+        return None
+
+    def ovsdb(self, node):
+        return f"tcp:{self.store.nodes[node]['mgmt_ip']}:6640"
+
+    def reconcile_tunnels(self, only=None):
+        """Tunnel ports depend on the transport nodes only: done at start
+        (and by anyone who changes the inventory)."""
+        with self.lock:
+            self._reconcile_tunnels(only)
+
+    def _reconcile_tunnels(self, only):
+        desired = self.store.desired()
+        for node, n in desired['nodes'].items():
+            if n['role'] == 'hw_vtep' or (only and node not in only):
+                continue
+            want = intent.tunnels(desired, node).values()
+            try:
+                changed = tunnels.reconcile(self.ovsdb(node), list(want))
+                if changed:
+                    LOG.info('%s: %d tunnel port change(s)', node, changed)
+            except (RuntimeError, OSError) as exc:
+                LOG.error('%s: tunnels not reconciled: %s', node, exc)
+
+    def on_change(self):
+        """Called after each committed API write: a burst of writes gives
+        one reconciliation pass, done by the reconciler thread."""
+        self._dirty.set()
+
+    def _reconciler(self):
+        while True:
+            self._dirty.wait()
+            self._dirty.clear()
+            try:
+                with self.lock:
+                    if self.app is not None:
+                        self.app.reconcile_all()
+            except Exception:            # keep reconciling; log the bug
+                LOG.exception('reconciliation failed')

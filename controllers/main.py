@@ -1,0 +1,58 @@
+"""Run the controller: `python -m controllers.main --plan PLAN.json ...`.
+
+Starts the NSX API (uvicorn, in a thread) and the os-ken application (in
+the main thread), both on the management address of the root namespace.
+It writes nothing but its database and log; it is stopped by PID.
+"""
+import argparse
+import json
+import logging
+import os
+import sys
+import threading
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+
+from controllers import core as core_mod  # noqa: E402
+
+OF_PORT, API_PORT = 6653, 8181
+
+
+def parse(argv=None):
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument('--plan', required=True, help='lab plan (JSON)')
+    p.add_argument('--db', default=':memory:', help='SQLite file')
+    p.add_argument('--listen', default='127.0.0.1')
+    p.add_argument('--of-port', type=int, default=OF_PORT)
+    p.add_argument('--api-port', type=int, default=API_PORT)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse(argv)
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s '
+                        '%(levelname)s %(message)s')
+    with open(args.plan) as f:
+        plan = json.load(f)
+    core = core_mod.Core(plan, args.db)
+    core_mod.CORE = core
+
+    import uvicorn
+    from controllers.api import create_app
+    server = uvicorn.Server(uvicorn.Config(
+        create_app(core.store, core.on_change), host=args.listen,
+        port=args.api_port, log_level='warning'))
+    threading.Thread(target=server.run, name='api', daemon=True).start()
+
+    core.reconcile_tunnels()
+    from os_ken import cfg
+    from os_ken.base import app_manager
+    import os_ken.controller.controller  # noqa: F401  registers ofp options
+    cfg.CONF(args=['--ofp-listen-host', args.listen, '--ofp-tcp-listen-port',
+                   str(args.of_port)], project='os_ken')
+    app_manager.AppManager.run_apps(['controllers.app'])
+
+
+if __name__ == '__main__':
+    main()

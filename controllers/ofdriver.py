@@ -1,0 +1,89 @@
+"""Thin OpenFlow 1.3 driver: turns the pure intent (controllers.intent) into
+os-ken messages and applies only the difference.
+
+Every flow carries a cookie that is a hash of its whole content, so
+reconciling needs no parsing of what is installed: flows whose cookie is not
+desired are deleted (by cookie), desired cookies that are missing are added.
+Nothing is flushed, so a restarted controller changes only the difference
+and no packet is lost on flows that stay.
+"""
+import hashlib
+import json
+
+COOKIE_MASK = 0xffffffffffffffff
+
+
+def cookie(flow):
+    text = json.dumps(flow, sort_keys=True, default=list)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8],
+                          'big') & 0x7fffffffffffffff or 1
+
+
+def diff(desired_flows, installed_cookies):
+    """-> (flows to add, cookies to delete)."""
+    want = {cookie(f): f for f in desired_flows}
+    add = [f for c, f in sorted(want.items()) if c not in installed_cookies]
+    delete = sorted(set(installed_cookies) - set(want))
+    return add, delete
+
+
+def _match(parser, m):
+    kw = {}
+    for k, v in m.items():
+        if k == 'eth_dst' and isinstance(v, tuple):
+            kw['eth_dst'] = v
+        elif k == 'metadata':
+            kw['metadata'] = (v, 0xff)
+        else:
+            kw[k] = v
+    return parser.OFPMatch(**kw)
+
+
+def _actions(parser, ofp, actions):
+    out = []
+    for a in actions:
+        if a[0] == 'output':
+            out.append(parser.OFPActionOutput(a[1]))
+        elif a[0] == 'set_tunnel':
+            out.append(parser.OFPActionSetField(tunnel_id=a[1]))
+        elif a[0] == 'group':
+            out.append(parser.OFPActionGroup(a[1]))
+        else:
+            raise ValueError(f'unknown action {a!r}')
+    return out
+
+
+def flow_mod(dp, flow, command='add', ck=None):
+    ofp, parser = dp.ofproto, dp.ofproto_parser
+    if command == 'delete':
+        return parser.OFPFlowMod(dp, cookie=ck, cookie_mask=COOKIE_MASK,
+                                 table_id=ofp.OFPTT_ALL,
+                                 command=ofp.OFPFC_DELETE,
+                                 out_port=ofp.OFPP_ANY,
+                                 out_group=ofp.OFPG_ANY)
+    inst = []
+    acts = _actions(parser, ofp, flow['actions'])
+    if acts:
+        inst.append(parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS,
+                                                 acts))
+    if flow['metadata'] is not None:
+        inst.append(parser.OFPInstructionWriteMetadata(flow['metadata'],
+                                                       0xff))
+    if flow['goto'] is not None:
+        inst.append(parser.OFPInstructionGotoTable(flow['goto']))
+    return parser.OFPFlowMod(dp, cookie=cookie(flow), table_id=flow['table'],
+                             priority=flow['priority'],
+                             match=_match(parser, flow['match']),
+                             instructions=inst, command=ofp.OFPFC_ADD)
+
+
+def group_mod(dp, group, exists):
+    ofp, parser = dp.ofproto, dp.ofproto_parser
+    gtype = {'fast_failover': ofp.OFPGT_FF, 'select': ofp.OFPGT_SELECT,
+             'all': ofp.OFPGT_ALL}[group['type']]
+    buckets = [parser.OFPBucket(watch_port=b['watch_port'],
+                                watch_group=ofp.OFPG_ANY,
+                                actions=_actions(parser, ofp, b['actions']))
+               for b in group['buckets']]
+    cmd = ofp.OFPGC_MODIFY if exists else ofp.OFPGC_ADD
+    return parser.OFPGroupMod(dp, cmd, gtype, group['group_id'], buckets)

@@ -1,0 +1,33 @@
+"""Provision a lab's logical networks through the NSX API, as a user would
+(`./run.py` builds every lab this way). `requests_for` is pure."""
+
+
+def requests_for(plan):
+    """[(method, path, body)] in order; '{ls:NAME}' stands for the id the
+    API gives logical switch NAME."""
+    reqs = []
+    for name, ls in sorted(plan['logical_switches'].items(),
+                           key=lambda kv: kv[1]['vni']):
+        reqs.append(('POST', '/logical-switches', {'name': name,
+                                                   'vni': ls['vni']}))
+    for name, p in plan['nodes'].items():
+        if p['role'] == 'vm' and p.get('ls'):
+            reqs.append(('POST', f"/logical-switches/{{ls:{p['ls']}}}/ports",
+                         {'attachment': name}))
+    return reqs
+
+
+def provision(ctl, plan, progress=lambda m: None):
+    ids = {}
+    reqs = requests_for(plan)
+    for i, (method, path, body) in enumerate(reqs, 1):
+        for name, ls_id in ids.items():
+            path = path.replace(f'{{ls:{name}}}', str(ls_id))
+        status, out = ctl.request(method, path, body)
+        if status >= 300:
+            raise RuntimeError(f'{method} {path} {body}: {status} {out}')
+        if path == '/logical-switches':
+            ids[out['name']] = out['id']
+        if i % 100 == 0 or i == len(reqs):
+            progress(f'  provisioned {i}/{len(reqs)} API requests')
+    return ids

@@ -1,0 +1,82 @@
+"""Start and stop the controller process for a running lab (root
+namespace, management address), recorded by PID for `./run.py clean`."""
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from topologies import records
+
+from .main import API_PORT
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class Controller:
+    def __init__(self, plan, run_root=None):
+        self.plan = plan
+        self.dir = os.path.join(run_root or records.RUN_ROOT, 'controller')
+        self.host = plan['mgmt']['root_ip'].split('/')[0]
+        self.url = f'http://{self.host}:{API_PORT}/api/v1'
+        self.proc = None
+
+    @property
+    def log_path(self):
+        return os.path.join(self.dir, 'controller.log')
+
+    def start(self, timeout=30):
+        os.makedirs(self.dir, exist_ok=True)
+        plan_path = os.path.join(self.dir, 'plan.json')
+        with open(plan_path, 'w') as f:
+            json.dump(self.plan, f)
+        log = open(self.log_path, 'a')
+        self.proc = subprocess.Popen(
+            [sys.executable, '-m', 'controllers.main', '--plan', plan_path,
+             '--db', os.path.join(self.dir, 'nsx.db'), '--listen',
+             self.host], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        log.close()
+        records.add_process(self.proc.pid, 'controller')
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError('the controller exited at start; see '
+                                   + self.log_path)
+            try:
+                self.get('/transport-nodes')
+                return self
+            except (OSError, urllib.error.URLError):
+                time.sleep(0.2)
+        raise RuntimeError(f'the controller API did not answer within '
+                           f'{timeout} s; see {self.log_path}')
+
+    def stop(self, grace=3.0):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def request(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data,
+                                     method=method, headers={
+                                         'content-type': 'application/json'})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                text = resp.read()
+                return resp.status, json.loads(text) if text else None
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b'null')
+
+    def get(self, path):
+        status, body = self.request('GET', path)
+        if status != 200:
+            raise RuntimeError(f'GET {path}: {status} {body}')
+        return body
