@@ -2,7 +2,9 @@
 """nsx-l2gw-lab: the one entry point.
 
     ./run.py                      default job: build the small Clos lab,
-                                  verify its underlay, summary, tear down
+                                  verify its underlay, start the controller,
+                                  provision through the API, verify VMs'
+                                  reachability and isolation, tear down
     ./run.py list                 labs, scenarios and demos
     ./run.py topo --topo clos|vcf|NAME|FILE.yaml [sizes] [--check] [--json]
     ./run.py topo --topo vcf --plan       print the expanded plan (no root)
@@ -46,8 +48,9 @@ def print_result(res, as_json):
     m = res['metrics']
     status = 'PASS' if res['passed'] else 'FAIL'
     keys = [k for k in ('boot_s', 'start_s', 'nodes', 'links', 'vtep_pairs',
-                        'reachable_pairs', 'ecmp_min_paths', 'peak_rss_mb',
-                        'target_met')
+                        'reachable_pairs', 'ecmp_min_paths',
+                        'overlay_pairs', 'overlay_reachable',
+                        'isolation_probes', 'peak_rss_mb', 'target_met')
             if k in m]
     print(f"{status} {res['name']} {res['topology']}: " + ', '.join(
         f'{k}={m[k]}' for k in keys))
@@ -79,7 +82,7 @@ def cmd_topo(args):
     need_root('topo')
     from scenarios import topo
     res, table = topo.run(spec, do_check=args.check, progress=progress,
-                          deadline_s=args.deadline)
+                          deadline_s=args.deadline, overlay=args.overlay)
     print_table(table)
     print_result(res, args.json)
     return 0 if res['passed'] else 1
@@ -87,6 +90,7 @@ def cmd_topo(args):
 
 def cmd_default(args):
     args.topo, args.check, args.plan, args.deadline = 'clos', True, False, 90
+    args.overlay = True
     for k in SIZES:
         setattr(args, k, None)
     return cmd_topo(args)
@@ -138,6 +142,9 @@ def parser():
     lab_args(t)
     t.add_argument('--check', action='store_true',
                    help='verify every VTEP pair with 1600-byte DF packets')
+    t.add_argument('--overlay', action='store_true',
+                   help='also start the controller, provision through the '
+                   'API and verify VM reachability and isolation')
     t.add_argument('--plan', action='store_true',
                    help='print the expanded plan and exit (no root)')
     t.add_argument('--deadline', type=float, default=90,

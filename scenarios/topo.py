@@ -1,9 +1,14 @@
 """`./run.py topo`: build a lab, optionally verify its underlay, report.
 
 setup: expand the spec and start the lab; act/measure: probe every VTEP
-pair with 1600-byte don't-fragment packets (and ECMP on Clos); verify: every
-pair reachable both ways; teardown: always, saving the result.
+pair with 1600-byte don't-fragment packets (and ECMP on Clos); with
+`overlay`, start the controller, provision the lab's logical switches through
+the NSX API and verify VM reachability and isolation; verify: every check
+passed; teardown: always, saving the result and the controller's log.
 """
+import os
+import shutil
+import tempfile
 import time
 
 from topologies import check, expand, records
@@ -17,7 +22,8 @@ def lab_pss(lab):
     return results.pss_mb(pids)
 
 
-def run(spec, do_check=True, progress=print, deadline_s=90, save=True):
+def run(spec, do_check=True, progress=print, deadline_s=90, save=True,
+        overlay=False):
     plan = expand.expand(spec)
     n_nodes, n_links = len(plan['nodes']), len(plan['links'])
     progress(f"lab {plan['name']} ({plan['fabric']}): {n_nodes} nodes, "
@@ -27,7 +33,9 @@ def run(spec, do_check=True, progress=print, deadline_s=90, save=True):
                'transport_nodes': len(check.endpoints(plan)),
                'vms': sum(1 for p in plan['nodes'].values()
                           if p['role'] == 'vm')}
-    passed, table = True, []
+    passed, table, artifacts = True, [], []
+    name = 'topo-check' if do_check else 'topo'
+    where = results.run_dir(name) if save else tempfile.mkdtemp()
     with Lab(plan, progress=progress) as lab:
         metrics['start_s'] = round(time.monotonic() - t0, 3)
         progress(f"  started in {metrics['start_s']:.1f} s "
@@ -50,6 +58,10 @@ def run(spec, do_check=True, progress=print, deadline_s=90, save=True):
             table = _table(res)
             metrics['failing_pairs'] = [f'{a}->{b}' for a, b in
                                         res['failing'][:50]]
+        if overlay:
+            ok, log = _overlay(lab, metrics, progress, where)
+            passed = passed and ok
+            artifacts.append(log)
         peak = max(peak, lab_pss(lab))
     metrics['peak_rss_mb'] = round(peak + results.self_peak_mb(), 1)
     metrics['lab_processes_mb'] = peak
@@ -58,12 +70,43 @@ def run(spec, do_check=True, progress=print, deadline_s=90, save=True):
     if leftover['namespaces']:
         passed = False
         metrics['leftover_namespaces'] = leftover['namespaces']
-    out = results.result('topo-check' if do_check else 'topo', plan['name'],
-                         passed, metrics)
+    out = results.result(name, plan['name'], passed, metrics, artifacts)
     if save:
-        results.save(out, results.run_dir('topo-check' if do_check
-                                          else 'topo'))
+        results.save(out, where)
+    else:
+        shutil.rmtree(where, ignore_errors=True)
     return out, table
+
+
+def _overlay(lab, metrics, progress, where):
+    """Controller up, lab provisioned through the API, overlay verified.
+    Returns (passed, path of the controller's log saved in `where`)."""
+    from controllers import provision
+    from controllers.service import Controller
+    from . import overlay
+    ctl = Controller(lab.plan)
+    try:
+        t0 = time.monotonic()
+        ctl.start()
+        progress(f'  controller up ({ctl.url})')
+        provision.provision(ctl, lab.plan, progress)
+        metrics['provision_s'] = round(time.monotonic() - t0, 3)
+        res = overlay.verify(lab, progress=progress)
+        metrics.update(res)
+    finally:
+        ctl.stop()
+        saved = os.path.join(where, 'controller.log')
+        if os.path.exists(ctl.log_path):
+            shutil.copy(ctl.log_path, saved)
+    # Like Faucet's tests: any controller error or exception fails the run.
+    with open(saved) as f:
+        errors = [line.strip() for line in f
+                  if ' ERROR ' in line or line.startswith('Traceback')]
+    metrics['controller_errors'] = errors[:20]
+    ok = res['overlay_pairs'] > 0 and \
+        res['overlay_reachable'] == res['overlay_pairs'] and \
+        not res['isolation_leaks'] and not errors
+    return ok, saved
 
 
 def _table(res):

@@ -1,0 +1,29 @@
+"""Provisioning a lab through the API: the requests, in order."""
+from controllers import core, provision
+from topologies import builders, expand
+
+
+def test_requests_create_switches_then_attach_every_vm():
+    plan = expand.expand(builders.clos())
+    reqs = provision.requests_for(plan)
+    assert reqs[:2] == [('POST', '/logical-switches', {'name': 'ls1',
+                                                       'vni': 5001}),
+                        ('POST', '/logical-switches', {'name': 'ls2',
+                                                       'vni': 5002})]
+    attached = [b['attachment'] for _, path, b in reqs[2:]]
+    assert sorted(attached) == ['vm1', 'vm2', 'vm3', 'vm4', 'vm5', 'vm6']
+    assert ('POST', '/logical-switches/{ls:ls1}/ports',
+            {'attachment': 'vm1'}) in reqs
+
+
+def test_inventory_locates_each_vm_on_its_hypervisor_port():
+    plan = expand.expand(builders.clos())
+    inv, nodes = core.inventory_from_plan(plan)
+    hv1_ports = {i['peer']: i['ofport'] for i in
+                 plan['nodes']['hv1']['intfs']}
+    assert inv['vm1'] == {'transport_node': 'hv1', 'ofport': hv1_ports['vm1'],
+                          'mac': plan['nodes']['vm1']['mac'],
+                          'ip': plan['nodes']['vm1']['ip']}
+    assert nodes['hv1']['dpid'] == plan['nodes']['hv1']['index'] + 1
+    assert set(nodes) == {n for n, p in plan['nodes'].items()
+                          if 'tunnel_ip' in p}
