@@ -72,4 +72,24 @@ def create_app(store, on_change=lambda: None):
         store.detach(port_id)
         on_change()
 
+    @app.get(PREFIX + '/l2-gateways')
+    def l2_gateways():
+        return [{'name': n, 'role': p['role'],
+                 'ports': sorted(p.get('ports', {}))}
+                for n, p in sorted(store.nodes.items())
+                if p['role'] in ('sw_gateway', 'hw_vtep')]
+
+    @app.get(PREFIX + '/gateway-connections')
+    def list_connections():
+        return store.list_connections()
+
+    @app.post(PREFIX + '/gateway-connections', status_code=201)
+    async def connect(request: Request):
+        return changed(store.connect_gateway(await body_of(request)))
+
+    @app.delete(PREFIX + '/gateway-connections/{conn_id}', status_code=204)
+    def disconnect(conn_id: int):
+        store.disconnect_gateway(conn_id)
+        on_change()
+
     return app

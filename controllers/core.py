@@ -21,6 +21,11 @@ def inventory_from_plan(plan):
                            'tunnel_ip': p['tunnel_ip'].split('/')[0],
                            'mgmt_ip': p['mgmt_ip'].split('/')[0],
                            'dpid': p['index'] + 1}
+            if p['role'] in ('sw_gateway', 'hw_vtep'):
+                # physical ports: {port name: ofport} (segment / server side)
+                nodes[name]['ports'] = {
+                    i['name']: i['ofport'] for i in p['intfs']
+                    if i['kind'] == 'physical'}
     for name, p in plan['nodes'].items():
         if p['role'] != 'vm':
             continue

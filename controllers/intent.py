@@ -49,8 +49,8 @@ def members(desired, observed=None):
         out[by_id[p['ls_id']]].add(p['transport_node'])
     for (vni, _mac), node in (observed or {}).get('vtep_macs', {}).items():
         out.setdefault(vni, set()).add(node)
-    for vni, node in (observed or {}).get('vtep_members', set()):
-        out.setdefault(vni, set()).add(node)
+    for c in desired.get('gateway_connections', []):
+        out[by_id[c['ls_id']]].add(c['gateway'])
     return out
 
 
@@ -101,6 +101,21 @@ def _edge(desired, node, observed):
             local.setdefault(vni, []).append((p['ofport'], p['mac']))
             flows.append(_flow(0, 100, {'in_port': p['ofport']},
                                [('set_tunnel', vni)], goto=1, metadata=0))
+    gw_out = {}                           # vni -> [output_vlan action]
+    ports = desired['nodes'][node].get('ports', {})
+    for c in desired.get('gateway_connections', []):
+        if c['gateway'] != node or c['port'] not in ports:
+            continue
+        vni, ofport = vni_of[c['ls_id']], ports[c['port']]
+        if c['vlan']:
+            match = {'in_port': ofport, 'vlan_vid': c['vlan']}
+            acts = [('pop_vlan',), ('set_tunnel', vni)]
+        else:
+            match = {'in_port': ofport, 'vlan_vid': 0}
+            acts = [('set_tunnel', vni)]
+        flows.append(_flow(0, 100, match, acts, goto=1, metadata=0))
+        gw_out.setdefault(vni, []).append(('output_vlan', ofport, c['vlan']))
+        local.setdefault(vni, [])
     for peer, t in sorted(tun.items()):
         flows.append(_flow(0, 100, {'in_port': t['port']}, goto=1,
                            metadata=1))
@@ -132,7 +147,9 @@ def _edge(desired, node, observed):
                                     'actions': [('output', tun[s]['port'])]}
                                    for s in sns]})
     for vni in sorted(mine):
-        outs = [('output', ofport) for ofport, _ in local.get(vni, [])]
+        # bridged VLAN copies go last: their push/pop must not tag others
+        outs = [('output', ofport) for ofport, _ in local.get(vni, [])] + \
+            gw_out.get(vni, [])
         others = sorted(mem.get(vni, set()) - {node})
         if mode_of.get(vni, 'service_node') == 'source_node':
             up = [('output', tun[p]['port']) for p in others if p in tun]

@@ -5,6 +5,9 @@ Tables (written only through this module, which the API calls):
   logical_ports(id, ls_id, attachment, transport_node, ofport, mac, ip)
       (mac and ip unique within a logical switch; one port per attachment)
 
+  gateway_connections(id, ls_id, gateway, port, vlan)
+      (one gateway port + VLAN binds to one logical switch)
+
 Transport nodes are not stored: they are the lab's inventory (read-only),
 given to the store at start. Every write validates first and changes
 nothing on error: ApiError names the field and the fix, with the HTTP status
@@ -28,6 +31,11 @@ CREATE TABLE IF NOT EXISTS logical_ports (
     attachment TEXT NOT NULL UNIQUE, transport_node TEXT NOT NULL,
     ofport INTEGER NOT NULL, mac TEXT NOT NULL, ip TEXT,
     UNIQUE (ls_id, mac));
+CREATE TABLE IF NOT EXISTS gateway_connections (
+    id INTEGER PRIMARY KEY,
+    ls_id INTEGER NOT NULL REFERENCES logical_switches(id),
+    gateway TEXT NOT NULL, port TEXT NOT NULL, vlan INTEGER NOT NULL,
+    UNIQUE (gateway, port, vlan), UNIQUE (ls_id, gateway));
 """
 
 
@@ -89,9 +97,12 @@ class Store:
             self.get_ls(ls_id)
             n = self.db.execute('SELECT COUNT(*) FROM logical_ports WHERE '
                                 'ls_id=?', (ls_id,)).fetchone()[0]
+            n += self.db.execute('SELECT COUNT(*) FROM gateway_connections '
+                                 'WHERE ls_id=?', (ls_id,)).fetchone()[0]
             if n:
                 raise ApiError(409, 'id', f'logical switch {ls_id} still has '
-                               f'{n} port(s); detach them first')
+                               f'{n} port(s) or gateway connection(s); '
+                               'detach them first')
             self.db.execute('DELETE FROM logical_switches WHERE id=?',
                             (ls_id,))
             self._commit()
@@ -214,6 +225,71 @@ class Store:
         return [dict(r) for r in self.db.execute(
             q + ' ORDER BY id', () if ls_id is None else (ls_id,))]
 
+    # -- gateway connections ------------------------------------------------
+    def connect_gateway(self, body):
+        """Bind a logical switch to VLAN `vlan` on `port` of L2 gateway
+        `gateway` (a software gateway or a hardware VTEP)."""
+        with self.lock:
+            if not isinstance(body, dict):
+                raise ApiError(400, 'body', 'a JSON object')
+            unknown = sorted(set(body) - {'ls_id', 'gateway', 'port',
+                                          'vlan'})
+            if unknown:
+                raise ApiError(400, unknown[0], 'unknown field; allowed: '
+                               'ls_id, gateway, port, vlan')
+            ls_id = _require(body, 'ls_id', 'a logical switch id')
+            if not isinstance(ls_id, int):
+                raise ApiError(400, 'ls_id', 'a logical switch id (integer)')
+            gw = _require(body, 'gateway', 'an L2 gateway name')
+            node = self.nodes.get(gw)
+            if node is None or node['role'] not in ('sw_gateway', 'hw_vtep'):
+                raise ApiError(404, 'gateway', f'no L2 gateway {gw!r}; see '
+                               'GET /api/v1/l2-gateways')
+            port = _require(body, 'port', 'a port of the gateway')
+            if port not in node.get('ports', ()):
+                raise ApiError(404, 'port', f'{gw} has no port {port!r}; '
+                               f"its ports: {', '.join(node.get('ports', ()))}")
+            vlan = body.get('vlan', 0)
+            if not isinstance(vlan, int) or isinstance(vlan, bool) or \
+                    not 0 <= vlan <= 4094:
+                raise ApiError(400, 'vlan', 'a VLAN id is an integer 0..4094 '
+                               '(0 = untagged)')
+            self.get_ls(ls_id)
+            clash = self.db.execute(
+                'SELECT ls_id FROM gateway_connections WHERE gateway=? AND '
+                'port=? AND vlan=?', (gw, port, vlan)).fetchone()
+            if clash:
+                raise ApiError(409, 'vlan', f'{gw} port {port} VLAN {vlan} is '
+                               f'already bound to logical switch {clash[0]}')
+            if self.db.execute('SELECT 1 FROM gateway_connections WHERE '
+                               'ls_id=? AND gateway=?', (ls_id, gw)
+                               ).fetchone():
+                raise ApiError(409, 'gateway', f'logical switch {ls_id} is '
+                               f'already connected through {gw}')
+            cur = self.db.execute(
+                'INSERT INTO gateway_connections (ls_id, gateway, port, vlan) '
+                'VALUES (?, ?, ?, ?)', (ls_id, gw, port, vlan))
+            self._commit()
+            return self.get_connection(cur.lastrowid)
+
+    def get_connection(self, conn_id):
+        row = self.db.execute('SELECT * FROM gateway_connections WHERE id=?',
+                              (conn_id,)).fetchone()
+        if row is None:
+            raise ApiError(404, 'id', f'no gateway connection {conn_id}')
+        return dict(row)
+
+    def disconnect_gateway(self, conn_id):
+        with self.lock:
+            self.get_connection(conn_id)
+            self.db.execute('DELETE FROM gateway_connections WHERE id=?',
+                            (conn_id,))
+            self._commit()
+
+    def list_connections(self):
+        return [dict(r) for r in self.db.execute(
+            'SELECT * FROM gateway_connections ORDER BY id')]
+
     def _commit(self):
         self.db.commit()
         self.generation += 1
@@ -223,4 +299,6 @@ class Store:
         """Everything reconciliation needs, as plain data."""
         with self.lock:
             return {'logical_switches': self.list_ls(),
-                    'ports': self.list_ports(), 'nodes': dict(self.nodes)}
+                    'ports': self.list_ports(),
+                    'gateway_connections': self.list_connections(),
+                    'nodes': dict(self.nodes)}

@@ -34,6 +34,8 @@ def _match(parser, m):
             kw['eth_dst'] = v
         elif k == 'metadata':
             kw['metadata'] = (v, 0xff)
+        elif k == 'vlan_vid':       # 0: untagged; else that VLAN
+            kw['vlan_vid'] = (0x1000 | v) if v else 0
         else:
             kw[k] = v
     return parser.OFPMatch(**kw)
@@ -48,6 +50,17 @@ def _actions(parser, ofp, actions):
             out.append(parser.OFPActionSetField(tunnel_id=a[1]))
         elif a[0] == 'group':
             out.append(parser.OFPActionGroup(a[1]))
+        elif a[0] == 'pop_vlan':
+            out.append(parser.OFPActionPopVlan())
+        elif a[0] == 'output_vlan':        # (port, vlan): tag, send, untag
+            port, vlan = a[1], a[2]
+            if vlan:
+                out += [parser.OFPActionPushVlan(0x8100),
+                        parser.OFPActionSetField(vlan_vid=0x1000 | vlan),
+                        parser.OFPActionOutput(port),
+                        parser.OFPActionPopVlan()]
+            else:
+                out.append(parser.OFPActionOutput(port))
         else:
             raise ValueError(f'unknown action {a!r}')
     return out

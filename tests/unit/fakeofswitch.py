@@ -8,14 +8,17 @@ def _matches(match, pkt):
             val, mask = (int(x.replace(':', ''), 16) for x in v)
             if int(pkt['eth_dst'].replace(':', ''), 16) & mask != val & mask:
                 return False
+        elif k == 'vlan_vid':
+            if pkt.get('vlan', 0) != v:
+                return False
         elif pkt.get(k) != v:
             return False
     return True
 
 
 def forward(flows, groups, pkt, live=None):
-    """pkt: {in_port, eth_dst, tunnel_id?}. Returns sorted [(port, vni)]
-    of every copy that leaves the switch. `live`: ports that are up (all
+    """pkt: {in_port, eth_dst, tunnel_id?, vlan?}. Returns sorted
+    [(port, vni or 'vlanN')] of every copy that leaves the switch. `live`: ports that are up (all
     if None)."""
     pkt = dict(pkt)
     gmap = {g['group_id']: g for g in groups}
@@ -32,6 +35,11 @@ def forward(flows, groups, pkt, live=None):
             elif action[0] == 'output':
                 if action[1] != pkt['in_port']:
                     out.append((action[1], pkt.get('tunnel_id')))
+            elif action[0] == 'output_vlan':      # leaves tagged (or not)
+                if action[1] != pkt['in_port']:
+                    out.append((action[1], f'vlan{action[2]}'))
+            elif action[0] == 'pop_vlan':
+                pkt['vlan'] = 0
             elif action[0] == 'group':
                 g = gmap[action[1]]
                 alive = [b for b in g['buckets'] if live is None or

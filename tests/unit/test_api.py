@@ -17,8 +17,10 @@ INV = {'vm1': {'transport_node': 'hv1', 'ofport': 2,
 @pytest.fixture
 def client():
     changes = []
-    store = model.Store(inventory=INV, nodes={'hv1': {
-        'role': 'hypervisor', 'tunnel_ip': '1.0.0.1', 'index': 1}})
+    store = model.Store(inventory=INV, nodes={
+        'hv1': {'role': 'hypervisor', 'tunnel_ip': '1.0.0.1', 'index': 1},
+        'gw1': {'role': 'sw_gateway', 'tunnel_ip': '1.0.0.2', 'index': 2,
+                'ports': {'seg1': 2}}})
     c = TestClient(api.create_app(store, lambda: changes.append(1)))
     c.store, c.changes = store, changes
     r = c.post(P + '/logical-switches', json={'name': 'web', 'vni': 5001})
@@ -65,6 +67,22 @@ def snapshot(c):
     ('post', '/logical-switches/2/ports', {'attachment': 'vm1'}, 404, 'id',
      'no logical switch 2'),
     ('delete', '/logical-ports/5', None, 404, 'id', 'no logical port 5'),
+    ('post', '/gateway-connections', {'ls_id': 1, 'gateway': 'hv1',
+                                      'port': 'seg1'}, 404, 'gateway',
+     "no L2 gateway 'hv1'"),
+    ('post', '/gateway-connections', {'ls_id': 1, 'gateway': 'gw1',
+                                      'port': 'eth9'}, 404, 'port',
+     "gw1 has no port 'eth9'; its ports: seg1"),
+    ('post', '/gateway-connections', {'ls_id': 1, 'gateway': 'gw1',
+                                      'port': 'seg1', 'vlan': 4095}, 400,
+     'vlan', 'a VLAN id is an integer 0..4094'),
+    ('post', '/gateway-connections', {'ls_id': 7, 'gateway': 'gw1',
+                                      'port': 'seg1'}, 404, 'id',
+     'no logical switch 7'),
+    ('post', '/gateway-connections', {'gateway': 'gw1', 'port': 'seg1'},
+     400, 'ls_id', 'required'),
+    ('delete', '/gateway-connections/3', None, 404, 'id',
+     'no gateway connection 3'),
 ])
 def test_bad_requests_change_nothing(client, method, path, body, status,
                                      field, text):
@@ -101,6 +119,24 @@ def test_attach_conflicts(client):
     assert snapshot(client) == before
     r = client.delete(P + '/logical-switches/1')
     assert r.status_code == 409 and 'detach them first' in r.text
+
+
+def test_one_port_and_vlan_binds_one_logical_switch(client):
+    r = client.post(P + '/gateway-connections', json={
+        'ls_id': 1, 'gateway': 'gw1', 'port': 'seg1', 'vlan': 100})
+    assert r.status_code == 201
+    client.post(P + '/logical-switches', json={'name': 'db', 'vni': 5002})
+    before = snapshot(client)
+    r = client.post(P + '/gateway-connections', json={
+        'ls_id': 2, 'gateway': 'gw1', 'port': 'seg1', 'vlan': 100})
+    assert r.status_code == 409 and r.json()['error']['message'] == \
+        'gw1 port seg1 VLAN 100 is already bound to logical switch 1'
+    assert snapshot(client) == before
+    r = client.post(P + '/gateway-connections', json={
+        'ls_id': 2, 'gateway': 'gw1', 'port': 'seg1', 'vlan': 200})
+    assert r.status_code == 201
+    assert [g['name'] for g in client.get(P + '/l2-gateways').json()] == \
+        ['gw1']
 
 
 def test_lifecycle(client):

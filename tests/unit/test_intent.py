@@ -14,7 +14,10 @@ NODES = {'sn1': {'role': 'service_node', 'tunnel_ip': '1.0.0.1', 'index': 1},
          'sn2': {'role': 'service_node', 'tunnel_ip': '1.0.0.2', 'index': 2},
          'hv1': {'role': 'hypervisor', 'tunnel_ip': '1.0.0.11', 'index': 11},
          'hv2': {'role': 'hypervisor', 'tunnel_ip': '1.0.0.12', 'index': 12},
-         'hv3': {'role': 'hypervisor', 'tunnel_ip': '1.0.0.13', 'index': 13}}
+         'hv3': {'role': 'hypervisor', 'tunnel_ip': '1.0.0.13', 'index': 13},
+         'gw1': {'role': 'sw_gateway', 'tunnel_ip': '1.0.0.21', 'index': 21,
+                 'ports': {'seg1': 2}}}
+SERVER_S = '02:00:00:00:00:53'
 VMS = {'vm1': ('hv1', 2, '02:00:00:00:00:01'),
        'vm2': ('hv1', 3, '02:00:00:00:00:02'),
        'vm3': ('hv2', 2, '02:00:00:00:00:03'),
@@ -37,6 +40,8 @@ def store():
         s.attach(ls1['id'], {'attachment': vm})
     for vm in ('vm4', 'vm5'):
         s.attach(ls2['id'], {'attachment': vm})
+    s.connect_gateway({'ls_id': ls1['id'], 'gateway': 'gw1', 'port': 'seg1',
+                       'vlan': 100})
     return s
 
 
@@ -53,7 +58,29 @@ def test_arp_from_vm1_reaches_vm2_locally_and_one_service_node(store):
 def test_service_node_replicates_only_to_members(store):
     out = at(store, 'sn1', {'in_port': tun('hv1'), 'tunnel_id': 5001,
                             'eth_dst': BCAST})
-    assert out == [(tun('hv2'), 5001)]          # not hv3, not back to hv1
+    # HV2 and the gateway; not HV3 (no member), not back to HV1
+    assert out == [(tun('hv2'), 5001), (tun('gw1'), 5001)]
+
+
+def test_gateway_floods_a_tunnelled_arp_onto_its_vlan(store):
+    out = at(store, 'gw1', {'in_port': tun('sn1'), 'tunnel_id': 5001,
+                            'eth_dst': BCAST})
+    assert out == [(2, 'vlan100')]
+
+
+def test_gateway_tunnels_the_reply_straight_to_hv1(store):
+    # figure 11: server S answers VM1; the gateway knows VM1's VTEP
+    out = at(store, 'gw1', {'in_port': 2, 'vlan': 100,
+                            'eth_dst': VMS['vm1'][2]})
+    assert out == [(tun('hv1'), 5001)]
+    assert at(store, 'gw1', {'in_port': 2, 'vlan': 200,
+                             'eth_dst': VMS['vm1'][2]}) == []
+    assert at(store, 'gw1', {'in_port': 2, 'eth_dst': BCAST}) == []
+
+
+def test_broadcast_from_the_physical_side_goes_to_a_service_node(store):
+    out = at(store, 'gw1', {'in_port': 2, 'vlan': 100, 'eth_dst': BCAST})
+    assert out == [(tun('sn1'), 5001)]
 
 
 def test_flood_from_a_tunnel_stays_local_and_in_its_vni(store):
@@ -92,7 +119,7 @@ def test_source_node_replication_sends_to_every_member_vtep(store):
     ls1 = store.list_ls()[0]
     store.update_ls(ls1['id'], {'replication_mode': 'source_node'})
     out = at(store, 'hv1', {'in_port': 2, 'eth_dst': BCAST})
-    assert out == [(3, 5001), (tun('hv2'), 5001)]
+    assert out == [(3, 5001), (tun('hv2'), 5001), (tun('gw1'), 5001)]
 
 
 def test_hypervisor_without_members_gets_no_flood_flows(store):
