@@ -38,7 +38,8 @@ def inventory_from_plan(plan):
 
 
 class Core:
-    def __init__(self, plan, db_path=':memory:'):
+    def __init__(self, plan, db_path=':memory:', cfm_interval_ms=100):
+        self.cfm_interval_ms = cfm_interval_ms
         inv, nodes = inventory_from_plan(plan)
         self.store = Store(db_path, inventory=inv, nodes=nodes)
         self.observed = {'vtep_macs': {}}
@@ -76,6 +77,21 @@ class Core:
                     LOG.info('%s: %d tunnel port change(s)', node, changed)
             except (RuntimeError, OSError) as exc:
                 LOG.error('%s: tunnels not reconciled: %s', node, exc)
+
+    def assign_cfm(self, interval_ms=None):
+        """Give every software gateway its unique CFM ID (node index + 1) on
+        its segment port: the tie-breaker of the election (lowest active)."""
+        interval_ms = interval_ms or self.cfm_interval_ms
+        for node, n in sorted(self.store.nodes.items()):
+            if n['role'] != 'sw_gateway':
+                continue
+            for port in sorted(n.get('ports', {})):
+                try:
+                    tunnels._vsctl(self.ovsdb(node), 'set', 'interface', port,
+                                   f"cfm_mpid={n['index'] + 1}",
+                                   f'other_config:cfm_interval={interval_ms}')
+                except (RuntimeError, OSError) as exc:
+                    LOG.error('%s: CFM ID not set: %s', node, exc)
 
     def on_change(self):
         """Called after each committed API write: a burst of writes gives

@@ -26,6 +26,8 @@ def parse(argv=None):
     p.add_argument('--listen', default='127.0.0.1')
     p.add_argument('--of-port', type=int, default=OF_PORT)
     p.add_argument('--api-port', type=int, default=API_PORT)
+    p.add_argument('--cfm-interval', type=int, default=100,
+                   help='CFM interval of software gateways, ms (10..1000)')
     return p.parse_args(argv)
 
 
@@ -35,7 +37,7 @@ def main(argv=None):
                         '%(levelname)s %(message)s')
     with open(args.plan) as f:
         plan = json.load(f)
-    core = core_mod.Core(plan, args.db)
+    core = core_mod.Core(plan, args.db, cfm_interval_ms=args.cfm_interval)
     core_mod.CORE = core
 
     import uvicorn
@@ -46,6 +48,7 @@ def main(argv=None):
     threading.Thread(target=server.run, name='api', daemon=True).start()
 
     core.reconcile_tunnels()
+    core.assign_cfm()
     from os_ken import cfg
     from os_ken.base import app_manager
     import os_ken.controller.controller  # noqa: F401  registers ofp options

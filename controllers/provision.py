@@ -14,7 +14,29 @@ def requests_for(plan):
         if p['role'] == 'vm' and p.get('ls'):
             reqs.append(('POST', f"/logical-switches/{{ls:{p['ls']}}}/ports",
                          {'attachment': name}))
+    reqs += [('POST', '/gateway-connections', body)
+             for body in gateway_connections(plan)]
     return reqs
+
+
+def gateway_connections(plan):
+    """Each software gateway on a physical segment bridges the VLANs of the
+    segment's hosts to those hosts' logical switches ('ls_id' holds
+    '{ls:NAME}' until the switch exists)."""
+    nodes, out = plan['nodes'], []
+    for seg, p in nodes.items():
+        if p['role'] != 'l2_segment':
+            continue
+        vlans = sorted({(nodes[i['peer']]['ls'], i.get('vlan', 0))
+                        for i in p['intfs']
+                        if nodes[i['peer']].get('ls')})
+        gateways = [i for i in p['intfs']
+                    if nodes[i['peer']]['role'] == 'sw_gateway']
+        for ls, vlan in vlans:
+            for g in gateways:
+                out.append({'ls_id': f'{{ls:{ls}}}', 'gateway': g['peer'],
+                            'port': g['peer_intf'], 'vlan': vlan})
+    return out
 
 
 def provision(ctl, plan, progress=lambda m: None):
@@ -23,6 +45,8 @@ def provision(ctl, plan, progress=lambda m: None):
     for i, (method, path, body) in enumerate(reqs, 1):
         for name, ls_id in ids.items():
             path = path.replace(f'{{ls:{name}}}', str(ls_id))
+            if body.get('ls_id') == f'{{ls:{name}}}':
+                body = dict(body, ls_id=ls_id)
         status, out = ctl.request(method, path, body)
         if status >= 300:
             raise RuntimeError(f'{method} {path} {body}: {status} {out}')

@@ -21,12 +21,26 @@ def _vms_by_ls(plan):
     return out
 
 
+def _bridged_hosts(plan):
+    """Physical hosts on a segment that a software gateway bridges."""
+    nodes = plan['nodes']
+    return sorted(n for n, p in nodes.items()
+                  if p['role'] in ('bare_metal', 'appliance') and p.get('ls')
+                  and nodes[p['intfs'][0]['peer']]['role'] == 'l2_segment')
+
+
 def pairs(plan):
-    """(src, dst) VM pairs to ping: the first VM of each logical switch to
-    every other VM of it (covers every hypervisor hosting that switch)."""
+    """(src, dst) pairs to ping: the first VM of each logical switch to
+    every other VM of it (covers every hypervisor hosting that switch) and
+    to every physical host bridged into it by a software gateway."""
     out = []
-    for ls, vms in sorted(_vms_by_ls(plan).items()):
+    by_ls = _vms_by_ls(plan)
+    for ls, vms in sorted(by_ls.items()):
         out += [(vms[0], d) for d in vms[1:]]
+    for host in _bridged_hosts(plan):
+        vms = by_ls.get(plan['nodes'][host]['ls'])
+        if vms:
+            out.append((vms[0], host))
     return out
 
 

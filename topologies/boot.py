@@ -19,6 +19,7 @@ Roles and what their script brings up:
                       bridge br0 with an active-backup bond (no kernel bonding
                       or VLAN devices on this kernel)
 """
+import os
 import shlex
 
 from . import frr, vcf
@@ -27,6 +28,8 @@ OVS_SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema'
 VTEP_SCHEMA = '/usr/share/openvswitch/vtep.ovsschema'
 FRR_DIR = '/usr/lib/frr'
 OVSDB_PORT = 6640
+AGENT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))), 'controllers', 'gwagent.py')
 OPENFLOW_PORT = 6653
 
 
@@ -117,16 +120,47 @@ def transport_node(node, plan, run_dir):
     controller on the management network."""
     lines = _common(node, plan) + _ovs_start(node, run_dir, remote=True) + \
         _br_phy(node, plan)
-    ports = [i for i in node['intfs'] if i['kind'] in ('host', 'physical')]
+    ports = [i for i in node['intfs'] if i['kind'] == 'host']
     cmd = ('ovs-vsctl -- add-br br-int -- set bridge br-int '
            'datapath_type=netdev fail_mode=secure '
            'protocols=OpenFlow10,OpenFlow13,OpenFlow15 '
            'other_config:disable-in-band=true '
            f"other_config:datapath-id={node['index'] + 1:016x}")
     lines.append(' '.join([cmd] + [_port('br-int', i) for i in ports]))
+    if node['role'] == 'sw_gateway':
+        lines += _gateway_ports(node, run_dir)
     lines.append(f'ovs-vsctl -- set-controller br-int '
                  f'{controller_target(plan)} -- set controller br-int '
                  'max_backoff=1000')
+    return lines
+
+
+def _gateway_ports(node, run_dir):
+    """A software gateway reaches a physical segment through its own bridge
+    br-<port>: the cable (with CFM on it) and a patch to br-int, which the
+    controller sees as the gateway port (same name, same ofport). The
+    election agent blocks only the patch, so a standby gateway keeps sending
+    and hearing CFM on the cable."""
+    lines = []
+    for i in node['intfs']:
+        if i['kind'] != 'physical':
+            continue
+        seg, br, inner = i['name'], f"br-{i['name']}", f"i-{i['name']}"
+        lines.append(
+            f'ovs-vsctl -- add-br {br} -- set bridge {br} '
+            'datapath_type=netdev fail_mode=secure '
+            f'-- add-port {br} {seg} -- set interface {seg} ofport_request=1 '
+            f'-- add-port {br} {inner} -- set interface {inner} type=patch '
+            f'options:peer=p-{seg} ofport_request=2 '
+            f'-- add-port br-int p-{seg} -- set interface p-{seg} type=patch '
+            f"options:peer={inner} ofport_request={i['ofport']}")
+        lines.append(f"ovs-ofctl add-flows {br} - <<'EOF'\n"
+                     'priority=10,in_port=1,actions=output:2\n'
+                     'priority=10,in_port=2,actions=output:1\nEOF')
+        lines.append(f'setsid -f /usr/bin/python3 {AGENT} --bridge {br} '
+                     f'--port {inner} --cfm-port {seg} '
+                     f'--log {run_dir}/gwagent-{seg}.log '
+                     '>/dev/null 2>&1 </dev/null')
     return lines
 
 

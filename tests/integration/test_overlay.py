@@ -11,7 +11,7 @@ def test_overlay_through_the_controller(topo):
     r = run_py('topo', '--topo', topo, '--check', '--overlay', '--json')
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     m = last_json(r.stdout)['metrics']
-    assert m['overlay_pairs'] == 4 and m['overlay_reachable'] == 4
+    assert m["overlay_pairs"] == 5 and m["overlay_reachable"] == 5
     assert m['isolation_probes'] == 2 and m['isolation_leaks'] == []
     assert m['controller_errors'] == []
     assert any(a.endswith('controller.log')

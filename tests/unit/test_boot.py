@@ -63,8 +63,12 @@ def test_vcf_member_loads_static_flows():
     assert 'bgpd' not in s
 
 
-def test_gateway_port_into_the_segment_is_on_br_int():
+def test_gateway_reaches_its_segment_through_a_patch_the_agent_guards():
     clos, _ = plans()
     s = script(clos, 'gw1')
-    assert '-- add-port br-int seg1' in s
+    seg = next(i for i in clos['nodes']['gw1']['intfs'] if i['name'] == 'seg1')
+    assert '-- add-port br-seg1 seg1' in s            # the cable, with CFM
+    assert (f"-- add-port br-int p-seg1 -- set interface p-seg1 type=patch "
+            f"options:peer=i-seg1 ofport_request={seg['ofport']}") in s
+    assert '--bridge br-seg1 --port i-seg1 --cfm-port seg1' in s
     assert 'link set seg1 mtu 1500 up' in s

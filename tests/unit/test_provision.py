@@ -10,10 +10,14 @@ def test_requests_create_switches_then_attach_every_vm():
                                                        'vni': 5001}),
                         ('POST', '/logical-switches', {'name': 'ls2',
                                                        'vni': 5002})]
-    attached = [b['attachment'] for _, path, b in reqs[2:]]
+    attached = [b['attachment'] for _, path, b in reqs if 'attachment' in b]
     assert sorted(attached) == ['vm1', 'vm2', 'vm3', 'vm4', 'vm5', 'vm6']
     assert ('POST', '/logical-switches/{ls:ls1}/ports',
             {'attachment': 'vm1'}) in reqs
+    # srv1 is on seg1 in VLAN 100 (ls1): both gateways bridge it
+    assert [b for _, p, b in reqs if p == '/gateway-connections'] == [
+        {'ls_id': '{ls:ls1}', 'gateway': g, 'port': 'seg1', 'vlan': 100}
+        for g in ('gw1', 'gw2')]
 
 
 def test_inventory_locates_each_vm_on_its_hypervisor_port():
