@@ -68,9 +68,11 @@ def cmd_list(args):
     print('Labs (--topo NAME; clos = clos-small, vcf = vcf-small):')
     for name, path in labs.shipped().items():
         print(f'  {name:12s} {labs.describe(path)}')
-    print('\nCommands: topo --check, cli, bench boot, clean')
-    print('Scenarios and demos: none yet (the controller comes next; see the '
-          'README).')
+    print('\nScenarios (./run.py scenario NAME [--topo clos|vcf] [--json]):')
+    for name, (_, text) in SCENARIOS.items():
+        print(f'  {name:12s} {text}')
+    print('\nDemos: none yet (see the README).')
+    print('Other commands: topo --check [--overlay], cli, bench boot, clean')
 
 
 def cmd_topo(args):
@@ -116,6 +118,28 @@ def cmd_clean(args):
     return 0
 
 
+SCENARIOS = {
+    'arp-flow': ('scenarios.arp_flow', 'figures 9-11: an ARP from a VM to a '
+                 'server behind a software gateway, hop by hop'),
+}
+
+
+def cmd_scenario(args):
+    need_root('scenario')
+    import importlib
+    mod = importlib.import_module(SCENARIOS[args.name][0])
+    res = mod.run(fabric=args.topo, progress=progress)
+    m = res['metrics']
+    if m.get('hops'):
+        print('Observed hops:')
+        for h in m['hops']:
+            print('  ' + h)
+    for c in m.get('checks', []):
+        print(f"  [{'ok' if c['held'] else 'FAIL'}] {c['claim']}")
+    print_result(res, args.json)
+    return 0 if res['passed'] else 1
+
+
 def cmd_bench(args):
     need_root('bench')
     from scenarios import bench_boot
@@ -153,6 +177,10 @@ def parser():
                    help='print one JSON result object as the last line')
     c = sub.add_parser('cli', help='build a lab and open the Mininet CLI')
     lab_args(c)
+    sc = sub.add_parser('scenario', help='run a measured scenario')
+    sc.add_argument('name', choices=sorted(SCENARIOS))
+    sc.add_argument('--topo', choices=['clos', 'vcf'], default='clos')
+    sc.add_argument('--json', action='store_true')
     sub.add_parser('clean', help="remove a crashed run's leftovers")
     b = sub.add_parser('bench', help='benchmarks')
     b.add_argument('what', choices=['boot'])
@@ -171,6 +199,7 @@ def main(argv=None):
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     handlers = {'list': cmd_list, 'topo': cmd_topo, 'cli': cmd_cli,
+                'scenario': cmd_scenario,
                 'clean': cmd_clean, 'bench': cmd_bench, None: cmd_default}
     try:
         return handlers[args.command](args) or 0

@@ -1,0 +1,129 @@
+"""Shared scenario harness: a lab with its controller, provisioned through
+the API; packet captures started and stopped by PID in the lab's
+namespaces; pcap decoding into plain frame records.
+
+    with ControlledLab(spec, progress) as lab:   # lab.ctl: the controller
+        with Captures(lab, {'hv1': 'leaf1', 'vm1': 'eth0'}, out_dir) as cap:
+            ...act...
+        frames = cap.frames()                    # {point: [frame dicts]}
+"""
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+from controllers import provision
+from controllers.service import Controller
+from topologies import expand
+from topologies.lab import Lab
+
+
+class ControlledLab:
+    """A running lab with its controller, logical networks provisioned
+    through the API; `artifacts_dir` receives the controller's log."""
+
+    def __init__(self, spec, progress=lambda m: None, artifacts_dir=None):
+        self.plan = expand.expand(spec)
+        self.progress = progress
+        self.dir = artifacts_dir
+        self.lab = self.ctl = None
+
+    def __enter__(self):
+        self.lab = Lab(self.plan, progress=self.progress)
+        self.lab.start()
+        try:
+            self.ctl = Controller(self.plan).start()
+            provision.provision(self.ctl, self.plan, self.progress)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        self.lab.ctl = self.ctl
+        return self.lab
+
+    def __exit__(self, *exc):
+        if self.ctl is not None:
+            self.ctl.stop()
+            if self.dir and os.path.exists(self.ctl.log_path):
+                shutil.copy(self.ctl.log_path,
+                            os.path.join(self.dir, 'controller.log'))
+        self.lab.stop()
+
+    def controller_errors(self):
+        path = os.path.join(self.dir or '', 'controller.log')
+        if not os.path.exists(path):
+            return []
+        with open(path) as f:
+            return [line.strip() for line in f
+                    if ' ERROR ' in line or line.startswith('Traceback')]
+
+
+class Captures:
+    """tcpdump on (node, interface) points, one pcap each in `out_dir`,
+    stopped by PID."""
+
+    def __init__(self, lab, points, out_dir, bpf=''):
+        self.lab, self.points, self.dir, self.bpf = lab, points, out_dir, bpf
+        self.procs, self.files = {}, {}
+
+    def __enter__(self):
+        for node, intf in self.points.items():
+            path = os.path.join(self.dir, f'{node}-{intf}.pcap')
+            self.files[node] = path
+            cmd = ['ip', 'netns', 'exec', self.lab.node(node).ns, 'tcpdump',
+                   '-i', intf, '-n', '-U', '--immediate-mode', '-s', '256',
+                   '-w', path]
+            if self.bpf:
+                cmd.append(self.bpf)
+            self.procs[node] = subprocess.Popen(
+                cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                text=True)
+        for node, p in self.procs.items():         # wait until listening
+            line = p.stderr.readline()
+            if 'listening' not in line:
+                raise RuntimeError(f'tcpdump on {node} did not start: {line}')
+        time.sleep(0.2)
+        return self
+
+    def __exit__(self, *exc):
+        time.sleep(0.5)                 # let the last frames be written
+        for p in self.procs.values():
+            p.send_signal(signal.SIGINT)
+        self.stats = {}
+        for node, p in self.procs.items():
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+            self.stats[node] = p.stderr.read().strip()
+
+    def frames(self):
+        return {node: decode(path) for node, path in self.files.items()}
+
+
+def decode(path):
+    """A pcap -> [frame records]: outer VXLAN (src/dst IP, VNI) if any, and
+    the inner Ethernet (src/dst MAC, VLAN, ARP op and addresses)."""
+    from scapy.all import ARP, Dot1Q, Ether, IP, VXLAN, rdpcap
+    out = []
+    for pkt in rdpcap(path):
+        rec = {'time': float(pkt.time)}
+        inner = pkt
+        if pkt.haslayer(VXLAN):
+            rec.update(outer_src=pkt[IP].src, outer_dst=pkt[IP].dst,
+                       vni=pkt[VXLAN].vni)
+            inner = pkt[VXLAN].payload
+        if not isinstance(inner, Ether) and not inner.haslayer(Ether):
+            continue
+        eth = inner if isinstance(inner, Ether) else inner[Ether]
+        rec.update(src=eth.src, dst=eth.dst)
+        if eth.haslayer(Dot1Q):
+            rec['vlan'] = eth[Dot1Q].vlan
+        if eth.haslayer(ARP):
+            a = eth[ARP]
+            rec.update(arp='request' if a.op == 1 else 'reply', psrc=a.psrc,
+                       pdst=a.pdst)
+        elif eth.haslayer(IP):
+            rec.update(ip_src=eth[IP].src, ip_dst=eth[IP].dst)
+        out.append(rec)
+    return out
