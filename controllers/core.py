@@ -5,7 +5,7 @@ Built from a lab plan: transport nodes and VM locations are its inventory.
 import logging
 import threading
 
-from . import intent, tunnels
+from . import hwvtep, intent, tunnels
 from .model import Store
 
 LOG = logging.getLogger('nsx.core')
@@ -42,7 +42,8 @@ class Core:
         self.cfm_interval_ms = cfm_interval_ms
         inv, nodes = inventory_from_plan(plan)
         self.store = Store(db_path, inventory=inv, nodes=nodes)
-        self.observed = {'vtep_macs': {}}
+        self.observed = {'vtep_macs': {}, 'dead': set()}
+        self.monitors = []
         self.lock = threading.RLock()
         self.app = None                   # the os-ken app, once running
         self.errors = []                  # OpenFlow errors seen
@@ -93,6 +94,37 @@ class Core:
                 except (RuntimeError, OSError) as exc:
                     LOG.error('%s: CFM ID not set: %s', node, exc)
 
+    def hw_vteps(self):
+        return sorted(n for n, p in self.store.nodes.items()
+                      if p['role'] == 'hw_vtep')
+
+    def start_monitors(self):
+        """Follow every hardware VTEP's Ucast_Macs_Local (figure 15)."""
+        for vtep in self.hw_vteps():
+            def changed(macs, vtep=vtep):
+                with self.lock:
+                    vm = self.observed['vtep_macs']
+                    for key in [k for k, v in vm.items() if v == vtep]:
+                        del vm[key]
+                    vm.update({key: vtep for key in macs})
+                LOG.info('%s: %d local MAC(s) reported', vtep, len(macs))
+                self.on_change()
+            self.monitors.append(hwvtep.LocalMacMonitor(
+                self.ovsdb(vtep), changed).start())
+
+    def reconcile_vteps(self):
+        desired = self.store.desired()
+        for vtep in self.hw_vteps():
+            try:
+                cmds = hwvtep.reconcile(self.ovsdb(vtep), vtep,
+                                        intent.vtep_intent(desired, vtep,
+                                                           self.observed))
+                if cmds:
+                    LOG.info('%s: %d hardware_vtep change(s)', vtep,
+                             len(cmds))
+            except (RuntimeError, OSError) as exc:
+                LOG.error('%s: hardware_vtep not reconciled: %s', vtep, exc)
+
     def on_change(self):
         """Called after each committed API write: a burst of writes gives
         one reconciliation pass, done by the reconciler thread."""
@@ -106,5 +138,6 @@ class Core:
                 with self.lock:
                     if self.app is not None:
                         self.app.reconcile_all()
+                    self.reconcile_vteps()
             except Exception:            # keep reconciling; log the bug
                 LOG.exception('reconciliation failed')

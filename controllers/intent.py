@@ -174,3 +174,46 @@ def _service_node(desired, node, observed):
             flows.append(_flow(0, 100, {'in_port': tun[src]['port'],
                                         'tunnel_id': vni}, outs))
     return flows
+
+
+def vtep_intent(desired, vtep, observed=None):
+    """What hardware VTEP `vtep`'s hardware_vtep database must hold.
+
+    Writes (as data): Logical_Switch (tunnel_key = VNI) for every logical
+    switch bound on this VTEP; Physical_Port vlan_bindings; Ucast_Macs_Remote
+    for every VM MAC and every MAC another hardware VTEP learned in those
+    switches (locator = the owner's tunnel IP); Mcast_Macs_Remote
+    unknown-dst: the healthy service nodes (service_node mode) or every
+    other member VTEP (source_node mode). `observed['dead']` lists service
+    nodes BFD declared down.
+    """
+    nodes = desired['nodes']
+    ls_by_id = {ls['id']: ls for ls in desired['logical_switches']}
+    conns = [c for c in desired.get('gateway_connections', [])
+             if c['gateway'] == vtep]
+    mine = {ls_by_id[c['ls_id']]['name']: ls_by_id[c['ls_id']]
+            for c in conns}
+    bindings = {(c['port'], c['vlan']): ls_by_id[c['ls_id']]['name']
+                for c in conns}
+    ucast = {}
+    for p in desired['ports']:
+        ls = ls_by_id[p['ls_id']]
+        if ls['name'] in mine:
+            ucast[(ls['name'], p['mac'])] = nodes[p['transport_node']][
+                'tunnel_ip']
+    vni_name = {ls['vni']: name for name, ls in mine.items()}
+    for (vni, mac), owner in (observed or {}).get('vtep_macs', {}).items():
+        if owner != vtep and vni in vni_name:
+            ucast[(vni_name[vni], mac)] = nodes[owner]['tunnel_ip']
+    dead = set((observed or {}).get('dead', ()))
+    mem = members(desired, observed)
+    mcast = {}
+    for name, ls in mine.items():
+        if ls['replication_mode'] == 'source_node':
+            peers = sorted(mem.get(ls['vni'], set()) - {vtep})
+        else:
+            peers = [s for s in service_nodes(nodes) if s not in dead]
+        mcast[name] = [nodes[p]['tunnel_ip'] for p in peers]
+    return {'logical_switches': {n: ls['vni'] for n, ls in mine.items()},
+            'bindings': bindings, 'ucast_remote': ucast,
+            'mcast_remote': mcast}

@@ -49,6 +49,7 @@ def main(argv=None):
 
     core.reconcile_tunnels()
     core.assign_cfm()
+    core.start_monitors()
     from os_ken import cfg
     from os_ken.base import app_manager
     import os_ken.controller.controller  # noqa: F401  registers ofp options

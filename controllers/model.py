@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS gateway_connections (
     id INTEGER PRIMARY KEY,
     ls_id INTEGER NOT NULL REFERENCES logical_switches(id),
     gateway TEXT NOT NULL, port TEXT NOT NULL, vlan INTEGER NOT NULL,
-    UNIQUE (gateway, port, vlan), UNIQUE (ls_id, gateway));
+    UNIQUE (gateway, port, vlan));
 """
 
 
@@ -261,11 +261,6 @@ class Store:
             if clash:
                 raise ApiError(409, 'vlan', f'{gw} port {port} VLAN {vlan} is '
                                f'already bound to logical switch {clash[0]}')
-            if self.db.execute('SELECT 1 FROM gateway_connections WHERE '
-                               'ls_id=? AND gateway=?', (ls_id, gw)
-                               ).fetchone():
-                raise ApiError(409, 'gateway', f'logical switch {ls_id} is '
-                               f'already connected through {gw}')
             cur = self.db.execute(
                 'INSERT INTO gateway_connections (ls_id, gateway, port, vlan) '
                 'VALUES (?, ?, ?, ?)', (ls_id, gw, port, vlan))

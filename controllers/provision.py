@@ -21,8 +21,9 @@ def requests_for(plan):
 
 def gateway_connections(plan):
     """Each software gateway on a physical segment bridges the VLANs of the
-    segment's hosts to those hosts' logical switches ('ls_id' holds
-    '{ls:NAME}' until the switch exists)."""
+    segment's hosts to those hosts' logical switches, and each hardware VTEP
+    port facing a server binds it ('ls_id' holds '{ls:NAME}' until the
+    switch exists)."""
     nodes, out = plan['nodes'], []
     for seg, p in nodes.items():
         if p['role'] != 'l2_segment':
@@ -36,6 +37,16 @@ def gateway_connections(plan):
             for g in gateways:
                 out.append({'ls_id': f'{{ls:{ls}}}', 'gateway': g['peer'],
                             'port': g['peer_intf'], 'vlan': vlan})
+    # hardware VTEPs: each port facing a server binds the server's VLAN (0:
+    # untagged) to its logical switch
+    for vtep, p in nodes.items():
+        if p['role'] != 'hw_vtep':
+            continue
+        for i in p['intfs']:
+            host = nodes.get(i.get('server') or i['peer'], {})
+            if i['kind'] == 'physical' and host.get('ls'):
+                out.append({'ls_id': f"{{ls:{host['ls']}}}", 'gateway': vtep,
+                            'port': i['name'], 'vlan': host.get('vlan', 0)})
     return out
 
 

@@ -28,6 +28,7 @@ OVS_SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema'
 VTEP_SCHEMA = '/usr/share/openvswitch/vtep.ovsschema'
 FRR_DIR = '/usr/lib/frr'
 OVSDB_PORT = 6640
+OVS_VTEP = '/usr/share/openvswitch/scripts/ovs-vtep'
 AGENT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))), 'controllers', 'gwagent.py')
 OPENFLOW_PORT = 6653
@@ -179,6 +180,10 @@ def hw_vtep(node, plan, run_dir):
         [f'vtep-ctl -- add-ps {ps} -- set Physical_Switch {ps} '
          f'tunnel_ips={tunnel_ip} management_ips={mgmt_ip}']
         + [f"-- add-port {ps} {i['name']}" for i in ports]))
+    # OVS's own VTEP emulator is the device: it implements what the
+    # controller writes into hardware_vtep on the bridge named like the PS.
+    lines.append(f'{OVS_VTEP} --log-file={run_dir}/ovs-vtep.log '
+                 f'--pidfile={run_dir}/ovs-vtep.pid --detach {ps}')
     return lines
 
 

@@ -1,20 +1,25 @@
-"""Small labs, booted in-process: management reachability, the hardware
-VTEP's OVSDB from the root namespace, and VCF multihoming."""
+"""Small labs, booted in-process with their controller: management
+reachability, the hardware VTEP's OVSDB from the root namespace, and VCF
+multihoming through the pod VTEP (OVS's VTEP emulator, programmed by the
+controller over hardware_vtep)."""
 import re
 import subprocess
 import time
 
 import pytest
 
-from topologies import check, expand, labs
-from topologies.lab import Lab
+from scenarios import harness
+from topologies import check, labs
 
 
 @pytest.fixture(scope='module')
-def vcf_lab():
-    plan = expand.expand(labs.resolve('vcf'))
-    with Lab(plan) as lab:
+def vcf_lab(tmp_path_factory):
+    env = harness.ControlledLab(labs.resolve('vcf'),
+                                artifacts_dir=str(tmp_path_factory.mktemp(
+                                    'vcf')))
+    with env as lab:
         yield lab
+    assert env.controller_errors() == []
 
 
 def test_every_node_is_reachable_from_the_root_namespace(vcf_lab):
@@ -52,6 +57,9 @@ def test_dual_homed_server_survives_a_leaf_failure(vcf_lab):
     uplink failure and use the uplink to Leaf 2 for all traffic.'"""
     lab = vcf_lab
     bm2_ip = lab.plan['nodes']['bm2']['ip'].split('/')[0]
+    deadline = time.monotonic() + 15             # bindings being written
+    while not _ping(lab, 'bm1', bm2_ip, 1) and time.monotonic() < deadline:
+        time.sleep(0.5)
     assert _ping(lab, 'bm1', bm2_ip)
     assert _active_member(lab) == 'eth0'          # bm1 uses leaf1 first
     leaf1 = lab.node('leaf1')

@@ -131,3 +131,36 @@ def test_tunnels_carry_bfd_only_towards_service_nodes(store):
     t = intent.tunnels(store.desired(), 'hv1')
     assert {p for p, x in t.items() if x['bfd']} == {'sn1', 'sn2'}
     assert 'sn2' not in intent.tunnels(store.desired(), 'sn1')
+
+
+def test_hardware_vtep_intent(store):
+    nodes = dict(NODES, vtep1={'role': 'hw_vtep', 'tunnel_ip': '1.0.0.31',
+                               'index': 31, 'ports': {'bm1': 2}})
+    store.nodes = nodes
+    ls1 = store.list_ls()[0]
+    store.connect_gateway({'ls_id': ls1['id'], 'gateway': 'vtep1',
+                           'port': 'bm1', 'vlan': 0})
+    want = intent.vtep_intent(store.desired(), 'vtep1')
+    assert want['logical_switches'] == {'ls1': 5001}
+    assert want['bindings'] == {('bm1', 0): 'ls1'}
+    assert want['ucast_remote'] == {('ls1', VMS['vm1'][2]): '1.0.0.11',
+                                    ('ls1', VMS['vm2'][2]): '1.0.0.11',
+                                    ('ls1', VMS['vm3'][2]): '1.0.0.12'}
+    assert want['mcast_remote'] == {'ls1': ['1.0.0.1', '1.0.0.2']}
+    # a dead service node leaves unknown-dst; source_node: every member
+    dead = intent.vtep_intent(store.desired(), 'vtep1', {'dead': {'sn1'}})
+    assert dead['mcast_remote'] == {'ls1': ['1.0.0.2']}
+    store.update_ls(ls1['id'], {'replication_mode': 'source_node'})
+    src = intent.vtep_intent(store.desired(), 'vtep1')
+    assert src['mcast_remote'] == {'ls1': ['1.0.0.11', '1.0.0.12',
+                                           '1.0.0.21']}
+
+
+def test_macs_a_vtep_learned_are_installed_on_hypervisors(store):
+    store.nodes = dict(NODES, vtep1={'role': 'hw_vtep', 'tunnel_ip':
+                                     '1.0.0.31', 'index': 31, 'ports': {}})
+    mac5 = '02:00:00:00:00:55'
+    observed = {'vtep_macs': {(5001, mac5): 'vtep1'}}
+    flows, groups = intent.device_intent(store.desired(), 'hv1', observed)
+    out = forward(flows, groups, {'in_port': 2, 'eth_dst': mac5})
+    assert out == [(intent.tunnel_port(store.nodes, 'vtep1'), 5001)]

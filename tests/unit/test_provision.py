@@ -14,10 +14,13 @@ def test_requests_create_switches_then_attach_every_vm():
     assert sorted(attached) == ['vm1', 'vm2', 'vm3', 'vm4', 'vm5', 'vm6']
     assert ('POST', '/logical-switches/{ls:ls1}/ports',
             {'attachment': 'vm1'}) in reqs
-    # srv1 is on seg1 in VLAN 100 (ls1): both gateways bridge it
+    # srv1 is on seg1 in VLAN 100 (ls1): both gateways bridge it; the
+    # hardware VTEPs bind their server ports (bm1 dual-homed: on both)
     assert [b for _, p, b in reqs if p == '/gateway-connections'] == [
         {'ls_id': '{ls:ls1}', 'gateway': g, 'port': 'seg1', 'vlan': 100}
-        for g in ('gw1', 'gw2')]
+        for g in ('gw1', 'gw2')] + [
+        {'ls_id': '{ls:ls1}', 'gateway': v, 'port': port, 'vlan': 0}
+        for v, port in (('vtep1', 'bm1'), ('vtep2', 'bm1'), ('vtep2', 'bm2'))]
 
 
 def test_inventory_locates_each_vm_on_its_hypervisor_port():
