@@ -213,7 +213,7 @@ def vtep_intent(desired, vtep, observed=None):
             peers = sorted(mem.get(ls['vni'], set()) - {vtep})
         else:
             peers = [s for s in service_nodes(nodes) if s not in dead]
-        mcast[name] = [nodes[p]['tunnel_ip'] for p in peers]
+        mcast[name] = sorted(nodes[p]['tunnel_ip'] for p in peers)
     return {'logical_switches': {n: ls['vni'] for n, ls in mine.items()},
             'bindings': bindings, 'ucast_remote': ucast,
             'mcast_remote': mcast}
