@@ -121,6 +121,8 @@ def cmd_clean(args):
 SCENARIOS = {
     'arp-flow': ('scenarios.arp_flow', 'figures 9-11: an ARP from a VM to a '
                  'server behind a software gateway, hop by hop'),
+    'hw-arp-flow': ('scenarios.hw_arp_flow', 'figures 14-16: ARP and unicast '
+                    'between a VM and a server on a hardware VTEP'),
 }
 
 

@@ -62,19 +62,23 @@ def _wait(fn, timeout):
     return False
 
 
-def hops(plan, frames):
-    """Observed ARP hops as records: who sent/received what, how."""
+def hops(plan, frames, asker='vm1', target='s', kind='arp'):
+    """Observed hops of the ARP exchange (or, kind='ip', the IP packets)
+    between hosts `asker` and `target`: who sent/received what, how."""
     vtep_of = {p['tunnel_ip'].split('/')[0]: n
                for n, p in plan['nodes'].items() if 'tunnel_ip' in p}
     mac_of = {p['mac']: n for n, p in plan['nodes'].items() if 'mac' in p}
-    ours = {_ip(plan, 'vm1'), _ip(plan, 's')}
+    ours = {_ip(plan, asker), _ip(plan, target)}
     out = []
     for point, recs in frames.items():
         for r in recs:
-            if r.get('arp') is None or {r['psrc'], r['pdst']} != ours:
+            if kind == 'arp' and (r.get('arp') is None or
+                                  {r['psrc'], r['pdst']} != ours):
                 continue
-            hop = {'at': point, 'arp': r['arp'], 'time': r['time'],
-                   'from': mac_of.get(r['src'], r['src'])}
+            if kind == 'ip' and {r.get('ip_src'), r.get('ip_dst')} != ours:
+                continue
+            hop = {'at': point, 'arp': r.get('arp', 'ip'),
+                   'time': r['time'], 'from': mac_of.get(r['src'], r['src'])}
             if 'vni' in r:
                 hop.update(vni=r['vni'], outer_src=vtep_of.get(
                     r['outer_src'], r['outer_src']),
@@ -127,17 +131,16 @@ def checks(hops_):
 
 
 def describe(h):
+    what = 'IP packet' if h['arp'] == 'ip' else f"ARP {h['arp']}"
     if 'vni' in h:
         return (f"{h['outer_src']} -> {h['outer_dst']}  VXLAN VNI "
-                f"{h['vni']}  ARP {h['arp']} from {h['from']}  "
-                f"(seen at {h['at']})")
+                f"{h['vni']}  {what} from {h['from']}  (seen at {h['at']})")
     tag = f", VLAN {h['vlan']}" if 'vlan' in h else ''
     if h['at'] == 'gw1-seg':
-        return (f"on gw1's cable into seg1: ARP {h['arp']} from "
-                f"{h['from']}{tag}")
+        return f"on gw1's cable into seg1: {what} from {h['from']}{tag}"
     if h['at'] == h['from']:
-        return f"{h['at']} sends ARP {h['arp']}{tag}"
-    return f"{h['at']} receives ARP {h['arp']} from {h['from']}{tag}"
+        return f"{h['at']} sends {what}{tag}"
+    return f"{h['at']} receives {what} from {h['from']}{tag}"
 
 
 def run(fabric='clos', progress=print):
