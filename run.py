@@ -123,6 +123,8 @@ SCENARIOS = {
                  'server behind a software gateway, hop by hop'),
     'hw-arp-flow': ('scenarios.hw_arp_flow', 'figures 14-16: ARP and unicast '
                     'between a VM and a server on a hardware VTEP'),
+    'headless': ('scenarios.headless', 'kill the controller under 1,000/s '
+                 'probe streams for --seconds (60), restart it: no loss'),
 }
 
 
@@ -130,8 +132,17 @@ def cmd_scenario(args):
     need_root('scenario')
     import importlib
     mod = importlib.import_module(SCENARIOS[args.name][0])
-    res = mod.run(fabric=args.topo, progress=progress)
+    extra = {'headless': args.seconds} if args.name == 'headless' and \
+        args.seconds else {}
+    res = mod.run(fabric=args.topo, progress=progress, **extra)
     m = res['metrics']
+    for name, st in m.get('streams', {}).items():
+        print(f"  {name}: sent {st['sent']}, lost {st['lost']} "
+              f"(by phase {st['by_phase']}), longest gap "
+              f"{st['outage_ms']} ms")
+    if 'flow_changes_after_restart' in m:
+        print('  flow changes by the restarted controller: '
+              + (', '.join(m['flow_changes_after_restart']) or 'none'))
     if m.get('hops'):
         print('Observed hops:')
         for h in m['hops']:
@@ -183,6 +194,8 @@ def parser():
     sc.add_argument('name', choices=sorted(SCENARIOS))
     sc.add_argument('--topo', choices=['clos', 'vcf'], default='clos')
     sc.add_argument('--json', action='store_true')
+    sc.add_argument('--seconds', type=float,
+                    help='headless: how long the controller stays dead')
     sub.add_parser('clean', help="remove a crashed run's leftovers")
     b = sub.add_parser('bench', help='benchmarks')
     b.add_argument('what', choices=['boot'])

@@ -1,0 +1,125 @@
+"""Scenario headless: the controller dies under traffic, and comes back.
+
+Whitepaper ("Data Plane"): NSX vSwitches, once configured, "are able to
+perform their task independently, even if the controller cluster were to
+fail completely".
+
+setup: lab, controller, provisioning; act: UDP probe streams at 1,000
+packets/s (VM1 -> VM3 and back, across hypervisors; VM1 -> a physical server
+through the software gateway); after `lead` seconds the controller is
+killed (SIGKILL) and stays dead for `headless` seconds; then it restarts
+from its database and reconciles while the streams go on for `tail`
+seconds; measure: losses per phase; verify: zero lost in every phase, and
+the restarted controller changed no flow (it read what was installed);
+teardown: always, evidence saved.
+"""
+import os
+import re
+import subprocess
+import sys
+import time
+
+from topologies import labs
+
+from . import harness, probe, results
+
+PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'probe.py')
+RATE = 1000
+
+
+def streams(plan):
+    """(name, sender, receiver, port): VM<->VM across hypervisors in one
+    logical switch, and VM -> physical server through the gateway."""
+    n = plan['nodes']
+    vms = [v for v, p in n.items() if p['role'] == 'vm' and p.get('ls')]
+    a = vms[0]
+    b = next(v for v in vms if n[v]['ls'] == n[a]['ls'] and
+             n[v]['intfs'][0]['peer'] != n[a]['intfs'][0]['peer'])
+    out = [(f'{a}->{b}', a, b, 9000), (f'{b}->{a}', b, a, 9001)]
+    srv = [h for h, p in n.items() if p['role'] == 'bare_metal' and
+           p.get('ls') == n[a]['ls'] and
+           n[p['intfs'][0]['peer']]['role'] == 'l2_segment']
+    if srv:
+        out.append((f'{a}->{srv[0]}', a, srv[0], 9002))
+    return out
+
+
+def phases(lead, headless, tail, t_kill, t_restart, t0):
+    """Sequence-number ranges of each phase, from the measured instants."""
+    k = int((t_kill - t0) * RATE)
+    r = int((t_restart - t0) * RATE)
+    end = int((lead + headless + tail) * RATE)
+    return {'before': (0, k), 'headless': (k, r), 'reconciling': (r, end)}
+
+
+def run(fabric='clos', progress=print, lead=3.0, headless=60.0, tail=15.0):
+    out_dir = results.run_dir(f'headless-{fabric}')
+    env = harness.ControlledLab(labs.resolve(fabric), progress, out_dir)
+    metrics, evidence, total = {}, [], lead + headless + tail
+    with env as lab:
+        plan = lab.plan
+        flows = streams(plan)
+        ip = {h: plan['nodes'][h]['ip'].split('/')[0] for _, s, d, _ in
+              flows for h in (s, d)}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not all(
+                lab.node(s).ns_run(['ping', '-c', '1', '-W', '1', ip[d]]
+                                   ).returncode == 0 for _, s, d, _ in flows):
+            time.sleep(0.5)
+        recvs, sends = [], []
+        for name, s, d, port in flows:
+            path = os.path.join(out_dir, f'probe-{name}.txt')
+            evidence.append(path)
+            recvs.append((name, path, subprocess.Popen(
+                ['ip', 'netns', 'exec', lab.node(d).ns, sys.executable,
+                 PROBE, 'recv', '--port', str(port), '--out', path,
+                 '--seconds', str(total + 3)])))
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        for name, s, d, port in flows:
+            sends.append((name, subprocess.Popen(
+                ['ip', 'netns', 'exec', lab.node(s).ns, sys.executable,
+                 PROBE, 'send', '--dst', ip[d], '--port', str(port),
+                 '--rate', str(RATE), '--seconds', str(total)],
+                stdout=subprocess.PIPE, text=True)))
+        progress(f'  {len(flows)} probe streams at {RATE}/s for {total:.0f} s')
+        time.sleep(lead)
+        t_kill = time.monotonic()
+        lab.ctl.proc.kill()                       # silent crash
+        lab.ctl.proc.wait()
+        progress(f'  controller killed; headless for {headless:.0f} s')
+        time.sleep(headless)
+        t_restart = time.monotonic()
+        log_mark = os.path.getsize(lab.ctl.log_path)
+        lab.ctl.start()
+        progress('  controller restarted from its database')
+        sent = {name: int(p.communicate()[0].strip() or 0)
+                for name, p in sends}
+        for _, _, p in recvs:
+            p.wait()
+        with open(lab.ctl.log_path) as f:
+            f.seek(log_mark)
+            after = f.read()
+    span = phases(lead, headless, tail, t_kill, t_restart, t0)
+    changes = re.findall(r'(\w+): \+(\d+) -(\d+) flows', after)
+    per_stream, passed = {}, True
+    for name, path, _ in recvs:
+        with open(path) as f:
+            seqs = [int(line.split()[0]) for line in f if line.strip()]
+        res = probe.analyse(sent[name], seqs, RATE)
+        got = set(seqs)
+        res['by_phase'] = {ph: sum(1 for seq in range(a, min(b, sent[name]))
+                                   if seq not in got)
+                           for ph, (a, b) in span.items()}
+        per_stream[name] = res
+        passed = passed and sent[name] > 0 and res['lost'] == 0
+    metrics.update(streams=per_stream, rate_pps=RATE,
+                   headless_s=round(t_restart - t_kill, 3),
+                   flow_changes_after_restart=[
+                       f'{n}: +{a} -{d}' for n, a, d in changes],
+                   controller_errors=env.controller_errors()[:20])
+    passed = passed and not changes and not metrics['controller_errors']
+    res = results.result('headless', plan['name'], passed, metrics,
+                         evidence + [os.path.join(out_dir, 'controller.log')])
+    results.save(res, out_dir)
+    return res

@@ -1,0 +1,105 @@
+"""A UDP probe stream with sequence numbers (the scenarios' measuring tape).
+
+    python3 probe.py recv --port 9000 --out FILE --seconds S
+    python3 probe.py send --dst IP --port 9000 --rate 1000 --seconds S
+
+Run inside lab namespaces (stdlib only, so any python3). The receiver
+writes one line per packet: "<seq> <receive time>". `analyse` (pure) turns
+what was sent and received into losses and the outage: the longest run of
+missing sequence numbers, in milliseconds at the probe's rate.
+"""
+import argparse
+import socket
+import struct
+import sys
+import time
+
+HEADER = struct.Struct('!Id')        # sequence number, send time
+
+
+def send(dst, port, rate, seconds):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    interval = 1.0 / rate
+    total = int(rate * seconds)
+    t0 = time.monotonic()
+    for seq in range(total):
+        due = t0 + seq * interval
+        while True:
+            now = time.monotonic()
+            if now >= due:
+                break
+            time.sleep(min(due - now, 0.0005))
+        try:
+            s.sendto(HEADER.pack(seq, time.time()) + b'\0' * 32,
+                     (dst, port))
+        except OSError:
+            pass                      # no route for a moment: counts as lost
+    print(total, flush=True)
+    return total
+
+
+def recv(port, out, seconds):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(('0.0.0.0', port))
+    s.settimeout(0.2)
+    end = time.monotonic() + seconds
+    with open(out, 'w') as f:
+        while time.monotonic() < end:
+            try:
+                data = s.recv(2048)
+            except socket.timeout:
+                continue
+            seq, _sent = HEADER.unpack_from(data)
+            f.write(f'{seq} {time.time():.6f}\n')
+
+
+def analyse(sent, received_seqs, rate):
+    """sent: how many were sent (seq 0..sent-1); received_seqs: what
+    arrived. -> dict: received, lost, duplicates, longest gap (in packets
+    and ms), gaps [(first missing seq, length)]."""
+    got = set()
+    dups = 0
+    for s in received_seqs:
+        if s in got:
+            dups += 1
+        got.add(s)
+    gaps, run_start = [], None
+    for seq in range(sent):
+        if seq not in got:
+            if run_start is None:
+                run_start = seq
+        elif run_start is not None:
+            gaps.append((run_start, seq - run_start))
+            run_start = None
+    if run_start is not None:
+        gaps.append((run_start, sent - run_start))
+    longest = max((n for _, n in gaps), default=0)
+    return {'sent': sent, 'received': len(got & set(range(sent))),
+            'lost': sent - len(got & set(range(sent))), 'duplicates': dups,
+            'longest_gap_packets': longest,
+            'outage_ms': round(longest * 1000.0 / rate, 1),
+            'gaps': gaps[:50]}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__)
+    sub = p.add_subparsers(dest='cmd', required=True)
+    a = sub.add_parser('send')
+    a.add_argument('--dst', required=True)
+    a.add_argument('--port', type=int, default=9000)
+    a.add_argument('--rate', type=int, default=1000)
+    a.add_argument('--seconds', type=float, required=True)
+    b = sub.add_parser('recv')
+    b.add_argument('--port', type=int, default=9000)
+    b.add_argument('--out', required=True)
+    b.add_argument('--seconds', type=float, required=True)
+    args = p.parse_args(argv)
+    if args.cmd == 'send':
+        send(args.dst, args.port, args.rate, args.seconds)
+    else:
+        recv(args.port, args.out, args.seconds)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
