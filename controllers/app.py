@@ -69,6 +69,12 @@ class NsxController(app_manager.OSKenApp):
             if not self.pending.get(dp.id):
                 self.ready.add(dp.id)
                 self.reconcile(dp.id)
+                want = {n['dpid'] for n in self.core.store.nodes.values()
+                        if n['role'] != 'hw_vtep'}
+                if self.core.bfd_pending and want <= self.ready:
+                    import threading
+                    threading.Thread(target=self.core.enable_bfd,
+                                     daemon=True).start()
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg,
                 [CONFIG_DISPATCHER, MAIN_DISPATCHER])

@@ -4,6 +4,7 @@ Built from a lab plan: transport nodes and VM locations are its inventory.
 """
 import logging
 import threading
+import time
 
 from . import hwvtep, intent, tunnels
 from .model import Store
@@ -43,6 +44,11 @@ class Core:
         inv, nodes = inventory_from_plan(plan)
         self.store = Store(db_path, inventory=inv, nodes=nodes)
         self.observed = {'vtep_macs': {}, 'dead': set()}
+        self.liveness = {}             # (node, service node) -> live?
+        self.bfd_pending = {}          # node -> tunnel ports awaiting BFD
+        self.down_since, self.refreshed, self.refreshes = {}, {}, {}
+        threading.Thread(target=self._healer, name='bfd-healer',
+                         daemon=True).start()
         self.monitors = []
         self.lock = threading.RLock()
         self.app = None                   # the os-ken app, once running
@@ -68,16 +74,35 @@ class Core:
 
     def _reconcile_tunnels(self, only):
         desired = self.store.desired()
+        bfd = {}
         for node, n in desired['nodes'].items():
             if n['role'] == 'hw_vtep' or (only and node not in only):
                 continue
             want = intent.tunnels(desired, node).values()
             try:
-                changed = tunnels.reconcile(self.ovsdb(node), list(want))
+                changed, bfd[node] = tunnels.reconcile(self.ovsdb(node),
+                                                       list(want))
                 if changed:
                     LOG.info('%s: %d tunnel port change(s)', node, changed)
             except (RuntimeError, OSError) as exc:
                 LOG.error('%s: tunnels not reconciled: %s', node, exc)
+        # BFD goes on once every datapath has its flows (see enable_bfd)
+        self.bfd_pending.update(bfd)
+
+    def enable_bfd(self):
+        """Turn BFD on where intent wants it, once all transport datapaths
+        are connected and reconciled. Seen here: sessions enabled before
+        that (bridges in fail_mode secure, no flows yet) stayed down across
+        routed hops for good; enabled afterwards, they come up."""
+        with self.lock:
+            pending, self.bfd_pending = self.bfd_pending, {}
+        for node, ports in pending.items():
+            try:
+                tunnels.set_bfd(self.ovsdb(node), ports)
+            except (RuntimeError, OSError) as exc:
+                LOG.error('%s: BFD not set: %s', node, exc)
+        if pending:
+            LOG.info('BFD enabled on %d node(s)', len(pending))
 
     def assign_cfm(self, interval_ms=None):
         """Give every software gateway its unique CFM ID (node index + 1) on
@@ -98,8 +123,21 @@ class Core:
         return sorted(n for n, p in self.store.nodes.items()
                       if p['role'] == 'hw_vtep')
 
+    BFD_REPORTERS = 5
+
     def start_monitors(self):
-        """Follow every hardware VTEP's Ucast_Macs_Local (figure 15)."""
+        """Follow every hardware VTEP's Ucast_Macs_Local (figure 15), and the
+        BFD status towards service nodes as a few edge nodes see it (the
+        first BFD_REPORTERS hypervisors/gateways: a majority of them decides
+        that a service node is down)."""
+        edges = [n for n, p in sorted(self.store.nodes.items(),
+                                      key=lambda kv: kv[1]['index'])
+                 if p['role'] in ('hypervisor', 'sw_gateway')]
+        for node in edges[:self.BFD_REPORTERS]:
+            self.monitors.append(tunnels.BfdMonitor(
+                self.ovsdb(node),
+                lambda live, node=node: self.tunnel_liveness(node, live)
+            ).start())
         for vtep in self.hw_vteps():
             def changed(macs, vtep=vtep):
                 with self.lock:
@@ -124,6 +162,57 @@ class Core:
                              len(cmds))
             except (RuntimeError, OSError) as exc:
                 LOG.error('%s: hardware_vtep not reconciled: %s', vtep, exc)
+
+    STUCK_S, REFRESH_EVERY_S = 3.0, 10.0
+
+    def _healer(self):
+        """BFD sessions that stay down while both ends run were seen here
+        (see enable_bfd); refreshing both tunnel ports brings them up. A dead
+        service node is unaffected by a refresh, so this only ever helps."""
+        while True:
+            time.sleep(1.0)
+            now = time.monotonic()
+            with self.lock:
+                stuck = [k for k, t in self.down_since.items()
+                         if now - t > self.STUCK_S and
+                         now - self.refreshed.get(k, 0) > self.REFRESH_EVERY_S]
+                for k in stuck:
+                    self.refreshed[k] = now
+                    self.refreshes[k] = self.refreshes.get(k, 0) + 1
+            for node, sn in stuck:
+                n = self.refreshes[(node, sn)]
+                for a, b in ((node, sn), (sn, node)):
+                    try:
+                        tunnels.refresh(self.ovsdb(a), intent.tunnel_name(b),
+                                        n)
+                    except (RuntimeError, OSError) as exc:
+                        LOG.info('%s: tunnel to %s not refreshed: %s', a, b,
+                                 exc)
+                LOG.info('BFD %s<->%s down for %.0f s: tunnel ports '
+                         'refreshed', node, sn, self.STUCK_S)
+
+    def tunnel_liveness(self, node, live_by_peer):
+        """A node's BFD status towards service nodes changed. Its data plane
+        has already failed over (fast-failover group following BFD); the
+        controller re-points the hardware VTEPs' flooding."""
+        with self.lock:
+            for peer, live in live_by_peer.items():
+                if self.store.nodes.get(peer, {}).get('role') == \
+                        'service_node':
+                    # a session that never came up says nothing yet about
+                    # the service node (BFD takes a few seconds to start)
+                    if live or (node, peer) in self.liveness:
+                        self.liveness[(node, peer)] = live
+                    if live:
+                        self.down_since.pop((node, peer), None)
+                    else:
+                        self.down_since.setdefault((node, peer),
+                                                   time.monotonic())
+            dead = intent.dead_service_nodes(self.store.nodes, self.liveness)
+            if dead != self.observed['dead']:
+                LOG.info('service nodes down: %s', sorted(dead) or 'none')
+                self.observed['dead'] = dead
+                self.on_change()
 
     def on_change(self):
         """Called after each committed API write: a burst of writes gives

@@ -217,3 +217,15 @@ def vtep_intent(desired, vtep, observed=None):
     return {'logical_switches': {n: ls['vni'] for n, ls in mine.items()},
             'bindings': bindings, 'ucast_remote': ucast,
             'mcast_remote': mcast}
+
+
+def dead_service_nodes(nodes, liveness):
+    """liveness: {(reporter, service node): live?} from the tunnel ports'
+    BFD-driven liveness. A service node is dead when most of the nodes that
+    report on it see it down (one node's own trouble does not condemn it)."""
+    votes = {}
+    for (_reporter, sn), live in liveness.items():
+        if nodes.get(sn, {}).get('role') == 'service_node':
+            votes.setdefault(sn, []).append(live)
+    return {sn for sn, v in votes.items()
+            if sum(1 for x in v if not x) * 2 > len(v)}

@@ -42,26 +42,30 @@ def installed(db):
 
 
 def plan_changes(want, have):
-    """want: intent.tunnels() values; have: installed(). -> (add, delete)
-    lists of port names (a changed port is deleted and added)."""
+    """want: intent.tunnels() values; have: installed(). -> (add, delete,
+    bfd) lists of port names: a changed port is deleted and added; `bfd`
+    are the ports whose BFD setting must change."""
     by_name = {t['name']: t for t in want}
     add, delete = [], []
     for name, t in sorted(by_name.items()):
         cur = have.get(name)
-        if cur != {'remote_ip': t['remote_ip'], 'ofport': t['port'],
-                   'bfd': t['bfd']}:
+        if cur is None or (cur['remote_ip'], cur['ofport']) != (
+                t['remote_ip'], t['port']):
             if cur is not None:
                 delete.append(name)
             add.append(name)
     delete += sorted(n for n in have if n not in by_name)
-    return add, delete
+    bfd = [n for n, t in sorted(by_name.items())
+           if n in add or have[n]['bfd'] != t['bfd']]
+    bfd = [n for n in bfd if by_name[n]['bfd'] or n not in add]
+    return add, delete, bfd
 
 
 def reconcile(db, want, bridge='br-int'):
+    """Ports first (no BFD); returns the ports whose BFD must then be set
+    with `set_bfd` (see Core.enable_bfd for when)."""
     have = installed(db)
-    add, delete = plan_changes(want, have)
-    if not add and not delete:
-        return 0
+    add, delete, bfd = plan_changes(want, have)
     by_name = {t['name']: t for t in want}
     args = []
     for name in delete:
@@ -71,8 +75,72 @@ def reconcile(db, want, bridge='br-int'):
         args += ['--', 'add-port', bridge, name, '--', 'set', 'interface',
                  name, 'type=vxlan', f"options:remote_ip={t['remote_ip']}",
                  'options:key=flow', f"ofport_request={t['port']}"]
+    if args:
+        _vsctl(db, *args)
+    return len(add) + len(delete), [by_name[n] for n in bfd]
+
+
+def refresh(db, name, n):
+    """Reconfigure one tunnel port (toggles options:ttl between OVS's
+    default made explicit and unset) so OVS re-creates its tunnel state."""
+    if n % 2:
+        _vsctl(db, 'remove', 'interface', name, 'options', 'ttl')
+    else:
+        _vsctl(db, 'set', 'interface', name, 'options:ttl=64')
+
+
+def set_bfd(db, ports):
+    """Enable (or disable) BFD on tunnel ports, as intent says."""
+    args = []
+    for t in ports:
         if t['bfd']:
-            args += [f'bfd:enable=true', f'bfd:min_tx={BFD_MS}',
-                     f'bfd:min_rx={BFD_MS}']
-    _vsctl(db, *args)
-    return len(add) + len(delete)
+            args += ['--', 'set', 'interface', t['name'], 'bfd:enable=true',
+                     f'bfd:min_tx={BFD_MS}', f'bfd:min_rx={BFD_MS}']
+        else:
+            args += ['--', 'set', 'interface', t['name'], 'bfd:enable=false']
+    if args:
+        _vsctl(db, *args)
+
+
+class BfdMonitor:
+    """Follows a node's tunnel BFD status (Interface bfd_status, pushed by
+    `ovsdb-client monitor`) and calls on_change({peer: forwarding?})."""
+
+    def __init__(self, db, on_change):
+        self.db, self.on_change = db, on_change
+        self.proc, self.state = None, {}
+
+    def start(self):
+        import threading
+        self.proc = subprocess.Popen(
+            ['ovsdb-client', '--format=json', 'monitor', self.db,
+             'Open_vSwitch', 'Interface', 'name,bfd_status'],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        threading.Thread(target=self._run, daemon=True,
+                         name=f'bfd {self.db}').start()
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+
+    def _run(self):
+        names = {}
+        for line in self.proc.stdout:
+            try:
+                upd = json.loads(line)
+            except ValueError:
+                continue
+            heads = upd.get('headings', [])
+            for data in upd.get('data', []):
+                row = dict(zip(heads, data))
+                if row.get('action') == 'old':
+                    continue
+                name = row.get('name') or names.get(row.get('row'))
+                names[row.get('row')] = name
+                if not name or not name.startswith('vx'):
+                    continue
+                status = _ovs_map(row.get('bfd_status'))
+                if status:
+                    self.state[name[2:]] = status.get('forwarding') == 'true'
+            self.on_change(dict(self.state))

@@ -164,3 +164,25 @@ def test_macs_a_vtep_learned_are_installed_on_hypervisors(store):
     flows, groups = intent.device_intent(store.desired(), 'hv1', observed)
     out = forward(flows, groups, {'in_port': 2, 'eth_dst': mac5})
     assert out == [(intent.tunnel_port(store.nodes, 'vtep1'), 5001)]
+
+
+def test_a_service_node_is_dead_when_most_reporters_see_it_down():
+    live = {('hv1', 'sn1'): False, ('hv2', 'sn1'): False,
+            ('hv3', 'sn1'): True, ('hv1', 'sn2'): False,
+            ('hv2', 'sn2'): True, ('hv3', 'sn2'): True}
+    assert intent.dead_service_nodes(NODES, live) == {'sn1'}
+    assert intent.dead_service_nodes(NODES, {}) == set()
+
+
+def test_tunnel_changes_add_missing_fix_changed_and_drop_extra():
+    from controllers import tunnels
+    want = [{'name': 'vxsn1', 'port': 1001, 'remote_ip': '1.0.0.1',
+             'bfd': True},
+            {'name': 'vxhv2', 'port': 1012, 'remote_ip': '1.0.0.12',
+             'bfd': False}]
+    have = {'vxsn1': {'remote_ip': '1.0.0.2', 'ofport': 1001, 'bfd': True},
+            'vxhv2': {'remote_ip': '1.0.0.12', 'ofport': 1012, 'bfd': True},
+            'vxold': {'remote_ip': '1.0.0.9', 'ofport': 1009, 'bfd': False}}
+    add, delete, bfd = tunnels.plan_changes(want, have)
+    assert (add, delete) == (['vxsn1'], ['vxsn1', 'vxold'])
+    assert bfd == ['vxhv2', 'vxsn1']     # BFD off on hv2, on for new sn1

@@ -1,0 +1,64 @@
+"""Service-node failure: BUM traffic moves to the other service node in the
+data plane (fast-failover group following BFD), and the controller re-points
+the hardware VTEPs' unknown-dst to the healthy one."""
+import subprocess
+import time
+
+import pytest
+
+from scenarios import harness
+from topologies import labs
+
+
+def wait_for(fn, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if fn():
+            return True
+        time.sleep(0.2)
+    return fn()
+
+
+@pytest.mark.parametrize('topo', ['clos', 'vcf'])
+def test_service_node_failover(topo, tmp_path):
+    env = harness.ControlledLab(labs.resolve(topo),
+                                artifacts_dir=str(tmp_path))
+    with env as lab:
+        plan = lab.plan
+        sn_ip = {s: plan['nodes'][s]['tunnel_ip'].split('/')[0]
+                 for s in ('sn1', 'sn2')}
+        edges = [n for n, p in plan['nodes'].items()
+                 if p['role'] in ('hypervisor', 'sw_gateway')]
+
+        def bfd_up():
+            for n in edges:
+                out = lab.node(n).ns_run(['ovs-vsctl', '--columns=name,'
+                                          'bfd_status', 'find', 'interface',
+                                          'type=vxlan']).stdout
+                if out.count('forwarding="true"') < 2:
+                    return False
+            return True
+        assert wait_for(bfd_up, 30), 'BFD to both service nodes never up'
+        vtep = plan['nodes']['vtep1']['mgmt_ip'].split('/')[0]
+
+        def unknown_dst():
+            out = subprocess.run(['vtep-ctl', f'--db=tcp:{vtep}:6640',
+                                  'list-remote-macs', 'ls1'],
+                                 capture_output=True, text=True).stdout
+            return sorted(line.split('/')[-1] for line in out.splitlines()
+                          if 'unknown-dst' in line)
+        assert wait_for(lambda: unknown_dst() == sorted(sn_ip.values()), 10)
+        # VM pair in one logical switch on different hypervisors
+        vms = [v for v, p in plan['nodes'].items()
+               if p['role'] == 'vm' and p.get('ls') == 'ls1']
+        a, b = vms[0], vms[1]
+        b_ip = plan['nodes'][b]['ip'].split('/')[0]
+        with open(lab.node('sn1').run_dir + '/ovs-vswitchd.pid') as f:
+            lab.node('sn1').ns_run(['kill', '-9', f.read().strip()])
+        # ARP is broadcast: it must now flow through sn2
+        lab.node(a).ns_run(['ip', 'neigh', 'flush', 'all'])
+        assert wait_for(lambda: lab.node(a).ns_run(
+            ['arping', '-c', '1', '-w', '1', '-I', 'eth0', b_ip]
+        ).returncode == 0, 5)
+        assert wait_for(lambda: unknown_dst() == [sn_ip['sn2']], 10)
+    assert env.controller_errors() == []
