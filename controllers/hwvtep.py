@@ -6,9 +6,9 @@ Reads: Logical_Switch, Physical_Port bindings, Ucast_Macs_Remote,
 Mcast_Macs_Remote, Ucast_Macs_Local. Writes: the first four, to match
 `intent.vtep_intent` (adds what is missing, removes what is left over).
 """
-import json
 import subprocess
-import threading
+
+from .ovsdbmon import Monitor
 
 
 def _ctl(db, *args, timeout=20):
@@ -95,28 +95,23 @@ def reconcile(db, ps, want):
 
 
 class LocalMacMonitor:
-    """Follows Ucast_Macs_Local of one VTEP database with `ovsdb-client
-    monitor` and calls on_change({(vni, mac)}) with the full set after each
-    update (figure 15, step 6: the VTEP reports what it learned). A
-    logical switch's VNI is looked up once per switch, on first sight."""
+    """Follows Ucast_Macs_Local of one VTEP database and calls
+    on_change({(vni, mac)}) with the full set after each update (figure 15,
+    step 6: the VTEP reports what it learned). A logical switch's VNI is
+    looked up once per switch, on first sight."""
 
     def __init__(self, db, on_change):
         self.db, self.on_change = db, on_change
-        self.proc = None
         self.rows, self.vni = {}, {}
+        self.mon = Monitor(db, 'hardware_vtep', 'Ucast_Macs_Local',
+                           'MAC,logical_switch', self._update)
 
     def start(self):
-        self.proc = subprocess.Popen(
-            ['ovsdb-client', '--format=json', 'monitor', self.db,
-             'hardware_vtep', 'Ucast_Macs_Local', 'MAC,logical_switch'],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        threading.Thread(target=self._run, daemon=True,
-                         name=f'monitor {self.db}').start()
+        self.mon.start()
         return self
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
+        self.mon.stop()
 
     def _vni(self, ls_uuid):
         if ls_uuid not in self.vni:
@@ -128,21 +123,14 @@ class LocalMacMonitor:
             self.vni[ls_uuid] = int(key) if key.isdigit() else None
         return self.vni[ls_uuid]
 
-    def _run(self):
-        for line in self.proc.stdout:
-            try:
-                upd = json.loads(line)
-            except ValueError:
-                continue
-            heads = upd.get('headings', [])
-            for data in upd.get('data', []):
-                row = dict(zip(heads, data))
-                uuid, action = row.get('row'), row.get('action')
-                if action == 'delete':
-                    self.rows.pop(uuid, None)
-                elif action in ('initial', 'insert', 'new'):
-                    ls = row.get('logical_switch')
-                    self.rows[uuid] = (ls[1] if isinstance(ls, list) else ls,
-                                       row.get('MAC'))
-            macs = {(self._vni(ls), mac) for ls, mac in self.rows.values()}
-            self.on_change({m for m in macs if m[0] is not None})
+    def _update(self, rows):
+        for row in rows:
+            uuid, action = row.get('row'), row.get('action')
+            if action == 'delete':
+                self.rows.pop(uuid, None)
+            elif action in ('initial', 'insert', 'new'):
+                ls = row.get('logical_switch')
+                self.rows[uuid] = (ls[1] if isinstance(ls, list) else ls,
+                                   row.get('MAC'))
+        macs = {(self._vni(ls), mac) for ls, mac in self.rows.values()}
+        self.on_change({m for m in macs if m[0] is not None})

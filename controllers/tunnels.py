@@ -9,6 +9,8 @@ ports that are not wanted; touches nothing else.
 import json
 import subprocess
 
+from .ovsdbmon import Monitor
+
 BFD_MS = 100
 
 
@@ -103,44 +105,30 @@ def set_bfd(db, ports):
 
 
 class BfdMonitor:
-    """Follows a node's tunnel BFD status (Interface bfd_status, pushed by
-    `ovsdb-client monitor`) and calls on_change({peer: forwarding?})."""
+    """Follows a node's tunnel BFD status (Interface bfd_status) and calls
+    on_change({peer: forwarding?})."""
 
     def __init__(self, db, on_change):
-        self.db, self.on_change = db, on_change
-        self.proc, self.state = None, {}
+        self.on_change, self.state, self.names = on_change, {}, {}
+        self.mon = Monitor(db, 'Open_vSwitch', 'Interface', 'name,bfd_status',
+                           self._update)
 
     def start(self):
-        import threading
-        self.proc = subprocess.Popen(
-            ['ovsdb-client', '--format=json', 'monitor', self.db,
-             'Open_vSwitch', 'Interface', 'name,bfd_status'],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        threading.Thread(target=self._run, daemon=True,
-                         name=f'bfd {self.db}').start()
+        self.mon.start()
         return self
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
+        self.mon.stop()
 
-    def _run(self):
-        names = {}
-        for line in self.proc.stdout:
-            try:
-                upd = json.loads(line)
-            except ValueError:
+    def _update(self, rows):
+        for row in rows:
+            if row.get('action') == 'old':
                 continue
-            heads = upd.get('headings', [])
-            for data in upd.get('data', []):
-                row = dict(zip(heads, data))
-                if row.get('action') == 'old':
-                    continue
-                name = row.get('name') or names.get(row.get('row'))
-                names[row.get('row')] = name
-                if not name or not name.startswith('vx'):
-                    continue
-                status = _ovs_map(row.get('bfd_status'))
-                if status:
-                    self.state[name[2:]] = status.get('forwarding') == 'true'
-            self.on_change(dict(self.state))
+            name = row.get('name') or self.names.get(row.get('row'))
+            self.names[row.get('row')] = name
+            if not name or not name.startswith('vx'):
+                continue
+            status = _ovs_map(row.get('bfd_status'))
+            if status:
+                self.state[name[2:]] = status.get('forwarding') == 'true'
+        self.on_change(dict(self.state))

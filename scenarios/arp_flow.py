@@ -13,7 +13,6 @@ the whitepaper describes; teardown: always, pcaps and the controller's log
 saved next to result.json.
 """
 import os
-import time
 
 from . import harness, results
 
@@ -51,15 +50,6 @@ def spec(fabric='clos'):
 
 def _ip(plan, n):
     return plan['nodes'][n]['ip'].split('/')[0]
-
-
-def _wait(fn, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if fn():
-            return True
-        time.sleep(0.3)
-    return False
 
 
 def hops(plan, frames, asker='vm1', target='s', kind='arp'):
@@ -149,11 +139,9 @@ def run(fabric='clos', progress=print):
     with env as lab:
         plan = lab.plan
         s_ip = _ip(plan, 's')
-        ready = _wait(lambda: lab.node('vm1').ns_run(
-            ['ping', '-c', '1', '-W', '1', s_ip]).returncode == 0, 30) and \
-            _wait(lambda: lab.node('vm1').ns_run(
-                ['ping', '-c', '1', '-W', '1', _ip(plan, 'vm3')]
-            ).returncode == 0, 30)
+        ready = all(harness.until(lambda ip=ip: lab.node('vm1').ns_run(
+            ['ping', '-c', '1', '-W', '1', ip]).returncode == 0, 30)
+            is not None for ip in (s_ip, _ip(plan, 'vm3')))
         for h in HOSTS:
             lab.node(h).ns_run(['ip', 'neigh', 'flush', 'all'])
         points = {n: plan['nodes'][n]['uplink'] for n in VTEPS}

@@ -19,6 +19,18 @@ from topologies import expand
 from topologies.lab import Lab
 
 
+def until(fn, timeout, step=0.1):
+    """Call fn until it is true or `timeout` seconds pass. Returns the
+    seconds it took, or None if it never became true."""
+    t0 = time.monotonic()
+    while True:
+        if fn():
+            return round(time.monotonic() - t0, 3)
+        if time.monotonic() - t0 >= timeout:
+            return None
+        time.sleep(step)
+
+
 class ControlledLab:
     """A running lab with its controller, logical networks provisioned
     through the API; `artifacts_dir` receives the controller's log."""

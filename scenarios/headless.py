@@ -61,11 +61,10 @@ def run(fabric='clos', progress=print, lead=3.0, headless=60.0, tail=15.0):
         flows = streams(plan)
         ip = {h: plan['nodes'][h]['ip'].split('/')[0] for _, s, d, _ in
               flows for h in (s, d)}
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not all(
-                lab.node(s).ns_run(['ping', '-c', '1', '-W', '1', ip[d]]
-                                   ).returncode == 0 for _, s, d, _ in flows):
-            time.sleep(0.5)
+        harness.until(lambda: all(
+            lab.node(s).ns_run(['ping', '-c', '1', '-W', '1', ip[d]]
+                               ).returncode == 0 for _, s, d, _ in flows), 30,
+            step=0.5)
         recvs, sends = [], []
         for name, s, d, port in flows:
             path = os.path.join(out_dir, f'probe-{name}.txt')

@@ -13,7 +13,6 @@ teardown: always, evidence saved (pcaps, VTEP tables, controller log).
 """
 import os
 import subprocess
-import time
 
 from . import arp_flow, harness, results
 
@@ -48,15 +47,6 @@ def spec(fabric='clos'):
 
 def _ip(plan, n):
     return plan['nodes'][n]['ip'].split('/')[0]
-
-
-def _until(fn, timeout):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if fn():
-            return round(time.monotonic() - t0, 3)
-        time.sleep(0.05)
-    return None
 
 
 def checks(arp_hops, ip_hops, local_macs, mac5, installed):
@@ -110,7 +100,7 @@ def run(fabric='clos', progress=print):
         ip5, mac5 = _ip(plan, 'bm5'), plan['nodes']['bm5']['mac']
         db = f"tcp:{plan['nodes']['vtep1']['mgmt_ip'].split('/')[0]}:6640"
         vtep_port = intent.tunnel_port(plan['nodes'], 'vtep1')
-        ready = _until(lambda: lab.node('vm1').ns_run(
+        ready = harness.until(lambda: lab.node('vm1').ns_run(
             ['ping', '-c', '1', '-W', '1', _ip(plan, 'vm3')]).returncode == 0
             and 'ls1' in subprocess.run(
                 ['vtep-ctl', f'--db={db}', 'list-bindings', 'vtep1',
@@ -134,8 +124,8 @@ def run(fabric='clos', progress=print):
             return subprocess.run(['vtep-ctl', f'--db={db}',
                                    'list-local-macs', 'ls1'],
                                   capture_output=True, text=True).stdout
-        learned = _until(lambda: mac5 in local(), 5)
-        installed = _until(lambda: all(_mac_flow_installed(
+        learned = harness.until(lambda: mac5 in local(), 5)
+        installed = harness.until(lambda: all(_mac_flow_installed(
             lab, hv, mac5, vtep_port) for hv in ('hv1', 'hv2')), 5)
         metrics.update(mac5_learned_s=learned,
                        mac5_installed_after_learned_s=installed)

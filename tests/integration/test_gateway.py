@@ -1,12 +1,11 @@
 """Software L2 gateways on one segment elect as the whitepaper says: the
 lower CFM ID is active; when it dies the other takes over, on its own, with
 the controller down; a VM keeps reaching the physical server."""
-import time
-
 import pytest
 
 from controllers import provision
 from controllers.service import Controller
+from scenarios.harness import until
 from topologies import expand, labs
 from topologies.lab import Lab
 
@@ -14,15 +13,6 @@ from topologies.lab import Lab
 def state(lab, gw):
     return lab.node(gw).ns_run(['ovs-vsctl', 'get', 'bridge', 'br-seg1',
                                 'external_ids:l2gw-state']).stdout.strip()
-
-
-def wait_for(fn, want, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if fn() == want:
-            return True
-        time.sleep(0.05)
-    return fn() == want
 
 
 @pytest.fixture(scope='module')
@@ -39,8 +29,8 @@ def lab():
 
 
 def test_lower_cfm_id_is_active(lab):
-    assert wait_for(lambda: (state(lab, 'gw1'), state(lab, 'gw2')),
-                    ('active', 'standby'))
+    assert until(lambda: (state(lab, 'gw1'), state(lab, 'gw2')) ==
+                 ('active', 'standby'), 5) is not None
 
 
 def test_standby_takes_over_with_the_controller_down(lab):
@@ -48,13 +38,13 @@ def test_standby_takes_over_with_the_controller_down(lab):
     srv = plan['nodes']['srv1']['ip'].split('/')[0]
     vm = next(n for n, p in plan['nodes'].items()
               if p['role'] == 'vm' and p.get('ls') == 'ls1')
-    assert wait_for(lambda: lab.node(vm).ns_run(
-        ['ping', '-c', '1', '-W', '1', srv]).returncode, 0, timeout=15)
+    assert until(lambda: lab.node(vm).ns_run(
+        ['ping', '-c', '1', '-W', '1', srv]).returncode == 0, 15) is not None
     lab.ctl.stop()                                   # headless from here
     with open(lab.node('gw1').run_dir + '/ovs-vswitchd.pid') as f:
         pid = int(f.read())
     lab.node('gw1').ns_run(['kill', '-9', str(pid)])  # silent crash
-    assert wait_for(lambda: state(lab, 'gw2'), 'active', timeout=3)
+    assert until(lambda: state(lab, 'gw2') == 'active', 3) is not None
     # the server answers through gw2 (ARP re-resolves via the new gateway)
     ok = lab.node(vm).ns_run(['ping', '-c', '5', '-i', '0.3', '-W', '1',
                               srv])

@@ -2,21 +2,11 @@
 data plane (fast-failover group following BFD), and the controller re-points
 the hardware VTEPs' unknown-dst to the healthy one."""
 import subprocess
-import time
 
 import pytest
 
 from scenarios import harness
 from topologies import labs
-
-
-def wait_for(fn, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if fn():
-            return True
-        time.sleep(0.2)
-    return fn()
 
 
 @pytest.mark.parametrize('topo', ['clos', 'vcf'])
@@ -38,7 +28,8 @@ def test_service_node_failover(topo, tmp_path):
                 if out.count('forwarding="true"') < 2:
                     return False
             return True
-        assert wait_for(bfd_up, 30), 'BFD to both service nodes never up'
+        assert harness.until(bfd_up, 30, 0.2) is not None, \
+            'BFD to both service nodes never up'
         vtep = plan['nodes']['vtep1']['mgmt_ip'].split('/')[0]
 
         def unknown_dst():
@@ -47,7 +38,8 @@ def test_service_node_failover(topo, tmp_path):
                                  capture_output=True, text=True).stdout
             return sorted(line.split('/')[-1] for line in out.splitlines()
                           if 'unknown-dst' in line)
-        assert wait_for(lambda: unknown_dst() == sorted(sn_ip.values()), 10)
+        assert harness.until(lambda: unknown_dst() == sorted(sn_ip.values()),
+                             10) is not None
         # VM pair in one logical switch on different hypervisors
         vms = [v for v, p in plan['nodes'].items()
                if p['role'] == 'vm' and p.get('ls') == 'ls1']
@@ -57,8 +49,9 @@ def test_service_node_failover(topo, tmp_path):
             lab.node('sn1').ns_run(['kill', '-9', f.read().strip()])
         # ARP is broadcast: it must now flow through sn2
         lab.node(a).ns_run(['ip', 'neigh', 'flush', 'all'])
-        assert wait_for(lambda: lab.node(a).ns_run(
+        assert harness.until(lambda: lab.node(a).ns_run(
             ['arping', '-c', '1', '-w', '1', '-I', 'eth0', b_ip]
-        ).returncode == 0, 5)
-        assert wait_for(lambda: unknown_dst() == [sn_ip['sn2']], 10)
+        ).returncode == 0, 5) is not None
+        assert harness.until(lambda: unknown_dst() == [sn_ip['sn2']],
+                             10) is not None
     assert env.controller_errors() == []
