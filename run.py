@@ -101,12 +101,14 @@ def cmd_default(args):
 def cmd_cli(args):
     need_root('cli')
     from mininet.cli import CLI
-    from topologies import expand
-    from topologies.lab import Lab
-    plan = expand.expand(labs.resolve(args.topo, sizes_of(args)))
-    with Lab(plan, progress=progress) as lab:
-        progress(f"lab {plan['name']} is up; nodes: "
-                 + ' '.join(plan['nodes']) + "\n'exit' tears it down.")
+    from scenarios import harness
+    spec = labs.resolve(args.topo, sizes_of(args))
+    env = harness.ControlledLab(spec, progress)
+    with env as lab:
+        progress(f"lab {lab.plan['name']} is up, provisioned through the API "
+                 f"({lab.ctl.url}, OpenAPI at "
+                 f"{lab.ctl.url.rsplit('/api', 1)[0]}/docs).\nNodes: "
+                 + ' '.join(lab.plan['nodes']) + "\n'exit' tears it down.")
         CLI(lab.mininet())
     return 0
 

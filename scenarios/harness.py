@@ -59,7 +59,22 @@ class ControlledLab:
             if self.dir and os.path.exists(self.ctl.log_path):
                 shutil.copy(self.ctl.log_path,
                             os.path.join(self.dir, 'controller.log'))
+        if self.dir:
+            self.save_node_logs(os.path.join(self.dir, 'logs'))
         self.lab.stop()
+
+    def save_node_logs(self, where):
+        """Every node's daemon logs (OVS, FRR, VTEP emulator, gateway
+        agents), before the lab's run directory goes away."""
+        for name, node in self.lab.nodes.items():
+            if not node.run_dir or not os.path.isdir(node.run_dir):
+                continue
+            logs = [f for f in os.listdir(node.run_dir) if f.endswith('.log')]
+            if logs:
+                os.makedirs(os.path.join(where, name), exist_ok=True)
+            for f in logs:
+                shutil.copy(os.path.join(node.run_dir, f),
+                            os.path.join(where, name, f))
 
     def controller_errors(self):
         path = os.path.join(self.dir or '', 'controller.log')

@@ -30,6 +30,11 @@ def test_clean_after_sigkill_leaves_nothing():
         pids = [p for ps in records.pids_in(left['namespaces']).values()
                 for p in ps]
         assert pids, 'a killed lab leaves its daemons running'
+        # the controller runs in the root namespace: recorded by PID
+        ctl = [p['pid'] for p in records.read_state()['processes']
+               if p['what'] == 'controller']
+        assert ctl and records._alive(ctl[0])
+        pids += ctl
         r = run_py('topo', '--topo', 'vcf')
         assert r.returncode == 1 and './run.py clean' in r.stderr
         r = run_py('clean')
