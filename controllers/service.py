@@ -13,6 +13,7 @@ from topologies import records
 from .main import API_PORT
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NICE = 10
 
 
 class Controller:
@@ -33,8 +34,12 @@ class Controller:
         with open(plan_path, 'w') as f:
             json.dump(self.plan, f)
         log = open(self.log_path, 'a')
+        # The controller is management plane: on a 2-core box its start-up
+        # (imports, first reconciliation) must not starve the userspace
+        # datapaths that carry traffic, so it runs at a lower priority.
         self.proc = subprocess.Popen(
-            [sys.executable, '-m', 'controllers.main', '--plan', plan_path,
+            ['nice', '-n', str(NICE), sys.executable, '-m',
+             'controllers.main', '--plan', plan_path,
              '--db', os.path.join(self.dir, 'nsx.db'), '--listen',
              self.host], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True)

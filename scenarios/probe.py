@@ -24,11 +24,9 @@ def send(dst, port, rate, seconds):
     t0 = time.monotonic()
     for seq in range(total):
         due = t0 + seq * interval
-        while True:
-            now = time.monotonic()
-            if now >= due:
-                break
-            time.sleep(min(due - now, 0.0005))
+        now = time.monotonic()
+        if due > now:                 # one wake-up per packet, no spinning
+            time.sleep(due - now)
         try:
             s.sendto(HEADER.pack(seq, time.time()) + b'\0' * 32,
                      (dst, port))

@@ -81,7 +81,9 @@ def _ovs_start(node, run_dir, vtep=False, remote=False):
     lines += [f'ovsdb-server {dbs} {remotes} --pidfile={d}/ovsdb-server.pid '
               f'--log-file={d}/ovsdb-server.log --detach --no-chdir',
               'ovs-vsctl --no-wait init',
-              f'ovs-vswitchd --pidfile={d}/ovs-vswitchd.pid '
+              # the data plane wins the CPU over the workloads and the
+              # controller (2 cores carry the whole lab)
+              f'nice -n -5 ovs-vswitchd --pidfile={d}/ovs-vswitchd.pid '
               f'--log-file={d}/ovs-vswitchd.log --detach --no-chdir '
               f'unix:{d}/db.sock']
     return lines
