@@ -150,7 +150,7 @@ class Lab:
 
         done = 0
         with ThreadPoolExecutor(WORKERS) as pool:
-            for name, res in pool.map(run, self._boot_order()):
+            for name, res in pool.map(run, list(self.plan['nodes'])):
                 done += 1
                 if res.returncode != 0:
                     failures.append(f'{name}: {res.stderr.strip()[-400:]}')
@@ -164,10 +164,6 @@ class Lab:
             env = node.shell_env()
             if env:
                 node.cmd(env)
-
-    def _boot_order(self):
-        """Fabric first (routers take longest to converge), hosts last."""
-        return list(self.plan['nodes'])
 
     # -- access ----------------------------------------------------------
     def node(self, name):

@@ -51,9 +51,6 @@ class LabNode(Node):
                               capture_output=True, text=True, env=env,
                               timeout=timeout, check=check, **kw)
 
-    def mgmt_ip(self):
-        return self.plan_node['mgmt_ip'].split('/')[0]
-
 
 class OVSNode(LabNode):
     """A node that runs its own ovsdb-server and ovs-vswitchd."""

@@ -142,10 +142,6 @@ def pids_in(namespaces):
     return out
 
 
-def ns_pids(ns):
-    return pids_in([ns]).get(ns, [])
-
-
 def kill_namespaces(namespaces, grace=2.0):
     """Stop every process inside our namespaces (TERM, then KILL after
     `grace` seconds) and delete the namespaces. Returns how many processes
