@@ -10,6 +10,7 @@
     ./run.py topo --topo vcf --plan       print the expanded plan (no root)
     ./run.py cli --topo ...       build a lab and open the Mininet CLI
     ./run.py bench boot           boot time and memory against lab size
+    ./run.py report               latest results in one summary
     ./run.py clean                remove a crashed run's leftovers
 """
 import argparse
@@ -155,6 +156,15 @@ def cmd_scenario(args):
     return 0 if res['passed'] else 1
 
 
+def cmd_report(args):
+    from scenarios import report
+    md, png, table = report.write()
+    print_table([('run', 'when (UTC)', 'topology', 'verdict', 'figures')]
+                + [r[:4] + (r[4][:70],) for r in table])
+    print(f'summary: {md}\n         {png}')
+    return 0
+
+
 def cmd_bench(args):
     need_root('bench')
     from scenarios import bench_boot
@@ -198,6 +208,8 @@ def parser():
     sc.add_argument('--json', action='store_true')
     sc.add_argument('--seconds', type=float,
                     help='headless: how long the controller stays dead')
+    sub.add_parser('report', help='summary of the latest results '
+                   '(results/report.md and .png)')
     sub.add_parser('clean', help="remove a crashed run's leftovers")
     b = sub.add_parser('bench', help='benchmarks')
     b.add_argument('what', choices=['boot'])
@@ -216,7 +228,7 @@ def main(argv=None):
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     handlers = {'list': cmd_list, 'topo': cmd_topo, 'cli': cmd_cli,
-                'scenario': cmd_scenario,
+                'scenario': cmd_scenario, 'report': cmd_report,
                 'clean': cmd_clean, 'bench': cmd_bench, None: cmd_default}
     try:
         return handlers[args.command](args) or 0
