@@ -128,6 +128,9 @@ SCENARIOS = {
                     'between a VM and a server on a hardware VTEP'),
     'headless': ('scenarios.headless', 'kill the controller under 1,000/s '
                  'probe streams for --seconds (60), restart it: no loss'),
+    'gateway-failover': ('scenarios.gateway_failover', 'crash / cut the '
+                         'active software gateway, --trials N each; outage '
+                         'per direction, plots'),
 }
 
 
@@ -137,6 +140,9 @@ def cmd_scenario(args):
     mod = importlib.import_module(SCENARIOS[args.name][0])
     extra = {'headless': args.seconds} if args.name == 'headless' and \
         args.seconds else {}
+    if args.name == 'gateway-failover':
+        extra = {'trials': args.trials or 20,
+                 'cfm_interval_ms': args.cfm_interval or 10}
     res = mod.run(fabric=args.topo, progress=progress, **extra)
     m = res['metrics']
     for name, st in m.get('streams', {}).items():
@@ -150,6 +156,12 @@ def cmd_scenario(args):
         print('Observed hops:')
         for h in m['hops']:
             print('  ' + h)
+    for kind, dirs in m.get('summary', {}).items():
+        for d, st in dirs.items():
+            print(f"  {kind:5s} {d:10s}: p50 {st['p50']} ms, p95 "
+                  f"{st['p95']} ms, max {st['max']} ms ({st['n']} trials)")
+    for p in m.get('problems', []):
+        print(f'  problem: {p}')
     for c in m.get('checks', []):
         print(f"  [{'ok' if c['held'] else 'FAIL'}] {c['claim']}")
     print_result(res, args.json)
@@ -208,6 +220,10 @@ def parser():
     sc.add_argument('--json', action='store_true')
     sc.add_argument('--seconds', type=float,
                     help='headless: how long the controller stays dead')
+    sc.add_argument('--trials', type=int,
+                    help='gateway-failover: trials per fault kind (20)')
+    sc.add_argument('--cfm-interval', type=int,
+                    help='gateway-failover: CFM interval, ms (10)')
     sub.add_parser('report', help='summary of the latest results '
                    '(results/report.md and .png)')
     sub.add_parser('clean', help="remove a crashed run's leftovers")

@@ -17,8 +17,9 @@ NICE = 10
 
 
 class Controller:
-    def __init__(self, plan, run_root=None):
+    def __init__(self, plan, run_root=None, cfm_interval_ms=100):
         self.plan = plan
+        self.cfm_interval_ms = cfm_interval_ms
         self.dir = os.path.join(run_root or records.RUN_ROOT, 'controller')
         self.host = plan['mgmt']['root_ip'].split('/')[0]
         self.url = f'http://{self.host}:{API_PORT}/api/v1'
@@ -41,7 +42,8 @@ class Controller:
             ['nice', '-n', str(NICE), sys.executable, '-m',
              'controllers.main', '--plan', plan_path,
              '--db', os.path.join(self.dir, 'nsx.db'), '--listen',
-             self.host], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+             self.host, '--cfm-interval', str(self.cfm_interval_ms)],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True)
         log.close()
         records.add_process(self.proc.pid, 'controller')

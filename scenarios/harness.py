@@ -35,8 +35,10 @@ class ControlledLab:
     """A running lab with its controller, logical networks provisioned
     through the API; `artifacts_dir` receives the controller's log."""
 
-    def __init__(self, spec, progress=lambda m: None, artifacts_dir=None):
+    def __init__(self, spec, progress=lambda m: None, artifacts_dir=None,
+                 cfm_interval_ms=100):
         self.plan = expand.expand(spec)
+        self.cfm_interval_ms = cfm_interval_ms
         self.progress = progress
         self.dir = artifacts_dir
         self.lab = self.ctl = None
@@ -45,7 +47,8 @@ class ControlledLab:
         self.lab = Lab(self.plan, progress=self.progress)
         self.lab.start()
         try:
-            self.ctl = Controller(self.plan).start()
+            self.ctl = Controller(self.plan, cfm_interval_ms=self.cfm_interval_ms
+                                  ).start()
             provision.provision(self.ctl, self.plan, self.progress)
         except BaseException:
             self.__exit__(None, None, None)

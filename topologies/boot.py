@@ -81,12 +81,18 @@ def _ovs_start(node, run_dir, vtep=False, remote=False):
     lines += [f'ovsdb-server {dbs} {remotes} --pidfile={d}/ovsdb-server.pid '
               f'--log-file={d}/ovsdb-server.log --detach --no-chdir',
               'ovs-vsctl --no-wait init',
-              # the data plane wins the CPU over the workloads and the
-              # controller (2 cores carry the whole lab)
-              f'nice -n -5 ovs-vswitchd --pidfile={d}/ovs-vswitchd.pid '
-              f'--log-file={d}/ovs-vswitchd.log --detach --no-chdir '
-              f'unix:{d}/db.sock']
+              vswitchd_cmd(d)]
     return lines
+
+
+def vswitchd_cmd(run_dir):
+    """How a node's ovs-vswitchd starts (also to restart it after a crash).
+    The data plane wins the CPU over the workloads and the controller:
+    2 cores carry the whole lab."""
+    d = run_dir
+    return (f'nice -n -5 ovs-vswitchd --pidfile={d}/ovs-vswitchd.pid '
+            f'--log-file={d}/ovs-vswitchd.log --detach --no-chdir '
+            f'unix:{d}/db.sock')
 
 
 def _port(bridge, intf):
