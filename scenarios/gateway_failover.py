@@ -14,8 +14,6 @@ direction, outage-per-trial and CDF plots.
 """
 import math
 import os
-import subprocess
-import sys
 import time
 
 from topologies import boot, labs
@@ -23,7 +21,6 @@ from topologies import boot, labs
 from . import harness, probe, results
 
 RATE = 1000
-PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'probe.py')
 
 
 def percentile(values, q):
@@ -63,26 +60,6 @@ def _active(lab):
     (a crashed gateway keeps its last label in its database)."""
     return [g for g in ('gw1', 'gw2')
             if _state(lab, g) == 'active' and _vswitchd_alive(lab, g)]
-
-
-def _streams(lab, vm, srv, seconds, out_dir, tag):
-    ip = {h: lab.plan['nodes'][h]['ip'].split('/')[0] for h in (vm, srv)}
-    flows = [(f'{vm}->{srv}', vm, srv, 9100), (f'{srv}->{vm}', srv, vm,
-                                                 9101)]
-    recvs = []
-    for name, s, d, port in flows:
-        path = os.path.join(out_dir, f'{tag}-{name}.txt')
-        recvs.append((name, path, subprocess.Popen(
-            ['ip', 'netns', 'exec', lab.node(d).ns, sys.executable, PROBE,
-             'recv', '--port', str(port), '--out', path, '--seconds',
-             str(seconds + 2)])))
-    time.sleep(0.3)
-    sends = [(name, subprocess.Popen(
-        ['ip', 'netns', 'exec', lab.node(s).ns, sys.executable, PROBE,
-         'send', '--dst', ip[d], '--port', str(port), '--rate', str(RATE),
-         '--seconds', str(seconds)], stdout=subprocess.PIPE, text=True))
-        for name, s, d, port in flows]
-    return recvs, sends
 
 
 def _fail(lab, kind):
@@ -162,23 +139,20 @@ def run(fabric='clos', progress=print, trials=20, kinds=('crash', 'link'),
         for i, kind in enumerate(plan_trials, 1):
             progress(f'  trial {i}/{len(plan_trials)}: {kind} of gw1')
             time.sleep(2.0)          # link events spaced (see DESIGN.md)
-            recvs, sends = _streams(lab, vm, srv, seconds, out_dir,
-                                    f'{kind}-{i:02d}')
+            probes = harness.Streams(
+                lab, [(f'{vm}->{srv}', vm, srv, 9100),
+                      (f'{srv}->{vm}', srv, vm, 9101)], seconds, out_dir,
+                RATE, f'{kind}-{i:02d}').start()
             time.sleep(1.0)
             _fail(lab, kind)
-            sent = {n: int(p.communicate()[0].strip() or 0)
-                    for n, p in sends}
-            for _, _, p in recvs:
-                p.wait()
+            got = probes.finish()
             after_fault = _active(lab)
             outage = {}
-            for name, path, _ in recvs:
-                with open(path) as f:
-                    seqs = [int(x.split()[0]) for x in f if x.strip()]
-                res = probe.analyse(sent[name], seqs, RATE)
+            for name, (sent, seqs) in got.items():
+                res = probe.analyse(sent, seqs, RATE)
                 outage['vm->server' if name.startswith(vm)
                        else 'server->vm'] = res['outage_ms']
-                os.remove(path)                 # keep the figures only
+                os.remove(probes.paths[name])   # keep the figures only
             _repair(lab, kind)
             back = harness.until(lambda: _active(lab) == ['gw1'], 15, 0.1)
             records.append({'trial': i, 'fault': kind, 'outage_ms': outage,

@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 from controllers import provision
@@ -80,12 +81,66 @@ class ControlledLab:
                             os.path.join(where, name, f))
 
     def controller_errors(self):
-        path = os.path.join(self.dir or '', 'controller.log')
-        if not os.path.exists(path):
-            return []
-        with open(path) as f:
-            return [line.strip() for line in f
-                    if ' ERROR ' in line or line.startswith('Traceback')]
+        return log_errors(os.path.join(self.dir or '', 'controller.log'))
+
+
+PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'probe.py')
+
+
+class Streams:
+    """UDP probe streams (scenarios/probe.py) between lab hosts:
+    flows = [(name, sender, receiver, port)]. start() starts receivers,
+    then senders; finish() waits for both and returns
+    {name: (packets sent, [sequence numbers received])}."""
+
+    def __init__(self, lab, flows, seconds, out_dir, rate=1000, tag='probe'):
+        self.lab, self.flows, self.seconds = lab, flows, seconds
+        self.rate, self.paths = rate, {}
+        self.recvs, self.sends = {}, {}
+        for name, _, _, _ in flows:
+            self.paths[name] = os.path.join(out_dir, f'{tag}-{name}.txt')
+
+    def _run(self, node, *args, **kw):
+        return subprocess.Popen(['ip', 'netns', 'exec',
+                                 self.lab.node(node).ns, sys.executable,
+                                 PROBE, *args], **kw)
+
+    def start(self):
+        ip = {h: self.lab.plan['nodes'][h]['ip'].split('/')[0]
+              for _, s, d, _ in self.flows for h in (s, d)}
+        for name, _, dst, port in self.flows:
+            self.recvs[name] = self._run(
+                dst, 'recv', '--port', str(port), '--out', self.paths[name],
+                '--seconds', str(self.seconds + 3))
+        time.sleep(0.5)                     # receivers bound first
+        for name, src, dst, port in self.flows:
+            self.sends[name] = self._run(
+                src, 'send', '--dst', ip[dst], '--port', str(port),
+                '--rate', str(self.rate), '--seconds', str(self.seconds),
+                stdout=subprocess.PIPE, text=True)
+        return self
+
+    def finish(self):
+        sent = {n: int(p.communicate()[0].strip() or 0)
+                for n, p in self.sends.items()}
+        for p in self.recvs.values():
+            p.wait()
+        out = {}
+        for name, path in self.paths.items():
+            with open(path) as f:
+                out[name] = (sent[name], [int(line.split()[0]) for line in f
+                                          if line.strip()])
+        return out
+
+
+def log_errors(path):
+    """Controller errors and exceptions in a log (any fails a run, as in
+    Faucet's tests)."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [line.strip() for line in f
+                if ' ERROR ' in line or line.startswith('Traceback')]
 
 
 class Captures:

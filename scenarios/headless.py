@@ -15,15 +15,12 @@ teardown: always, evidence saved.
 """
 import os
 import re
-import subprocess
-import sys
 import time
 
 from topologies import labs
 
 from . import harness, probe, results
 
-PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'probe.py')
 RATE = 1000
 
 
@@ -65,22 +62,10 @@ def run(fabric='clos', progress=print, lead=3.0, headless=60.0, tail=15.0):
             lab.node(s).ns_run(['ping', '-c', '1', '-W', '1', ip[d]]
                                ).returncode == 0 for _, s, d, _ in flows), 30,
             step=0.5)
-        recvs, sends = [], []
-        for name, s, d, port in flows:
-            path = os.path.join(out_dir, f'probe-{name}.txt')
-            evidence.append(path)
-            recvs.append((name, path, subprocess.Popen(
-                ['ip', 'netns', 'exec', lab.node(d).ns, sys.executable,
-                 PROBE, 'recv', '--port', str(port), '--out', path,
-                 '--seconds', str(total + 3)])))
-        time.sleep(0.5)
+        probes = harness.Streams(lab, flows, total, out_dir, RATE)
+        evidence += list(probes.paths.values())
+        probes.start()
         t0 = time.monotonic()
-        for name, s, d, port in flows:
-            sends.append((name, subprocess.Popen(
-                ['ip', 'netns', 'exec', lab.node(s).ns, sys.executable,
-                 PROBE, 'send', '--dst', ip[d], '--port', str(port),
-                 '--rate', str(RATE), '--seconds', str(total)],
-                stdout=subprocess.PIPE, text=True)))
         progress(f'  {len(flows)} probe streams at {RATE}/s for {total:.0f} s')
         time.sleep(lead)
         t_kill = time.monotonic()
@@ -92,26 +77,21 @@ def run(fabric='clos', progress=print, lead=3.0, headless=60.0, tail=15.0):
         log_mark = os.path.getsize(lab.ctl.log_path)
         lab.ctl.start()
         progress('  controller restarted from its database')
-        sent = {name: int(p.communicate()[0].strip() or 0)
-                for name, p in sends}
-        for _, _, p in recvs:
-            p.wait()
+        got = probes.finish()
         with open(lab.ctl.log_path) as f:
             f.seek(log_mark)
             after = f.read()
     span = phases(lead, headless, tail, t_kill, t_restart, t0)
     changes = re.findall(r'(\w+): \+(\d+) -(\d+) flows', after)
     per_stream, passed = {}, True
-    for name, path, _ in recvs:
-        with open(path) as f:
-            seqs = [int(line.split()[0]) for line in f if line.strip()]
-        res = probe.analyse(sent[name], seqs, RATE)
+    for name, (sent, seqs) in got.items():
+        res = probe.analyse(sent, seqs, RATE)
         got = set(seqs)
-        res['by_phase'] = {ph: sum(1 for seq in range(a, min(b, sent[name]))
+        res['by_phase'] = {ph: sum(1 for seq in range(a, min(b, sent))
                                    if seq not in got)
                            for ph, (a, b) in span.items()}
         per_stream[name] = res
-        passed = passed and sent[name] > 0 and res['lost'] == 0
+        passed = passed and sent > 0 and res['lost'] == 0
     metrics.update(streams=per_stream, rate_pps=RATE,
                    headless_s=round(t_restart - t_kill, 3),
                    flow_changes_after_restart=[

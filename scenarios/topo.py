@@ -83,7 +83,7 @@ def _overlay(lab, metrics, progress, where):
     Returns (passed, path of the controller's log saved in `where`)."""
     from controllers import provision
     from controllers.service import Controller
-    from . import overlay
+    from . import harness, overlay
     ctl = Controller(lab.plan)
     try:
         t0 = time.monotonic()
@@ -98,10 +98,7 @@ def _overlay(lab, metrics, progress, where):
         saved = os.path.join(where, 'controller.log')
         if os.path.exists(ctl.log_path):
             shutil.copy(ctl.log_path, saved)
-    # Like Faucet's tests: any controller error or exception fails the run.
-    with open(saved) as f:
-        errors = [line.strip() for line in f
-                  if ' ERROR ' in line or line.startswith('Traceback')]
+    errors = harness.log_errors(saved)
     metrics['controller_errors'] = errors[:20]
     ok = res['overlay_pairs'] > 0 and \
         res['overlay_reachable'] == res['overlay_pairs'] and \
