@@ -28,6 +28,7 @@ class NsxController(app_manager.OSKenApp):
         self.dps = {}            # dpid -> datapath
         self.cookies = {}        # dpid -> installed flow cookies
         self.groups = {}         # dpid -> installed group ids
+        self.group_content = {}  # dpid -> {group id: what we last sent}
         self.pending = {}        # dpid -> replies still expected
         self.ready = set()
 
@@ -42,6 +43,7 @@ class NsxController(app_manager.OSKenApp):
         with self.core.lock:
             self.dps[dp.id] = dp
             self.cookies[dp.id], self.groups[dp.id] = set(), set()
+            self.group_content[dp.id] = {}       # unknown: send once
             self.pending[dp.id] = {'flows', 'groups'}
             self.ready.discard(dp.id)
         dp.send_msg(parser.OFPFlowStatsRequest(dp))
@@ -49,32 +51,25 @@ class NsxController(app_manager.OSKenApp):
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     def _flow_stats(self, ev):
-        dp = ev.msg.datapath
-        self.cookies.setdefault(dp.id, set()).update(
-            s.cookie for s in ev.msg.body)
-        if not ev.msg.flags & dp.ofproto.OFPMPF_REPLY_MORE:
-            self._got(dp, 'flows')
+        self._collect(ev, self.cookies, 'flows', lambda s: s.cookie)
 
     @set_ev_cls(ofp_event.EventOFPGroupDescStatsReply, MAIN_DISPATCHER)
     def _group_desc(self, ev):
-        dp = ev.msg.datapath
-        self.groups.setdefault(dp.id, set()).update(
-            g.group_id for g in ev.msg.body)
-        if not ev.msg.flags & dp.ofproto.OFPMPF_REPLY_MORE:
-            self._got(dp, 'groups')
+        self._collect(ev, self.groups, 'groups', lambda g: g.group_id)
 
-    def _got(self, dp, what):
+    def _collect(self, ev, table, what, key):
+        """Gather one multipart reply of what is installed; reconcile the
+        datapath once both flows and groups are known."""
+        dp = ev.msg.datapath
+        table.setdefault(dp.id, set()).update(key(x) for x in ev.msg.body)
+        if ev.msg.flags & dp.ofproto.OFPMPF_REPLY_MORE:
+            return
         with self.core.lock:
             self.pending.get(dp.id, set()).discard(what)
             if not self.pending.get(dp.id):
                 self.ready.add(dp.id)
                 self.reconcile(dp.id)
-                want = {n['dpid'] for n in self.core.store.nodes.values()
-                        if n['role'] != 'hw_vtep'}
-                if self.core.bfd_pending and want <= self.ready:
-                    import threading
-                    threading.Thread(target=self.core.enable_bfd,
-                                     daemon=True).start()
+                self.core.datapaths_ready(self.ready)
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg,
                 [CONFIG_DISPATCHER, MAIN_DISPATCHER])
@@ -95,20 +90,24 @@ class NsxController(app_manager.OSKenApp):
 
     def reconcile_all(self):
         with self.core.lock:
+            desired = self.core.store.desired()     # one snapshot per pass
             for dpid in sorted(self.ready):
-                self.reconcile(dpid)
+                self.reconcile(dpid, desired)
 
-    def reconcile(self, dpid):
+    def reconcile(self, dpid, desired=None):
         dp = self.dps.get(dpid)
         node = self.core.node_of_dpid(dpid)
         if dp is None or node is None:
             return
-        flows, groups = intent.device_intent(self.core.store.desired(), node,
-                                             self.core.observed)
-        for g in groups:
-            dp.send_msg(ofdriver.group_mod(dp, g, g['group_id'] in
-                                           self.groups[dpid]))
-            self.groups[dpid].add(g['group_id'])
+        flows, groups = intent.device_intent(
+            desired or self.core.store.desired(), node, self.core.observed)
+        sent = self.group_content.setdefault(dpid, {})
+        for g in groups:                 # a group mod only when it changes
+            if sent.get(g['group_id']) != g:
+                dp.send_msg(ofdriver.group_mod(dp, g, g['group_id'] in
+                                               self.groups[dpid]))
+                self.groups[dpid].add(g['group_id'])
+                sent[g['group_id']] = g
         add, delete = ofdriver.diff(flows, self.cookies[dpid])
         for ck in delete:
             dp.send_msg(ofdriver.flow_mod(dp, None, 'delete', ck))

@@ -89,6 +89,14 @@ class Core:
         # BFD goes on once every datapath has its flows (see enable_bfd)
         self.bfd_pending.update(bfd)
 
+    def datapaths_ready(self, ready):
+        """The app reports which datapaths are connected and reconciled;
+        BFD goes on once every transport node's is (see enable_bfd)."""
+        want = {n['dpid'] for n in self.store.nodes.values()
+                if n['role'] != 'hw_vtep'}
+        if self.bfd_pending and want <= ready:
+            threading.Thread(target=self.enable_bfd, daemon=True).start()
+
     def enable_bfd(self):
         """Turn BFD on where intent wants it, once all transport datapaths
         are connected and reconciled. Seen here: sessions enabled before
