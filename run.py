@@ -19,7 +19,29 @@ import os
 import signal
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+
+def use_venv():
+    """Run under the lab's .venv (made by `make setup`) whichever python
+    started us, so `sudo ./run.py ...` works like `make run`."""
+    venv_py = os.path.join(HERE, '.venv', 'bin', 'python')
+    if os.path.realpath(sys.prefix) == os.path.realpath(
+            os.path.join(HERE, '.venv')):
+        return
+    if os.path.exists(venv_py) and not os.environ.get('NSXLAB_NO_REEXEC'):
+        os.environ['NSXLAB_NO_REEXEC'] = '1'
+        os.execv(venv_py, [venv_py] + sys.argv)
+    try:
+        import mininet  # noqa: F401
+    except ImportError:
+        sys.exit('error: the lab\'s Python packages are not installed: run '
+                 '`sudo make setup` once (it creates .venv), then '
+                 'sudo ./run.py again')
+
+
+use_venv()
 
 from topologies import labs, spec as specmod  # noqa: E402
 

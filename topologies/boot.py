@@ -148,8 +148,8 @@ def _gateway_ports(node, run_dir):
     """A software gateway reaches a physical segment through its own bridge
     br-<port>: the cable (with CFM on it) and a patch to br-int, which the
     controller sees as the gateway port (same name, same ofport). The
-    election agent blocks only the patch, so a standby gateway keeps sending
-    and hearing CFM on the cable."""
+    election agent owns br-<port>'s flows (none while standby), so a
+    standby gateway keeps sending and hearing CFM on the cable."""
     lines = []
     for i in node['intfs']:
         if i['kind'] != 'physical':
@@ -163,11 +163,8 @@ def _gateway_ports(node, run_dir):
             f'options:peer=p-{seg} ofport_request=2 '
             f'-- add-port br-int p-{seg} -- set interface p-{seg} type=patch '
             f"options:peer={inner} ofport_request={i['ofport']}")
-        lines.append(f"ovs-ofctl add-flows {br} - <<'EOF'\n"
-                     'priority=10,in_port=1,actions=output:2\n'
-                     'priority=10,in_port=2,actions=output:1\nEOF')
         lines.append(f'setsid -f /usr/bin/python3 {AGENT} --bridge {br} '
-                     f'--port {inner} --cfm-port {seg} '
+                     f'--cfm-port {seg} --int-port p-{seg} '
                      f'--log {run_dir}/gwagent-{seg}.log '
                      '>/dev/null 2>&1 </dev/null')
     return lines
@@ -246,8 +243,15 @@ def l2_segment(node, plan, run_dir):
         if i.get('vlan'):   # access port of that VLAN; others are trunks
             port += f" -- set port {i['name']} tag={i['vlan']}"
         ports.append(port)
+    # A physical switch learns from every frame in hardware. OVS learns in
+    # the upcall, and a frame that hits a cached datapath flow only updates
+    # the MAC table at the revalidator's next pass (up to ~1 s): after a
+    # gateway takeover the segment kept sending to the old gateway for that
+    # long. flow-limit=0 caches no datapath flow, so every frame is
+    # translated and learned from at once (a few thousand pps here).
     lines.append(' '.join(
-        ['ovs-vsctl -- add-br seg -- set bridge seg datapath_type=netdev '
+        ['ovs-vsctl -- set Open_vSwitch . other_config:flow-limit=0 '
+         '-- add-br seg -- set bridge seg datapath_type=netdev '
          'fail_mode=standalone'] + ports))
     return lines
 

@@ -70,5 +70,5 @@ def test_gateway_reaches_its_segment_through_a_patch_the_agent_guards():
     assert '-- add-port br-seg1 seg1' in s            # the cable, with CFM
     assert (f"-- add-port br-int p-seg1 -- set interface p-seg1 type=patch "
             f"options:peer=i-seg1 ofport_request={seg['ofport']}") in s
-    assert '--bridge br-seg1 --port i-seg1 --cfm-port seg1' in s
+    assert '--bridge br-seg1 --cfm-port seg1 --int-port p-seg1' in s
     assert 'link set seg1 mtu 1500 up' in s
