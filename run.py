@@ -163,8 +163,10 @@ def cmd_scenario(args):
     extra = {'headless': args.seconds} if args.name == 'headless' and \
         args.seconds else {}
     if args.name == 'gateway-failover':
-        extra = {'trials': args.trials or 20,
-                 'cfm_interval_ms': args.cfm_interval or 10}
+        extra = {'trials': args.trials or 20, 'seed': args.seed,
+                 'sweep_trials': 5 if args.sweep_trials is None
+                 else args.sweep_trials,
+                 'intervals': args.cfm_interval or (10, 100, 1000)}
     res = mod.run(fabric=args.topo, progress=progress, **extra)
     m = res['metrics']
     for name, st in m.get('streams', {}).items():
@@ -178,10 +180,14 @@ def cmd_scenario(args):
         print('Observed hops:')
         for h in m['hops']:
             print('  ' + h)
-    for kind, dirs in m.get('summary', {}).items():
-        for d, st in dirs.items():
-            print(f"  {kind:5s} {d:10s}: p50 {st['p50']} ms, p95 "
-                  f"{st['p95']} ms, max {st['max']} ms ({st['n']} trials)")
+    if m.get('outages'):
+        print_table([('outage', 'trials', 'p50 ms', 'p95 ms', 'max ms')] + [
+            (k, st['n'], st['p50'], st['p95'], st['max'])
+            for k, st in m['outages'].items()])
+    for t in m.get('targets', []):
+        print(f"  target {t['key']} {t['stat']} <= {t['limit_ms']} ms: "
+              f"measured {t['measured_ms']} ms, "
+              f"{'met' if t['met'] else 'NOT met'}")
     for p in m.get('problems', []):
         print(f'  problem: {p}')
     for c in m.get('checks', []):
@@ -207,6 +213,19 @@ def cmd_bench(args):
     print_table(res.pop('table'))
     print_result(res, args.json)
     return 0 if res['passed'] else 1
+
+
+def intervals(text):
+    """'10,100,1000' -> (10, 100, 1000); a clear error otherwise."""
+    try:
+        vals = tuple(int(v) for v in text.split(','))
+    except ValueError:
+        vals = ()
+    if not vals or any(v < 1 or v > 10000 for v in vals):
+        raise argparse.ArgumentTypeError(
+            f'expected CFM intervals in ms between 1 and '
+            f'10000, comma separated (e.g. 10,100,1000), got {text!r}')
+    return vals
 
 
 def parser():
@@ -243,9 +262,15 @@ def parser():
     sc.add_argument('--seconds', type=float,
                     help='headless: how long the controller stays dead')
     sc.add_argument('--trials', type=int,
-                    help='gateway-failover: trials per fault kind (20)')
-    sc.add_argument('--cfm-interval', type=int,
-                    help='gateway-failover: CFM interval, ms (10)')
+                    help='failure scenarios: trials per fault kind (20)')
+    sc.add_argument('--sweep-trials', type=int,
+                    help='gateway-failover: trials per fault kind at the '
+                    'other CFM intervals (5)')
+    sc.add_argument('--cfm-interval', type=intervals,
+                    help='gateway-failover: CFM interval(s) in ms, comma '
+                    'separated; the first gets --trials (10,100,1000)')
+    sc.add_argument('--seed', type=int, default=1,
+                    help='seeds fault timing jitter and trial order (1)')
     sub.add_parser('report', help='summary of the latest results '
                    '(results/report.md and .png)')
     sub.add_parser('clean', help="remove a crashed run's leftovers")

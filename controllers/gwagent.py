@@ -140,10 +140,10 @@ class Agent:
             self.log(f'{time.time():.3f} {self.bridge}: flows not set: '
                      f'{r.stderr.strip()}')
             return False
-        self.run(['ovs-vsctl', 'set', 'bridge', self.bridge,
-                  f'external_ids:l2gw-state={state}'])
-        self.log(f'{time.time():.3f} {self.cable} {state}')
+        self.log(f'{time.time():.3f} {self.cable} {state}')   # flows in
         self.applied = state
+        self.run(['ovs-vsctl', '--no-wait', 'set', 'bridge', self.bridge,
+                  f'external_ids:l2gw-state={state}'])
         return True
 
     def watch_vswitchd(self):
@@ -164,7 +164,7 @@ class Agent:
                  'until the data plane is back and programmed')
         os.close(self.pidfd)
         self.pidfd, self.waiting_ready, self.applied = None, True, None
-        cmd = ['ovs-vsctl', 'set', 'bridge', self.bridge,
+        cmd = ['ovs-vsctl', '--no-wait', 'set', 'bridge', self.bridge,
                'external_ids:l2gw-state=down']
         if self.own:
             cmd += ['--', 'set', 'interface', self.cable,
@@ -194,7 +194,7 @@ class Agent:
         mpid = restore_id(stashed.strip().strip('"'),
                           now_id.strip().strip('[]'))
         if mpid:
-            self.run(['ovs-vsctl', 'set', 'interface', self.cable,
+            self.run(['ovs-vsctl', '--no-wait', 'set', 'interface', self.cable,
                       f'cfm_mpid={mpid}'])
         self.waiting_ready = False
         self.log(f'{time.time():.3f} br-int programmed: CFM ID '
@@ -204,7 +204,7 @@ class Agent:
         cmd = ['ovsdb-client', '--format=json', 'monitor',
                f'unix:{self.rundir}/db.sock', 'Open_vSwitch', 'Interface',
                'name,cfm_mpid,cfm_remote_mpids,other_config']
-        return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE)
 
     def loop(self):
         import selectors
@@ -213,6 +213,7 @@ class Agent:
         mon = self.monitor()
         sel = selectors.DefaultSelector()
         sel.register(mon.stdout, selectors.EVENT_READ, 'ovsdb')
+        lines = JsonLines()
         if self.pidfd is not None:
             sel.register(self.pidfd, selectors.EVENT_READ, 'vswitchd')
         while mon.poll() is None:
@@ -224,15 +225,12 @@ class Agent:
                     sel.unregister(self.pidfd)
                     self.on_vswitchd_exit()
                     continue
-                line = mon.stdout.readline()
-                if not line:
+                chunk = os.read(mon.stdout.fileno(), 1 << 16)
+                if not chunk:
                     break
-                try:
-                    update = json.loads(line)
-                except ValueError:
-                    continue
-                for row in _rows(update, self.cable):
-                    self.own, self.heard, self.interval = parse_row(row)
+                for update in lines.feed(chunk):
+                    for row in _rows(update, self.cable):
+                        self.own, self.heard, self.interval = parse_row(row)
             if self.waiting_ready:
                 self.recover()
                 if self.pidfd is not None and \
@@ -247,6 +245,26 @@ class Agent:
                 self.apply(state)
         self.log(f'{time.time():.3f} monitor ended (ovsdb-server gone?)')
         return 1
+
+
+class JsonLines:
+    """Whole JSON lines out of raw reads. (Reading a buffered pipe line by
+    line after select() leaves further lines in Python's buffer, unseen
+    until the next write: updates then arrived seconds late.)"""
+
+    def __init__(self):
+        self.buf = b''
+
+    def feed(self, chunk):
+        self.buf += chunk
+        *whole, self.buf = self.buf.split(b'\n')
+        out = []
+        for line in whole:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+        return out
 
 
 def _rows(update, port):

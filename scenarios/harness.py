@@ -212,3 +212,18 @@ def decode(path):
             rec.update(ip_src=eth[IP].src, ip_dst=eth[IP].dst)
         out.append(rec)
     return out
+
+
+class TrialBar:
+    """A progress bar across trials, one line per finished trial (readable
+    in a terminal and in a CI log):  [######......] 6/24 crash @10 ms: ..."""
+
+    def __init__(self, total, progress, width=24):
+        self.total, self.done = max(1, total), 0
+        self.progress, self.width = progress, width
+
+    def step(self, text):
+        self.done += 1
+        k = round(self.width * self.done / self.total)
+        self.progress(f"  [{'#' * k}{'.' * (self.width - k)}] "
+                      f'{self.done}/{self.total} {text}')

@@ -1,6 +1,7 @@
 """The software gateway election (pure state machine) and how the agent
 reads OVSDB monitor rows."""
-from controllers.gwagent import (ACTIVE, STANDBY, Election, parse_row,
+from controllers.gwagent import (ACTIVE, STANDBY, Election, JsonLines,
+                                 parse_row,
                                  restore_id, segment_flows)
 
 
@@ -72,3 +73,10 @@ def test_a_standby_that_hears_a_lower_id_sleeps_until_news():
     e.update(0.0, 2, [1], 100)
     assert e.wake_in(0.0, 100) is None
     assert e.wake_in(9.0, 100) is None
+
+
+def test_every_complete_line_of_a_read_is_delivered_at_once():
+    lines = JsonLines()
+    assert lines.feed(b'{"a": 1}\n{"b": 2}\n{"c"') == [{'a': 1}, {'b': 2}]
+    assert lines.feed(b': 3}\nnot json\n') == [{'c': 3}]
+    assert lines.feed(b'') == []

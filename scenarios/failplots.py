@@ -1,0 +1,69 @@
+"""Plots shared by the failure scenarios: outage per trial, CDF, outage
+against a parameter. Each takes {series label: [values]} (pure data) and a
+path; matplotlib runs headless."""
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def per_trial(series, path, title, ylabel='outage, ms (longest probe gap '
+              'at 1,000/s)'):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(9, 4))
+    for label, ys in sorted(series.items()):
+        if ys:
+            ax.plot(range(1, len(ys) + 1), ys, marker='o', ms=4, label=label)
+    ax.set_xlabel('trial')
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def cdf(series, path, title):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, ys in sorted(series.items()):
+        ys = sorted(ys)
+        if ys:
+            ax.step(ys, [(i + 1) / len(ys) for i in range(len(ys))],
+                    where='post', label=label)
+    ax.set_xlabel('outage, ms')
+    ax.set_ylabel('fraction of trials')
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def against(series, path, title, xlabel):
+    """series: {label: {x: [values]}}: every trial as a dot, p50 as a line,
+    log-log (CFM intervals span 10..1000 ms)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, by_x in sorted(series.items()):
+        xs = sorted(by_x)
+        line = ax.plot(xs, [sorted(by_x[x])[len(by_x[x]) // 2] for x in xs],
+                       marker='o', label=f'{label} (p50)')[0]
+        for x in xs:
+            ax.scatter([x] * len(by_x[x]), by_x[x], s=10, alpha=0.4,
+                       color=line.get_color())
+    ax.set_xscale('log')
+    ax.set_yscale('log')
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel('outage, ms')
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which='both')
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,44 @@
+"""CI's short failover benchmark: a few trials of gateway-failover at each
+CFM interval. It leaves result.json and the failover-latency plots under
+results/gateway-failover-clos/<UTC timestamp>/ (CI keeps them); this test
+checks that they exist and hold the measured trials. The latency targets
+are read from the result, not asserted here (they are benchmarks)."""
+import json
+import os
+
+from .conftest import last_json, run_py
+
+PLOTS = ('outage-per-trial.png', 'outage-cdf.png',
+         'outage-vs-cfm-interval.png')
+
+
+def test_short_failover_benchmark_writes_plots_and_trials():
+    r = run_py('scenario', 'gateway-failover', '--trials', '3',
+               '--sweep-trials', '1', '--json', timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    res = last_json(r.stdout)
+    out = os.path.dirname(next(a for a in res['artifacts']
+                               if a.endswith('result.json')))
+    for name in PLOTS:
+        path = os.path.join(out, name)
+        with open(path, 'rb') as f:
+            assert f.read(8) == b'\x89PNG\r\n\x1a\n', path
+        assert os.path.getsize(path) > 10000, path
+    with open(os.path.join(out, 'result.json')) as f:
+        saved = json.load(f)
+    trials = saved['metrics']['trials']
+    # 3 trials x 2 fault kinds at 10 ms, 1 x 2 at 100 ms and 1,000 ms
+    assert len(trials) == 10
+    assert {(t['cfm_interval_ms'], t['fault']) for t in trials} == {
+        (iv, k) for iv in (10, 100, 1000) for k in ('crash', 'link')}
+    for t in trials:
+        assert t['valid'], t
+        assert t['active_after_fault'] == ['gw2'], t
+        assert t['active_after_repair'] == ['gw1'], t
+        # a real takeover always costs something: a zero would mean the
+        # fault did not hit the path measured
+        assert all(ms > 0 for ms in t['outage_ms'].values()), t
+    outages = saved['metrics']['outages']
+    assert outages['@10ms crash vm->server']['n'] == 3
+    # detection is bounded below by CFM: 3.5 intervals at 1,000 ms
+    assert outages['@1000ms crash vm->server']['p50'] > 3000
