@@ -67,3 +67,28 @@ def against(series, path, title, xlabel):
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def side_by_side(panels, path, title):
+    """panels: {panel title: {label: [values]}}: one panel per fabric, every
+    trial a dot, the median a bar, shared y axis (log)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.5),
+                             sharey=True, squeeze=False)
+    for ax, (name, series) in zip(axes[0], sorted(panels.items(),
+                                                  reverse=True)):
+        labels = sorted(series)
+        for i, label in enumerate(labels):
+            ys = [max(v, 0.5) for v in series[label]]
+            ax.scatter([i] * len(ys), ys, s=14, alpha=0.6)
+            ax.hlines(sorted(ys)[len(ys) // 2], i - 0.3, i + 0.3, color='k')
+        ax.set_xticks(range(len(labels)))
+        ax.set_xticklabels(labels, fontsize=8)
+        ax.set_title(name.upper() if len(name) <= 4 else name)
+        ax.set_yscale('log')
+        ax.grid(alpha=0.3, which='both')
+    axes[0][0].set_ylabel('outage, ms (log)')
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -89,15 +89,16 @@ PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'probe.py')
 
 class Streams:
     """UDP probe streams (scenarios/probe.py) between lab hosts:
-    flows = [(name, sender, receiver, port)]. start() starts receivers,
-    then senders; finish() waits for both and returns
+    flows = [(name, sender, receiver, port[, address to send to, e.g. a
+    broadcast address; the receiver's own by default])]. start() starts
+    receivers, then senders; finish() waits for both and returns
     {name: (packets sent, [sequence numbers received])}."""
 
     def __init__(self, lab, flows, seconds, out_dir, rate=1000, tag='probe'):
         self.lab, self.flows, self.seconds = lab, flows, seconds
         self.rate, self.paths = rate, {}
         self.recvs, self.sends = {}, {}
-        for name, _, _, _ in flows:
+        for name, *_ in flows:
             self.paths[name] = os.path.join(out_dir, f'{tag}-{name}.txt')
 
     def _run(self, node, *args, **kw):
@@ -106,16 +107,16 @@ class Streams:
                                  PROBE, *args], **kw)
 
     def start(self):
-        ip = {h: self.lab.plan['nodes'][h]['ip'].split('/')[0]
-              for _, s, d, _ in self.flows for h in (s, d)}
-        for name, _, dst, port in self.flows:
+        nodes = self.lab.plan['nodes']
+        for name, _, dst, port, *_ in self.flows:
             self.recvs[name] = self._run(
                 dst, 'recv', '--port', str(port), '--out', self.paths[name],
                 '--seconds', str(self.seconds + 3))
         time.sleep(0.5)                     # receivers bound first
-        for name, src, dst, port in self.flows:
+        for name, src, dst, port, *addr in self.flows:
+            to = addr[0] if addr else nodes[dst]['ip'].split('/')[0]
             self.sends[name] = self._run(
-                src, 'send', '--dst', ip[dst], '--port', str(port),
+                src, 'send', '--dst', to, '--port', str(port),
                 '--rate', str(self.rate), '--seconds', str(self.seconds),
                 stdout=subprocess.PIPE, text=True)
         return self
@@ -123,7 +124,9 @@ class Streams:
     def finish(self):
         sent = {n: int(p.communicate()[0].strip() or 0)
                 for n, p in self.sends.items()}
+        time.sleep(0.3)                     # the last packets land
         for p in self.recvs.values():
+            p.terminate()                   # a clean exit: file complete
             p.wait()
         out = {}
         for name, path in self.paths.items():

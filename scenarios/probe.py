@@ -9,6 +9,7 @@ what was sent and received into losses and the outage: the longest run of
 missing sequence numbers, in milliseconds at the probe's rate.
 """
 import argparse
+import signal
 import socket
 import struct
 import sys
@@ -17,12 +18,26 @@ import time
 HEADER = struct.Struct('!Id')        # sequence number, send time
 
 
-def send(dst, port, rate, seconds):
+def first_seq(epoch, now, rate):
+    """With a shared --epoch, sequence numbers are slots of wall-clock time
+    since the epoch, so a sender started later (on the VM a server was
+    migrated to) continues the same numbering: its first slot."""
+    return max(0, int((now - epoch) * rate + 0.999999))
+
+
+def send(dst, port, rate, seconds, epoch=None):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)  # BUM probes
+    # SIGTERM (the server is powered off) stops sending at once
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     interval = 1.0 / rate
     total = int(rate * seconds)
+    start = 0
     t0 = time.monotonic()
-    for seq in range(total):
+    if epoch is not None:
+        start = first_seq(epoch, time.time(), rate)
+        t0 -= time.time() - epoch          # slot k is due at epoch + k/rate
+    for seq in range(start, total):
         due = t0 + seq * interval
         now = time.monotonic()
         if due > now:                 # one wake-up per packet, no spinning
@@ -37,6 +52,8 @@ def send(dst, port, rate, seconds):
 
 
 def recv(port, out, seconds):
+    # SIGTERM ends the capture cleanly (the file is closed and complete)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(('0.0.0.0', port))
     s.settimeout(0.2)
@@ -87,13 +104,15 @@ def main(argv=None):
     a.add_argument('--port', type=int, default=9000)
     a.add_argument('--rate', type=int, default=1000)
     a.add_argument('--seconds', type=float, required=True)
+    a.add_argument('--epoch', type=float, default=None,
+                   help='number packets by time slot since this Unix time')
     b = sub.add_parser('recv')
     b.add_argument('--port', type=int, default=9000)
     b.add_argument('--out', required=True)
     b.add_argument('--seconds', type=float, required=True)
     args = p.parse_args(argv)
     if args.cmd == 'send':
-        send(args.dst, args.port, args.rate, args.seconds)
+        send(args.dst, args.port, args.rate, args.seconds, args.epoch)
     else:
         recv(args.port, args.out, args.seconds)
     return 0

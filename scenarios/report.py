@@ -45,6 +45,16 @@ def _summary(res):
         parts.append(f"claims held={held}/{len(m['checks'])}")
     for name, st in m.get('streams', {}).items():
         parts.append(f"{name} lost={st['lost']}/{st['sent']}")
+    outages = m.get('outages', {})
+    for key in list(outages)[:4]:
+        st = outages[key]
+        parts.append(f"{key} p50/p95 {st['p50']}/{st['p95']} ms "
+                     f"(n={st['n']})")
+    if len(outages) > 4:
+        parts.append(f'... {len(outages) - 4} more outage rows')
+    if m.get('targets'):
+        met = sum(1 for t in m['targets'] if t['met'])
+        parts.append(f"targets met {met}/{len(m['targets'])}")
     for run in m.get('runs', []):
         parts.append(f"{run['transport_nodes']} nodes: {run['boot_s']} s, "
                      f"{run['peak_rss_mb']} MiB")
