@@ -44,6 +44,7 @@ class Core:
         inv, nodes = inventory_from_plan(plan)
         self.store = Store(db_path, inventory=inv, nodes=nodes)
         self.observed = {'vtep_macs': {}, 'dead': set()}
+        self.reported = {}           # hw VTEP -> its last local MAC set
         self.liveness = {}             # (node, service node) -> live?
         self.bfd_pending = {}          # node -> tunnel ports awaiting BFD
         self.down_since, self.refreshed, self.refreshes = {}, {}, {}
@@ -149,10 +150,10 @@ class Core:
         for vtep in self.hw_vteps():
             def changed(macs, vtep=vtep):
                 with self.lock:
-                    vm = self.observed['vtep_macs']
-                    for key in [k for k, v in vm.items() if v == vtep]:
-                        del vm[key]
-                    vm.update({key: vtep for key in macs})
+                    self.observed['vtep_macs'] = intent.merge_vtep_macs(
+                        self.observed['vtep_macs'],
+                        self.reported.get(vtep, set()), vtep, set(macs))
+                    self.reported[vtep] = set(macs)
                 LOG.info('%s: %d local MAC(s) reported', vtep, len(macs))
                 self.on_change()
             self.monitors.append(hwvtep.LocalMacMonitor(

@@ -119,12 +119,17 @@ def _edge(desired, node, observed):
     for peer, t in sorted(tun.items()):
         flows.append(_flow(0, 100, {'in_port': t['port']}, goto=1,
                            metadata=1))
-    remote = {}                           # (vni, mac) -> peer
+    # (vni, mac) -> peer. A port declared through the API is authoritative
+    # over a MAC a hardware VTEP learned (after a P2V migration the VTEP's
+    # entry for the old server may linger until it ages out).
+    remote = {k: v for k, v in (observed or {}).get('vtep_macs', {}).items()
+              if v != node}
     for p in desired['ports']:
+        key = (vni_of[p['ls_id']], p['mac'])
         if p['transport_node'] != node:
-            remote[(vni_of[p['ls_id']], p['mac'])] = p['transport_node']
-    remote.update((k, v) for k, v in (observed or {}).get(
-        'vtep_macs', {}).items() if v != node)
+            remote[key] = p['transport_node']
+        else:
+            remote.pop(key, None)
     for vni, ports in sorted(local.items()):
         for ofport, mac in ports:
             flows.append(_flow(1, 100, {'tunnel_id': vni, 'eth_dst': mac},
@@ -196,15 +201,15 @@ def vtep_intent(desired, vtep, observed=None):
     bindings = {(c['port'], c['vlan']): ls_by_id[c['ls_id']]['name']
                 for c in conns}
     ucast = {}
-    for p in desired['ports']:
-        ls = ls_by_id[p['ls_id']]
-        if ls['name'] in mine:
-            ucast[(ls['name'], p['mac'])] = nodes[p['transport_node']][
-                'tunnel_ip']
     vni_name = {ls['vni']: name for name, ls in mine.items()}
     for (vni, mac), owner in (observed or {}).get('vtep_macs', {}).items():
         if owner != vtep and vni in vni_name:
             ucast[(vni_name[vni], mac)] = nodes[owner]['tunnel_ip']
+    for p in desired['ports']:               # declared ports win (see _edge)
+        ls = ls_by_id[p['ls_id']]
+        if ls['name'] in mine:
+            ucast[(ls['name'], p['mac'])] = nodes[p['transport_node']][
+                'tunnel_ip']
     dead = set((observed or {}).get('dead', ()))
     mem = members(desired, observed)
     mcast = {}
@@ -229,3 +234,24 @@ def dead_service_nodes(nodes, liveness):
             votes.setdefault(sn, []).append(live)
     return {sn for sn, v in votes.items()
             if sum(1 for x in v if not x) * 2 > len(v)}
+
+
+def merge_vtep_macs(owners, previous, vtep, macs):
+    """Who owns each MAC that hardware VTEPs learned, after `vtep` reports
+    its whole Ucast_Macs_Local set `macs` (it reported `previous` before).
+
+    owners: {(vni, mac): vtep}. A MAC newly reported by a VTEP moves to it
+    (the server moved there, e.g. its bond failed over); one it keeps
+    reporting stays with whoever learned it last (a VTEP whose entry has not
+    aged out yet must not take it back); one it stops reporting is dropped
+    if it still owned it. Returns the new owners dict (input unchanged)."""
+    out = dict(owners)
+    for key in previous - macs:
+        if out.get(key) == vtep:
+            del out[key]
+    for key in macs - previous:
+        out[key] = vtep
+    for key in macs & previous:
+        out.setdefault(key, vtep)
+    return out
+

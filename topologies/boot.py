@@ -170,9 +170,18 @@ def _gateway_ports(node, run_dir):
     return lines
 
 
+# Hardware switches (the physical segment, a hardware VTEP's ASIC) learn
+# MACs from every frame. OVS learns in the upcall: a frame that hits a cached
+# datapath flow updates the MAC table only at the revalidator's next pass (up
+# to ~1 s), so after a takeover or a bond failover the switch kept sending
+# to the old port that long. flow-limit=0 caches no datapath flow: every
+# frame is translated, and learned from, at once (a few thousand pps here).
+PER_FRAME_LEARNING = 'ovs-vsctl set Open_vSwitch . other_config:flow-limit=0'
+
+
 def hw_vtep(node, plan, run_dir):
     lines = _common(node, plan) + _ovs_start(node, run_dir, vtep=True) + \
-        _br_phy(node, plan)
+        _br_phy(node, plan) + [PER_FRAME_LEARNING]
     ps = node['name']
     ports = [i for i in node['intfs'] if i['kind'] == 'physical']
     lines.append(' '.join(
@@ -243,16 +252,9 @@ def l2_segment(node, plan, run_dir):
         if i.get('vlan'):   # access port of that VLAN; others are trunks
             port += f" -- set port {i['name']} tag={i['vlan']}"
         ports.append(port)
-    # A physical switch learns from every frame in hardware. OVS learns in
-    # the upcall, and a frame that hits a cached datapath flow only updates
-    # the MAC table at the revalidator's next pass (up to ~1 s): after a
-    # gateway takeover the segment kept sending to the old gateway for that
-    # long. flow-limit=0 caches no datapath flow, so every frame is
-    # translated and learned from at once (a few thousand pps here).
     lines.append(' '.join(
-        ['ovs-vsctl -- set Open_vSwitch . other_config:flow-limit=0 '
-         '-- add-br seg -- set bridge seg datapath_type=netdev '
-         'fail_mode=standalone'] + ports))
+        [PER_FRAME_LEARNING + ' -- add-br seg -- set bridge seg '
+         'datapath_type=netdev fail_mode=standalone'] + ports))
     return lines
 
 

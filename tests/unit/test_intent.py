@@ -186,3 +186,41 @@ def test_tunnel_changes_add_missing_fix_changed_and_drop_extra():
     add, delete, bfd = tunnels.plan_changes(want, have)
     assert (add, delete) == (['vxsn1'], ['vxsn1', 'vxold'])
     assert bfd == ['vxhv2', 'vxsn1']     # BFD off on hv2, on for new sn1
+
+
+def test_a_mac_moves_to_the_vtep_that_newly_learned_it():
+    from controllers.intent import merge_vtep_macs
+    key = (5001, '02:00:00:02:00:20')
+    owners = merge_vtep_macs({}, set(), 'vtep1', {key})
+    assert owners == {key: 'vtep1'}
+    # the server's bond fails over: vtep2 learns it, vtep1 still lists it
+    owners = merge_vtep_macs(owners, set(), 'vtep2', {key})
+    assert owners == {key: 'vtep2'}
+    # vtep1 reports again (another MAC changed) with the stale entry: it
+    # must not take the server back
+    other = (5001, '02:00:00:02:00:21')
+    owners = merge_vtep_macs(owners, {key}, 'vtep1', {key, other})
+    assert owners == {key: 'vtep2', other: 'vtep1'}
+    # vtep1's stale entry ages out: vtep2 keeps it
+    owners = merge_vtep_macs(owners, {key, other}, 'vtep1', {other})
+    assert owners == {key: 'vtep2', other: 'vtep1'}
+    # vtep2 loses it: gone
+    assert merge_vtep_macs(owners, {key}, 'vtep2', set()) == {
+        other: 'vtep1'}
+
+
+def test_a_declared_vm_port_wins_over_a_stale_vtep_entry(store):
+    """P2V: the server's MAC now belongs to VM3's port on HV2, while the
+    hardware VTEP still lists it as local until it ages out."""
+    store.nodes = dict(NODES, vtep1={'role': 'hw_vtep', 'tunnel_ip':
+                                     '1.0.0.31', 'index': 31, 'ports': {}})
+    mac3 = VMS['vm3'][2]
+    observed = {'vtep_macs': {(5001, mac3): 'vtep1'}}
+    flows, groups = intent.device_intent(store.desired(), 'hv1', observed)
+    out = forward(flows, groups, {'in_port': 2, 'eth_dst': mac3})
+    assert out == [(tun('hv2'), 5001)]
+    # on HV2 itself the MAC is local: no flow sends it to the VTEP
+    flows, _ = intent.device_intent(store.desired(), 'hv2', observed)
+    to_vtep = ('output', intent.tunnel_port(store.nodes, 'vtep1'))
+    assert not [f for f in flows if f['match'].get('eth_dst') == mac3
+                and to_vtep in f['actions']]
