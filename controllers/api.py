@@ -44,7 +44,10 @@ def create_app(store, on_change=lambda: None):
 
     @app.post(PREFIX + '/logical-switches', status_code=201)
     async def create_ls(request: Request):
-        return changed(store.create_ls(await body_of(request)))
+        body = await body_of(request)
+        if isinstance(body, list):               # bulk: all or nothing
+            return changed(store.bulk(store.create_ls, body))
+        return changed(store.create_ls(body))
 
     @app.get(PREFIX + '/logical-switches/{ls_id}')
     def get_ls(ls_id: int):
@@ -85,7 +88,10 @@ def create_app(store, on_change=lambda: None):
 
     @app.post(PREFIX + '/gateway-connections', status_code=201)
     async def connect(request: Request):
-        return changed(store.connect_gateway(await body_of(request)))
+        body = await body_of(request)
+        if isinstance(body, list):               # bulk: all or nothing
+            return changed(store.bulk(store.connect_gateway, body))
+        return changed(store.connect_gateway(body))
 
     @app.delete(PREFIX + '/gateway-connections/{conn_id}', status_code=204)
     def disconnect(conn_id: int):
