@@ -150,6 +150,19 @@ SCENARIOS = {
                     'between a VM and a server on a hardware VTEP'),
     'headless': ('scenarios.headless', 'kill the controller under 1,000/s '
                  'probe streams for --seconds (60), restart it: no loss'),
+    'service-node-failover': ('scenarios.service_node_failover', 'kill '
+                              'the service node carrying broadcasts, '
+                              'controller frozen: BUM outage per trial'),
+    'p2v-migration': ('scenarios.p2v_migration', 'a bare-metal server '
+                      'becomes a VM with its MAC and IP under traffic: '
+                      'downtime, convergence, no stale entry'),
+    'itaas-isolation': ('scenarios.itaas_isolation', '3 tenants with '
+                        'overlapping IPs on VLANs of one shared gateway: '
+                        'zero cross-tenant frames; --mappings N (4094) '
+                        'through the API'),
+    'hw-gateway-failover': ('scenarios.hw_gateway_failover', 'a dual-homed '
+                            'server loses its active leaf: VCF vs Clos '
+                            'outage side by side'),
     'gateway-failover': ('scenarios.gateway_failover', 'crash / cut the '
                          'active software gateway, --trials N each; outage '
                          'per direction, plots'),
@@ -162,12 +175,24 @@ def cmd_scenario(args):
     mod = importlib.import_module(SCENARIOS[args.name][0])
     extra = {'headless': args.seconds} if args.name == 'headless' and \
         args.seconds else {}
+    fabric = args.topo or 'clos'
+    if args.name == 'hw-gateway-failover':
+        extra = {'trials': args.trials or 20, 'seed': args.seed,
+                 'fabrics': (args.topo,) if args.topo else ('vcf', 'clos')}
+        fabric = None
+    if args.name == 'itaas-isolation':
+        extra = {'seed': args.seed, 'mappings': args.mappings}
+        fabric = None           # its own lab (itaas, a VCF pod)
+    if args.name in ('service-node-failover', 'p2v-migration'):
+        extra = {'trials': args.trials or 20, 'seed': args.seed}
     if args.name == 'gateway-failover':
         extra = {'trials': args.trials or 20, 'seed': args.seed,
                  'sweep_trials': 5 if args.sweep_trials is None
                  else args.sweep_trials,
                  'intervals': args.cfm_interval or (10, 100, 1000)}
-    res = mod.run(fabric=args.topo, progress=progress, **extra)
+    if fabric:
+        extra['fabric'] = fabric
+    res = mod.run(progress=progress, **extra)
     m = res['metrics']
     for name, st in m.get('streams', {}).items():
         print(f"  {name}: sent {st['sent']}, lost {st['lost']} "
@@ -228,6 +253,18 @@ def intervals(text):
     return vals
 
 
+def mappings_arg(text):
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 3 <= n <= 4094:
+        raise argparse.ArgumentTypeError(
+            f'expected a number of VLAN mappings 3..4094 (one per VLAN id on '
+            f'the gateway port, the 3 tenants included), got {text!r}')
+    return n
+
+
 def parser():
     p = argparse.ArgumentParser(prog='run.py', description=__doc__,
                                 formatter_class=argparse.RawTextHelpFormatter)
@@ -257,7 +294,9 @@ def parser():
     lab_args(c)
     sc = sub.add_parser('scenario', help='run a measured scenario')
     sc.add_argument('name', choices=sorted(SCENARIOS))
-    sc.add_argument('--topo', choices=['clos', 'vcf'], default='clos')
+    sc.add_argument('--topo', choices=['clos', 'vcf'], default=None,
+                    help='fabric (clos; hw-gateway-failover runs both '
+                    'unless given)')
     sc.add_argument('--json', action='store_true')
     sc.add_argument('--seconds', type=float,
                     help='headless: how long the controller stays dead')
@@ -269,6 +308,9 @@ def parser():
     sc.add_argument('--cfm-interval', type=intervals,
                     help='gateway-failover: CFM interval(s) in ms, comma '
                     'separated; the first gets --trials (10,100,1000)')
+    sc.add_argument('--mappings', type=mappings_arg, default=4094,
+                    help='itaas-isolation: VLAN-to-VNI mappings on the '
+                    'shared gateway, 3..4094 (4094)')
     sc.add_argument('--seed', type=int, default=1,
                     help='seeds fault timing jitter and trial order (1)')
     sub.add_parser('report', help='summary of the latest results '

@@ -152,3 +152,32 @@ def test_lifecycle(client):
     assert client.get(P + '/logical-switches').json() == []
     assert len(client.changes) == 4
     assert client.get('/openapi.json').status_code == 200
+
+
+def test_bulk_create_is_all_or_nothing(client):
+    """ITaaS provisions thousands of mappings in two requests."""
+    before = snapshot(client)
+    bad = [{'name': f'm{v}', 'vni': 6000 + v} for v in range(1, 5)] + \
+        [{'name': 'm9', 'vni': 6001}]              # duplicate VNI, item 4
+    r = client.post(P + '/logical-switches', json=bad)
+    assert r.status_code == 409
+    assert r.json()['error']['field'] == '[4].vni'
+    assert snapshot(client) == before and client.changes == []
+    r = client.post(P + '/logical-switches', json=bad[:4])
+    assert r.status_code == 201 and [ls['vni'] for ls in r.json()] == [
+        6001, 6002, 6003, 6004]
+    ids = [ls['id'] for ls in r.json()]
+    conns = [{'ls_id': i, 'gateway': 'gw1', 'port': 'seg1', 'vlan': v}
+             for i, v in zip(ids, (11, 12, 13, 12))]    # VLAN 12 twice
+    mid = snapshot(client)
+    r = client.post(P + '/gateway-connections', json=conns)
+    assert r.status_code == 409 and r.json()['error']['field'] == '[3].vlan'
+    assert snapshot(client) == mid
+    r = client.post(P + '/gateway-connections', json=conns[:3])
+    assert r.status_code == 201 and len(r.json()) == 3
+    assert len(client.get(P + '/gateway-connections').json()) == 3
+
+
+def test_an_empty_bulk_request_is_refused(client):
+    r = client.post(P + '/logical-switches', json=[])
+    assert r.status_code == 400 and r.json()['error']['field'] == 'body'

@@ -1,0 +1,316 @@
+"""Scenario p2v-migration: a bare-metal server behind a hardware VTEP is
+migrated to a VM on a hypervisor, keeping its IP and MAC, while a VM and a
+physical peer keep talking to it (whitepaper, "Use Cases": P2V migration;
+the physical port is decommissioned and the VM takes over the identity).
+
+The lab holds a spare VM (`vm7`, on hv3, attached to no logical switch)
+that is given the server's MAC and IP before the cut-over: the converted
+machine, booted but not yet on the network.
+
+per trial, under UDP probe streams at 1,000/s in both directions between
+the migrating server and each peer (a VM, and a dual-homed bare-metal
+server behind other VTEP ports), sequence numbers being time slots of one
+shared epoch so the VM continues the server's streams:
+  cut-over  the server is powered off (its senders stop, its link goes
+            down); through the API its hardware VTEP port binding is
+            deleted and the VM's port is created with the server's MAC and
+            IP; the VM starts sending and announces itself (gratuitous ARP).
+  measure   downtime per direction (longest gap of the merged receivers);
+            time from the API call until every hypervisor, gateway and
+            hardware VTEP points the MAC at the hypervisor (polled);
+            afterwards, no stale entry anywhere (no flow or VTEP entry
+            still pointing at the old location, no local entry left).
+  restore   the reverse migration (not measured): port deleted, server
+            up, binding back, until everyone points at the VTEP again.
+"""
+import os
+import random
+import subprocess
+import sys
+import time
+
+from controllers import intent
+from topologies import labs
+
+from . import failplots, harness, probe, results, stats
+
+RATE = 1000
+SERVER, SPARE, VM_PEER, PHYS_PEER = 'bm2', 'vm7', 'vm1', 'bm1'
+TARGET_P95_MS = 50
+
+
+def server_port(plan, server=SERVER):
+    """(hardware VTEP, port name) that faces `server`."""
+    for n, p in plan['nodes'].items():
+        if p['role'] != 'hw_vtep':
+            continue
+        for i in p['intfs']:
+            if i['kind'] == 'physical' and (i.get('server') or
+                                            i['peer']) == server:
+                return n, i['name']
+    raise ValueError(f'no hardware VTEP port faces {server}')
+
+
+def stale_entries(flows, vteps, expect_edge, expect_ip):
+    """What still points elsewhere. flows: {edge: set of output ports for
+    the MAC}; expect_edge: {edge: port it must use}; vteps: {vtep: (remote
+    locator IP or None, listed as local?)}; expect_ip: the locator all
+    hardware VTEPs must use. -> [readable problems] (empty: converged)."""
+    out = []
+    for edge, want in sorted(expect_edge.items()):
+        got = flows.get(edge, set())
+        if got != {want}:
+            out.append(f'{edge}: MAC sent to ports {sorted(got)}, '
+                       f'expected {want}')
+    for vtep, (remote, local) in sorted(vteps.items()):
+        if remote != expect_ip:
+            out.append(f'{vtep}: Ucast_Macs_Remote locator {remote}, '
+                       f'expected {expect_ip}')
+        if local:
+            out.append(f'{vtep}: still lists the MAC in Ucast_Macs_Local')
+    return out
+
+
+def edge_outputs(lab, edge, mac):
+    out = lab.node(edge).ns_run(['ovs-ofctl', '-O', 'OpenFlow13',
+                                 'dump-flows', 'br-int', f'dl_dst={mac}'
+                                 ]).stdout
+    ports = set()
+    for line in out.splitlines():
+        if 'actions=output:' in line:
+            ports.add(int(line.split('actions=output:')[1].split(',')[0]))
+    return ports
+
+
+def vtep_view(lab, vtep, ls, mac):
+    db = f"--db=tcp:{lab.plan['nodes'][vtep]['mgmt_ip'].split('/')[0]}:6640"
+
+    def ctl(*args):
+        return subprocess.run(['vtep-ctl', db, *args], capture_output=True,
+                              text=True, timeout=10).stdout
+    remote = None
+    for line in ctl('list-remote-macs', ls).splitlines():
+        if mac in line and '->' in line:
+            remote = line.split('/')[-1].strip()
+    return remote, mac in ctl('list-local-macs', ls)
+
+
+class Identity:
+    """The spare VM takes the server's MAC and IP (the converted machine)."""
+
+    def __init__(self, lab):
+        n = lab.plan['nodes']
+        self.mac, self.ip = n[SERVER]['mac'], n[SERVER]['ip']
+        vm = lab.node(SPARE)
+        for cmd in (['ip', 'link', 'set', 'eth0', 'down'],
+                    ['ip', 'link', 'set', 'eth0', 'address', self.mac],
+                    ['ip', 'addr', 'flush', 'dev', 'eth0'],
+                    ['ip', 'addr', 'add', self.ip, 'dev', 'eth0'],
+                    ['ip', 'link', 'set', 'eth0', 'up']):
+            vm.ns_run(cmd, check=True)
+
+
+class Streams:
+    """Epoch-numbered probe streams whose server end moves: receivers for
+    the server's address run on both the server and the VM; the server's
+    senders are replaced by the VM's at the cut-over."""
+
+    def __init__(self, lab, seconds, out_dir, tag):
+        self.lab, self.seconds, self.dir, self.tag = lab, seconds, out_dir, tag
+        n = lab.plan['nodes']
+        self.ip = {h: n[h]['ip'].split('/')[0]
+                   for h in (SERVER, VM_PEER, PHYS_PEER)}
+        self.into = {f'{p}->server': (p, 9400 + k)
+                     for k, p in enumerate((VM_PEER, PHYS_PEER))}
+        self.outof = {f'server->{p}': (p, 9402 + k)
+                      for k, p in enumerate((VM_PEER, PHYS_PEER))}
+        self.procs, self.files = {'recv': [], 'send': [], 'server': []}, {}
+
+    def _probe(self, node, *args):
+        return subprocess.Popen(['ip', 'netns', 'exec', self.lab.node(
+            node).ns, sys.executable, harness.PROBE, *args],
+            stdout=subprocess.DEVNULL)
+
+    def _recv(self, name, node, port):
+        path = os.path.join(self.dir, f'{self.tag}-{name}-{node}.txt')
+        self.files.setdefault(name, []).append(path)
+        self.procs['recv'].append(self._probe(
+            node, 'recv', '--port', str(port), '--out', path, '--seconds',
+            str(self.seconds + 5)))
+
+    def _send(self, group, node, dst, port):
+        self.procs[group].append(self._probe(
+            node, 'send', '--dst', dst, '--port', str(port), '--rate',
+            str(RATE), '--seconds', str(self.seconds), '--epoch',
+            str(self.epoch)))
+
+    def start(self):
+        for name, (peer, port) in self.into.items():
+            self._recv(name, SERVER, port)
+            self._recv(name, SPARE, port)
+        for name, (peer, port) in self.outof.items():
+            self._recv(name, peer, port)
+        time.sleep(0.5)
+        self.epoch = time.time() + 0.3
+        for name, (peer, port) in self.into.items():
+            self._send('send', peer, self.ip[SERVER], port)
+        for name, (peer, port) in self.outof.items():
+            self._send('server', SERVER, self.ip[peer], port)
+        return self
+
+    def move_to_vm(self):
+        for p in self.procs['server']:
+            p.terminate()
+        for name, (peer, port) in self.outof.items():
+            self._send('send', SPARE, self.ip[peer], port)
+
+    def finish(self):
+        for p in self.procs['send'] + self.procs['server']:
+            p.wait()
+        time.sleep(0.3)
+        for p in self.procs['recv']:
+            p.terminate()
+            p.wait()
+        total = int(RATE * self.seconds)
+        out = {}
+        for name, paths in self.files.items():
+            seqs = []
+            for path in paths:
+                with open(path) as f:
+                    seqs += [int(line.split()[0]) for line in f if line.strip()]
+                os.remove(path)
+            out[name] = probe.analyse(total, sorted(set(seqs)), RATE)
+        return out
+
+
+def run(fabric='clos', progress=print, trials=10, seed=1, seconds=5.0):
+    out_dir = results.run_dir(f'p2v-migration-{fabric}')
+    rng = random.Random(seed)
+    env = harness.ControlledLab(labs.resolve(fabric), progress, out_dir)
+    records, problems = [], []
+    with env as lab:
+        plan, ctl = lab.plan, lab.ctl
+        n = plan['nodes']
+        mac = n[SERVER]['mac']
+        hv = n[SPARE]['intfs'][0]['peer']
+        vm_port = next(i['ofport'] for i in n[hv]['intfs']
+                       if i['peer'] == SPARE)
+        vtep_of_server, port = server_port(plan)
+        ls_name = n[SERVER]['ls']
+        ls_id = next(ls['id'] for ls in ctl.get('/logical-switches')
+                     if ls['name'] == ls_name)
+        conn = next(c for c in ctl.get('/gateway-connections')
+                    if (c['gateway'], c['port']) == (vtep_of_server, port))
+        vteps = [v for v, p in n.items() if p['role'] == 'hw_vtep']
+        edges = [e for e, p in n.items()
+                 if p['role'] in ('hypervisor', 'sw_gateway')]
+        server_intf = n[SERVER]['intfs'][0]['name']
+        identity = Identity(lab)
+
+        def where():
+            flows = {e: edge_outputs(lab, e, mac) for e in edges}
+            views = {v: vtep_view(lab, v, ls_name, mac) for v in vteps}
+            return flows, {v: x for v, x in views.items()
+                           if x[0] or x[1]}
+
+        def at_vtep():
+            flows, views = where()
+            want = intent.TUNNEL_BASE + n[vtep_of_server]['index']
+            return all(flows[e] == {want} for e in users) and \
+                views.get(vtep_of_server, (None, False))[1]
+        peer_ip = n[VM_PEER]['ip'].split('/')[0]
+        lab.node(SERVER).ns_run(['ping', '-c', '2', '-W', '1', peer_ip])
+        users = [e for e in edges if edge_outputs(lab, e, mac)]
+        bar = harness.TrialBar(trials, progress)
+        for k in range(1, trials + 1):
+            lab.node(SERVER).ns_run(['ping', '-c', '1', '-W', '1', peer_ip])
+            if harness.until(at_vtep, 30, 0.3) is None:
+                problems.append(f'trial {k}: the server never reachable at '
+                                f'{vtep_of_server} ({where()})')
+                break
+            time.sleep(1.0 + rng.uniform(0, 0.2))
+            st = Streams(lab, seconds, out_dir, f'p2v-{k:02d}').start()
+            time.sleep(max(0.0, st.epoch + 1.0 - time.time()))
+            # cut-over: the server goes away, the VM takes its place
+            for p in st.procs['server']:
+                p.terminate()
+            lab.node(SERVER).ns_run(['ip', 'link', 'set', server_intf,
+                                     'down'])
+            t_api = time.time()
+            s1, _ = ctl.request('DELETE', f"/gateway-connections/{conn['id']}")
+            s2, vport = ctl.request('POST', f'/logical-switches/{ls_id}/ports',
+                                    {'attachment': SPARE, 'mac': mac,
+                                     'ip': identity.ip})
+            st.move_to_vm()
+            lab.node(SPARE).ns_run(['arping', '-U', '-c', '1', '-I', 'eth0',
+                                    identity.ip.split('/')[0]])
+            expect_edge = {e: intent.TUNNEL_BASE + n[hv]['index']
+                           for e in users if e != hv}
+            expect_edge[hv] = vm_port
+            expect_ip = n[hv]['tunnel_ip'].split('/')[0]
+
+            def converged():
+                flows, views = where()
+                return not stale_entries(flows, views, expect_edge,
+                                         expect_ip)
+            t_poll = time.time()
+            conv = harness.until(converged, seconds, 0.05)
+            got = st.finish()
+            time.sleep(1.0)
+            flows, views = where()
+            stale = stale_entries(flows, views, expect_edge, expect_ip)
+            rec = {'trial': k, 'outage_ms': {
+                name: r['outage_ms'] for name, r in got.items()},
+                'converged_after_s': None if conv is None else round(
+                    t_poll - t_api + conv, 3),
+                'stale_after': stale, 'api': [s1, s2]}
+            records.append(rec)
+            bar.step('downtime ' + ', '.join(
+                f'{name} {ms:.0f}' for name, ms in rec['outage_ms'].items())
+                + f" ms; every VTEP at {hv} after "
+                f"{rec['converged_after_s']} s")
+            why = []
+            if (s1, s2) != (204, 201):
+                why.append(f'API answered {s1}, {s2}: {vport}')
+            if stale:
+                why.append('stale entries: ' + '; '.join(stale))
+            if any(r['received'] == 0 for r in got.values()):
+                why.append('a stream received nothing')
+            # restore: the reverse migration, for the next trial
+            ctl.request('DELETE', f"/logical-ports/{vport['id']}")
+            lab.node(SERVER).ns_run(['ip', 'link', 'set', server_intf, 'up'])
+            s3, conn = ctl.request('POST', '/gateway-connections', {
+                'ls_id': ls_id, 'gateway': vtep_of_server, 'port': port,
+                'vlan': conn['vlan']})
+            if why or s3 != 201:
+                problems.append(f'trial {k}: ' + '; '.join(
+                    why or [f'binding not restored: {s3} {conn}']))
+                break
+        problems += [f'controller: {e}' for e in env.controller_errors()[:5]]
+    summary = stats.flat(stats.summarize(records, group=lambda t: 'p2v'))
+    targets = [stats.target(summary, k, 'p95', TARGET_P95_MS)
+               for k in summary]
+    conv = [r['converged_after_s'] * 1000 for r in records
+            if r['converged_after_s'] is not None]
+    if conv:
+        summary['every VTEP at the VM'] = stats.describe(conv)
+    artifacts = []
+    if records:
+        artifacts = [os.path.join(out_dir, 'downtime-per-trial.png')]
+        series = {}
+        for r in records:
+            for name, ms in r['outage_ms'].items():
+                series.setdefault(name, []).append(ms)
+        series['every VTEP points at the VM (ms after the API call)'] = conv
+        failplots.per_trial(series, artifacts[0], 'P2V migration: cut-over '
+                            'downtime per trial', 'ms')
+    metrics = {'rate_pps': RATE, 'seed': seed, 'server': SERVER,
+               'vm': SPARE, 'peers': [VM_PEER, PHYS_PEER],
+               'outages': summary, 'targets': targets, 'trials': records,
+               'problems': problems}
+    res = results.result('p2v-migration', plan['name'],
+                         not problems and len(records) == trials, metrics,
+                         artifacts + [os.path.join(out_dir,
+                                                   'controller.log')])
+    results.save(res, out_dir)
+    return res

@@ -1,0 +1,22 @@
+"""service-node-failover's pure decisions."""
+from scenarios import service_node_failover as snf
+
+
+def test_the_service_node_in_use_is_the_bucket_that_counted():
+    assert snf.in_use([10, 5], [400, 5], ['sn1', 'sn2']) == 'sn1'
+    assert snf.in_use([10, 5], [10, 90], ['sn1', 'sn2']) == 'sn2'
+    assert snf.in_use([10, 5], [10, 5], ['sn1', 'sn2']) is None
+    assert snf.in_use([], [], ['sn1']) is None
+
+
+def test_broadcast_address_of_a_vm_subnet():
+    assert snf.broadcast_of('10.1.0.14/16') == '10.1.255.255'
+
+
+def test_the_pair_spans_two_hypervisors_in_one_logical_switch():
+    plan = {'nodes': {
+        'vm1': {'role': 'vm', 'ls': 'ls1', 'intfs': [{'peer': 'hv1'}]},
+        'vm2': {'role': 'vm', 'ls': 'ls1', 'intfs': [{'peer': 'hv1'}]},
+        'vm3': {'role': 'vm', 'ls': 'ls2', 'intfs': [{'peer': 'hv2'}]},
+        'vm4': {'role': 'vm', 'ls': 'ls1', 'intfs': [{'peer': 'hv2'}]}}}
+    assert snf.pick_pair(plan) == ('vm1', 'vm4')
