@@ -55,6 +55,9 @@ class Core:
         self.app = None                   # the os-ken app, once running
         self.errors = []                  # OpenFlow errors seen
         self._dirty = threading.Event()
+        self._dirty_vteps = threading.Event()
+        threading.Thread(target=self._vtep_reconciler, name='vtep-reconciler',
+                         daemon=True).start()
         threading.Thread(target=self._reconciler, name='reconciler',
                          daemon=True).start()
 
@@ -161,11 +164,14 @@ class Core:
 
     def reconcile_vteps(self):
         desired = self.store.desired()
+        with self.lock:
+            observed = {'vtep_macs': dict(self.observed['vtep_macs']),
+                        'dead': set(self.observed['dead'])}
         for vtep in self.hw_vteps():
             try:
                 cmds = hwvtep.reconcile(self.ovsdb(vtep), vtep,
                                         intent.vtep_intent(desired, vtep,
-                                                           self.observed))
+                                                           observed))
                 if cmds:
                     LOG.info('%s: %d hardware_vtep change(s)', vtep,
                              len(cmds))
@@ -227,8 +233,10 @@ class Core:
         """Called after each committed API write: a burst of writes gives
         one reconciliation pass, done by the reconciler thread."""
         self._dirty.set()
+        self._dirty_vteps.set()
 
     def _reconciler(self):
+        """OpenFlow datapaths: fast (one snapshot, flow mods)."""
         while True:
             self._dirty.wait()
             self._dirty.clear()
@@ -236,6 +244,17 @@ class Core:
                 with self.lock:
                     if self.app is not None:
                         self.app.reconcile_all()
-                    self.reconcile_vteps()
             except Exception:            # keep reconciling; log the bug
                 LOG.exception('reconciliation failed')
+
+    def _vtep_reconciler(self):
+        """Hardware VTEPs, in their own thread: an OVSDB round trip per
+        change (vtep-ctl) is slow, and it must not hold back the flows of
+        the next change (a P2V cut-over waited behind it)."""
+        while True:
+            self._dirty_vteps.wait()
+            self._dirty_vteps.clear()
+            try:
+                self.reconcile_vteps()
+            except Exception:            # keep reconciling; log the bug
+                LOG.exception('hardware VTEP reconciliation failed')

@@ -12,9 +12,11 @@ the migrating server and each peer (a VM, and a dual-homed bare-metal
 server behind other VTEP ports), sequence numbers being time slots of one
 shared epoch so the VM continues the server's streams:
   cut-over  the server is powered off (its senders stop, its link goes
-            down); through the API its hardware VTEP port binding is
-            deleted and the VM's port is created with the server's MAC and
-            IP; the VM starts sending and announces itself (gratuitous ARP).
+            down, its switch forgets the MACs learned on that port); through
+            the API the VM's port is created with the server's MAC and IP
+            and the hardware VTEP port binding is deleted; the VM (already
+            running the same senders, dropped until its vNIC is on the
+            logical switch) announces itself with a gratuitous ARP.
   measure   downtime per direction (longest gap of the merged receivers);
             time from the API call until every hypervisor, gateway and
             hardware VTEP points the MAC at the hypervisor (polled);
@@ -25,6 +27,7 @@ shared epoch so the VM continues the server's streams:
 """
 import os
 import random
+import re
 import subprocess
 import sys
 import time
@@ -49,6 +52,51 @@ def server_port(plan, server=SERVER):
                                             i['peer']) == server:
                 return n, i['name']
     raise ValueError(f'no hardware VTEP port faces {server}')
+
+
+CUT_AT_S = 2.0          # streams run this long before the cut-over
+
+
+def cutover_gap(res, epoch, t_cut, rate=RATE):
+    """The cut-over downtime of one stream (an analysis of slots since
+    `epoch`): the longest gap that starts at the cut-over or after it (20
+    ms of slack), in ms, and whether the stream was clean in the second
+    before it (else the trial measures something else)."""
+    cut = (t_cut - epoch) * rate
+    slack = 0.02 * rate
+    before = [(a, n) for a, n in res['gaps']
+              if a < cut - slack and a + n > cut - rate]
+    after = [n for a, n in res['gaps'] if a >= cut - slack]
+    return {'downtime_ms': round(max(after, default=0) * 1000 / rate, 1),
+            'clean_before': not before}
+
+
+def longest_gap(res, epoch, t0):
+    """[start, end] in ms after t0 of the longest gap of an analysis whose
+    sequence numbers are 1 ms slots since `epoch`."""
+    if not res['gaps']:
+        return None
+    first, n = max(res['gaps'], key=lambda g: g[1])
+    start = (epoch + first / RATE - t0) * 1000
+    return [round(start), round(start + n * 1000 / RATE)]
+
+
+def flush_port_macs(lab, vtep, port):
+    """What a switch does when a port loses carrier: forget the MACs
+    learned there. ovs-vtep keeps them until a 15 s idle timeout, so the
+    lab deletes its learned flows (cookie 0x5000) that output to the
+    binding of `port` (bridge port '<vlan>-<port>-l' in each logical
+    switch bridge)."""
+    n = lab.node(vtep)
+    for br in n.ns_run(['ovs-vsctl', 'list-br']).stdout.split():
+        if not br.startswith(f'{vtep}_vtep_ls'):
+            continue
+        for name in n.ns_run(['ovs-vsctl', 'list-ports', br]).stdout.split():
+            if re.fullmatch(rf'\d{{4}}-{re.escape(port)}-l', name):
+                ofport = n.ns_run(['ovs-vsctl', 'get', 'interface', name,
+                                   'ofport']).stdout.strip()
+                n.ns_run(['ovs-ofctl', 'del-flows', br,
+                          f'cookie=0x5000/-1,out_port={ofport}'])
 
 
 def stale_entries(flows, vteps, expect_edge, expect_ip):
@@ -156,13 +204,14 @@ class Streams:
             self._send('send', peer, self.ip[SERVER], port)
         for name, (peer, port) in self.outof.items():
             self._send('server', SERVER, self.ip[peer], port)
+            # the converted VM already runs the same workload; its vNIC is
+            # on no logical switch yet, so its hypervisor drops its frames
+            self._send('send', SPARE, self.ip[peer], port)
         return self
 
-    def move_to_vm(self):
+    def power_off_server(self):
         for p in self.procs['server']:
             p.terminate()
-        for name, (peer, port) in self.outof.items():
-            self._send('send', SPARE, self.ip[peer], port)
 
     def finish(self):
         for p in self.procs['send'] + self.procs['server']:
@@ -183,7 +232,7 @@ class Streams:
         return out
 
 
-def run(fabric='clos', progress=print, trials=10, seed=1, seconds=5.0):
+def run(fabric='clos', progress=print, trials=10, seed=1, seconds=11.0):
     out_dir = results.run_dir(f'p2v-migration-{fabric}')
     rng = random.Random(seed)
     env = harness.ControlledLab(labs.resolve(fabric), progress, out_dir)
@@ -214,36 +263,51 @@ def run(fabric='clos', progress=print, trials=10, seed=1, seconds=5.0):
                            if x[0] or x[1]}
 
         def at_vtep():
+            # the server talks, so its switch learns it and reports it
+            lab.node(SERVER).ns_run(['ping', '-c', '1', '-W', '0.5',
+                                     peer_ip])
             flows, views = where()
             want = intent.TUNNEL_BASE + n[vtep_of_server]['index']
-            return all(flows[e] == {want} for e in users) and \
-                views.get(vtep_of_server, (None, False))[1]
+            at = n[vtep_of_server]['tunnel_ip'].split('/')[0]
+            talks = all(lab.node(p).ns_run(
+                ['ping', '-c', '1', '-W', '0.5', n[SERVER]['ip'].split('/')[0]]
+            ).returncode == 0 for p in (VM_PEER, PHYS_PEER))
+            return talks and all(flows[e] == {want} for e in users) and \
+                views.get(vtep_of_server, (None, False))[1] and \
+                all(views.get(v, (None, False))[0] == at for v in vteps
+                    if v != vtep_of_server)
         peer_ip = n[VM_PEER]['ip'].split('/')[0]
         lab.node(SERVER).ns_run(['ping', '-c', '2', '-W', '1', peer_ip])
         users = [e for e in edges if edge_outputs(lab, e, mac)]
         bar = harness.TrialBar(trials, progress)
         for k in range(1, trials + 1):
-            lab.node(SERVER).ns_run(['ping', '-c', '1', '-W', '1', peer_ip])
             if harness.until(at_vtep, 30, 0.3) is None:
                 problems.append(f'trial {k}: the server never reachable at '
                                 f'{vtep_of_server} ({where()})')
                 break
             time.sleep(1.0 + rng.uniform(0, 0.2))
             st = Streams(lab, seconds, out_dir, f'p2v-{k:02d}').start()
-            time.sleep(max(0.0, st.epoch + 1.0 - time.time()))
-            # cut-over: the server goes away, the VM takes its place
-            for p in st.procs['server']:
-                p.terminate()
+            time.sleep(max(0.0, st.epoch + CUT_AT_S - time.time()))
+            # cut-over: the server goes away (its switch port goes down and
+            # the switch flushes what it learned there), the VM's vNIC is
+            # attached with the server's MAC and IP, the physical binding is
+            # decommissioned, the VM announces itself
+            t_off = time.time()
+            st.power_off_server()
             lab.node(SERVER).ns_run(['ip', 'link', 'set', server_intf,
                                      'down'])
             t_api = time.time()
-            s1, _ = ctl.request('DELETE', f"/gateway-connections/{conn['id']}")
             s2, vport = ctl.request('POST', f'/logical-switches/{ls_id}/ports',
                                     {'attachment': SPARE, 'mac': mac,
                                      'ip': identity.ip})
-            st.move_to_vm()
+            api_ms = round((time.time() - t_api) * 1000, 1)
+            # on the network now: forget the neighbours it failed to
+            # resolve while isolated (a cold VM resolves on first use)
+            lab.node(SPARE).ns_run(['ip', 'neigh', 'flush', 'dev', 'eth0'])
             lab.node(SPARE).ns_run(['arping', '-U', '-c', '1', '-I', 'eth0',
                                     identity.ip.split('/')[0]])
+            flush_port_macs(lab, vtep_of_server, port)
+            s1, _ = ctl.request('DELETE', f"/gateway-connections/{conn['id']}")
             expect_edge = {e: intent.TUNNEL_BASE + n[hv]['index']
                            for e in users if e != hv}
             expect_edge[hv] = vm_port
@@ -259,11 +323,21 @@ def run(fabric='clos', progress=print, trials=10, seed=1, seconds=5.0):
             time.sleep(1.0)
             flows, views = where()
             stale = stale_entries(flows, views, expect_edge, expect_ip)
+            cut = {name: cutover_gap(r, st.epoch, t_off)
+                   for name, r in got.items()}
             rec = {'trial': k, 'outage_ms': {
-                name: r['outage_ms'] for name, r in got.items()},
+                name: c['downtime_ms'] for name, c in cut.items()},
+                'clean_before_cut': {name: c['clean_before']
+                                     for name, c in cut.items()},
                 'converged_after_s': None if conv is None else round(
                     t_poll - t_api + conv, 3),
-                'stale_after': stale, 'api': [s1, s2]}
+                'stale_after': stale, 'api': [s1, s2],
+                'attach_api_ms': api_ms,
+                'attach_after_power_off_ms': round((t_api - t_off) * 1000, 1),
+                # the longest gap, in ms after the power-off: [start, end]
+                'gap_ms_after_power_off': {
+                    name: longest_gap(r, st.epoch, t_off)
+                    for name, r in got.items()}}
             records.append(rec)
             bar.step('downtime ' + ', '.join(
                 f'{name} {ms:.0f}' for name, ms in rec['outage_ms'].items())
@@ -274,6 +348,10 @@ def run(fabric='clos', progress=print, trials=10, seed=1, seconds=5.0):
                 why.append(f'API answered {s1}, {s2}: {vport}')
             if stale:
                 why.append('stale entries: ' + '; '.join(stale))
+            dirty = [name for name, c in cut.items() if not c['clean_before']]
+            if dirty:
+                why.append(f'streams {dirty} were losing packets in the '
+                           'second before the cut-over: not measured')
             if any(r['received'] == 0 for r in got.values()):
                 why.append('a stream received nothing')
             # restore: the reverse migration, for the next trial

@@ -1,0 +1,36 @@
+"""p2v-migration's pure parts: what counts as the cut-over downtime, and
+what is a stale entry."""
+from scenarios import p2v_migration as p2v
+
+
+def analysis(gaps):
+    return {'gaps': gaps}
+
+
+def test_downtime_is_the_longest_gap_from_the_cut_over_on():
+    # epoch 100.0, cut at 102.0 = slot 2000 (1,000 slots per second)
+    res = analysis([(300, 40), (2005, 120), (4000, 30)])
+    assert p2v.cutover_gap(res, 100.0, 102.0) == {'downtime_ms': 120.0,
+                                                  'clean_before': True}
+
+
+def test_losses_in_the_second_before_the_cut_make_the_trial_unclean():
+    res = analysis([(1500, 60), (2001, 80)])
+    assert p2v.cutover_gap(res, 100.0, 102.0) == {'downtime_ms': 80.0,
+                                                  'clean_before': False}
+    # a gap already running when the server went away is not clean either
+    assert not p2v.cutover_gap(analysis([(1950, 200)]), 100.0,
+                               102.0)['clean_before']
+    # start-up losses long before the cut do not matter
+    assert p2v.cutover_gap(analysis([(0, 700)]), 100.0, 102.0) == {
+        'downtime_ms': 0.0, 'clean_before': True}
+
+
+def test_stale_entries_name_each_device_still_pointing_elsewhere():
+    flows = {'hv1': {1003}, 'hv2': {1009}, 'hv3': {4}}
+    expect = {'hv1': 1003, 'hv2': 1003, 'hv3': 4}
+    vteps = {'vtep1': ('198.19.64.9', False), 'vtep2': ('198.19.64.9', True)}
+    out = p2v.stale_entries(flows, vteps, expect, '198.19.64.9')
+    assert out == ['hv2: MAC sent to ports [1009], expected 1003',
+                   'vtep2: still lists the MAC in Ucast_Macs_Local']
+    assert p2v.stale_entries({'hv1': {1003}}, {}, {'hv1': 1003}, 'x') == []
