@@ -59,11 +59,14 @@ CUT_AT_S = 2.0          # streams run this long before the cut-over
 
 def cutover_gap(res, epoch, t_cut, rate=RATE):
     """The cut-over downtime of one stream (an analysis of slots since
-    `epoch`): the longest gap that starts at the cut-over or after it (20
-    ms of slack), in ms, and whether the stream was clean in the second
-    before it (else the trial measures something else)."""
+    `epoch`): the longest gap that starts at the cut-over or after it, in
+    ms, and whether the stream was clean in the second before it (else the
+    trial measures something else). 150 ms of slack before the cut: on a
+    busy box a sender runs late, so the slots it had not sent yet when the
+    server was powered off show up as a gap starting before the cut (they
+    count as downtime: a conservative reading)."""
     cut = (t_cut - epoch) * rate
-    slack = 0.02 * rate
+    slack = 0.15 * rate
     before = [(a, n) for a, n in res['gaps']
               if a < cut - slack and a + n > cut - rate]
     after = [n for a, n in res['gaps'] if a >= cut - slack]

@@ -18,9 +18,12 @@ def test_losses_in_the_second_before_the_cut_make_the_trial_unclean():
     res = analysis([(1500, 60), (2001, 80)])
     assert p2v.cutover_gap(res, 100.0, 102.0) == {'downtime_ms': 80.0,
                                                   'clean_before': False}
-    # a gap already running when the server went away is not clean either
-    assert not p2v.cutover_gap(analysis([(1950, 200)]), 100.0,
+    # a gap already running well before the server went away is not
+    # clean either; one starting just before it is a late sender's
+    assert not p2v.cutover_gap(analysis([(1700, 400)]), 100.0,
                                102.0)['clean_before']
+    assert p2v.cutover_gap(analysis([(1940, 200)]), 100.0, 102.0) == {
+        'downtime_ms': 200.0, 'clean_before': True}
     # start-up losses long before the cut do not matter
     assert p2v.cutover_gap(analysis([(0, 700)]), 100.0, 102.0) == {
         'downtime_ms': 0.0, 'clean_before': True}
