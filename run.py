@@ -73,7 +73,9 @@ def print_result(res, as_json):
     keys = [k for k in ('boot_s', 'start_s', 'nodes', 'links', 'vtep_pairs',
                         'reachable_pairs', 'ecmp_min_paths',
                         'overlay_pairs', 'overlay_reachable',
-                        'isolation_probes', 'peak_rss_mb', 'target_met')
+                        'isolation_probes', 'peak_rss_mb', 'target_met',
+                        'intra_tenant_pairs', 'intra_tenant_reached',
+                        'frames_captured', 'cross_tenant_frames')
             if k in m]
     print(f"{status} {res['name']} {res['topology']}: " + ', '.join(
         f'{k}={m[k]}' for k in keys))

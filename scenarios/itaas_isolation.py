@@ -28,7 +28,7 @@ import time
 
 from topologies import labs
 
-from . import harness, results, stats
+from . import harness, results
 
 LAB = 'itaas'
 TARGET_S = 10.0
@@ -44,7 +44,7 @@ def tenants_of(plan):
     return out
 
 
-def judge(frames, tenant_of, mac_of, kinds_seen):
+def judge(frames, tenant_of, mac_of):
     """frames: {host: [decoded frames captured on its port]}. -> per host:
     frames, foreign (frames sourced by another tenant's host), and the
     same-tenant peers whose broadcast and unknown-unicast flood it saw."""
@@ -112,7 +112,7 @@ def isolation(lab, out_dir):
         for th in threads:
             th.join()
         time.sleep(0.5)
-    verdict = judge(caps.frames(), tenant_of, mac_of, None)
+    verdict = judge(caps.frames(), tenant_of, mac_of)
     return tens, reach, verdict, sorted(caps.files.values())
 
 
@@ -136,8 +136,9 @@ def flows_with_vlan(lab, gw):
 def scale(lab, rng, total, progress, samples=30):
     plan, ctl = lab.plan, lab.ctl
     gw = 'gw1'
-    seg_port = next(p for p in plan['nodes'][gw].get('ports', {}))
-    ofport = plan['nodes'][gw]['ports'][seg_port]
+    cable = next(i for i in plan['nodes'][gw]['intfs']
+                 if i['kind'] == 'physical')
+    seg_port, ofport = cable['name'], cable['ofport']
     used = {c['vlan'] for c in ctl.get('/gateway-connections')
             if c['gateway'] == gw}
     vlans = [v for v in range(1, 4095) if v not in used][:total - len(used)]

@@ -117,11 +117,13 @@ def run(fabric='clos', progress=print, trials=20, seed=1, seconds=3.0):
             state = {}
 
             def fault():
-                c0 = bucket_packets(lab, hv_a)
-                time.sleep(0.2)
-                c1 = bucket_packets(lab, hv_a)
-                victim = in_use(c0, c1, sns)
-                state.update(victim=victim, before=c1)
+                c0 = c1 = bucket_packets(lab, hv_a)
+                victim, deadline = None, time.time() + 1.0
+                while victim is None and time.time() < deadline:
+                    time.sleep(0.1)
+                    c1 = bucket_packets(lab, hv_a)
+                    victim = in_use(c0, c1, sns)
+                state.update(victim=victim, before=c1, counters=(c0, c1))
                 if victim:
                     os.kill(lab.ctl.proc.pid, signal.SIGSTOP)
                     state['frozen'] = True
@@ -137,7 +139,9 @@ def run(fabric='clos', progress=print, trials=20, seed=1, seconds=3.0):
                     os.kill(lab.ctl.proc.pid, signal.SIGCONT)
             why = []
             if not victim:
-                why.append('no service node was carrying the broadcasts')
+                why.append('no service node was carrying the broadcasts '
+                           f"(group 1 bucket packets on {hv_a}: "
+                           f"{state.get('counters')})")
                 problems.append(f'trial {n}: ' + '; '.join(why))
                 break
             others = [s for s in sns if s != victim]

@@ -1,0 +1,59 @@
+"""The measured failure and use-case scenarios, one short run each, as a
+user runs them (`./run.py scenario NAME --json`): each must pass its own
+checks and leave a result that holds what it measured. Their latency
+targets are benchmarks (README), not asserted here."""
+import json
+
+import pytest
+
+from .conftest import last_json, run_py
+
+
+def scenario(*args, timeout=600):
+    r = run_py('scenario', *args, '--json', timeout=timeout)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    res = last_json(r.stdout)
+    with open(next(a for a in res['artifacts']
+                   if a.endswith('result.json'))) as f:
+        assert json.load(f) == res
+    return res['metrics']
+
+
+def test_service_node_failover_resumes_bum_without_the_controller():
+    m = scenario('service-node-failover', '--trials', '1')
+    (t,) = m['trials']
+    assert t['victim'] == 'sn1' and t['resumed_via'] == ['sn2']
+    assert t['after_restart_via'] == 'sn1'
+    assert 0 < t['outage_ms']['bum a->b'] < 3000     # it did fail over
+
+
+def test_hw_gateway_failover_vcf_moves_nothing_clos_moves_the_mac():
+    m = scenario('hw-gateway-failover', '--trials', '1')
+    by = {t['fabric']: t for t in m['trials']}
+    assert set(by) == {'vcf', 'clos'}
+    assert by['vcf']['vtep_before'] == by['vcf']['vtep_after'] == 'vtep1'
+    assert by['vcf']['repointed_after_ms'] is None
+    assert (by['clos']['vtep_before'], by['clos']['vtep_after']) == \
+        ('vtep1', 'vtep2')
+    assert by['clos']['repointed_after_ms'] is not None
+
+
+def test_p2v_migration_leaves_no_stale_entry():
+    m = scenario('p2v-migration', '--trials', '1')
+    (t,) = m['trials']
+    assert t['stale_after'] == [] and t['converged_after_s'] is not None
+    assert set(t['outage_ms']) == {'vm1->server', 'bm1->server',
+                                   'server->vm1', 'server->bm1'}
+
+
+@pytest.mark.parametrize('mappings', [4094])
+def test_itaas_tenants_are_isolated_and_scale_to_4094_mappings(mappings):
+    m = scenario('itaas-isolation', '--mappings', str(mappings))
+    assert m['intra_tenant_reached'] == m['intra_tenant_pairs'] == 18
+    assert m['cross_tenant_frames'] == 0 and m['frames_captured'] > 0
+    for port in m['ports'].values():        # positive controls held
+        assert not port['missing_broadcast_from']
+        assert not port['missing_flood_from']
+    assert m['scale']['mappings'] == mappings
+    assert m['scale']['forwarding_s'] is not None
+    assert m['scale']['sample_wrong'] == {}
