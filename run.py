@@ -94,8 +94,9 @@ def cmd_list(args):
     for name, path in labs.shipped().items():
         print(f'  {name:12s} {labs.describe(path)}')
     print('\nScenarios (./run.py scenario NAME [--topo clos|vcf] [--json]):')
+    width = max(len(n) for n in SCENARIOS)
     for name, (_, text) in SCENARIOS.items():
-        print(f'  {name:12s} {text}')
+        print(f'  {name:{width}s}  {text}')
     print('\nDemos: none yet (see the README).')
     print('Other commands: topo --check [--overlay], cli, bench boot, clean')
 
@@ -162,6 +163,12 @@ SCENARIOS = {
                         'overlapping IPs on VLANs of one shared gateway: '
                         'zero cross-tenant frames; --mappings N (4094) '
                         'through the API'),
+    'physical-tier': ('scenarios.usecases', 'web VMs -> app VM -> database '
+                      'on bare metal: reachability, RTT, TCP'),
+    'attach-appliance': ('scenarios.usecases', 'VMs route through a '
+                         'physical appliance behind the gateway'),
+    'dc-interconnect': ('scenarios.usecases', 'physical VLAN side and '
+                        'virtual side reach each other: RTT per pair'),
     'hw-gateway-failover': ('scenarios.hw_gateway_failover', 'a dual-homed '
                             'server loses its active leaf: VCF vs Clos '
                             'outage side by side'),
@@ -192,6 +199,8 @@ def cmd_scenario(args):
                  'sweep_trials': 5 if args.sweep_trials is None
                  else args.sweep_trials,
                  'intervals': args.cfm_interval or (10, 100, 1000)}
+    if SCENARIOS[args.name][0] == 'scenarios.usecases':
+        extra = {'name': args.name}
     if fabric:
         extra['fabric'] = fabric
     res = mod.run(progress=progress, **extra)
@@ -207,10 +216,11 @@ def cmd_scenario(args):
         print('Observed hops:')
         for h in m['hops']:
             print('  ' + h)
-    if m.get('outages'):
-        print_table([('outage', 'trials', 'p50 ms', 'p95 ms', 'max ms')] + [
-            (k, st['n'], st['p50'], st['p95'], st['max'])
-            for k, st in m['outages'].items()])
+    for key, what in (('outages', 'outage'), ('latency', 'RTT')):
+        if m.get(key):
+            print_table([(what, 'samples', 'p50 ms', 'p95 ms', 'max ms')] + [
+                (k, st['n'], st['p50'], st['p95'], st['max'])
+                for k, st in m[key].items()])
     for t in m.get('targets', []):
         print(f"  target {t['key']} {t['stat']} <= {t['limit_ms']} ms: "
               f"measured {t['measured_ms']} ms, "

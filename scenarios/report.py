@@ -45,7 +45,8 @@ def _summary(res):
         parts.append(f"claims held={held}/{len(m['checks'])}")
     for name, st in m.get('streams', {}).items():
         parts.append(f"{name} lost={st['lost']}/{st['sent']}")
-    outages = m.get('outages', {})
+    outages = dict(m.get('outages', {}))
+    outages.update({f'RTT {k}': v for k, v in m.get('latency', {}).items()})
     for key in list(outages)[:4]:
         st = outages[key]
         parts.append(f"{key} p50/p95 {st['p50']}/{st['p95']} ms "

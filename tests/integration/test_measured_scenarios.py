@@ -57,3 +57,17 @@ def test_itaas_tenants_are_isolated_and_scale_to_4094_mappings(mappings):
     assert m['scale']['mappings'] == mappings
     assert m['scale']['forwarding_s'] is not None
     assert m['scale']['sample_wrong'] == {}
+
+
+@pytest.mark.parametrize('name', ['physical-tier', 'attach-appliance',
+                                  'dc-interconnect'])
+def test_use_cases_reach_with_measured_latency(name):
+    m = scenario(name)
+    assert m['pairs'] and m['reachable_pairs'] == len(m['pairs'])
+    for p in m['pairs']:
+        assert p['received'] >= 45 and p['rtt_ms']['p95'] > 0
+    if name == 'attach-appliance':        # one routed hop: TTL 63
+        assert all(p['reply_ttl'] == [63] for p in m['pairs'])
+    if name == 'physical-tier':
+        assert m['tcp'] == [{'from': 'vm5', 'to': 'bm2', 'port': 5432,
+                             'connected': True}]
