@@ -13,7 +13,7 @@ attach-appliance  the physical server behind the software gateways (srv1)
                   address (203.0.113.1, TEST-NET-3, on its loopback: the
                   packets never leave the lab) and the VMs use it as their
                   default gateway; each VM reaches the outside address
-                  through it (TTL shows the routed hop).
+                  with the appliance as its next hop (checked per VM).
 dc-interconnect   the physical, VLAN-based side (srv1 on VLAN 100 behind
                   the software gateways; bm1, bm2 behind hardware VTEPs,
                   the EX9200/QFX edge role) and the virtualized side (every
@@ -120,9 +120,16 @@ def run(name, fabric='clos', progress=print, count=50):
                         if rtt else ''))
             if len(times) < count * 0.9:
                 problems.append(f'{a} -> {b}: {len(times)}/{count} replies')
-            if case.get('appliance') and ttls and max(ttls) >= 64:
-                problems.append(f'{a} -> {b}: replies with TTL {ttls}: not '
-                                'routed through the appliance')
+            if case.get('appliance'):
+                via = _ip(lab.plan, case['appliance'])
+                route = lab.node(a).ns_run(['ip', 'route', 'get',
+                                            ip]).stdout.split()
+                rec['next_hop'] = route[route.index('via') + 1] \
+                    if 'via' in route else None
+                if rec['next_hop'] != via:
+                    problems.append(f'{a} -> {b}: next hop '
+                                    f"{rec['next_hop']}, not the appliance "
+                                    f'{via}')
         tcp = []
         for a, b, port in case.get('tcp', []):
             ok = tcp_check(lab, a, b, port)
