@@ -30,20 +30,6 @@ from . import failplots, harness, probe, results, stats
 RATE = 1000
 
 
-def bfd_up(lab, edges, sns):
-    """Every edge sees every service node's tunnel forwarding."""
-    for n in edges:
-        out = lab.node(n).ns_run(['ovs-vsctl', '--columns=name,bfd_status',
-                                  'find', 'interface', 'type=vxlan']).stdout
-        for block in out.split('\n\n'):
-            if any(f'vx{s}' in block.split('\n')[0] for s in sns) and \
-                    'forwarding="true"' not in block:
-                return False
-        if out.count('forwarding="true"') < len(sns):
-            return False
-    return True
-
-
 def bucket_packets(lab, hv):
     """[packets per bucket] of the service-node fast-failover group."""
     out = lab.node(hv).ns_run(['ovs-ofctl', '-O', 'OpenFlow13',
@@ -108,7 +94,8 @@ def run(fabric='clos', progress=print, trials=20, seed=1, seconds=3.0):
         a, b = pick_pair(plan)
         hv_a = plan['nodes'][a]['intfs'][0]['peer']
         dst = broadcast_of(plan['nodes'][a]['ip'])
-        if harness.until(lambda: bfd_up(lab, edges, sns), 30, 0.2) is None:
+        if harness.until(lambda: harness.bfd_up(lab, edges, sns), 30,
+                         0.2) is None:
             problems.append('BFD to every service node never came up')
         bar = harness.TrialBar(trials, progress)
         for n in range(1, trials + 1 if not problems else 1):
@@ -155,7 +142,8 @@ def run(fabric='clos', progress=print, trials=20, seed=1, seconds=3.0):
                                                  boot.vswitchd_cmd(lab.node(
                                                      victim).run_dir)],
                                                 check=True))
-            back = harness.until(lambda: bfd_up(lab, edges, sns), 30, 0.2)
+            back = harness.until(
+                lambda: harness.bfd_up(lab, edges, sns), 30, 0.2)
             c0 = bucket_packets(lab, hv_a)
             window(lab, a, b, dst, 0.5, out_dir, f'via-{n:02d}', 0.1,
                    lambda: None)
