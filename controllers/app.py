@@ -35,17 +35,22 @@ class NsxController(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def _features(self, ev):
         dp = ev.msg.datapath
-        node = self.core.node_of_dpid(dp.id)
-        LOG.info('datapath %016x connected (%s)', dp.id, node or 'unknown')
+        # os-ken's own features handler sets dp.id, and may run after this
+        # one: read the id from the message (dp.id was None at times, and
+        # that switch then went unprogrammed)
+        dpid = ev.msg.datapath_id
+        dp.id = dpid
+        node = self.core.node_of_dpid(dpid)
+        LOG.info('datapath %016x connected (%s)', dpid, node or 'unknown')
         if node is None:
             return
         parser = dp.ofproto_parser
         with self.core.lock:
-            self.dps[dp.id] = dp
-            self.cookies[dp.id], self.groups[dp.id] = set(), set()
-            self.group_content[dp.id] = {}       # unknown: send once
-            self.pending[dp.id] = {'flows', 'groups'}
-            self.ready.discard(dp.id)
+            self.dps[dpid] = dp
+            self.cookies[dpid], self.groups[dpid] = set(), set()
+            self.group_content[dpid] = {}        # unknown: send once
+            self.pending[dpid] = {'flows', 'groups'}
+            self.ready.discard(dpid)
         dp.send_msg(parser.OFPFlowStatsRequest(dp))
         dp.send_msg(parser.OFPGroupDescStatsRequest(dp))
 

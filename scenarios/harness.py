@@ -8,6 +8,7 @@ namespaces; pcap decoding into plain frame records.
         frames = cap.frames()                    # {point: [frame dicts]}
 """
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -44,6 +45,28 @@ def bfd_up(lab, edges, sns):
         if out.count('forwarding="true"') < len(sns):
             return False
     return True
+
+
+def forget_learned_macs(lab, vtep, port=None):
+    """What a hardware switch does when a port loses carrier (or the
+    switch loses power, port=None): forget the MACs learned there. OVS's
+    VTEP emulator keeps its learned MACs (flows with cookie 0x5000 in each
+    <vtep>_vtep_ls<N> bridge) until a 15 s idle timeout, so the lab deletes
+    them: all of them, or those that output to `port`'s binding (bridge
+    port '<vlan>-<port>-l')."""
+    n = lab.node(vtep)
+    for br in n.ns_run(['ovs-vsctl', 'list-br']).stdout.split():
+        if not br.startswith(f'{vtep}_vtep_ls'):
+            continue
+        if port is None:
+            n.ns_run(['ovs-ofctl', 'del-flows', br, 'cookie=0x5000/-1'])
+            continue
+        for name in n.ns_run(['ovs-vsctl', 'list-ports', br]).stdout.split():
+            if re.fullmatch(rf'\d{{4}}-{re.escape(port)}-l', name):
+                ofport = n.ns_run(['ovs-vsctl', 'get', 'interface', name,
+                                   'ofport']).stdout.strip()
+                n.ns_run(['ovs-ofctl', 'del-flows', br,
+                          f'cookie=0x5000/-1,out_port={ofport}'])
 
 
 class ControlledLab:

@@ -51,14 +51,13 @@ def set_ports(lab, node, state):
     does: the emulator's learned-MAC flows (ovs-vtep's cookie 0x5000 in
     each <switch>_vtep_ls<N> bridge) are deleted. Without this the emulator
     would keep reporting the server until its 15 s idle timeout, and on
-    restore nothing would tell the controller that the MAC came back."""
+    restore nothing would tell the controller that the MAC came back
+    (harness.forget_learned_macs)."""
     n = lab.node(node)
     for intf in lab.plan['nodes'][node]['intfs']:
         n.ns_run(['ip', 'link', 'set', intf['name'], state], check=True)
     if state == 'down' and lab.plan['nodes'][node]['role'] == 'hw_vtep':
-        for br in n.ns_run(['ovs-vsctl', 'list-br']).stdout.split():
-            if br.startswith(f'{node}_vtep_ls'):
-                n.ns_run(['ovs-ofctl', 'del-flows', br, 'cookie=0x5000/-1'])
+        harness.forget_learned_macs(lab, node)
 
 
 def tunnel_to(lab, hv, mac):

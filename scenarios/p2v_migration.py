@@ -27,7 +27,6 @@ shared epoch so the VM continues the server's streams:
 """
 import os
 import random
-import re
 import subprocess
 import sys
 import time
@@ -83,24 +82,6 @@ def longest_gap(res, epoch, t0):
     first, n = max(res['gaps'], key=lambda g: g[1])
     start = (epoch + first / RATE - t0) * 1000
     return [round(start), round(start + n * 1000 / RATE)]
-
-
-def flush_port_macs(lab, vtep, port):
-    """What a switch does when a port loses carrier: forget the MACs
-    learned there. ovs-vtep keeps them until a 15 s idle timeout, so the
-    lab deletes its learned flows (cookie 0x5000) that output to the
-    binding of `port` (bridge port '<vlan>-<port>-l' in each logical
-    switch bridge)."""
-    n = lab.node(vtep)
-    for br in n.ns_run(['ovs-vsctl', 'list-br']).stdout.split():
-        if not br.startswith(f'{vtep}_vtep_ls'):
-            continue
-        for name in n.ns_run(['ovs-vsctl', 'list-ports', br]).stdout.split():
-            if re.fullmatch(rf'\d{{4}}-{re.escape(port)}-l', name):
-                ofport = n.ns_run(['ovs-vsctl', 'get', 'interface', name,
-                                   'ofport']).stdout.strip()
-                n.ns_run(['ovs-ofctl', 'del-flows', br,
-                          f'cookie=0x5000/-1,out_port={ofport}'])
 
 
 def stale_entries(flows, vteps, expect_edge, expect_ip):
@@ -312,7 +293,7 @@ def run(fabric='clos', progress=print, trials=10, seed=1, seconds=11.0):
             lab.node(SPARE).ns_run(['ip', 'neigh', 'flush', 'dev', 'eth0'])
             lab.node(SPARE).ns_run(['arping', '-U', '-c', '1', '-I', 'eth0',
                                     identity.ip.split('/')[0]])
-            flush_port_macs(lab, vtep_of_server, port)
+            harness.forget_learned_macs(lab, vtep_of_server, port)
             s1, _ = ctl.request('DELETE', f"/gateway-connections/{conn['id']}")
             expect_edge = {e: intent.TUNNEL_BASE + n[hv]['index']
                            for e in users if e != hv}
