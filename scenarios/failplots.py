@@ -10,14 +10,9 @@ def _plt():
     return plt
 
 
-def per_trial(series, path, title, ylabel='outage, ms (longest probe gap '
-              'at 1,000/s)'):
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(9, 4))
-    for label, ys in sorted(series.items()):
-        if ys:
-            ax.plot(range(1, len(ys) + 1), ys, marker='o', ms=4, label=label)
-    ax.set_xlabel('trial')
+def _finish(plt, fig, ax, path, title, xlabel, ylabel):
+    """Labels, grid, legend, saved and closed: the end of every plot."""
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -25,6 +20,16 @@ def per_trial(series, path, title, ylabel='outage, ms (longest probe gap '
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def per_trial(series, path, title, ylabel='outage, ms (longest probe gap '
+              'at 1,000/s)'):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(9, 4))
+    for label, ys in sorted(series.items()):
+        if ys:
+            ax.plot(range(1, len(ys) + 1), ys, marker='o', ms=4, label=label)
+    _finish(plt, fig, ax, path, title, 'trial', ylabel)
 
 
 def cdf(series, path, title):
@@ -35,14 +40,7 @@ def cdf(series, path, title):
         if ys:
             ax.step(ys, [(i + 1) / len(ys) for i in range(len(ys))],
                     where='post', label=label)
-    ax.set_xlabel('outage, ms')
-    ax.set_ylabel('fraction of trials')
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _finish(plt, fig, ax, path, title, 'outage, ms', 'fraction of trials')
 
 
 def against(series, path, title, xlabel):
