@@ -40,5 +40,8 @@ def test_short_failover_benchmark_writes_plots_and_trials():
         assert all(ms > 0 for ms in t['outage_ms'].values()), t
     outages = saved['metrics']['outages']
     assert outages['@10ms crash vm->server']['n'] == 3
-    # detection is bounded below by CFM: 3.5 intervals at 1,000 ms
-    assert outages['@1000ms crash vm->server']['p50'] > 3000
+    # detection is bounded below by CFM: the peer is lost 3.5 intervals
+    # after the last CCM heard, which left up to one interval before the
+    # crash, so at least 2.5 intervals (2,500 ms at 1,000 ms) from the fault
+    # (CI once measured 2,557 ms: the old 3,000 bound was wrong, not OVS)
+    assert outages['@1000ms crash vm->server']['p50'] >= 2500
