@@ -8,7 +8,9 @@
     ./run.py list                 labs, scenarios and demos
     ./run.py topo --topo clos|vcf|NAME|FILE.yaml [sizes] [--check] [--json]
     ./run.py topo --topo vcf --plan       print the expanded plan (no root)
-    ./run.py cli --topo ...       build a lab and open the Mininet CLI
+    ./run.py cli --topo ...       build a lab and open the Mininet CLI, with
+                                  flows/macs/trace/fail/restore/tenants
+    ./run.py demo NAME [--auto]   step through a whitepaper traffic flow
     ./run.py bench boot           boot time and memory against lab size
     ./run.py report               latest results in one summary
     ./run.py clean                remove a crashed run's leftovers
@@ -75,7 +77,8 @@ def print_result(res, as_json):
                         'overlay_pairs', 'overlay_reachable',
                         'isolation_probes', 'peak_rss_mb', 'target_met',
                         'intra_tenant_pairs', 'intra_tenant_reached',
-                        'frames_captured', 'cross_tenant_frames')
+                        'frames_captured', 'cross_tenant_frames',
+                        'steps_total', 'steps_held', 'arrows')
             if k in m]
     print(f"{status} {res['name']} {res['topology']}: " + ', '.join(
         f'{k}={m[k]}' for k in keys))
@@ -97,7 +100,10 @@ def cmd_list(args):
     width = max(len(n) for n in SCENARIOS)
     for name, (_, text) in SCENARIOS.items():
         print(f'  {name:{width}s}  {text}')
-    print('\nDemos: none yet (see the README).')
+    from demos import catalog
+    print('\nDemos (./run.py demo NAME [--topo clos|vcf] [--auto]):')
+    for name in catalog.DEMOS:
+        print(f'  {name:{width}s}  {catalog.summary(name)}')
     print('Other commands: topo --check [--overlay], cli, bench boot, clean')
 
 
@@ -126,7 +132,10 @@ def cmd_default(args):
 
 def cmd_cli(args):
     need_root('cli')
-    from mininet.cli import CLI
+    if args.script and not os.path.isfile(args.script):
+        sys.exit(f'error: --script {args.script}: no such file (give a text '
+                 'file with one CLI command per line)')
+    from demos.labcli import LabCLI
     from scenarios import harness
     spec = labs.resolve(args.topo, sizes_of(args))
     env = harness.ControlledLab(spec, progress)
@@ -134,9 +143,20 @@ def cmd_cli(args):
         progress(f"lab {lab.plan['name']} is up, provisioned through the API "
                  f"({lab.ctl.url}, OpenAPI at "
                  f"{lab.ctl.url.rsplit('/api', 1)[0]}/docs).\nNodes: "
-                 + ' '.join(lab.plan['nodes']) + "\n'exit' tears it down.")
-        CLI(lab.mininet())
+                 + ' '.join(lab.plan['nodes']) + "\n'help' lists the lab's "
+                 "commands (flows, macs, trace, fail, restore, tenants); "
+                 "'exit' tears it down.")
+        LabCLI(lab, script=args.script)
     return 0
+
+
+def cmd_demo(args):
+    need_root('demo')
+    from demos import runner
+    res = runner.run(args.name, fabric=args.topo, auto=args.auto,
+                     progress=progress)
+    print_result(res, args.json)
+    return 0 if res['passed'] else 1
 
 
 def cmd_clean(args):
@@ -304,6 +324,17 @@ def parser():
                    help='print one JSON result object as the last line')
     c = sub.add_parser('cli', help='build a lab and open the Mininet CLI')
     lab_args(c)
+    c.add_argument('--script', help='run the CLI commands in this file '
+                   '(one per line), then tear the lab down')
+    from demos import catalog
+    d = sub.add_parser('demo', help='step through a whitepaper traffic flow '
+                       'with per-hop captures and a sequence diagram')
+    d.add_argument('name', choices=list(catalog.DEMOS))
+    d.add_argument('--topo', choices=['clos', 'vcf'], default='clos',
+                   help='fabric of the demo lab (clos)')
+    d.add_argument('--auto', action='store_true',
+                   help='run through without pausing between steps')
+    d.add_argument('--json', action='store_true')
     sc = sub.add_parser('scenario', help='run a measured scenario')
     sc.add_argument('name', choices=sorted(SCENARIOS))
     sc.add_argument('--topo', choices=['clos', 'vcf'], default=None,
@@ -346,6 +377,7 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     handlers = {'list': cmd_list, 'topo': cmd_topo, 'cli': cmd_cli,
                 'scenario': cmd_scenario, 'report': cmd_report,
+                'demo': cmd_demo,
                 'clean': cmd_clean, 'bench': cmd_bench, None: cmd_default}
     try:
         return handlers[args.command](args) or 0

@@ -251,15 +251,17 @@ class Captures:
 
 
 def decode(path):
-    """A pcap -> [frame records]: outer VXLAN (src/dst IP, VNI) if any, and
-    the inner Ethernet (src/dst MAC, VLAN, ARP op and addresses)."""
-    from scapy.all import ARP, Dot1Q, Ether, IP, VXLAN, rdpcap
+    """A pcap -> [frame records]: outer VXLAN (src/dst IP, UDP ports, VNI)
+    if any, and the inner Ethernet (src/dst MAC, VLAN, ARP op and addresses, or
+    IP addresses and ICMP type)."""
+    from scapy.all import ARP, ICMP, UDP, Dot1Q, Ether, IP, VXLAN, rdpcap
     out = []
     for pkt in rdpcap(path):
         rec = {'time': float(pkt.time)}
         inner = pkt
         if pkt.haslayer(VXLAN):
             rec.update(outer_src=pkt[IP].src, outer_dst=pkt[IP].dst,
+                       outer_sport=pkt[UDP].sport, outer_dport=pkt[UDP].dport,
                        vni=pkt[VXLAN].vni)
             inner = pkt[VXLAN].payload
         if not isinstance(inner, Ether) and not inner.haslayer(Ether):
@@ -271,9 +273,11 @@ def decode(path):
         if eth.haslayer(ARP):
             a = eth[ARP]
             rec.update(arp='request' if a.op == 1 else 'reply', psrc=a.psrc,
-                       pdst=a.pdst)
+                       pdst=a.pdst, hwsrc=a.hwsrc)
         elif eth.haslayer(IP):
             rec.update(ip_src=eth[IP].src, ip_dst=eth[IP].dst)
+            if eth.haslayer(ICMP):
+                rec['icmp'] = eth[ICMP].type
         out.append(rec)
     return out
 

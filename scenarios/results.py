@@ -36,6 +36,12 @@ def save(res, directory):
     return path
 
 
+def save_json(obj, path):
+    with open(path, 'w') as f:
+        json.dump(obj, f, indent=1, sort_keys=True)
+    return path
+
+
 def pss_mb(pids):
     """Proportional set size of `pids` in MiB (shared pages split fairly)."""
     total = 0

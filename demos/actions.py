@@ -1,0 +1,209 @@
+"""What a demo makes the lab do, and the evidence it reads from the boxes'
+own tables. Thin drivers over the scenarios' helpers; each returns the
+lines a trainer reads."""
+import subprocess
+import time
+
+from controllers import intent
+from scenarios import gateway_failover, harness, p2v_migration
+
+from . import readable, wire
+
+
+def _ip(plan, host):
+    return wire.addr(plan['nodes'][host]['ip'])
+
+
+def intf_up(lab, node, intf):
+    r = lab.node(node).ns_run(['cat', f'/sys/class/net/{intf}/operstate'])
+    return r.stdout.strip() in ('up', 'unknown')
+
+
+def ready(lab, demo, ctx):
+    """Demo-specific preparation before the first act."""
+    for what in demo.get('ready', ()):
+        if what == 'gw1-active' and harness.until(
+                lambda: gateway_failover.active(lab) == ['gw1'], 30,
+                0.3) is None:
+            raise RuntimeError('gw1 never became the only active gateway: '
+                               'see logs/gw1/gwagent-seg1.log')
+        if what == 'vm7-identity':
+            p2v_migration.Identity(lab)
+
+
+def _known(lab, src, dst):
+    """Has `src`'s VTEP a unicast flow for `dst`'s MAC? (Only asked for
+    hosts behind hypervisors and hardware VTEPs: MACs behind software
+    gateways are flooded, the lab does not learn them.)"""
+    plan = lab.plan
+    edge = wire.attachment(plan, src)
+    mac = plan['nodes'][dst]['mac']
+    return bool(p2v_migration.edge_outputs(lab, edge, mac))
+
+
+def warm(lab, src, dst, ctx):
+    """Before the captures start: `src` has resolved `dst` (ARP) and, for a
+    host behind a hypervisor or hardware VTEP, `src`'s VTEP has a unicast
+    flow for its MAC, so the captured ping shows known unicast only."""
+    plan = lab.plan
+    ip = _ip(plan, dst)
+    if harness.until(lambda: lab.node(src).ns_run(
+            ['ping', '-c', '1', '-W', '1', ip]).returncode == 0, 15,
+            0.2) is None:
+        return [f'{src} could not reach {dst} ({ip}) within 15 s']
+    edge = wire.attachment(plan, dst)
+    if edge and plan['nodes'][edge]['role'] in ('hypervisor', 'hw_vtep'):
+        if harness.until(lambda: _known(lab, src, dst), 15, 0.2) is None:
+            return [f"{wire.attachment(plan, src)} has no flow for {dst}'s "
+                    'MAC after 15 s']
+    return []
+
+
+def ping(lab, src, dst, ctx, say):
+    ip = _ip(lab.plan, dst)
+    r = lab.node(src).ns_run(['ping', '-c', '1', '-W', '2', ip])
+    return [f'{src}$ ping -c 1 {ip}: '
+            + ('answered' if r.returncode == 0 else 'NO ANSWER')]
+
+
+def arp(lab, src, dst, ctx, say):
+    plan = lab.plan
+    for h, p in plan['nodes'].items():
+        if p['role'] in ('vm', 'bare_metal'):
+            lab.node(h).ns_run(['ip', 'neigh', 'flush', 'all'])
+    ip = _ip(plan, dst)
+    r = lab.node(src).ns_run(['arping', '-c', '1', '-w', '2', '-I', 'eth0',
+                              ip])
+    return [f'{src}$ arping -c 1 {ip}: '
+            + ('answered' if r.returncode == 0 else 'NO ANSWER')]
+
+
+def crash(lab, gw, ctx, say):
+    t = time.time()
+    gateway_failover.fail(lab, 'crash')
+    took = harness.until(lambda: gateway_failover.active(lab) == ['gw2'],
+                         15, 0.02)
+    ctx['takeover'] = {'gw': 'gw2', 'since': t, 'ms': None if took is None
+                       else round(took * 1000)}
+    return [f'kill -9 the ovs-vswitchd of {gw} (pid file in its run dir)']
+
+
+def restore(lab, gw, ctx, say):
+    t = time.time()
+    gateway_failover.repair(lab, 'crash')
+    took = harness.until(lambda: gateway_failover.active(lab) == ['gw1'],
+                         20, 0.02)
+    ctx['takeover'] = {'gw': 'gw1', 'since': t, 'ms': None if took is None
+                       else round(took * 1000)}
+    return [f'ovs-vswitchd of {gw} started again']
+
+
+def migrate(lab, server, vm, ctx, say):
+    plan, ctl = lab.plan, lab.ctl
+    n = plan['nodes']
+    mac, ip = n[server]['mac'], n[server]['ip']
+    vtep, port = p2v_migration.server_port(plan, server)
+    ls = n[server]['ls']
+    ls_id = next(x['id'] for x in ctl.get('/logical-switches')
+                 if x['name'] == ls)
+    conn = next(c for c in ctl.get('/gateway-connections')
+                if (c['gateway'], c['port']) == (vtep, port))
+    lab.node(server).ns_run(['ip', 'link', 'set',
+                             n[server]['intfs'][0]['name'], 'down'])
+    t = time.time()
+    s1, _ = ctl.request('POST', f'/logical-switches/{ls_id}/ports',
+                        {'attachment': vm, 'mac': mac, 'ip': ip})
+    lab.node(vm).ns_run(['ip', 'neigh', 'flush', 'dev', 'eth0'])
+    lab.node(vm).ns_run(['arping', '-U', '-c', '1', '-I', 'eth0',
+                         wire.addr(ip)])
+    harness.forget_learned_macs(lab, vtep, port)
+    s2, _ = ctl.request('DELETE', f"/gateway-connections/{conn['id']}")
+    hv = n[vm]['intfs'][0]['peer']
+    want = {intent.tunnel_port(n, hv)}
+    took = harness.until(lambda: p2v_migration.edge_outputs(
+        lab, 'hv1', mac) == want, 15, 0.05)
+    return [f'{server}: link down (powered off)',
+            f'POST /logical-switches/{ls_id}/ports {{attachment: {vm}, '
+            f'mac: {mac}, ip: {ip}}} -> {s1}',
+            f'{vm}$ arping -U -c 1 {wire.addr(ip)}   (gratuitous ARP)',
+            f"DELETE /gateway-connections/{conn['id']} ({vtep} {port}) "
+            f'-> {s2}',
+            'hv1 points the MAC at ' + (f'{hv} {round(took * 1000)} ms after '
+                                        'the POST' if took is not None else
+                                        f'NOT at {hv} after 15 s')]
+
+
+ACTIONS = {'ping': ping, 'arp': arp, 'crash': crash, 'restore': restore,
+           'migrate': migrate}
+
+
+PREPARE = {'ping': warm}
+
+
+def prepare(lab, what, ctx):
+    """Run before the act's captures start -> notes (problems)."""
+    fn = PREPARE.get(what[0])
+    return fn(lab, *what[1:], ctx) if fn else []
+
+
+def do(lab, what, ctx, say):
+    return ACTIONS[what[0]](lab, *what[1:], ctx, say)
+
+
+def _vtep_ctl(lab, vtep, *args):
+    db = f"--db=tcp:{wire.addr(lab.plan['nodes'][vtep]['mgmt_ip'])}:6640"
+    return subprocess.run(['vtep-ctl', db, *args], capture_output=True,
+                          text=True, timeout=10).stdout
+
+
+def evidence(lab, ev, ctx):
+    """(lines, held) for one evidence item of a step."""
+    plan = lab.plan
+    kind = ev[0]
+    if kind == 'flows':
+        node, host = ev[1], ev[2]
+        mac = plan['nodes'][host]['mac']
+        dump = lab.node(node).ns_run(['ovs-ofctl', '-O', 'OpenFlow13',
+                                      'dump-flows', 'br-int',
+                                      f'dl_dst={mac}']).stdout
+        lines = ['  ' + f for f in readable.flows(plan, node, dump)]
+        return [f'{node} br-int flows for {host} ({mac}):'] + (
+            lines or ['  none']), bool(lines)
+    if kind in ('vtep-local', 'vtep-remote'):
+        vtep, host = ev[1], ev[2]
+        mac, ls = plan['nodes'][host]['mac'], plan['nodes'][host]['ls']
+        cmd = 'list-local-macs' if kind == 'vtep-local' else \
+            'list-remote-macs'
+        t = time.time()
+        got = harness.until(lambda: mac in _vtep_ctl(lab, vtep, cmd, ls),
+                            10, 0.1)
+        lines = [ln.strip() for ln in _vtep_ctl(lab, vtep, cmd, ls)
+                 .splitlines() if mac in ln]
+        head = f'{vtep}$ vtep-ctl {cmd} {ls}:'
+        if got is None:
+            return [head, f'  {mac} absent after {time.time() - t:.1f} s'], \
+                False
+        return [head] + ['  ' + ln for ln in lines], True
+    if kind == 'gateways':
+        lines = []
+        for gw in ('gw1', 'gw2'):
+            state = gateway_failover._state(lab, gw) or '?'
+            mpids = lab.node(gw).ns_run(
+                ['ovs-vsctl', '--timeout=5', 'get', 'interface', 'seg1',
+                 'cfm_mpid', 'cfm_remote_mpids']).stdout.split()
+            lines.append(f'{gw}: agent {state}; CFM ID '
+                         f'{mpids[0] if mpids else "?"}, hears '
+                         f'{mpids[1] if len(mpids) > 1 else "?"}')
+        return lines, gateway_failover.active(lab) != []
+    if kind == 'takeover':
+        tk = ctx.get('takeover') or {}
+        events = gateway_failover.agent_events(lab, ev[1],
+                                               tk.get('since', 0))
+        lines = [f"{ev[1]}'s agent: " + ', '.join(
+            f'{s} at +{(t - tk["since"]) * 1000:.0f} ms' for t, s in events)
+            if events else f"{ev[1]}'s agent logged no change"]
+        lines.append(f"{ev[1]} the only active gateway "
+                     + (f"{tk['ms']} ms after the event" if tk.get('ms')
+                        is not None else 'NOT reached'))
+        return lines, tk.get('ms') is not None
+    raise ValueError(f'unknown evidence {ev!r}')

@@ -1,0 +1,205 @@
+"""The Mininet CLI on a running lab, with commands that speak the lab's
+language (`help` lists them):
+
+    flows NODE            OpenFlow flows, ports/MACs/VNIs named
+    macs NODE             MAC tables (vtep-ctl local/remote MACs on a
+                          hardware VTEP; the controller's unicast entries
+                          on a hypervisor or gateway; the learned FDB on a
+                          physical segment)
+    trace NODE FLOW       ovs-appctl ofproto/trace br-int FLOW (names work:
+                          in_port=vm1,dl_dst=vm3)
+    fail NODE|A-B         crash a node's ovs-vswitchd (or take a router's or
+                          host's interfaces down) / cut a link
+    restore               undo every `fail`, last first
+    tenants               logical switches, their ports and gateway
+                          bindings, from the controller's API
+"""
+import os
+import signal
+
+from mininet.cli import CLI
+
+from topologies import boot
+
+from . import readable
+
+OVS_ROLES = ('hypervisor', 'service_node', 'sw_gateway', 'hw_vtep',
+             'l2_segment')
+
+
+class LabCLI(CLI):
+    prompt = 'nsx-lab> '
+    helpStr = CLI.helpStr + __doc__.split('\n\n', 1)[1]
+
+    def __init__(self, lab, **kw):
+        self.lab, self.plan, self.failed = lab, lab.plan, []
+        super().__init__(lab.mininet(), **kw)
+
+    # -- helpers ---------------------------------------------------------
+    def say(self, text):
+        self.stdout.write(text.rstrip('\n') + '\n')
+        self.stdout.flush()
+
+    def _node(self, name):
+        if name not in self.plan['nodes']:
+            self.say(f'*** no node {name!r}; nodes: '
+                     + ' '.join(sorted(self.plan['nodes'])))
+            return None
+        return self.plan['nodes'][name]
+
+    def _ovs(self, name, cmd):
+        p = self._node(name)
+        if p is None:
+            return None
+        if p['role'] not in OVS_ROLES:
+            self.say(f'*** {name} is a {p["role"]}, it runs no OVS'
+                     + (f": try `{name} vtysh -c 'show ip route'`"
+                        if p['role'] in ('spine', 'leaf') else ''))
+            return None
+        r = self.lab.node(name).ns_run(cmd, timeout=15)
+        if r.returncode:
+            self.say(f'*** {" ".join(cmd)} failed: {r.stderr.strip()}')
+            return None
+        return r.stdout
+
+    def _bridges(self, name):
+        out = self._ovs(name, ['ovs-vsctl', '--timeout=5', 'list-br'])
+        return out.split() if out is not None else []
+
+    # -- commands --------------------------------------------------------
+    def do_flows(self, line):
+        "flows NODE: OpenFlow flows of every bridge, with readable names."
+        name = line.strip()
+        for br in self._bridges(name):
+            dump = self._ovs(name, ['ovs-ofctl', '-O', 'OpenFlow13',
+                                    'dump-flows', br])
+            if dump is None:
+                continue
+            self.say(f'--- {name} {br}')
+            for f in readable.flows(self.plan, name, dump) if br == 'br-int' \
+                    else dump.splitlines()[1:]:
+                self.say('  ' + f.strip())
+
+    def do_macs(self, line):
+        "macs NODE: MAC tables (vtep-ctl for hardware VTEPs)."
+        name = line.strip()
+        p = self._node(name)
+        if p is None:
+            return
+        if p['role'] == 'hw_vtep':
+            db = f"--db=tcp:{p['mgmt_ip'].split('/')[0]}:6640"
+            for ls in self.lab.node(name).ns_run(
+                    ['vtep-ctl', db, 'list-ls']).stdout.split():
+                for what in ('list-local-macs', 'list-remote-macs'):
+                    out = self.lab.node(name).ns_run(
+                        ['vtep-ctl', db, what, ls]).stdout
+                    self.say(f'--- {name} {what} {ls}')
+                    self.say(out.strip() or '  (none)')
+        elif p['role'] == 'l2_segment':
+            for br in self._bridges(name):
+                self.say(f'--- {name} {br} (learned)')
+                self.say(self._ovs(name, ['ovs-appctl', 'fdb/show', br])
+                         or '')
+        else:
+            dump = self._ovs(name, ['ovs-ofctl', '-O', 'OpenFlow13',
+                                    'dump-flows', 'br-int', 'table=1'])
+            if dump is not None:
+                self.say(f'--- {name}: logical switch, MAC -> where')
+                for row in readable.mac_table(self.plan, name, dump):
+                    self.say('  ' + row)
+
+    def do_trace(self, line):
+        "trace NODE FLOW: ofproto/trace on NODE's br-int (names allowed)."
+        parts = line.split(None, 1)
+        if len(parts) != 2:
+            self.say('usage: trace NODE FLOW, e.g. trace hv1 '
+                     'in_port=vm1,dl_src=vm1,dl_dst=vm3')
+            return
+        name, flow = parts
+        if self._node(name) is None:
+            return
+        try:
+            flow = readable.resolve_flow(self.plan, name, flow.strip())
+        except ValueError as exc:
+            self.say(f'*** {exc}')
+            return
+        out = self._ovs(name, ['ovs-appctl', 'ofproto/trace', 'br-int',
+                               flow])
+        if out is not None:
+            self.say('\n'.join(readable.annotate(self.plan, name, ln)
+                                for ln in out.splitlines()))
+
+    def do_fail(self, line):
+        "fail NODE|A-B: crash NODE's ovs-vswitchd (routers and hosts: "\
+            "interfaces down), or cut link A-B."
+        try:
+            target = readable.failure_target(self.plan, line.strip())
+        except ValueError as exc:
+            self.say(f'*** {exc}')
+            return
+        if target[0] == 'link':
+            _, a, ai, b, bi = target
+            for n, i in ((a, ai), (b, bi)):
+                self.lab.node(n).ns_run(['ip', 'link', 'set', i, 'down'])
+            self.failed.append(target)
+            self.say(f'link {a}:{ai} - {b}:{bi} cut (both ends down)')
+            return
+        name = target[1]
+        node = self.lab.node(name)
+        if self.plan['nodes'][name]['role'] in OVS_ROLES:
+            pidfile = os.path.join(node.run_dir, 'ovs-vswitchd.pid')
+            try:
+                with open(pidfile) as f:
+                    pid = int(f.read().strip())
+                os.kill(pid, signal.SIGKILL)
+            except (OSError, ValueError) as exc:
+                self.say(f'*** {name}: no running ovs-vswitchd ({exc})')
+                return
+            self.failed.append(('vswitchd', name))
+            self.say(f'{name}: ovs-vswitchd (pid {pid}) killed')
+            return
+        intfs = [i['name'] for i in self.plan['nodes'][name]['intfs']]
+        for i in intfs:
+            node.ns_run(['ip', 'link', 'set', i, 'down'])
+        self.failed.append(('intfs', name, intfs))
+        self.say(f'{name}: interfaces down: ' + ' '.join(intfs))
+
+    def do_restore(self, _line):
+        "restore: undo every `fail`, the last one first."
+        if not self.failed:
+            self.say('nothing to restore')
+        while self.failed:
+            t = self.failed.pop()
+            if t[0] == 'link':
+                for n, i in ((t[1], t[2]), (t[3], t[4])):
+                    self.lab.node(n).ns_run(['ip', 'link', 'set', i, 'up'])
+                self.say(f'link {t[1]}-{t[3]} up')
+            elif t[0] == 'vswitchd':
+                node = self.lab.node(t[1])
+                r = node.ns_run(['bash', '-c',
+                                 boot.vswitchd_cmd(node.run_dir)])
+                self.say(f'{t[1]}: ovs-vswitchd started'
+                         if r.returncode == 0 else
+                         f'*** {t[1]}: ovs-vswitchd did not start: '
+                         f'{r.stderr.strip()}')
+            else:
+                for i in t[2]:
+                    self.lab.node(t[1]).ns_run(['ip', 'link', 'set', i, 'up'])
+                self.say(f'{t[1]}: interfaces up')
+
+    def do_tenants(self, _line):
+        "tenants: logical switches, ports and gateway bindings (API)."
+        ctl = self.lab.ctl
+        conns = ctl.get('/gateway-connections')
+        for ls in ctl.get('/logical-switches'):
+            self.say(f"{ls['name']} (id {ls['id']}, VNI {ls['vni']}, "
+                     f"{ls.get('replication_mode', 'service_node')})")
+            for p in ctl.get(f"/logical-switches/{ls['id']}/ports"):
+                self.say(f"  port {p['id']}: {p['attachment']} on "
+                         f"{p.get('transport_node', '?')}  {p.get('mac', '')}"
+                         f"  {p.get('ip') or ''}".rstrip())
+            for c in conns:
+                if c['ls_id'] == ls['id']:
+                    vlan = f"VLAN {c['vlan']}" if c['vlan'] else 'untagged'
+                    self.say(f"  gateway {c['gateway']} port {c['port']} "
+                             f"{vlan}")

@@ -1,0 +1,194 @@
+"""Run a demo on a real lab: boot it with its controller, then for each act
+start captures on every hop, make the lab do one thing (an ARP, a ping, a
+crash, a migration), and walk through the act's steps: what the whitepaper
+says, what was seen on the wire, which boxes got no copy and why, evidence
+from the boxes' own tables. Pauses between steps unless `auto`.
+
+Writes results/demo-NAME/<UTC>/: transcript.txt, sequence.png (+
+diagram.json: its lanes and arrows as data), topology.png, actN/*.pcap
+(one per hop), result.json, controller and node logs.
+"""
+import os
+import sys
+
+from scenarios import harness, results
+
+from . import actions, catalog, diagram, steps, topopic, wire
+
+
+class Transcript:
+    """Prints to the terminal and keeps every line for transcript.txt."""
+
+    def __init__(self, out=print):
+        self.lines, self.out = [], out
+
+    def __call__(self, text=''):
+        for line in str(text).splitlines() or ['']:
+            self.lines.append(line)
+            self.out(line)
+
+    def save(self, path):
+        with open(path, 'w') as f:
+            f.write('\n'.join(self.lines) + '\n')
+        return path
+
+
+def capture_points(plan, lanes):
+    """[(point name, node, kind, interface)] for the lanes' boxes: VTEP
+    uplinks, hosts' own interfaces, software gateways' segment cables."""
+    nodes, out = plan['nodes'], []
+    for b in lanes:
+        p = nodes[b]
+        if 'tunnel_ip' in p:
+            out.append((b, b, 'uplink', p['uplink']))
+        if p['role'] in ('vm', 'bare_metal', 'appliance'):
+            out.append((b, b, 'host', p['intfs'][0]['name']))
+        if p['role'] == 'sw_gateway':
+            for i in p['intfs']:
+                if nodes[i['peer']]['role'] == 'l2_segment':
+                    out.append((f'{b}-seg', b, 'segment', i['name']))
+    return out
+
+
+def _pause(say, auto, wait):
+    if not auto:
+        wait('  -- Enter: next step --')
+
+
+def run_act(lab, n, act, lanes, out_dir, say, ctx):
+    """Captures around one action -> (arrows, points that could not be
+    captured, the action's own notes)."""
+    plan = lab.plan
+    d = os.path.join(out_dir, f'act{n}')
+    os.makedirs(d, exist_ok=True)
+    points, skipped = [], []
+    for pt in capture_points(plan, lanes):
+        if actions.intf_up(lab, pt[1], pt[3]):
+            points.append(pt)
+        else:
+            skipped.append(f'{pt[1]}:{pt[3]} (down)')
+    groups = {'uplink': 'udp port 4789', 'host': 'arp or icmp',
+              'segment': 'not ether proto 0x8902'}
+    notes = actions.prepare(lab, act['do'], ctx)
+    caps = {k: harness.Captures(lab, {p[1]: p[3] for p in points
+                                      if p[2] == k}, d, bpf)
+            for k, bpf in groups.items()}
+    for c in caps.values():
+        c.__enter__()
+    try:
+        notes += actions.do(lab, act['do'], ctx, say)
+    finally:
+        for c in caps.values():
+            c.__exit__(None, None, None)
+    frames = {}
+    for kind, c in caps.items():
+        for node, recs in c.frames().items():
+            frames[f'{node}-seg' if kind == 'segment' else node] = recs
+    pcaps = {p[0]: caps[p[2]].files[p[1]] for p in points}
+    pair = tuple(wire.addr(plan['nodes'][h]['ip']) for h in act['pair'])
+    arrows = wire.arrows(plan, [p[:3] for p in points], frames, pair,
+                         act=n, macs=act['macs'])
+    return arrows, skipped, notes, pcaps
+
+
+def show_step(k, total, step, arrows, t0, sns, say):
+    shown, problems = steps.judge(step, arrows, sns)
+    say(f"\n  Step {k}/{total}: {step['title']}")
+    if step['quote']:
+        say(f"    Whitepaper ({step['figure']}): \"{step['quote']}\"")
+    if shown:
+        say('    Observed on the wire:')
+        for a in shown:
+            for line in wire.describe(a, t0):
+                say('      ' + line)
+    for box, why in steps.no_copy(step, arrows, sns):
+        say(f'    No copy at {box}: {why}')
+    return problems
+
+
+def run(name, fabric='clos', auto=False, progress=print, out=print,
+        wait=input):
+    spec_of, demo_of = catalog.DEMOS[name]
+    out_dir = results.run_dir(f'demo-{name}')
+    say = Transcript(out)
+    if not auto and not sys.stdin.isatty():
+        progress('stdin is not a terminal: running through without pauses '
+                 '(--auto says so explicitly)')
+        auto = True
+    env = harness.ControlledLab(spec_of(fabric), progress, out_dir)
+    verdicts, acts_drawn, evidence_ok = [], [], True
+    with env as lab:
+        plan = lab.plan
+        demo = demo_of(plan)
+        topo_png = topopic.draw(plan, os.path.join(out_dir, 'topology.png'))
+        sns = {n for n, p in plan['nodes'].items()
+               if p['role'] == 'service_node'}
+        ctx = {'plan': plan}
+        actions.ready(lab, demo, ctx)
+        say(f"Demo {name}: {demo['title']}\nLab {plan['name']} "
+            f"({plan['fabric']}); topology picture: {topo_png}")
+        for n, act in enumerate(demo['acts'], 1):
+            say(f"\n== Act {n}/{len(demo['acts'])}: {act['title']} ==")
+            _pause(say, auto, wait)
+            arrows, skipped, notes, pcaps = run_act(
+                lab, n, act, demo['lanes'], out_dir, say, ctx)
+            for line in notes:
+                say('  ' + line)
+            if skipped:
+                say('  not captured (interface down): ' + ', '.join(skipped))
+            say(f'  {len(arrows)} frame(s) crossed between boxes; pcaps: '
+                f'{os.path.join(out_dir, f"act{n}")}/')
+            t0 = arrows[0]['time'] if arrows else 0.0
+            for k, step in enumerate(act['steps'], 1):
+                problems = show_step(k, len(act['steps']), step, arrows, t0,
+                                     sns, say)
+                for ev in step['evidence']:
+                    lines, ok = actions.evidence(lab, ev, ctx)
+                    evidence_ok &= ok
+                    for line in lines:
+                        say('    ' + line)
+                    if not ok:
+                        problems.append(f'evidence {ev}: not as described')
+                say('    => ' + ('as the whitepaper describes' if not problems
+                                 else 'DIFFERS: ' + '; '.join(problems)))
+                verdicts.append({'act': n, 'step': step['title'],
+                                 'held': not problems, 'problems': problems})
+                if k < len(act['steps']):
+                    _pause(say, auto, wait)
+            shown = set()
+            for step in act['steps']:
+                shown |= {id(a) for a in steps.judge(step, arrows, sns)[0]}
+            for a in arrows:
+                if id(a) not in shown:
+                    say('  also observed: ' + wire.describe(a, t0)[0].strip())
+            acts_drawn.append((act['title'], arrows, pcaps))
+    m = diagram.model(demo['lanes'], [(t, a) for t, a, _ in acts_drawn])
+    roles = {b: plan['nodes'][b]['role'] for b in m['lanes']
+             if b in plan['nodes']}
+    seq = diagram.draw(m, roles, os.path.join(out_dir, 'sequence.png'),
+                       f"{name}: {demo['title']}")
+    model_path = os.path.join(out_dir, 'diagram.json')
+    m['pcaps'] = {str(n): p for n, (_, _, p) in enumerate(acts_drawn, 1)}
+    m['pairs'] = {str(n): [wire.addr(plan['nodes'][h]['ip'])
+                           for h in act['pair']]
+                  for n, act in enumerate(demo['acts'], 1)}
+    m['macs'] = {str(n): act['macs'] for n, act in
+                 enumerate(demo['acts'], 1)}
+    results.save_json(m, model_path)
+    errors = env.controller_errors()
+    held = sum(v['held'] for v in verdicts)
+    say(f'\n{held}/{len(verdicts)} steps as the whitepaper describes'
+        + (f'; controller errors: {errors[:3]}' if errors else ''))
+    say(f'sequence diagram: {seq}\ntopology: {topo_png}')
+    transcript = say.save(os.path.join(out_dir, 'transcript.txt'))
+    pcaps = sorted(p for _, _, ps in acts_drawn for p in ps.values())
+    res = results.result(
+        f'demo-{name}', plan['name'],
+        held == len(verdicts) and not errors and evidence_ok,
+        {'steps': verdicts, 'steps_held': held, 'steps_total': len(verdicts),
+         'arrows': len(m['arrows']), 'lanes': m['lanes'],
+         'controller_errors': errors[:20]},
+        [seq, model_path, topo_png, transcript] + pcaps
+        + [os.path.join(out_dir, 'controller.log')])
+    results.save(res, out_dir)
+    return res

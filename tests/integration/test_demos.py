@@ -1,0 +1,95 @@
+"""Each demo runs with --auto on a real lab: it must pass (every step as
+the whitepaper describes), leave its diagram, topology picture, transcript
+and a pcap per hop that tshark opens, and its diagram's lanes and arrows
+must match the frames in those pcaps (decoded again here)."""
+import json
+import os
+import subprocess
+
+import pytest
+
+from demos import wire
+from scenarios import harness
+from topologies import expand
+
+from .conftest import last_json, run_py
+
+PNG = b'\x89PNG\r\n\x1a\n'
+
+
+def _png(path):
+    with open(path, 'rb') as f:
+        assert f.read(8) == PNG, path
+    assert os.path.getsize(path) > 10000, path
+
+
+def tunnelled_in_pcaps(plan, pcaps, pair):
+    """{(sender VTEP, receiver VTEP, VNI)} of the pair's frames in every
+    uplink pcap, named from the outer IPs."""
+    vteps = wire.vtep_names(plan)
+    out = set()
+    for path in pcaps.values():
+        for r in harness.decode(path):
+            if 'vni' in r and wire.relevant(r, pair):
+                out.add((vteps[r['outer_src']], vteps[r['outer_dst']],
+                         r['vni']))
+    return out
+
+
+def check_outputs(res, plan):
+    out = os.path.dirname(next(a for a in res['artifacts']
+                               if a.endswith('result.json')))
+    _png(os.path.join(out, 'sequence.png'))
+    _png(os.path.join(out, 'topology.png'))
+    with open(os.path.join(out, 'transcript.txt')) as f:
+        text = f.read()
+    assert 'Whitepaper (' in text and 'Observed on the wire' in text
+    with open(os.path.join(out, 'diagram.json')) as f:
+        m = json.load(f)
+    for a in m['arrows']:
+        assert a['src'] in m['lanes'] and a['dst'] in m['lanes'], a
+    for act, pcaps in m['pcaps'].items():
+        for path in pcaps.values():             # a pcap per hop, tshark
+            r = subprocess.run(['tshark', '-r', path, '-c', '1'],
+                               capture_output=True, text=True)
+            assert r.returncode == 0, (path, r.stderr)
+        drawn = {(a['src'], a['dst'], int(a['label'].split('VNI ')[1]))
+                 for a in m['arrows'] if str(a['act']) == act and
+                 'VNI' in a['label']}
+        assert drawn == tunnelled_in_pcaps(plan, pcaps, m['pairs'][act])
+        # every host that sent or got a frame of the pair has its arrow
+        for point, path in pcaps.items():
+            if plan['nodes'].get(point, {}).get('role') not in (
+                    'vm', 'bare_metal'):
+                continue
+            if any(wire.relevant(r, m['pairs'][act])
+                   for r in harness.decode(path)):
+                assert any(point in (a['src'], a['dst'])
+                           for a in m['arrows'] if str(a['act']) == act), \
+                    (act, point)
+    return m, text
+
+
+@pytest.mark.parametrize('name,spec', [
+    ('arp-flow', 'arp_flow'), ('hw-arp-flow', 'hw_arp_flow'),
+    ('unicast', 'arp_flow'), ('gateway-failover', None), ('p2v', None)])
+def test_demo_runs_through_and_its_diagram_matches_the_pcaps(name, spec):
+    r = run_py('demo', name, '--auto', '--json', timeout=900)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-3000:]
+    res = last_json(r.stdout)
+    assert res['passed'] and res['metrics']['steps_held'] == \
+        res['metrics']['steps_total'] > 0
+    if spec:
+        import importlib
+        plan = expand.expand(importlib.import_module(
+            f'scenarios.{spec}').spec('clos'))
+    else:
+        from topologies import labs
+        plan = expand.expand(labs.resolve('clos'))
+    m, text = check_outputs(res, plan)
+    assert len(m['arrows']) >= 4
+    if name == 'arp-flow':
+        pairs = {(a['src'], a['dst']) for a in m['arrows']}
+        assert ('gw1', 'hv1') in pairs and ('gw1', 's') in pairs
+        assert 'hv3' in m['no_copy']
+        assert 'No copy at hv3: Hypervisor 3 hosts no VM' in text
