@@ -113,19 +113,28 @@ def migrate(lab, server, vm, ctx, say):
     t = time.time()
     s1, _ = ctl.request('POST', f'/logical-switches/{ls_id}/ports',
                         {'attachment': vm, 'mac': mac, 'ip': ip})
+    hv = n[vm]['intfs'][0]['peer']
+    vm_port = next(i['ofport'] for i in n[hv]['intfs'] if i['peer'] == vm)
+    # the VM announces itself once its vNIC is on the logical switch (a
+    # gratuitous ARP sent before its hypervisor is programmed is dropped)
+    attached = harness.until(lambda: 'tun_id' in lab.node(hv).ns_run(
+        ['ovs-ofctl', '-O', 'OpenFlow13', 'dump-flows', 'br-int',
+         f'table=0,in_port={vm_port}']).stdout, 10, 0.02)
     lab.node(vm).ns_run(['ip', 'neigh', 'flush', 'dev', 'eth0'])
     lab.node(vm).ns_run(['arping', '-U', '-c', '1', '-I', 'eth0',
                          wire.addr(ip)])
     harness.forget_learned_macs(lab, vtep, port)
     s2, _ = ctl.request('DELETE', f"/gateway-connections/{conn['id']}")
-    hv = n[vm]['intfs'][0]['peer']
     want = {intent.tunnel_port(n, hv)}
     took = harness.until(lambda: p2v_migration.edge_outputs(
         lab, 'hv1', mac) == want, 15, 0.05)
     return [f'{server}: link down (powered off)',
             f'POST /logical-switches/{ls_id}/ports {{attachment: {vm}, '
             f'mac: {mac}, ip: {ip}}} -> {s1}',
-            f'{vm}$ arping -U -c 1 {wire.addr(ip)}   (gratuitous ARP)',
+            f'{hv} programmed {vm}\'s port '
+            + (f'{round(attached * 1000)} ms after the POST; '
+               if attached is not None else 'NOT within 10 s; ')
+            + f'then {vm}$ arping -U -c 1 {wire.addr(ip)} (gratuitous ARP)',
             f"DELETE /gateway-connections/{conn['id']} ({vtep} {port}) "
             f'-> {s2}',
             'hv1 points the MAC at ' + (f'{hv} {round(took * 1000)} ms after '

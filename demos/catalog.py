@@ -171,8 +171,10 @@ def unicast_demo(plan):
                                  P('hv1', 'hv2', 'ICMP echo request', n=1,
                                    vni=VNI1),
                                  P('hv2', 'vm3', 'ICMP echo request'),
+                                 P('vm3', 'hv2', 'ICMP echo reply'),
                                  P('hv2', 'hv1', 'ICMP echo reply', n=1,
-                                   vni=VNI1)],
+                                   vni=VNI1),
+                                 P('hv1', 'vm1', 'ICMP echo reply')],
                          never=[(P('*', 'SN', '*'), 'both MACs are known: '
                                  'only broadcast and unknown unicast go to a '
                                  'service node'),
@@ -187,7 +189,9 @@ def unicast_demo(plan):
                          'the virtual switch on Hypervisor 1 is directly '
                          'forwarding [to] VM2.', figure='figure 10',
                          expect=[P('vm1', 'hv1', 'ICMP echo request'),
-                                 P('hv1', 'vm2', 'ICMP echo request')],
+                                 P('hv1', 'vm2', 'ICMP echo request'),
+                                 P('vm2', 'hv1', 'ICMP echo reply'),
+                                 P('hv1', 'vm1', 'ICMP echo reply')],
                          never=[(P('hv1', '*', '*', vni=VNI1), 'local '
                                  'delivery needs no tunnel'),
                                 (P('*', 'hv2', '*'), 'local delivery'),
@@ -198,9 +202,14 @@ def unicast_demo(plan):
                          'Another logical switch (logical switch 2) [...] '
                          'NSX dynamically limits the scope of flooded '
                          'traffic.', figure='figure 9',
-                         expect=[P('hv2', 'hv3', 'ICMP echo request', n=1,
+                         expect=[P('vm4', 'hv2', 'ICMP echo request'),
+                                 P('hv2', 'hv3', 'ICMP echo request', n=1,
                                    vni=5002),
-                                 P('hv3', 'vm5', 'ICMP echo request')],
+                                 P('hv3', 'vm5', 'ICMP echo request'),
+                                 P('vm5', 'hv3', 'ICMP echo reply'),
+                                 P('hv3', 'hv2', 'ICMP echo reply', n=1,
+                                   vni=5002),
+                                 P('hv2', 'vm4', 'ICMP echo reply')],
                          never=[(P('*', 'hv1', '*'), 'HV1 hosts no VM on '
                                  'logical switch 2'),
                                 (P('*', 'gw1', '*'), 'logical switch 2 is '
@@ -214,13 +223,29 @@ CFM_QUOTE = ('If an L2 gateway hears from another L2 gateway on the same '
              'inactive, the standby can start forwarding frames.')
 
 
+BUM_QUOTE = ('Multicast in underlay is not required as Broadcast, Unknown '
+             'Unicast, and Multicast (BUM) traffic is handled by a service '
+             'node that performs the replication.')
+
+
 def _via_gateway(gw, other, why_other, fig='figure 8'):
-    return [Step(f'VM1 -> srv1 crosses {gw}; {other} forwards nothing',
-                 CFM_QUOTE, figure=fig,
-                 expect=[P('hv1', '*', 'ICMP echo request', vni=VNI1),
-                         P(gw, 'srv1', 'ICMP echo request', vlan=VLAN),
+    return [Step("srv1's MAC is unknown unicast to HV1: a service node "
+                 'replicates the request to both gateways',
+                 BUM_QUOTE + ' (This lab\'s software gateways do not report '
+                 'the MACs they learn on the segment, so HV1 floods srv1\'s '
+                 'MAC.)', figure='traffic flow example',
+                 expect=[P('vm1', 'hv1', 'ICMP echo request'),
+                         P('hv1', 'SN', 'ICMP echo request', n=1, vni=VNI1),
+                         P('SN', gw, 'ICMP echo request', n=1, vni=VNI1),
+                         P('SN', other, 'ICMP echo request', vni=VNI1),
+                         P('SN', '*', 'ICMP echo request', vni=VNI1)]),
+            Step(f'Only {gw} forwards it to srv1 (VLAN 100); srv1\'s reply '
+                 f'is tunnelled by {gw} straight to HV1', CFM_QUOTE,
+                 figure=fig,
+                 expect=[P(gw, 'srv1', 'ICMP echo request', vlan=VLAN),
                          P('srv1', gw, 'ICMP echo reply'),
-                         P(gw, 'hv1', 'ICMP echo reply', n=1, vni=VNI1)],
+                         P(gw, 'hv1', 'ICMP echo reply', n=1, vni=VNI1),
+                         P('hv1', 'vm1', 'ICMP echo reply')],
                  never=[(P(other, 'srv1', '*'), why_other),
                         (P(other, 'hv1', '*'), why_other)],
                  evidence=[('gateways',)])]
@@ -278,18 +303,27 @@ def p2v_demo(plan):
                 ('ping', 'vm1', 'bm2'), ('vm1', 'bm2'), [
                     Step(f'HV1 tunnels to the hardware VTEP {vtep}',
                          P2V_QUOTE, figure='use case: P2V migration',
-                         expect=[P('hv1', vtep, 'ICMP echo request', n=1,
+                         expect=[P('vm1', 'hv1', 'ICMP echo request'),
+                                 P('hv1', vtep, 'ICMP echo request', n=1,
                                    vni=VNI1),
                                  P(vtep, 'bm2', 'ICMP echo request'),
-                                 P(vtep, 'hv1', 'ICMP echo reply', vni=VNI1)],
+                                 P('bm2', vtep, 'ICMP echo reply'),
+                                 P(vtep, 'hv1', 'ICMP echo reply', vni=VNI1),
+                                 P('hv1', 'vm1', 'ICMP echo reply')],
                          never=[(P('*', 'hv3', '*'), 'the VM does not exist '
                                  'on the network yet')])]),
             Act('Cut-over: bm2 powered off; through the API vm7 gets its MAC '
                 'and IP, the VTEP binding is deleted; vm7 announces itself',
                 ('migrate', 'bm2', 'vm7'), ('bm2', 'bm2'), [
-                    Step('The converted VM announces the old identity',
+                    Step('The converted VM announces the old identity; a '
+                         'service node floods it to every member of logical '
+                         'switch 1',
                          P2V_QUOTE, figure='use case: P2V migration',
-                         expect=[P('vm7', 'hv3', 'ARP request')],
+                         expect=[P('vm7', 'hv3', 'ARP request'),
+                                 P('hv3', 'SN', 'ARP request', n=1,
+                                   vni=VNI1),
+                                 P('SN', '*', 'ARP request', vni=VNI1),
+                                 P('hv1', 'vm1', 'ARP request')],
                          evidence=[('flows', 'hv1', 'bm2'),
                                    ('vtep-remote', vtep, 'bm2')])],
                 macs={mac: 'vm7'}),
@@ -297,10 +331,13 @@ def p2v_demo(plan):
                 ('vm1', 'bm2'), [
                     Step('HV1 now tunnels to HV3, where the VM runs',
                          P2V_QUOTE, figure='use case: P2V migration',
-                         expect=[P('hv1', 'hv3', 'ICMP echo request', n=1,
+                         expect=[P('vm1', 'hv1', 'ICMP echo request'),
+                                 P('hv1', 'hv3', 'ICMP echo request', n=1,
                                    vni=VNI1),
                                  P('hv3', 'vm7', 'ICMP echo request'),
-                                 P('hv3', 'hv1', 'ICMP echo reply', vni=VNI1)],
+                                 P('vm7', 'hv3', 'ICMP echo reply'),
+                                 P('hv3', 'hv1', 'ICMP echo reply', vni=VNI1),
+                                 P('hv1', 'vm1', 'ICMP echo reply')],
                          never=[(P('*', vtep, '*'), 'the physical binding '
                                  'is gone'),
                                 (P('*', 'bm2', '*'), 'the server is off')])],

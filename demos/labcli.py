@@ -18,6 +18,7 @@ import os
 import signal
 
 from mininet.cli import CLI
+from mininet.log import LEVELS, lg, output, setLogLevel
 
 from topologies import boot
 
@@ -33,12 +34,15 @@ class LabCLI(CLI):
 
     def __init__(self, lab, **kw):
         self.lab, self.plan, self.failed = lab, lab.plan, []
+        if lg.getEffectiveLevel() > LEVELS['output']:
+            setLogLevel('output')       # node commands print at this level
         super().__init__(lab.mininet(), **kw)
 
     # -- helpers ---------------------------------------------------------
     def say(self, text):
-        self.stdout.write(text.rstrip('\n') + '\n')
-        self.stdout.flush()
+        """Through Mininet's own output (the stream its node commands and
+        help use), so a session reads in order."""
+        output(text.rstrip('\n') + '\n')
 
     def _node(self, name):
         if name not in self.plan['nodes']:
@@ -76,9 +80,8 @@ class LabCLI(CLI):
             if dump is None:
                 continue
             self.say(f'--- {name} {br}')
-            for f in readable.flows(self.plan, name, dump) if br == 'br-int' \
-                    else dump.splitlines()[1:]:
-                self.say('  ' + f.strip())
+            for f in readable.flows(self.plan, name, dump, br == 'br-int'):
+                self.say('  ' + f)
 
     def do_macs(self, line):
         "macs NODE: MAC tables (vtep-ctl for hardware VTEPs)."
@@ -98,8 +101,9 @@ class LabCLI(CLI):
         elif p['role'] == 'l2_segment':
             for br in self._bridges(name):
                 self.say(f'--- {name} {br} (learned)')
-                self.say(self._ovs(name, ['ovs-appctl', 'fdb/show', br])
-                         or '')
+                fdb = self._ovs(name, ['ovs-appctl', 'fdb/show', br]) or ''
+                for ln in fdb.splitlines():
+                    self.say(readable.annotate(self.plan, name, ln, False))
         else:
             dump = self._ovs(name, ['ovs-ofctl', '-O', 'OpenFlow13',
                                     'dump-flows', 'br-int', 'table=1'])

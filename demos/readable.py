@@ -34,9 +34,11 @@ _NOISE = re.compile(r'\s*(duration|n_packets|n_bytes|idle_age|hard_age)='
                     r'[^,\s]*,?')
 
 
-def annotate(plan, node, line):
-    """One line of OVS output with ports, MACs and VNIs named."""
-    ports, known = port_names(plan, node), names(plan)
+def annotate(plan, node, line, br_int=True):
+    """One line of OVS output with ports (br-int's only), MACs and VNIs
+    named."""
+    ports = port_names(plan, node) if br_int else {}
+    known = names(plan)
 
     def port(m):
         n = int(m.group(2))
@@ -55,7 +57,7 @@ def annotate(plan, node, line):
                   vni, line)
 
 
-def flows(plan, node, dump):
+def flows(plan, node, dump, br_int=True):
     """`ovs-ofctl dump-flows` text -> the same flows with counters dropped
     and ports, MACs and VNIs annotated, e.g.
     'table=1, priority=100,tun_id=0x1389(ls1),dl_dst=..(vm3) actions=
@@ -65,7 +67,7 @@ def flows(plan, node, dump):
         if 'cookie=' not in line and 'table=' not in line:
             continue
         line = _NOISE.sub(' ', _COOKIE.sub('', line)).strip()
-        out.append(re.sub(r'\s+', ' ', annotate(plan, node, line)))
+        out.append(re.sub(r'\s+', ' ', annotate(plan, node, line, br_int)))
     return out
 
 

@@ -101,8 +101,8 @@ def show_step(k, total, step, arrows, t0, sns, say):
         for a in shown:
             for line in wire.describe(a, t0):
                 say('      ' + line)
-    for box, why in steps.no_copy(step, arrows, sns):
-        say(f'    No copy at {box}: {why}')
+    for what, why in steps.no_copy(step, arrows, sns):
+        say(f'    {what}: {why}')
     return problems
 
 

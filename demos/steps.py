@@ -54,14 +54,16 @@ def judge(step, arrows, sns):
 
 
 def no_copy(step, arrows, sns):
-    """[(box, why)] for the step's `never` patterns aimed at one box that
-    held: the boxes that got no copy, and the whitepaper's reason."""
+    """[(text, why)] for the step's `never` patterns aimed at one box that
+    held: 'No copy at hv3' (from anyone) or 'Nothing from gw2 to srv1',
+    with the whitepaper's reason."""
     out = []
     for pat, why in step['never']:
-        if pat['dst'] in ('*', 'SN'):
+        if pat['dst'] in ('*', 'SN') or any(matches(pat, a, sns)
+                                            for a in arrows):
             continue
-        if not any(matches(pat, a, sns) for a in arrows):
-            out.append((pat['dst'], why))
+        out.append((f"No copy at {pat['dst']}" if pat['src'] in ('*', 'SN')
+                    else f"Nothing from {pat['src']} to {pat['dst']}", why))
     return out
 
 

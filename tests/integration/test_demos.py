@@ -93,3 +93,41 @@ def test_demo_runs_through_and_its_diagram_matches_the_pcaps(name, spec):
         assert ('gw1', 'hv1') in pairs and ('gw1', 's') in pairs
         assert 'hv3' in m['no_copy']
         assert 'No copy at hv3: Hypervisor 3 hosts no VM' in text
+
+
+CLI_SCRIPT = """help
+flows hv1
+macs hv1
+macs vtep1
+trace hv1 in_port=vm1,dl_src=vm1,dl_dst=vm3
+trace hv1 in_port=vm9
+fail leaf1-hv1
+vm1 ping -c 1 -W 1 10.1.0.15
+restore
+fail gw1
+restore
+tenants
+fail nothere
+"""
+
+
+def test_cli_lab_commands_on_a_running_lab(tmp_path):
+    script = tmp_path / 'cli.txt'
+    script.write_text(CLI_SCRIPT)
+    r = run_py('cli', '--topo', 'clos', '--script', str(script), timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    out = r.stdout + r.stderr
+    for expected in (
+            'tenants               logical switches',          # help
+            'actions=output:2(vm1)', '(tunnel->hv3)',         # flows
+            'ls1  02:00:00:02:00:13 (vm3)  ->  tunnel->hv3',  # macs hv1
+            'ucast-mac-remote',                               # vtep-ctl
+            'Datapath actions: tnl_push',                     # trace
+            'hv1 has no port facing vm9',
+            'link leaf1:hv1 - hv1:leaf1 cut',
+            '1 packets transmitted, 0 received',      # the cut is real
+            'link leaf1-hv1 up', 'gw1: ovs-vswitchd (pid', 'killed',
+            'gw1: ovs-vswitchd started',
+            'gateway gw1 port seg1 VLAN 100',                 # tenants
+            "'nothere' is neither a node nor a link"):
+        assert expected in out, expected

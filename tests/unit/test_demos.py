@@ -111,7 +111,7 @@ def test_steps_of_arp_flow_hold_on_the_whitepapers_frames():
                                        False]
     assert 'hv2 -> vm3 ARP request' in held[2][0]
     assert steps.no_copy(demo['acts'][0]['steps'][1], arrows, sns) == [
-        ('hv3', 'Hypervisor 3 hosts no VM on logical switch 1')]
+        ('No copy at hv3', 'Hypervisor 3 hosts no VM on logical switch 1')]
 
 
 def test_a_copy_that_should_not_exist_is_named():
