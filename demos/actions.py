@@ -41,7 +41,7 @@ def _known(lab, src, dst):
     return bool(p2v_migration.edge_outputs(lab, edge, mac))
 
 
-def warm(lab, src, dst, ctx):
+def warm(lab, ctx, src, dst):
     """Before the captures start: `src` has resolved `dst` (ARP) and, for a
     host behind a hypervisor or hardware VTEP, `src`'s VTEP has a unicast
     flow for its MAC, so the captured ping shows known unicast only."""
@@ -59,14 +59,28 @@ def warm(lab, src, dst, ctx):
     return []
 
 
-def ping(lab, src, dst, ctx, say):
+def ping(lab, ctx, say, src, dst):
     ip = _ip(lab.plan, dst)
     r = lab.node(src).ns_run(['ping', '-c', '1', '-W', '2', ip])
     return [f'{src}$ ping -c 1 {ip}: '
             + ('answered' if r.returncode == 0 else 'NO ANSWER')]
 
 
-def arp(lab, src, dst, ctx, say):
+def warm_arp(lab, ctx, src, dst, warm_hosts=()):
+    """Before the captures: `src` reaches `warm_hosts` (tunnels and the
+    underlay's neighbours resolved: userspace OVS drops a tunnelled frame
+    whose next hop it has not resolved yet), then every host forgets its
+    neighbours, so the captured ARP is the first of its kind."""
+    plan, notes = lab.plan, []
+    for h in warm_hosts:
+        if harness.until(lambda h=h: lab.node(src).ns_run(
+                ['ping', '-c', '1', '-W', '1', _ip(plan, h)]).returncode == 0,
+                30, 0.2) is None:
+            notes.append(f'{src} could not reach {h} within 30 s')
+    return notes
+
+
+def arp(lab, ctx, say, src, dst, warm_hosts=()):
     plan = lab.plan
     for h, p in plan['nodes'].items():
         if p['role'] in ('vm', 'bare_metal'):
@@ -78,27 +92,33 @@ def arp(lab, src, dst, ctx, say):
             + ('answered' if r.returncode == 0 else 'NO ANSWER')]
 
 
-def crash(lab, gw, ctx, say):
+def crash(lab, ctx, say, gw):
     t = time.time()
     gateway_failover.fail(lab, 'crash')
     took = harness.until(lambda: gateway_failover.active(lab) == ['gw2'],
                          15, 0.02)
     ctx['takeover'] = {'gw': 'gw2', 'since': t, 'ms': None if took is None
                        else round(took * 1000)}
+    ctx['headline'] = 'gw2 the only active gateway ' + (
+        f'{round(took * 1000)} ms later' if took is not None else
+        'NOT within 15 s')
     return [f'kill -9 the ovs-vswitchd of {gw} (pid file in its run dir)']
 
 
-def restore(lab, gw, ctx, say):
+def restore(lab, ctx, say, gw):
     t = time.time()
     gateway_failover.repair(lab, 'crash')
     took = harness.until(lambda: gateway_failover.active(lab) == ['gw1'],
                          20, 0.02)
     ctx['takeover'] = {'gw': 'gw1', 'since': t, 'ms': None if took is None
                        else round(took * 1000)}
+    ctx['headline'] = 'gw1 the only active gateway ' + (
+        f'{round(took * 1000)} ms later' if took is not None else
+        'NOT within 20 s')
     return [f'ovs-vswitchd of {gw} started again']
 
 
-def migrate(lab, server, vm, ctx, say):
+def migrate(lab, ctx, say, server, vm):
     plan, ctl = lab.plan, lab.ctl
     n = plan['nodes']
     mac, ip = n[server]['mac'], n[server]['ip']
@@ -128,6 +148,9 @@ def migrate(lab, server, vm, ctx, say):
     want = {intent.tunnel_port(n, hv)}
     took = harness.until(lambda: p2v_migration.edge_outputs(
         lab, 'hv1', mac) == want, 15, 0.05)
+    ctx['headline'] = (f'hv1 points the MAC at {hv} {round(took * 1000)} ms '
+                       'after the POST' if took is not None else
+                       f'hv1 NOT pointing at {hv} after 15 s')
     return [f'{server}: link down (powered off)',
             f'POST /logical-switches/{ls_id}/ports {{attachment: {vm}, '
             f'mac: {mac}, ip: {ip}}} -> {s1}',
@@ -146,17 +169,17 @@ ACTIONS = {'ping': ping, 'arp': arp, 'crash': crash, 'restore': restore,
            'migrate': migrate}
 
 
-PREPARE = {'ping': warm}
+PREPARE = {'ping': warm, 'arp': warm_arp}
 
 
 def prepare(lab, what, ctx):
     """Run before the act's captures start -> notes (problems)."""
     fn = PREPARE.get(what[0])
-    return fn(lab, *what[1:], ctx) if fn else []
+    return fn(lab, ctx, *what[1:]) if fn else []
 
 
 def do(lab, what, ctx, say):
-    return ACTIONS[what[0]](lab, *what[1:], ctx, say)
+    return ACTIONS[what[0]](lab, ctx, say, *what[1:])
 
 
 def _vtep_ctl(lab, vtep, *args):

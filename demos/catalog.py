@@ -11,7 +11,8 @@ VNI1, VLAN = 5001, 100
 
 
 def Act(title, do, pair, steps, macs=None):
-    """do: what the lab does, e.g. ('arp', 'vm1', 's'); pair: the two hosts
+    """do: what the lab does, e.g. ('arp', 'vm1', 's', hosts vm1 reaches
+    first); pair: the two hosts
     whose frames are shown; macs: {MAC: box} for MACs that moved."""
     return {'title': title, 'do': do, 'pair': pair, 'steps': steps,
             'macs': macs or {}}
@@ -23,7 +24,7 @@ def arp_flow_demo(plan):
         'lanes': ['vm1', 'hv1', 'vm2', 'sn1', 'sn2', 'hv2', 'vm3', 'vm4',
                   'hv3', 'vm5', 'gw1', 's'],
         'acts': [Act('VM1 sends one ARP request for server S',
-                     ('arp', 'vm1', 's'), ('vm1', 's'), [
+                     ('arp', 'vm1', 's', ('s', 'vm3')), ('vm1', 's'), [
             Step('HV1 floods the request locally and to one service node',
                  'Because VM2 is in the same broadcast domain as VM1, the '
                  'virtual switch on Hypervisor 1 is directly forwarding the '
@@ -85,7 +86,8 @@ def hw_arp_flow_demo(plan):
         'lanes': ['vm1', 'hv1', 'vm2', 'sn1', 'sn2', 'hv2', 'vm3', 'vtep1',
                   'bm5'],
         'acts': [Act('IP1 (vm1) sends one ARP request for IP5 (bm5)',
-                     ('arp', 'vm1', 'bm5'), ('vm1', 'bm5'), [
+                     # IP5 has never spoken: the VTEP has not learned MAC5
+                     ('arp', 'vm1', 'bm5', ('vm3',)), ('vm1', 'bm5'), [
             Step('1-2. HV1 encapsulates the request to one service node',
                  '1. VM IP1 wants to reach IP5 but does not have its MAC '
                  'address and sends out an ARP request. 2. VTEP on '

@@ -161,7 +161,9 @@ def run(name, fabric='clos', auto=False, progress=print, out=print,
             for a in arrows:
                 if id(a) not in shown:
                     say('  also observed: ' + wire.describe(a, t0)[0].strip())
-            acts_drawn.append((act['title'], arrows, pcaps))
+            title = act['title'] + (f" ({ctx.pop('headline')})"
+                                    if 'headline' in ctx else '')
+            acts_drawn.append((title, arrows, pcaps))
     m = diagram.model(demo['lanes'], [(t, a) for t, a, _ in acts_drawn])
     roles = {b: plan['nodes'][b]['role'] for b in m['lanes']
              if b in plan['nodes']}
