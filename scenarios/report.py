@@ -13,7 +13,7 @@ from . import results
 KEY_METRICS = ('boot_s', 'vtep_pairs', 'reachable_pairs', 'overlay_reachable',
                'isolation_leaks', 'mac5_learned_after_reply_s',
                'mac5_installed_after_learned_s', 'headless_s',
-               'target_met', 'peak_rss_mb')
+               'target_met', 'peak_rss_mb', 'steps_held', 'steps_total')
 
 
 def latest(root=results.ROOT):
