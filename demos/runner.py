@@ -10,6 +10,7 @@ diagram.json: its lanes and arrows as data), topology.png, actN/*.pcap
 """
 import os
 import sys
+import textwrap
 
 from scenarios import harness, results
 
@@ -95,7 +96,9 @@ def show_step(k, total, step, arrows, t0, sns, say):
     shown, problems = steps.judge(step, arrows, sns)
     say(f"\n  Step {k}/{total}: {step['title']}")
     if step['quote']:
-        say(f"    Whitepaper ({step['figure']}): \"{step['quote']}\"")
+        say(textwrap.fill(f"Whitepaper ({step['figure']}): "
+                          f"\"{step['quote']}\"", 96,
+                          initial_indent='    ', subsequent_indent='    '))
     if shown:
         say('    Observed on the wire:')
         for a in shown:
