@@ -68,7 +68,10 @@ def run_act(lab, n, act, lanes, out_dir, say, ctx):
             points.append(pt)
         else:
             skipped.append(f'{pt[1]}:{pt[3]} (down)')
-    groups = {'uplink': 'udp port 4789', 'host': 'arp or icmp',
+    # uplinks: VXLAN with a VNI (the tunnels' BFD keepalives travel with VNI
+    # 0 and would bury the exchange); segments: all but CFM
+    groups = {'uplink': 'udp port 4789 and (udp[12:4] & 0xffffff00) != 0',
+              'host': 'arp or icmp',
               'segment': 'not ether proto 0x8902'}
     notes = actions.prepare(lab, act['do'], ctx)
     caps = {k: harness.Captures(lab, {p[1]: p[3] for p in points
