@@ -92,29 +92,27 @@ def arp(lab, ctx, say, src, dst, warm_hosts=()):
             + ('answered' if r.returncode == 0 else 'NO ANSWER')]
 
 
-def crash(lab, ctx, say, gw):
+def _gateway_event(lab, ctx, event, winner, timeout):
+    """Do `event`, then time until `winner` is the only active gateway."""
     t = time.time()
-    gateway_failover.fail(lab, 'crash')
-    took = harness.until(lambda: gateway_failover.active(lab) == ['gw2'],
-                         15, 0.02)
-    ctx['takeover'] = {'gw': 'gw2', 'since': t, 'ms': None if took is None
-                       else round(took * 1000)}
-    ctx['headline'] = 'gw2 the only active gateway ' + (
-        f'{round(took * 1000)} ms later' if took is not None else
-        'NOT within 15 s')
+    event()
+    took = harness.until(lambda: gateway_failover.active(lab) == [winner],
+                         timeout, 0.02)
+    ms = None if took is None else round(took * 1000)
+    ctx['takeover'] = {'gw': winner, 'since': t, 'ms': ms}
+    ctx['headline'] = f'{winner} the only active gateway ' + (
+        f'{ms} ms later' if ms is not None else f'NOT within {timeout} s')
+
+
+def crash(lab, ctx, say, gw):
+    _gateway_event(lab, ctx, lambda: gateway_failover.fail(lab, 'crash'),
+                   'gw2', 15)
     return [f'kill -9 the ovs-vswitchd of {gw} (pid file in its run dir)']
 
 
 def restore(lab, ctx, say, gw):
-    t = time.time()
-    gateway_failover.repair(lab, 'crash')
-    took = harness.until(lambda: gateway_failover.active(lab) == ['gw1'],
-                         20, 0.02)
-    ctx['takeover'] = {'gw': 'gw1', 'since': t, 'ms': None if took is None
-                       else round(took * 1000)}
-    ctx['headline'] = 'gw1 the only active gateway ' + (
-        f'{round(took * 1000)} ms later' if took is not None else
-        'NOT within 20 s')
+    _gateway_event(lab, ctx, lambda: gateway_failover.repair(lab, 'crash'),
+                   'gw1', 20)
     return [f'ovs-vswitchd of {gw} started again']
 
 

@@ -199,3 +199,14 @@ def test_every_demo_names_boxes_of_its_lab(name):
                 for box in (p['src'], p['dst']):
                     assert box in ('*', 'SN') or box in plan['nodes'], box
     assert catalog.summary(name)
+
+
+def test_round_trip_patterns():
+    across = catalog.round_trip('vm1', 'hv1', 'hv2', 'vm3')
+    assert [(p['src'], p['dst'], p['n'], p['tag']) for p in across] == [
+        ('vm1', 'hv1', None, {}), ('hv1', 'hv2', 1, {'vni': 5001}),
+        ('hv2', 'vm3', None, {}), ('vm3', 'hv2', None, {}),
+        ('hv2', 'hv1', 1, {'vni': 5001}), ('hv1', 'vm1', None, {})]
+    local = catalog.round_trip('vm1', 'hv1', 'hv1', 'vm2')
+    assert [(p['src'], p['dst']) for p in local] == [
+        ('vm1', 'hv1'), ('hv1', 'vm2'), ('vm2', 'hv1'), ('hv1', 'vm1')]
