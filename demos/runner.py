@@ -8,9 +8,11 @@ Writes results/demo-NAME/<UTC>/: transcript.txt, sequence.png (+
 diagram.json: its lanes and arrows as data), topology.png, actN/*.pcap
 (one per hop), result.json, controller and node logs.
 """
+import contextlib
 import os
 import sys
 import textwrap
+import time
 
 from scenarios import harness, results
 
@@ -53,7 +55,7 @@ def capture_points(plan, lanes):
 
 def run_act(lab, n, act, lanes, out_dir, say, ctx):
     """Captures around one action -> (arrows, points that could not be
-    captured, the action's own notes)."""
+    captured, the action's own notes, pcaps, the capture window)."""
     plan = lab.plan
     d = os.path.join(out_dir, f'act{n}')
     os.makedirs(d, exist_ok=True)
@@ -72,22 +74,26 @@ def run_act(lab, n, act, lanes, out_dir, say, ctx):
     caps = {k: harness.Captures(lab, {p[1]: p[3] for p in points
                                       if p[2] == k}, d, bpf)
             for k, bpf in groups.items()}
-    for c in caps.values():
-        c.__enter__()
-    try:
-        notes += actions.do(lab, act['do'], ctx, say)
-    finally:
+    with contextlib.ExitStack() as stack:
         for c in caps.values():
-            c.__exit__(None, None, None)
+            stack.enter_context(c)
+        # the window in which every point was listening: frames outside it
+        # (a host's ARP refresh before the last tcpdump started) were not
+        # seen everywhere and are not drawn
+        start = time.time()
+        notes += actions.do(lab, act['do'], ctx, say)
+        time.sleep(0.5)                 # the action's last frames
+        window = (start, time.time())
     frames = {}
     for kind, c in caps.items():
         for node, recs in c.frames().items():
-            frames[f'{node}-seg' if kind == 'segment' else node] = recs
+            frames[f'{node}-seg' if kind == 'segment' else node] = \
+                wire.within(recs, window)
     pcaps = {p[0]: caps[p[2]].files[p[1]] for p in points}
     pair = tuple(wire.addr(plan['nodes'][h]['ip']) for h in act['pair'])
     arrows = wire.arrows(plan, [p[:3] for p in points], frames, pair,
                          act=n, macs=act['macs'])
-    return arrows, skipped, notes, pcaps
+    return arrows, skipped, notes, pcaps, window
 
 
 def show_step(k, total, step, arrows, t0, sns, say):
@@ -138,14 +144,17 @@ def walk_steps(lab, n, act, arrows, sns, ctx, say, pause):
 
 
 def write_diagram(name, demo, plan, acts_drawn, out_dir):
-    """sequence.png and diagram.json (with each act's pcaps, IP pair and
-    moved MACs, so the drawing can be checked against the captures)."""
-    m = diagram.model(demo['lanes'], [(t, a) for t, a, _ in acts_drawn])
+    """sequence.png and diagram.json (with each act's pcaps, capture
+    window, IP pair and moved MACs, so the drawing can be checked against
+    the captures)."""
+    m = diagram.model(demo['lanes'], [(t, a) for t, a, _, _ in acts_drawn])
     roles = {b: plan['nodes'][b]['role'] for b in m['lanes']
              if b in plan['nodes']}
     seq = diagram.draw(m, roles, os.path.join(out_dir, 'sequence.png'),
                        f"{name}: {demo['title']}")
-    m['pcaps'] = {str(n): p for n, (_, _, p) in enumerate(acts_drawn, 1)}
+    m['pcaps'] = {str(n): p for n, (_, _, p, _) in enumerate(acts_drawn, 1)}
+    m['windows'] = {str(n): w for n, (_, _, _, w) in
+                    enumerate(acts_drawn, 1)}
     m['pairs'] = {str(n): [wire.addr(plan['nodes'][h]['ip'])
                            for h in act['pair']]
                   for n, act in enumerate(demo['acts'], 1)}
@@ -182,7 +191,7 @@ def run(name, fabric='clos', auto=False, progress=print, out=print,
         for n, act in enumerate(demo['acts'], 1):
             say(f"\n== Act {n}/{len(demo['acts'])}: {act['title']} ==")
             pause()
-            arrows, skipped, notes, pcaps = run_act(
+            arrows, skipped, notes, pcaps, window = run_act(
                 lab, n, act, demo['lanes'], out_dir, say, ctx)
             for line in notes:
                 say('  ' + line)
@@ -194,7 +203,7 @@ def run(name, fabric='clos', auto=False, progress=print, out=print,
                                    pause)
             title = act['title'] + (f" ({ctx.pop('headline')})"
                                     if 'headline' in ctx else '')
-            acts_drawn.append((title, arrows, pcaps))
+            acts_drawn.append((title, arrows, pcaps, window))
     m, seq, model_path = write_diagram(name, demo, plan, acts_drawn, out_dir)
     errors = env.controller_errors()
     held = sum(v['held'] for v in verdicts)
@@ -202,7 +211,7 @@ def run(name, fabric='clos', auto=False, progress=print, out=print,
         + (f'; controller errors: {errors[:3]}' if errors else ''))
     say(f'sequence diagram: {seq}\ntopology: {topo_png}')
     transcript = say.save(os.path.join(out_dir, 'transcript.txt'))
-    pcaps = sorted(p for _, _, ps in acts_drawn for p in ps.values())
+    pcaps = sorted(p for _, _, ps, _ in acts_drawn for p in ps.values())
     res = results.result(
         f'demo-{name}', plan['name'],
         held == len(verdicts) and not errors,

@@ -62,6 +62,11 @@ def segment_hosts(plan, gateway):
             if nodes[i['peer']]['role'] == 'bare_metal']
 
 
+def within(recs, window):
+    """The records captured inside `window` (start, end), epoch seconds."""
+    return [r for r in recs if window[0] <= r['time'] <= window[1]]
+
+
 def what(rec):
     """A frame's inner content in words, e.g. 'ARP request'."""
     if rec.get('arp'):

@@ -23,13 +23,14 @@ def _png(path):
     assert os.path.getsize(path) > 10000, path
 
 
-def tunnelled_in_pcaps(plan, pcaps, pair):
+def tunnelled_in_pcaps(plan, pcaps, pair, window):
     """{(sender VTEP, receiver VTEP, VNI)} of the pair's frames in every
-    uplink pcap, named from the outer IPs."""
+    uplink pcap within the act's capture window, named from the outer
+    IPs."""
     vteps = wire.vtep_names(plan)
     out = set()
     for path in pcaps.values():
-        for r in harness.decode(path):
+        for r in wire.within(harness.decode(path), window):
             if 'vni' in r and wire.relevant(r, pair):
                 out.add((vteps[r['outer_src']], vteps[r['outer_dst']],
                          r['vni']))
@@ -56,14 +57,16 @@ def check_outputs(res, plan):
         drawn = {(a['src'], a['dst'], int(a['label'].split('VNI ')[1]))
                  for a in m['arrows'] if str(a['act']) == act and
                  'VNI' in a['label']}
-        assert drawn == tunnelled_in_pcaps(plan, pcaps, m['pairs'][act])
+        window = m['windows'][act]
+        assert drawn == tunnelled_in_pcaps(plan, pcaps, m['pairs'][act],
+                                           window)
         # every host that sent or got a frame of the pair has its arrow
         for point, path in pcaps.items():
             if plan['nodes'].get(point, {}).get('role') not in (
                     'vm', 'bare_metal'):
                 continue
             if any(wire.relevant(r, m['pairs'][act])
-                   for r in harness.decode(path)):
+                   for r in wire.within(harness.decode(path), window)):
                 assert any(point in (a['src'], a['dst'])
                            for a in m['arrows'] if str(a['act']) == act), \
                     (act, point)

@@ -210,3 +210,8 @@ def test_round_trip_patterns():
     local = catalog.round_trip('vm1', 'hv1', 'hv1', 'vm2')
     assert [(p['src'], p['dst']) for p in local] == [
         ('vm1', 'hv1'), ('hv1', 'vm2'), ('vm2', 'hv1'), ('hv1', 'vm1')]
+
+
+def test_frames_outside_the_capture_window_are_left_out():
+    recs = [{'time': 0.9}, {'time': 1.0}, {'time': 1.5}, {'time': 2.1}]
+    assert wire.within(recs, (1.0, 2.0)) == [{'time': 1.0}, {'time': 1.5}]
