@@ -8,6 +8,7 @@ namespaces; pcap decoding into plain frame records.
         frames = cap.frames()                    # {point: [frame dicts]}
 """
 import os
+import random
 import re
 import shutil
 import signal
@@ -17,8 +18,10 @@ import time
 
 from controllers import provision
 from controllers.service import Controller
-from topologies import expand
+from topologies import expand, labs
 from topologies.lab import Lab
+
+from . import results
 
 
 def until(fn, timeout, step=0.1):
@@ -67,6 +70,15 @@ def forget_learned_macs(lab, vtep, port=None):
                                    'ofport']).stdout.strip()
                 n.ns_run(['ovs-ofctl', 'del-flows', br,
                           f'cookie=0x5000/-1,out_port={ofport}'])
+
+
+def measured_run(name, fabric, seed, progress, **lab_kw):
+    """What every repeated-trial scenario starts with on a shipped lab:
+    its results directory, a seeded RNG and the controlled lab (not yet
+    entered) -> (out_dir, rng, env)."""
+    out_dir = results.run_dir(f'{name}-{fabric}')
+    env = ControlledLab(labs.resolve(fabric), progress, out_dir, **lab_kw)
+    return out_dir, random.Random(seed), env
 
 
 class ControlledLab:

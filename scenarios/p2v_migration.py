@@ -26,13 +26,11 @@ shared epoch so the VM continues the server's streams:
             up, binding back, until everyone points at the VTEP again.
 """
 import os
-import random
 import subprocess
 import sys
 import time
 
 from controllers import intent
-from topologies import labs
 
 from . import failplots, harness, probe, results, stats
 
@@ -218,9 +216,8 @@ class Streams:
 
 
 def run(fabric='clos', progress=print, trials=10, seed=1, seconds=11.0):
-    out_dir = results.run_dir(f'p2v-migration-{fabric}')
-    rng = random.Random(seed)
-    env = harness.ControlledLab(labs.resolve(fabric), progress, out_dir)
+    out_dir, rng, env = harness.measured_run('p2v-migration', fabric, seed,
+                                             progress)
     records, problems = [], []
     with env as lab:
         plan, ctl = lab.plan, lab.ctl

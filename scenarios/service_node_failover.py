@@ -19,11 +19,10 @@ once BFD is up again, and that failback's outage is measured too (the
 restarted service node must have its flows before it gets traffic).
 """
 import os
-import random
 import signal
 import time
 
-from topologies import boot, labs
+from topologies import boot
 
 from . import failplots, harness, probe, results, stats
 
@@ -80,9 +79,8 @@ def window(lab, a, b, dst, seconds, out_dir, tag, at, act):
 
 
 def run(fabric='clos', progress=print, trials=20, seed=1, seconds=3.0):
-    out_dir = results.run_dir(f'service-node-failover-{fabric}')
-    rng = random.Random(seed)
-    env = harness.ControlledLab(labs.resolve(fabric), progress, out_dir)
+    out_dir, rng, env = harness.measured_run('service-node-failover', fabric, seed,
+                                             progress)
     records, problems = [], []
     with env as lab:
         plan = lab.plan
