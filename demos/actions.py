@@ -217,7 +217,7 @@ def evidence(lab, ev, ctx):
     if kind == 'gateways':
         lines = []
         for gw in ('gw1', 'gw2'):
-            state = gateway_failover._state(lab, gw) or '?'
+            state = gateway_failover.agent_state(lab, gw) or '?'
             mpids = lab.node(gw).ns_run(
                 ['ovs-vsctl', '--timeout=5', 'get', 'interface', 'seg1',
                  'cfm_mpid', 'cfm_remote_mpids']).stdout.split()

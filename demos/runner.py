@@ -36,23 +36,6 @@ class Transcript:
         return path
 
 
-def capture_points(plan, lanes):
-    """[(point name, node, kind, interface)] for the lanes' boxes: VTEP
-    uplinks, hosts' own interfaces, software gateways' segment cables."""
-    nodes, out = plan['nodes'], []
-    for b in lanes:
-        p = nodes[b]
-        if 'tunnel_ip' in p:
-            out.append((b, b, 'uplink', p['uplink']))
-        if p['role'] in ('vm', 'bare_metal', 'appliance'):
-            out.append((b, b, 'host', p['intfs'][0]['name']))
-        if p['role'] == 'sw_gateway':
-            for i in p['intfs']:
-                if nodes[i['peer']]['role'] == 'l2_segment':
-                    out.append((f'{b}-seg', b, 'segment', i['name']))
-    return out
-
-
 def run_act(lab, n, act, lanes, out_dir, say, ctx):
     """Captures around one action -> (arrows, points that could not be
     captured, the action's own notes, pcaps, the capture window)."""
@@ -60,7 +43,7 @@ def run_act(lab, n, act, lanes, out_dir, say, ctx):
     d = os.path.join(out_dir, f'act{n}')
     os.makedirs(d, exist_ok=True)
     points, skipped = [], []
-    for pt in capture_points(plan, lanes):
+    for pt in wire.capture_points(plan, lanes):
         if actions.intf_up(lab, pt[1], pt[3]):
             points.append(pt)
         else:

@@ -67,6 +67,23 @@ def within(recs, window):
     return [r for r in recs if window[0] <= r['time'] <= window[1]]
 
 
+def capture_points(plan, lanes):
+    """[(point name, node, kind, interface)] for the lanes' boxes: VTEP
+    uplinks, hosts' own interfaces, software gateways' segment cables."""
+    nodes, out = plan['nodes'], []
+    for b in lanes:
+        p = nodes[b]
+        if 'tunnel_ip' in p:
+            out.append((b, b, 'uplink', p['uplink']))
+        if p['role'] in ('vm', 'bare_metal', 'appliance'):
+            out.append((b, b, 'host', p['intfs'][0]['name']))
+        if p['role'] == 'sw_gateway':
+            for i in p['intfs']:
+                if nodes[i['peer']]['role'] == 'l2_segment':
+                    out.append((f'{b}-seg', b, 'segment', i['name']))
+    return out
+
+
 def what(rec):
     """A frame's inner content in words, e.g. 'ARP request'."""
     if rec.get('arp'):
@@ -87,15 +104,18 @@ def relevant(rec, pair):
     return {rec.get('ip_src'), rec.get('ip_dst')} == set(pair)
 
 
-def observe(plan, point, rec, macs=None):
+def observe(plan, point, rec, macs=None, mac_of=None, vteps=None):
     """(sender box, receiver box) of one captured frame, or None; `macs`
-    overrides who owns a MAC (after a migration, the VM)."""
+    overrides who owns a MAC (after a migration, the VM). `mac_of` and
+    `vteps` (owners + macs, vtep_names) may be given, computed once for
+    many frames."""
     name, node, kind = point
-    mac_of = {**owners(plan), **(macs or {})}
+    if mac_of is None:
+        mac_of = {**owners(plan), **(macs or {})}
     if kind == 'uplink':
         if 'vni' not in rec:
             return None
-        vteps = vtep_names(plan)
+        vteps = vteps or vtep_names(plan)
         return (vteps.get(rec['outer_src'], rec['outer_src']),
                 vteps.get(rec['outer_dst'], rec['outer_dst']))
     if kind == 'host':
@@ -121,11 +141,12 @@ def arrows(plan, points, frames, pair, act=None, macs=None):
     in time order, each {src, dst, what, time, points, vni?, vlan?,
     outer?, inner}, for the frames between the IPs in `pair`."""
     obs = []
+    mac_of, vteps = {**owners(plan), **(macs or {})}, vtep_names(plan)
     for point in points:
         for rec in frames.get(point[0], []):
             if not relevant(rec, pair):
                 continue
-            ends = observe(plan, point, rec, macs)
+            ends = observe(plan, point, rec, macs, mac_of, vteps)
             if ends is None or ends[0] == ends[1]:
                 continue
             obs.append((rec['time'], ends, what(rec), point[0], rec))

@@ -36,7 +36,7 @@ TARGETS = (('crash vm->server', 100), ('crash server->vm', 100),
            ('link vm->server', 20), ('link server->vm', 20))
 
 
-def _state(lab, gw):
+def agent_state(lab, gw):
     return lab.node(gw).ns_run(['ovs-vsctl', 'get', 'bridge', 'br-seg1',
                                 'external_ids:l2gw-state']).stdout.strip()
 
@@ -58,7 +58,7 @@ def active(lab):
     """Gateways that forward: the election agent says active, the data
     plane runs and the cable is up."""
     return [g for g in ('gw1', 'gw2')
-            if _state(lab, g) == 'active' and _vswitchd_alive(lab, g)
+            if agent_state(lab, g) == 'active' and _vswitchd_alive(lab, g)
             and _carrier(lab, g)]
 
 

@@ -215,3 +215,10 @@ def test_round_trip_patterns():
 def test_frames_outside_the_capture_window_are_left_out():
     recs = [{'time': 0.9}, {'time': 1.0}, {'time': 1.5}, {'time': 2.1}]
     assert wire.within(recs, (1.0, 2.0)) == [{'time': 1.0}, {'time': 1.5}]
+
+
+def test_capture_points_of_the_lanes():
+    assert wire.capture_points(PLAN, ['vm1', 'hv1', 'gw1', 'seg1']) == [
+        ('vm1', 'vm1', 'host', 'eth0'), ('hv1', 'hv1', 'uplink', 'leaf1'),
+        ('gw1', 'gw1', 'uplink', 'leaf2'),
+        ('gw1-seg', 'gw1', 'segment', 'seg1')]
