@@ -3,7 +3,8 @@
 Reads and writes desired state only through controllers.model.Store; every
 bad request gets a 4xx JSON error {"error": {"field", "message"}} naming the
 field and the fix, and changes nothing. `on_change()` is called after each
-committed write so the controller reconciles.
+committed write so the controller reconciles. `status()` (optional) tells
+how the controller's device sessions are doing (GET /hardware-vteps).
 """
 import json
 
@@ -15,7 +16,7 @@ from .model import ApiError
 PREFIX = '/api/v1'
 
 
-def create_app(store, on_change=lambda: None):
+def create_app(store, on_change=lambda: None, status=None):
     app = FastAPI(title='nsx-l2gw-lab controller', version='1',
                   description='NSX-style API: transport nodes, logical '
                   'switches, logical ports.')
@@ -81,6 +82,30 @@ def create_app(store, on_change=lambda: None):
                  'ports': sorted(p.get('ports', {}))}
                 for n, p in sorted(store.nodes.items())
                 if p['role'] in ('sw_gateway', 'hw_vtep')]
+
+    @app.get(PREFIX + '/hardware-vteps')
+    def hardware_vteps():
+        """The controller's OVSDB session to each hardware VTEP's
+        hardware_vtep database, one item per VTEP:
+
+        - name: the VTEP (its Physical_Switch has the same name);
+        - database: the OVSDB remote, tcp:MGMT_IP:6640;
+        - connected: the session is up and its replica is current;
+        - since: when `connected` last changed (Unix time, seconds);
+        - reconnects: how many times the session came back after a loss;
+        - last_error: the last problem seen (lost session, failed
+          transaction, a bug), or null;
+        - last_commit: the last transaction {status (success, try again,
+          error...), ms (from commit to its outcome), ops (plan operations),
+          at (Unix time)}, or null;
+        - counts: rows in the VTEP's database now: logical_switches,
+          bindings (port/VLAN -> logical switch), local_macs (learned by
+          the VTEP: Ucast_Macs_Local), remote_macs (written by the
+          controller: Ucast_Macs_Remote).
+
+        Empty when the controller follows no hardware VTEP.
+        """
+        return status()['hardware_vteps'] if status is not None else []
 
     @app.get(PREFIX + '/gateway-connections')
     def list_connections():

@@ -51,13 +51,11 @@ class Core:
         threading.Thread(target=self._healer, name='bfd-healer',
                          daemon=True).start()
         self.monitors = []
+        self.vtep_sessions = {}           # hw VTEP -> hwvtep.VtepSession
         self.lock = threading.RLock()
         self.app = None                   # the os-ken app, once running
         self.errors = []                  # OpenFlow errors seen
         self._dirty = threading.Event()
-        self._dirty_vteps = threading.Event()
-        threading.Thread(target=self._vtep_reconciler, name='vtep-reconciler',
-                         daemon=True).start()
         threading.Thread(target=self._reconciler, name='reconciler',
                          daemon=True).start()
 
@@ -138,10 +136,11 @@ class Core:
     BFD_REPORTERS = 5
 
     def start_monitors(self):
-        """Follow every hardware VTEP's Ucast_Macs_Local (figure 15), and the
-        BFD status towards service nodes as a few edge nodes see it (the
-        first BFD_REPORTERS hypervisors/gateways: a majority of them decides
-        that a service node is down)."""
+        """Follow the BFD status towards service nodes as a few edge nodes
+        see it (the first BFD_REPORTERS hypervisors/gateways: a majority of
+        them decides that a service node is down), and open one OVSDB
+        session per hardware VTEP: it writes the VTEP's hardware_vtep rows
+        and reports its Ucast_Macs_Local (figure 15)."""
         edges = [n for n, p in sorted(self.store.nodes.items(),
                                       key=lambda kv: kv[1]['index'])
                  if p['role'] in ('hypervisor', 'sw_gateway')]
@@ -151,32 +150,57 @@ class Core:
                 lambda live, node=node: self.tunnel_liveness(node, live)
             ).start())
         for vtep in self.hw_vteps():
-            def changed(macs, vtep=vtep):
-                with self.lock:
-                    self.observed['vtep_macs'] = intent.merge_vtep_macs(
-                        self.observed['vtep_macs'],
-                        self.reported.get(vtep, set()), vtep, set(macs))
-                    self.reported[vtep] = set(macs)
-                LOG.info('%s: %d local MAC(s) reported', vtep, len(macs))
-                self.on_change()
-            self.monitors.append(hwvtep.LocalMacMonitor(
-                self.ovsdb(vtep), changed).start())
+            self.vtep_sessions[vtep] = self._vtep_session(vtep).start()
 
-    def reconcile_vteps(self):
+    def _vtep_session(self, vtep):
+        return hwvtep.VtepSession(
+            vtep, self.ovsdb(vtep), lambda: self.vtep_want(vtep),
+            lambda macs: self.vtep_macs_changed(vtep, macs))
+
+    def vtep_want(self, vtep):
+        """What hardware VTEP `vtep`'s database must hold (called by its
+        session, in the session's thread): a fresh snapshot of the store and
+        of the observed state."""
         desired = self.store.desired()
         with self.lock:
             observed = {'vtep_macs': dict(self.observed['vtep_macs']),
                         'dead': set(self.observed['dead'])}
+        return intent.vtep_intent(desired, vtep, observed)
+
+    def vtep_macs_changed(self, vtep, macs):
+        """A hardware VTEP reported its whole Ucast_Macs_Local set
+        {(vni, mac)} (figure 15, step 6): hypervisors and the other VTEPs
+        learn where those MACs are."""
+        with self.lock:
+            self.observed['vtep_macs'] = intent.merge_vtep_macs(
+                self.observed['vtep_macs'], self.reported.get(vtep, set()),
+                vtep, set(macs))
+            self.reported[vtep] = set(macs)
+        LOG.info('%s: %d local MAC(s) reported', vtep, len(macs))
+        self.on_change()
+
+    def reconcile_vteps(self):
+        """Ask every hardware VTEP's session to reconcile: it computes
+        vtep_want() and commits the difference in its own thread, so this
+        never waits for an OVSDB round trip (a P2V cut-over's flows must
+        not wait behind it)."""
+        for session in list(self.vtep_sessions.values()):
+            session.request()
+
+    def status(self):
+        """{'hardware_vteps': [status of each hardware VTEP's OVSDB
+        session]} (see hwvtep.VtepSession.status); a VTEP without a session
+        yet (start_monitors not called) is listed as not connected."""
+        out = []
         for vtep in self.hw_vteps():
-            try:
-                cmds = hwvtep.reconcile(self.ovsdb(vtep), vtep,
-                                        intent.vtep_intent(desired, vtep,
-                                                           observed))
-                if cmds:
-                    LOG.info('%s: %d hardware_vtep change(s)', vtep,
-                             len(cmds))
-            except (RuntimeError, OSError) as exc:
-                LOG.error('%s: hardware_vtep not reconciled: %s', vtep, exc)
+            session = self.vtep_sessions.get(vtep)
+            out.append(session.status() if session is not None else {
+                'name': vtep, 'database': self.ovsdb(vtep),
+                'connected': False, 'since': None, 'reconnects': 0,
+                'last_error': 'no session yet', 'last_commit': None,
+                'counts': {'logical_switches': 0, 'bindings': 0,
+                           'local_macs': 0, 'remote_macs': 0}})
+        return {'hardware_vteps': out}
 
     STUCK_S, REFRESH_EVERY_S = 3.0, 10.0
 
@@ -230,10 +254,12 @@ class Core:
                 self.on_change()
 
     def on_change(self):
-        """Called after each committed API write: a burst of writes gives
-        one reconciliation pass, done by the reconciler thread."""
+        """Called after each committed API write and each observed change:
+        a burst of changes gives one reconciliation pass of the datapaths
+        (the reconciler thread) and one of each hardware VTEP (its
+        session's thread)."""
         self._dirty.set()
-        self._dirty_vteps.set()
+        self.reconcile_vteps()
 
     def _reconciler(self):
         """OpenFlow datapaths: fast (one snapshot, flow mods)."""
@@ -246,15 +272,3 @@ class Core:
                         self.app.reconcile_all()
             except Exception:            # keep reconciling; log the bug
                 LOG.exception('reconciliation failed')
-
-    def _vtep_reconciler(self):
-        """Hardware VTEPs, in their own thread: an OVSDB round trip per
-        change (vtep-ctl) is slow, and it must not hold back the flows of
-        the next change (a P2V cut-over waited behind it)."""
-        while True:
-            self._dirty_vteps.wait()
-            self._dirty_vteps.clear()
-            try:
-                self.reconcile_vteps()
-            except Exception:            # keep reconciling; log the bug
-                LOG.exception('hardware VTEP reconciliation failed')

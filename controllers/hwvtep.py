@@ -1,136 +1,645 @@
-"""Thin OVSDB driver for hardware VTEPs (the `hardware_vtep` schema) over
-their management address, with vtep-ctl; plus a monitor of
-Ucast_Macs_Local (pushed updates, no polling).
+"""OVSDB driver for hardware VTEPs (the `hardware_vtep` schema, vtep(5)):
+one persistent python-ovs IDL session per VTEP database, over its
+management address (tcp:MGMT_IP:6640).
 
-Reads: Logical_Switch, Physical_Port bindings, Ucast_Macs_Remote,
-Mcast_Macs_Remote, Ucast_Macs_Local. Writes: the first four, to match
-`intent.vtep_intent` (adds what is missing, removes what is left over).
+    plan(want, have)       pure: the operations from `have` to `want`
+    read_have(tables, ps)  the VTEP's present state, from the IDL replica
+    apply_ops(txn, ...)    plan() operations -> rows of one transaction
+    VtepSession            the session: its own thread and ovs.poller loop
+
+Reads (COLUMNS): Physical_Switch (name, ports, tunnels), Physical_Port
+(name, vlan_bindings), Logical_Switch, Ucast_Macs_Local and
+Mcast_Macs_Local (which logical switches the switch's own rows still
+reference; Ucast_Macs_Local also goes to the controller: figure 15, step
+6), Ucast_Macs_Remote, Mcast_Macs_Remote, Physical_Locator(_Set), Tunnel
+(remote, bfd_params).
+Writes what the NVC owns: Logical_Switch (tunnel_key, replication_mode),
+Physical_Port vlan_bindings, Ucast_Macs_Remote, Mcast_Macs_Remote
+unknown-dst (with its Physical_Locator_Set and Physical_Locators), and
+Tunnel bfd_params. The switch writes the rest (its Tunnel rows, bfd_status,
+the *_Local tables).
 """
-import subprocess
+import logging
+import os
+import select
+import sys
+import threading
+import time
 
-from .ovsdbmon import Monitor
+# ovs/poller.py imports eventlet only to ask whether select is monkey
+# patched, and the import prints a deprecation warning: keep it out of that
+# one import, then let anyone else import eventlet as usual.
+_HAD_EVENTLET = 'eventlet' in sys.modules
+sys.modules.setdefault('eventlet', None)
+import ovs.db.idl      # noqa: E402
+import ovs.poller      # noqa: E402
+if not _HAD_EVENTLET:
+    sys.modules.pop('eventlet', None)
 
+LOG = logging.getLogger('nsx.hwvtep')
 
-def _ctl(db, *args, timeout=20):
-    res = subprocess.run(['vtep-ctl', f'--db={db}', f'--timeout={timeout}',
-                          *args], capture_output=True, text=True,
-                         timeout=timeout + 5)
-    if res.returncode != 0:
-        raise RuntimeError(f'vtep-ctl {db} {args[:3]}: {res.stderr.strip()}')
-    return res.stdout
+VTEP_SCHEMA = '/usr/share/openvswitch/vtep.ovsschema'
+ENCAP = 'vxlan_over_ipv4'
+UNKNOWN_DST = 'unknown-dst'
+MAX_BACKOFF_MS = 1000            # reconnect at most 1 s after a loss
 
-
-def current(db, ps):
-    """The VTEP's present state, in the shape of intent.vtep_intent()."""
-    lss = {}
-    for name in _ctl(db, 'list-ls').split():
-        key = _ctl(db, 'get', 'Logical_Switch', name, 'tunnel_key').strip()
-        lss[name] = int(key) if key.isdigit() else None
-    bindings = {}
-    for port in _ctl(db, 'list-ports', ps).split():
-        for line in _ctl(db, 'list-bindings', ps, port).splitlines():
-            vlan, ls = line.split()
-            bindings[(port, int(vlan))] = ls
-    ucast, mcast = {}, {}
-    for ls in lss:
-        section = None
-        for line in _ctl(db, 'list-remote-macs', ls).splitlines():
-            line = line.strip()
-            if line.startswith('ucast-mac-remote'):
-                section = 'u'
-            elif line.startswith('mcast-mac-remote'):
-                section = 'm'
-            elif line and '->' in line:
-                mac, loc = (x.strip() for x in line.split('->'))
-                ip = loc.split('/')[-1]
-                if section == 'u':
-                    ucast[(ls, mac)] = ip
-                elif mac == 'unknown-dst':
-                    mcast.setdefault(ls, []).append(ip)
-    return {'logical_switches': lss, 'bindings': bindings,
-            'ucast_remote': ucast,
-            'mcast_remote': {k: sorted(v) for k, v in mcast.items()}}
+# what the session replicates (and nothing else)
+COLUMNS = {
+    'Physical_Switch': ['name', 'ports', 'tunnels'],
+    'Physical_Port': ['name', 'vlan_bindings'],
+    'Logical_Switch': ['name', 'tunnel_key', 'replication_mode'],
+    'Ucast_Macs_Local': ['MAC', 'logical_switch'],
+    'Mcast_Macs_Local': ['MAC', 'logical_switch'],
+    'Ucast_Macs_Remote': ['MAC', 'logical_switch', 'locator'],
+    'Mcast_Macs_Remote': ['MAC', 'logical_switch', 'locator_set'],
+    'Physical_Locator': ['encapsulation_type', 'dst_ip', 'tunnel_key'],
+    'Physical_Locator_Set': ['locators'],
+    'Tunnel': ['remote', 'bfd_params'],
+}
 
 
-def reconcile(db, ps, want):
-    """Make the VTEP's database match `want`; returns the commands run."""
-    have = current(db, ps)
-    cmds = []
-    for ls, vni in sorted(want['logical_switches'].items()):
-        if have['logical_switches'].get(ls, 'missing') != vni:
-            cmds.append(['--may-exist', 'add-ls', ls, '--', 'set',
-                         'Logical_Switch', ls, f'tunnel_key={vni}'])
-    for (port, vlan), ls in sorted(want['bindings'].items()):
-        if have['bindings'].get((port, vlan)) != ls:
-            cmds.append(['bind-ls', ps, port, str(vlan), ls])
-    for (port, vlan) in sorted(set(have['bindings']) - set(want['bindings'])):
-        cmds.append(['unbind-ls', ps, port, str(vlan)])
+# -- the pure decision -------------------------------------------------------
+
+def plan(want, have):
+    """The operations that make a VTEP database holding `have` hold `want`,
+    as plain tuples, in an order in which no row ever references a missing
+    one (logical switches first, then what stops referencing old rows, then
+    new references, then deletions of logical switches):
+
+        ('add_ls', ls, vni, mode)  ('set_ls', ls, vni, mode)
+        ('del_ucast', ls, mac)     ('del_mcast', ls)
+        ('unbind', port, vlan)     ('bind', port, vlan, ls)
+        ('add_ucast', ls, mac, ip) ('set_ucast', ls, mac, ip)
+        ('set_mcast', ls, (ip, ...))
+        ('del_ls', ls)             ('set_bfd', ip, bfd_params)
+
+    want: intent.vtep_intent(). have: read_have(), the same shape plus
+    'ports' (the physical switch's port names: a binding on a port the
+    switch has not created yet waits for it), 'local_refs' (logical switches
+    that rows the controller does not write still reference: the switch's
+    Ucast/Mcast_Macs_Local, bindings of another physical switch; one that
+    is not wanted any more is deleted once they let go of it) and 'tunnels'
+    ({remote ip: bfd_params} of the switch's Tunnel rows).
+    """
+    gone = sorted(set(have['logical_switches']) -
+                  set(want['logical_switches']))
+    return (_ls_ops(want, have) + _unref_ops(want, have) +
+            _bind_ops(want, have) + _ucast_ops(want, have) +
+            _mcast_ops(want, have) +
+            [('del_ls', ls) for ls in gone
+             if ls not in have.get('local_refs', ())] +
+            _bfd_ops(want, have))
+
+
+def _ls_ops(want, have):
+    """Logical_Switch rows to create, or whose tunnel_key/replication_mode
+    differ."""
+    ops = []
+    for ls, w in sorted(want['logical_switches'].items()):
+        h = have['logical_switches'].get(ls)
+        if h is None:
+            ops.append(('add_ls', ls, w['vni'], w['mode']))
+        elif (h['vni'], h['mode']) != (w['vni'], w['mode']):
+            ops.append(('set_ls', ls, w['vni'], w['mode']))
+    return ops
+
+
+def _unref_ops(want, have):
+    """Rows that are not wanted any more and reference a logical switch:
+    remote MACs (every one of a switch that goes), unknown-dst rows, and
+    bindings."""
+    ops = [('del_ucast', ls, mac) for ls, mac in sorted(
+        set(have['ucast_remote']) - set(want['ucast_remote']))]
+    ops += [('del_mcast', ls) for ls in sorted(have['mcast_remote'])
+            if not want['mcast_remote'].get(ls)]
+    ops += [('unbind', port, vlan) for port, vlan in sorted(
+        set(have['bindings']) - set(want['bindings']))]
+    return ops
+
+
+def _bind_ops(want, have):
+    """Bindings that are missing or point at another logical switch, on
+    ports the physical switch has."""
+    return [('bind', port, vlan, ls)
+            for (port, vlan), ls in sorted(want['bindings'].items())
+            if have['bindings'].get((port, vlan)) != ls and
+            port in have.get('ports', ())]
+
+
+def _ucast_ops(want, have):
+    """Remote MACs to add, or to move to another locator."""
+    ops = []
     for (ls, mac), ip in sorted(want['ucast_remote'].items()):
-        if have['ucast_remote'].get((ls, mac)) != ip:
-            cmds.append(['add-ucast-remote', ls, mac, 'vxlan_over_ipv4', ip])
-    for (ls, mac) in sorted(set(have['ucast_remote']) -
-                            set(want['ucast_remote'])):
-        if ls in want['logical_switches']:
-            cmds.append(['del-ucast-remote', ls, mac])
-    for ls, ips in sorted(want['mcast_remote'].items()):
-        old = have['mcast_remote'].get(ls, [])
-        if sorted(ips) != old:
-            if old:
-                cmds.append(['clear-remote-macs', ls])     # re-adds ucast
-                cmds += [['add-ucast-remote', ls, mac, 'vxlan_over_ipv4', ip]
-                         for (l2, mac), ip in sorted(
-                             want['ucast_remote'].items()) if l2 == ls]
-            cmds += [['add-mcast-remote', ls, 'unknown-dst',
-                      'vxlan_over_ipv4', ip] for ip in ips]
-    for ls in sorted(set(have['logical_switches']) -
-                     set(want['logical_switches'])):
-        cmds.append(['clear-remote-macs', ls])
-        cmds.append(['--if-exists', 'del-ls', ls])
-    if cmds:
-        args = []
-        for c in cmds:
-            args += ['--'] + c
-        _ctl(db, *args)
-    return cmds
+        old = have['ucast_remote'].get((ls, mac))
+        if old is None:
+            ops.append(('add_ucast', ls, mac, ip))
+        elif old != ip:
+            ops.append(('set_ucast', ls, mac, ip))
+    return ops
 
 
-class LocalMacMonitor:
-    """Follows Ucast_Macs_Local of one VTEP database and calls
-    on_change({(vni, mac)}) with the full set after each update (figure 15,
-    step 6: the VTEP reports what it learned). A logical switch's VNI is
-    looked up once per switch, on first sight."""
+def _mcast_ops(want, have):
+    """unknown-dst locator sets that differ (a set is immutable: a new one
+    each time)."""
+    return [('set_mcast', ls, tuple(sorted(ips)))
+            for ls, ips in sorted(want['mcast_remote'].items())
+            if ips and sorted(ips) != sorted(have['mcast_remote'].get(ls,
+                                                                     []))]
 
-    def __init__(self, db, on_change):
-        self.db, self.on_change = db, on_change
-        self.rows, self.vni = {}, {}
-        self.mon = Monitor(db, 'hardware_vtep', 'Ucast_Macs_Local',
-                           'MAC,logical_switch', self._update)
 
+def _bfd_ops(want, have):
+    """bfd_params of the switch's Tunnel rows: as wanted towards service
+    nodes; cleared where BFD is on but not wanted (others untouched). A
+    tunnel the switch has not created yet gets its parameters when it
+    does."""
+    ops = []
+    for ip, params in sorted(have.get('tunnels', {}).items()):
+        wanted = want.get('bfd', {}).get(ip)
+        if wanted is not None and params != wanted:
+            ops.append(('set_bfd', ip, dict(wanted)))
+        elif wanted is None and params.get('enable') == 'true':
+            ops.append(('set_bfd', ip, {}))
+    return ops
+
+
+# -- the replica -------------------------------------------------------------
+
+def _rows(tables, name):
+    return list(tables[name].rows.values())
+
+
+def _one(value):
+    """An optional column (a list of 0 or 1 values) -> its value or None."""
+    return value[0] if value else None
+
+
+def physical_switch(tables, ps):
+    return next((r for r in _rows(tables, 'Physical_Switch')
+                 if r.name == ps), None)
+
+
+def read_have(tables, ps):
+    """The VTEP's present state in plan()'s `have` shape, from the IDL
+    replica `tables` (idl.tables) and the physical switch named `ps`.
+    Reads every table in COLUMNS; references to rows not (yet) replicated
+    are skipped."""
+    lss = {r.name: {'vni': _one(r.tunnel_key),
+                    'mode': _one(r.replication_mode)}
+           for r in _rows(tables, 'Logical_Switch')}
+    ports, bindings, tunnels = set(), {}, {}
+    switch = physical_switch(tables, ps)
+    if switch is not None:
+        for port in filter(None, switch.ports):
+            ports.add(port.name)
+            for vlan, ls in port.vlan_bindings.items():
+                if ls is not None:
+                    bindings[(port.name, vlan)] = ls.name
+        for tunnel in filter(None, switch.tunnels):
+            if tunnel.remote is not None:
+                tunnels[tunnel.remote.dst_ip] = dict(tunnel.bfd_params)
+    ucast = {(r.logical_switch.name, r.MAC): r.locator.dst_ip
+             for r in _rows(tables, 'Ucast_Macs_Remote')
+             if r.logical_switch is not None and r.locator is not None}
+    mcast = {r.logical_switch.name: sorted(
+        loc.dst_ip for loc in filter(None, r.locator_set.locators))
+        for r in _rows(tables, 'Mcast_Macs_Remote')
+        if r.MAC == UNKNOWN_DST and r.logical_switch is not None and
+        r.locator_set is not None}
+    local_refs = {r.logical_switch.name
+                  for t in ('Ucast_Macs_Local', 'Mcast_Macs_Local')
+                  for r in _rows(tables, t) if r.logical_switch is not None}
+    mine = set(switch.ports) if switch is not None else set()
+    local_refs |= {ls.name for port in _rows(tables, 'Physical_Port')
+                   if port not in mine
+                   for ls in port.vlan_bindings.values() if ls is not None}
+    return {'logical_switches': lss, 'bindings': bindings,
+            'ucast_remote': ucast, 'mcast_remote': mcast, 'ports': ports,
+            'local_refs': local_refs, 'tunnels': tunnels}
+
+
+def local_macs(tables):
+    """{(vni, mac)} of Ucast_Macs_Local (what the switch learned), the VNI
+    being its logical switch's tunnel_key; rows of a logical switch without
+    one are left out."""
+    return {(_one(r.logical_switch.tunnel_key), r.MAC)
+            for r in _rows(tables, 'Ucast_Macs_Local')
+            if r.logical_switch is not None and r.logical_switch.tunnel_key}
+
+
+# -- plan() operations -> one IDL transaction --------------------------------
+
+class _Writer:
+    """Applies plan() operations to the rows of an open transaction.
+
+    python-ovs rules followed here: whole columns are assigned (addvalue()
+    and setkey() on a row inserted in the same transaction are lost);
+    optional columns are lists; references are Row objects; a new
+    Physical_Locator or Physical_Locator_Set is referenced in the same
+    transaction (or the server collects it); an existing locator with the
+    same (encapsulation_type, dst_ip) is reused (it is an index)."""
+
+    def __init__(self, txn, tables, ps):
+        self.txn, self.tables = txn, tables
+        self.ls = {r.name: r for r in _rows(tables, 'Logical_Switch')}
+        switch = physical_switch(tables, ps)
+        self.ports = {p.name: p for p in filter(None, switch.ports)} \
+            if switch is not None else {}
+        self.tunnels = [t for t in filter(None, switch.tunnels)
+                        if t.remote is not None] \
+            if switch is not None else []
+        self.locators = {r.dst_ip: r for r in _rows(tables,
+                                                    'Physical_Locator')
+                         if r.encapsulation_type == ENCAP and
+                         not r.tunnel_key}
+        self.ucast, self.mcast = {}, {}
+        for r in _rows(tables, 'Ucast_Macs_Remote'):
+            if r.logical_switch is not None:
+                self.ucast.setdefault((r.logical_switch.name, r.MAC),
+                                      []).append(r)
+        for r in _rows(tables, 'Mcast_Macs_Remote'):
+            if r.logical_switch is not None and r.MAC == UNKNOWN_DST:
+                self.mcast.setdefault(r.logical_switch.name, []).append(r)
+
+    def _insert(self, table):
+        return self.txn.insert(self.tables[table])
+
+    def locator(self, ip):
+        loc = self.locators.get(ip)
+        if loc is None:
+            loc = self.locators[ip] = self._insert('Physical_Locator')
+            loc.encapsulation_type = ENCAP
+            loc.dst_ip = ip
+        return loc
+
+    def add_ls(self, ls, vni, mode):
+        row = self.ls[ls] = self._insert('Logical_Switch')
+        row.name = ls
+        self.set_ls(ls, vni, mode)
+
+    def set_ls(self, ls, vni, mode):
+        row = self.ls[ls]
+        row.tunnel_key = [vni]
+        row.replication_mode = [mode]
+
+    def del_ls(self, ls):
+        self.ls.pop(ls).delete()
+
+    def bind(self, port, vlan, ls):
+        row = self.ports[port]
+        bindings = dict(row.vlan_bindings)
+        bindings[vlan] = self.ls[ls]
+        row.vlan_bindings = bindings
+
+    def unbind(self, port, vlan):
+        row = self.ports[port]
+        bindings = dict(row.vlan_bindings)
+        bindings.pop(vlan, None)
+        row.vlan_bindings = bindings
+
+    def add_ucast(self, ls, mac, ip):
+        if self.ucast.get((ls, mac)):         # a row without a locator
+            return self.set_ucast(ls, mac, ip)
+        row = self._insert('Ucast_Macs_Remote')
+        row.MAC = mac
+        row.logical_switch = self.ls[ls]
+        row.locator = self.locator(ip)
+        self.ucast[(ls, mac)] = [row]
+
+    def set_ucast(self, ls, mac, ip):
+        first, *extra = self.ucast[(ls, mac)]
+        first.locator = self.locator(ip)
+        for row in extra:
+            row.delete()
+
+    def del_ucast(self, ls, mac):
+        for row in self.ucast.pop((ls, mac), []):
+            row.delete()
+
+    def set_mcast(self, ls, ips):
+        locators = self._insert('Physical_Locator_Set')
+        locators.locators = [self.locator(ip) for ip in ips]
+        rows = self.mcast.get(ls) or [self._insert('Mcast_Macs_Remote')]
+        first, *extra = rows
+        first.MAC = UNKNOWN_DST
+        first.logical_switch = self.ls[ls]
+        first.locator_set = locators
+        for row in extra:
+            row.delete()
+        self.mcast[ls] = [first]
+
+    def del_mcast(self, ls):
+        for row in self.mcast.pop(ls, []):
+            row.delete()
+
+    def set_bfd(self, ip, params):
+        for tunnel in self.tunnels:
+            if tunnel.remote.dst_ip == ip:
+                tunnel.bfd_params = dict(params)
+
+
+def apply_ops(txn, tables, ps, ops):
+    """Turn plan() operations into row changes of the open transaction
+    `txn` (ovs.db.idl.Transaction) on `tables` (idl.tables); `ps` names the
+    physical switch whose ports are bound. Writes the tables listed in the
+    module docstring."""
+    writer = _Writer(txn, tables, ps)
+    for op in ops:
+        getattr(writer, op[0])(*op[1:])
+
+
+# -- the session -------------------------------------------------------------
+
+class _MergingPoll:
+    """poll(2) for ovs.poller (select() stops at fd 1024). Registering one
+    fd twice must OR the events, as ovs' own emulation does (plain
+    select.poll keeps the last mask only)."""
+
+    def __init__(self):
+        self._poll, self._masks = select.poll(), {}
+
+    def register(self, fd, events):
+        fd = fd if isinstance(fd, int) else fd.fileno()
+        self._masks[fd] = self._masks.get(fd, 0) | events
+        self._poll.register(fd, self._masks[fd])
+
+    def poll(self, timeout):
+        return self._poll.poll(timeout)
+
+
+ovs.poller.SelectPoll = _MergingPoll
+
+
+def make_idl(db):
+    """An IDL on `db` replicating COLUMNS, that retries at most
+    MAX_BACKOFF_MS after a failure (python-ovs backs off up to 8 s)."""
+    helper = ovs.db.idl.SchemaHelper(location=VTEP_SCHEMA)
+    for table, columns in COLUMNS.items():
+        helper.register_columns(table, columns)
+    idl = ovs.db.idl.Idl(db, helper)
+    idl._session.reconnect.set_backoff(MAX_BACKOFF_MS, MAX_BACKOFF_MS)
+    return idl
+
+
+class VtepSession:
+    """One hardware VTEP's database, followed and written through one
+    persistent IDL session, in its own thread.
+
+    Whenever the replica changes, `have` is rebuilt from it (never from
+    deltas: a standalone ovsdb-server re-sends everything after a reconnect,
+    and a row deleted meanwhile gives no event), `on_local_macs({(vni,
+    mac)})` is called when Ucast_Macs_Local changed, and a reconcile runs:
+    plan(want_fn(), have) committed as ONE non-blocking transaction. A
+    reconcile is pending when the replica changed or request() was called
+    (want_fn() is called again only then). A transaction that ends in
+    TRY_AGAIN is retried once the replica moves; one that ends in an error
+    also after the next request(). Should the database keep undoing a
+    commit (the same operations committed MAX_REPEATS times in a row,
+    unasked), that is logged at ERROR and left until the next request().
+    Status: status(); an exception is logged and the loop goes on.
+
+        s = VtepSession('vtep1', 'tcp:198.18.0.31:6640', want_fn,
+                        on_local_macs).start()
+        s.request(); s.status(); s.stop()
+    """
+
+    MAX_REPEATS = 3      # the same ops committed again without a request
+
+    def __init__(self, name, db, want_fn, on_local_macs=lambda macs: None):
+        self.name, self.db = name, db
+        self.want_fn, self.on_local_macs = want_fn, on_local_macs
+        self.idl = make_idl(db)
+        self._lock = threading.Lock()   # _requested, _status, _wake_w
+        self._requested = True          # want_fn() due (and at first)
+        self._stopped = False
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._thread = None
+        self._seen = 0                  # change_seqno last read (0: none)
+        self._have, self._macs, self._want = None, None, None
+        self._dirty = False             # the replica changed since plan()
+        self._txn = None                # (txn, started, ops, seqno)
+        self._retry = None              # (status, seqno) of a failed txn
+        self._last_ops = None           # of the last successful txn
+        self._repeats = 0               # ... committed again, unasked
+        self._stuck = False             # someone undoes our writes
+        self._connected, self._ever = False, False
+        self._status = {'name': name, 'database': db, 'connected': False,
+                        'since': time.time(), 'reconnects': 0,
+                        'last_error': None, 'last_commit': None,
+                        'counts': {'logical_switches': 0, 'bindings': 0,
+                                   'local_macs': 0, 'remote_macs': 0}}
+
+    # -- other threads ------------------------------------------------------
     def start(self):
-        self.mon.start()
+        self._thread = threading.Thread(target=self._loop, daemon=True,
+                                        name=f'vtep-{self.name}')
+        self._thread.start()
         return self
 
-    def stop(self):
-        self.mon.stop()
+    def request(self):
+        """Ask for a reconcile with a fresh want_fn() (any thread)."""
+        with self._lock:
+            self._requested = True
+        self._wake()
 
-    def _vni(self, ls_uuid):
-        if ls_uuid not in self.vni:
+    def stop(self, timeout=5.0):
+        self._stopped = True
+        self._wake()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def status(self):
+        """name, database, connected, since (epoch s of the last change of
+        `connected`), reconnects, last_error, last_commit ({'status', 'ms',
+        'ops', 'at'}), counts (logical_switches, bindings, local_macs,
+        remote_macs)."""
+        with self._lock:
+            return {k: dict(v) if isinstance(v, dict) else v
+                    for k, v in self._status.items()}
+
+    def _wake(self):
+        with self._lock:
+            if self._wake_w is None:          # stopped: the pipe is closed
+                return
             try:
-                key = _ctl(self.db, 'get', 'Logical_Switch', ls_uuid,
-                           'tunnel_key').strip()
-            except RuntimeError:
-                return None
-            self.vni[ls_uuid] = int(key) if key.isdigit() else None
-        return self.vni[ls_uuid]
+                os.write(self._wake_w, b'x')
+            except BlockingIOError:           # already awake
+                pass
 
-    def _update(self, rows):
-        for row in rows:
-            uuid, action = row.get('row'), row.get('action')
-            if action == 'delete':
-                self.rows.pop(uuid, None)
-            elif action in ('initial', 'insert', 'new'):
-                ls = row.get('logical_switch')
-                self.rows[uuid] = (ls[1] if isinstance(ls, list) else ls,
-                                   row.get('MAC'))
-        macs = {(self._vni(ls), mac) for ls, mac in self.rows.values()}
-        self.on_change({m for m in macs if m[0] is not None})
+    def _set_status(self, **kw):
+        with self._lock:
+            self._status.update(kw)
+
+    # -- the session's thread -----------------------------------------------
+    def _loop(self):
+        LOG.info('%s: following %s', self.name, self.db)
+        while not self._stopped:
+            try:
+                self._run_once()
+            except Exception as exc:           # keep going; log the bug
+                LOG.exception('%s: session loop failed', self.name)
+                self._set_status(last_error=f'{type(exc).__name__}: {exc}')
+                if self.idl.txn is not None:
+                    self.idl.txn.abort()
+                self._txn = None
+                time.sleep(0.1)               # never a hot loop
+            try:
+                self._block()
+            except Exception:
+                LOG.exception('%s: poll failed', self.name)
+                time.sleep(0.1)
+        self.idl.close()
+        with self._lock:
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            self._wake_w = None
+        LOG.info('%s: session stopped', self.name)
+
+    def _block(self):
+        poller = ovs.poller.Poller()
+        self.idl.wait(poller)
+        if self._txn is not None:
+            self._txn[0].wait(poller)
+        poller.fd_wait(self._wake_r, ovs.poller.POLLIN)
+        poller.block()
+
+    def _run_once(self):
+        try:
+            while os.read(self._wake_r, 512):
+                pass
+        except BlockingIOError:
+            pass
+        self.idl.run()
+        self._finish_txn()
+        self._follow_connection()
+        if self.idl.change_seqno != self._seen:
+            self._seen = self.idl.change_seqno
+            self._read_replica()
+        if self._may_reconcile():
+            self._reconcile()
+
+    def _follow_connection(self):
+        """Log a lost session once per loss; count reconnects."""
+        idl = self.idl
+        up = idl.state == idl.IDL_S_MONITORING and \
+            idl._session.is_connected()
+        if up == self._connected:
+            return
+        self._connected = up
+        with self._lock:
+            self._status.update(connected=up, since=time.time())
+            if up and self._ever:
+                self._status['reconnects'] += 1
+            if not up:
+                self._status['last_error'] = 'session lost'
+        if up:
+            LOG.info('%s: connected to %s%s', self.name, self.db,
+                     ' again' if self._ever else '')
+            self._ever = True
+            self.request()                # the database may have changed
+        else:
+            LOG.error('%s: session to %s lost; reconnecting', self.name,
+                      self.db)
+
+    def _read_replica(self):
+        """Rebuild `have` and the local MACs from the whole replica."""
+        tables = self.idl.tables
+        self._have = read_have(tables, self.name)
+        self._dirty = True
+        macs = local_macs(tables)
+        self._set_status(counts={
+            'logical_switches': len(self._have['logical_switches']),
+            'bindings': len(self._have['bindings']),
+            'local_macs': len(macs),
+            'remote_macs': len(self._have['ucast_remote'])})
+        if macs != self._macs:
+            self._macs = macs
+            with self._lock:
+                self._requested = True        # our own want depends on them
+            try:
+                self.on_local_macs(set(macs))
+            except Exception:
+                LOG.exception('%s: local MAC callback failed', self.name)
+
+    def _may_reconcile(self):
+        idl = self.idl
+        if not self._connected or self._txn is not None or \
+                self._have is None:
+            return False
+        with self._lock:
+            requested = self._requested
+        if self._stuck and not requested:
+            return False
+        if self._retry is not None:
+            status, seqno = self._retry
+            moved = idl.change_seqno != seqno
+            if not moved and not (requested and
+                                  status != ovs.db.idl.Transaction.TRY_AGAIN):
+                return False                  # wait: never spin on it
+            self._retry = None
+        return self._dirty or requested
+
+    def _reconcile(self):
+        """plan(want, have) -> one transaction, committed without
+        blocking (_finish_txn follows it)."""
+        with self._lock:
+            requested, self._requested = self._requested, False
+        if requested or self._want is None:
+            try:
+                self._want = self.want_fn()
+            except Exception:
+                with self._lock:
+                    self._requested = True    # again at the next wake-up
+                raise
+        self._dirty = False
+        if requested:
+            self._repeats, self._stuck = 0, False
+        ops = plan(self._want, self._have)
+        if ops and ops == self._last_ops and \
+                self._repeats >= self.MAX_REPEATS:
+            self._stuck = True                # a fight: stop until asked
+            LOG.error('%s: the database keeps undoing %s...; waiting for '
+                      'the next change', self.name, ops[:3])
+            self._set_status(last_error=f'does not converge: {ops[:3]}')
+            return
+        if not ops:
+            return
+        idl = self.idl
+        txn = ovs.db.idl.Transaction(idl)
+        try:
+            apply_ops(txn, idl.tables, self.name, ops)
+        except Exception:
+            txn.abort()
+            raise
+        txn.add_comment(f'nsx-l2gw-lab controller: {len(ops)} op(s)')
+        self._txn = (txn, time.monotonic(), ops, idl.change_seqno)
+        LOG.debug('%s: committing %s', self.name, ops)
+        self._finish_txn()
+
+    def _finish_txn(self):
+        if self._txn is None:
+            return
+        txn, started, ops, seqno = self._txn
+        n = len(ops)
+        status = txn.commit()
+        if status == txn.INCOMPLETE:
+            return
+        self._txn = None
+        ms = round((time.monotonic() - started) * 1000, 1)
+        commit = {'status': status, 'ms': ms, 'ops': n, 'at': time.time()}
+        if status in (txn.SUCCESS, txn.UNCHANGED):
+            self._repeats = self._repeats + 1 if ops == self._last_ops \
+                else 0
+            self._last_ops = ops
+            LOG.info('%s: %d hardware_vtep change(s) committed in %.0f ms',
+                     self.name, n, ms)
+            self._set_status(last_commit=commit)
+            return
+        error = txn.get_error() or status
+        self._retry, self._last_ops = (status, seqno), None
+        self._dirty = True
+        log = LOG.info if status == txn.TRY_AGAIN else LOG.error
+        log('%s: transaction of %d op(s): %s', self.name, n, error)
+        self._set_status(last_commit=commit,
+                         last_error=f'transaction: {error}')

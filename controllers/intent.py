@@ -1,9 +1,11 @@
 """Pure decisions: desired state (+ observed state) -> one device's intent.
 
 Reads: the store's snapshot (`model.Store.desired()`): logical switches,
-logical ports, transport nodes; observed: MACs that hardware VTEPs learned.
-Writes nothing: returns flows and groups for one OVS bridge (br-int), and
-the tunnel ports it needs, as plain data that a driver applies.
+logical ports, transport nodes; observed: MACs that hardware VTEPs learned,
+service nodes BFD declared down. Writes nothing: returns flows and groups
+for one OVS bridge (br-int), the tunnel ports it needs, or a hardware
+VTEP's hardware_vtep rows (vtep_intent), as plain data that a driver
+applies.
 
 Hypervisor (and software gateway) br-int pipeline, OpenFlow 1.3:
   table 0  classify: a VM port sets the VNI (tunnel_id) of its logical
@@ -23,6 +25,9 @@ VNI to every VTEP with members of that VNI, except the one it came from.
 """
 
 TUNNEL_BASE = 1000          # ofport of the tunnel to transport node #i
+BFD_MS = 100                # BFD min_rx/min_tx of every tunnel, ms
+# hardware_vtep Tunnel bfd_params towards a service node (vtep(5))
+VTEP_BFD = {'enable': 'true', 'min_rx': str(BFD_MS), 'min_tx': str(BFD_MS)}
 GROUP_SERVICE_NODES = 1
 BCAST = ('01:00:00:00:00:00', '01:00:00:00:00:00')
 
@@ -182,15 +187,21 @@ def _service_node(desired, node, observed):
 
 
 def vtep_intent(desired, vtep, observed=None):
-    """What hardware VTEP `vtep`'s hardware_vtep database must hold.
+    """What hardware VTEP `vtep`'s hardware_vtep database must hold, as
+    plain data (applied by controllers.hwvtep: plan, then VtepSession):
 
-    Writes (as data): Logical_Switch (tunnel_key = VNI) for every logical
-    switch bound on this VTEP; Physical_Port vlan_bindings; Ucast_Macs_Remote
-    for every VM MAC and every MAC another hardware VTEP learned in those
-    switches (locator = the owner's tunnel IP); Mcast_Macs_Remote
-    unknown-dst: the healthy service nodes (service_node mode) or every
-    other member VTEP (source_node mode). `observed['dead']` lists service
-    nodes BFD declared down.
+    'logical_switches': {ls: {'vni', 'mode'}}  Logical_Switch tunnel_key and
+        replication_mode, for every logical switch bound on this VTEP;
+    'bindings': {(port, vlan): ls}  Physical_Port vlan_bindings;
+    'ucast_remote': {(ls, mac): ip}  Ucast_Macs_Remote for every VM MAC and
+        every MAC another hardware VTEP learned in those switches (locator =
+        the owner's tunnel IP);
+    'mcast_remote': {ls: [ip]}  Mcast_Macs_Remote unknown-dst: the healthy
+        service nodes (service_node mode) or every other member VTEP
+        (source_node mode); `observed['dead']` lists service nodes BFD
+        declared down;
+    'bfd': {ip: bfd_params}  Tunnel bfd_params towards every service node
+        (the VTEP runs BFD to them and picks a healthy one itself).
     """
     nodes = desired['nodes']
     ls_by_id = {ls['id']: ls for ls in desired['logical_switches']}
@@ -219,9 +230,13 @@ def vtep_intent(desired, vtep, observed=None):
         else:
             peers = [s for s in service_nodes(nodes) if s not in dead]
         mcast[name] = sorted(nodes[p]['tunnel_ip'] for p in peers)
-    return {'logical_switches': {n: ls['vni'] for n, ls in mine.items()},
+    bfd = {nodes[sn]['tunnel_ip']: dict(VTEP_BFD)
+           for sn in service_nodes(nodes)}
+    return {'logical_switches': {n: {'vni': ls['vni'],
+                                     'mode': ls['replication_mode']}
+                                 for n, ls in mine.items()},
             'bindings': bindings, 'ucast_remote': ucast,
-            'mcast_remote': mcast}
+            'mcast_remote': mcast, 'bfd': bfd}
 
 
 def dead_service_nodes(nodes, liveness):

@@ -43,8 +43,8 @@ def main(argv=None):
     import uvicorn
     from controllers.api import create_app
     server = uvicorn.Server(uvicorn.Config(
-        create_app(core.store, core.on_change), host=args.listen,
-        port=args.api_port, log_level='warning'))
+        create_app(core.store, core.on_change, core.status),
+        host=args.listen, port=args.api_port, log_level='warning'))
     threading.Thread(target=server.run, name='api', daemon=True).start()
 
     core.reconcile_tunnels()

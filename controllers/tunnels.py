@@ -9,9 +9,8 @@ ports that are not wanted; touches nothing else.
 import json
 import subprocess
 
+from .intent import BFD_MS      # one BFD timer for every tunnel
 from .ovsdbmon import Monitor
-
-BFD_MS = 100
 
 
 def _vsctl(db, *args, timeout=20):

@@ -181,3 +181,22 @@ def test_bulk_create_is_all_or_nothing(client):
 def test_an_empty_bulk_request_is_refused(client):
     r = client.post(P + '/logical-switches', json=[])
     assert r.status_code == 400 and r.json()['error']['field'] == 'body'
+
+
+def test_hardware_vteps_lists_each_session_status():
+    store = model.Store(inventory=INV, nodes={})
+    vtep = {'name': 'vtep1', 'database': 'tcp:198.18.0.31:6640',
+            'connected': True, 'since': 1.5, 'reconnects': 2,
+            'last_error': 'session lost',
+            'last_commit': {'status': 'success', 'ms': 1.2, 'ops': 3,
+                            'at': 2.5},
+            'counts': {'logical_switches': 1, 'bindings': 1,
+                       'local_macs': 4, 'remote_macs': 3}}
+    c = TestClient(api.create_app(store, status=lambda: {
+        'hardware_vteps': [vtep]}))
+    assert c.get(P + '/hardware-vteps').json() == [vtep]
+    # a controller that follows no hardware VTEP
+    c = TestClient(api.create_app(store))
+    assert c.get(P + '/hardware-vteps').json() == []
+    doc = c.get('/openapi.json').json()['paths'][P + '/hardware-vteps']
+    assert 'reconnects' in doc['get']['description']

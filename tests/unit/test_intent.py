@@ -141,19 +141,35 @@ def test_hardware_vtep_intent(store):
     store.connect_gateway({'ls_id': ls1['id'], 'gateway': 'vtep1',
                            'port': 'bm1', 'vlan': 0})
     want = intent.vtep_intent(store.desired(), 'vtep1')
-    assert want['logical_switches'] == {'ls1': 5001}
+    assert want['logical_switches'] == {'ls1': {'vni': 5001,
+                                                'mode': 'service_node'}}
     assert want['bindings'] == {('bm1', 0): 'ls1'}
     assert want['ucast_remote'] == {('ls1', VMS['vm1'][2]): '1.0.0.11',
                                     ('ls1', VMS['vm2'][2]): '1.0.0.11',
                                     ('ls1', VMS['vm3'][2]): '1.0.0.12'}
     assert want['mcast_remote'] == {'ls1': ['1.0.0.1', '1.0.0.2']}
-    # a dead service node leaves unknown-dst; source_node: every member
+    # the VTEP runs BFD to every service node (it picks a healthy one)
+    bfd = {'enable': 'true', 'min_rx': '100', 'min_tx': '100'}
+    assert want['bfd'] == {'1.0.0.1': bfd, '1.0.0.2': bfd}
+    # a dead service node leaves unknown-dst (BFD to it stays on: it may
+    # come back); source_node: every member
     dead = intent.vtep_intent(store.desired(), 'vtep1', {'dead': {'sn1'}})
     assert dead['mcast_remote'] == {'ls1': ['1.0.0.2']}
+    assert dead['bfd'] == want['bfd']
     store.update_ls(ls1['id'], {'replication_mode': 'source_node'})
     src = intent.vtep_intent(store.desired(), 'vtep1')
+    assert src['logical_switches']['ls1']['mode'] == 'source_node'
     assert src['mcast_remote'] == {'ls1': ['1.0.0.11', '1.0.0.12',
                                            '1.0.0.21']}
+
+
+def test_hardware_vtep_without_bindings_wants_no_rows_but_bfd(store):
+    store.nodes = dict(NODES, vtep1={'role': 'hw_vtep', 'tunnel_ip':
+                                     '1.0.0.31', 'index': 31, 'ports': {}})
+    want = intent.vtep_intent(store.desired(), 'vtep1')
+    assert (want['logical_switches'], want['bindings'],
+            want['ucast_remote'], want['mcast_remote']) == ({}, {}, {}, {})
+    assert set(want['bfd']) == {'1.0.0.1', '1.0.0.2'}
 
 
 def test_macs_a_vtep_learned_are_installed_on_hypervisors(store):

@@ -1,0 +1,89 @@
+"""Core and the hardware VTEP sessions: one session per hardware VTEP, its
+want is vtep_intent on a fresh snapshot, its local MACs become observed
+state, and every change asks every session to reconcile. Sessions are
+faked (no OVSDB)."""
+import pytest
+
+from controllers import core as core_mod
+
+MAC1, MAC9 = '02:00:00:00:00:01', '02:00:00:00:00:99'
+PLAN = {'nodes': {
+    'sn1': {'role': 'service_node', 'index': 1, 'tunnel_ip': '1.0.0.1/24',
+            'mgmt_ip': '198.18.0.11/16', 'intfs': []},
+    'hv1': {'role': 'hypervisor', 'index': 11, 'tunnel_ip': '1.0.0.11/24',
+            'mgmt_ip': '198.18.0.21/16',
+            'intfs': [{'name': 'hv1-vm1', 'peer': 'vm1', 'ofport': 2,
+                       'kind': 'vm'}]},
+    'vtep1': {'role': 'hw_vtep', 'index': 31, 'tunnel_ip': '1.0.0.31/24',
+              'mgmt_ip': '198.18.0.31/16',
+              'intfs': [{'name': 'bm1', 'peer': 'srv1', 'ofport': 2,
+                         'kind': 'physical'}]},
+    'vm1': {'role': 'vm', 'mac': MAC1, 'ip': '10.1.0.11/24',
+            'intfs': [{'name': 'vm1-eth0', 'peer': 'hv1'}]}}}
+
+
+class FakeSession:
+    def __init__(self, name, db, want_fn, on_local_macs):
+        self.name, self.db = name, db
+        self.want_fn, self.on_local_macs = want_fn, on_local_macs
+        self.requests = 0
+
+    def start(self):
+        return self
+
+    def request(self):
+        self.requests += 1
+
+    def status(self):
+        return {'name': self.name, 'database': self.db, 'connected': True}
+
+
+class FakeBfdMonitor:
+    def __init__(self, db, on_change):
+        pass
+
+    def start(self):
+        return self
+
+
+@pytest.fixture
+def core(monkeypatch):
+    monkeypatch.setattr(core_mod.hwvtep, 'VtepSession', FakeSession)
+    monkeypatch.setattr(core_mod.tunnels, 'BfdMonitor', FakeBfdMonitor)
+    c = core_mod.Core(PLAN)
+    ls = c.store.create_ls({'name': 'web', 'vni': 5001})
+    c.store.attach(ls['id'], {'attachment': 'vm1'})
+    c.store.connect_gateway({'ls_id': ls['id'], 'gateway': 'vtep1',
+                             'port': 'bm1', 'vlan': 0})
+    return c
+
+
+def test_a_vtep_without_a_session_is_listed_as_not_connected(core):
+    [st] = core.status()['hardware_vteps']
+    assert (st['name'], st['database'], st['connected']) == (
+        'vtep1', 'tcp:198.18.0.31:6640', False)
+
+
+def test_one_session_per_hardware_vtep_wanting_the_intent(core):
+    core.start_monitors()
+    session = core.vtep_sessions['vtep1']
+    assert session.db == 'tcp:198.18.0.31:6640'
+    want = session.want_fn()
+    assert want['logical_switches'] == {'web': {'vni': 5001,
+                                                'mode': 'service_node'}}
+    assert want['bindings'] == {('bm1', 0): 'web'}
+    assert want['ucast_remote'] == {('web', MAC1): '1.0.0.11'}
+    assert set(want['bfd']) == {'1.0.0.1'}
+    assert core.status() == {'hardware_vteps': [session.status()]}
+
+
+def test_changes_ask_every_session_and_local_macs_are_observed(core):
+    core.start_monitors()
+    session = core.vtep_sessions['vtep1']
+    core.on_change()
+    assert session.requests == 1
+    session.on_local_macs({(5001, MAC9)})      # the VTEP learned a server
+    assert core.observed['vtep_macs'] == {(5001, MAC9): 'vtep1'}
+    assert session.requests == 2
+    session.on_local_macs(set())               # it aged out
+    assert core.observed['vtep_macs'] == {}
