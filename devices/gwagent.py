@@ -20,7 +20,7 @@ through a pidfd. Writes: br-<seg>'s flows (ovs-ofctl replace-flows; flows
 are not persistent, so they are re-applied after a restart),
 external_ids:l2gw-state on the segment bridge so others can read it.
 
-    python3 controllers/gwagent.py --bridge br-seg1 --cfm-port seg1 \
+    python3 devices/gwagent.py --bridge br-seg1 --cfm-port seg1 \
         --int-port p-seg1
 (run inside the gateway's namespace, OVS_RUNDIR pointing at its OVS)
 """

@@ -23,7 +23,7 @@ VTEPS = ['hv1', 'hv2', 'sn1', 'sn2', 'vtep1']
 HOSTS = ['vm1', 'vm2', 'vm3', 'bm5']
 
 
-def spec(fabric='clos'):
+def spec(fabric='clos', vtep_device='native'):
     nodes = {'spine1': {'role': 'spine'}, 'spine2': {'role': 'spine'},
              'leaf1': {'role': 'leaf'}, 'leaf2': {'role': 'leaf'},
              'hv1': {'role': 'hypervisor'}, 'hv2': {'role': 'hypervisor'},
@@ -40,9 +40,11 @@ def spec(fabric='clos'):
     if fabric == 'clos':        # the VTEP is leaf2's function
         links += ['leaf2-vtep1', 'vtep1-bm5']
     else:                       # the pod VTEP; IP5 cabled to leaf2
-        links += ['spine1-vtep1', 'leaf2-bm5']
+        links += ['leaf2-bm5']
+        if vtep_device != 'native':     # OVS's emulator hangs off spine1
+            links.append('spine1-vtep1')
     return {'name': f'hw-arp-flow-{fabric}', 'fabric': fabric,
-            'nodes': nodes, 'links': links,
+            'vtep_device': vtep_device, 'nodes': nodes, 'links': links,
             'logical_switches': {'ls1': {'vni': VNI1,
                                          'subnet': '10.1.0.0/24'}}}
 

@@ -11,18 +11,22 @@ Roles and what their script brings up:
                       br-int (VM ports / physical segment port), fail_mode
                       secure until a controller programs it
   hw_vtep             a private OVS whose ovsdb-server also serves the
-                      hardware_vtep database on MGMT_IP:6640; br-phy and a
-                      physical-switch bridge named like the node
+                      hardware_vtep database on MGMT_IP:6640, br-phy, and
+                      the device: native (devices.hwvtep, laid out by
+                      topologies.hwvtep; a VCF pod's runs on its leaves) or
+                      OVS's emulator ovs-vtep on a bridge named like the
+                      node
   l2_segment          a private OVS bridge `seg` (VLAN access/trunk ports)
   vm, bare_metal, appliance
                       IP/MAC on eth0; dual-homed or tagged hosts get an OVS
                       bridge br0 with an active-backup bond (no kernel bonding
                       or VLAN devices on this kernel)
 """
+import json
 import os
 import shlex
 
-from . import frr, vcf
+from . import frr, hwvtep, vcf
 
 OVS_SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema'
 VTEP_SCHEMA = '/usr/share/openvswitch/vtep.ovsschema'
@@ -30,7 +34,7 @@ FRR_DIR = '/usr/lib/frr'
 OVSDB_PORT = 6640
 OVS_VTEP = '/usr/share/openvswitch/scripts/ovs-vtep'
 AGENT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))), 'controllers', 'gwagent.py')
+    __file__))), 'devices', 'gwagent.py')
 OPENFLOW_PORT = 6653
 
 
@@ -60,29 +64,41 @@ def _common(node, plan):
     if node.get('mgmt_ip'):
         cmds += [f"addr add {node['mgmt_ip']} dev mgmt0", 'link set mgmt0 up']
     for i in node['intfs']:      # underlay links carry VXLAN: bigger MTU
+        if i.get('member'):      # a pod VTEP's port: a leaf's interface
+            continue
         m = mtu if i['kind'] in ('fabric', 'access') else 1500
         cmds.append(f"link set {i['name']} mtu {m} up")
     return ['sysctl -qw ' + ' '.join(sysctls)] + _ip_batch(cmds)
 
 
-def _ovs_start(node, run_dir, vtep=False, remote=False):
+def _ovs_start(node, run_dir, vtep=False, remote=False, switch=True):
     """A private OVS instance; `remote`: its OVSDB also listens on the
-    management address (for the controller), as a VTEP's always does."""
+    management address (for the controller), as a VTEP's always does;
+    `switch`: False for an OVSDB without ovs-vswitchd (a VCF pod VTEP's
+    own node: its data plane is on the leaves)."""
     d = run_dir
-    dbs = f'{d}/conf.db' + (f' {d}/vtep.db' if vtep else '')
+    dbs = (f'{d}/conf.db ' if switch else '') + \
+        (f'{d}/vtep.db' if vtep else '')
     remotes = f'--remote=punix:{d}/db.sock'
     if vtep or remote:
         mgmt_ip = node['mgmt_ip'].split('/')[0]
         remotes += f' --remote=ptcp:{OVSDB_PORT}:{mgmt_ip}'
-    lines = [' '.join(f'export {k}={v};' for k, v in env(d).items()),
-             f'ovsdb-tool create {d}/conf.db {OVS_SCHEMA}']
+    lines = [' '.join(f'export {k}={v};' for k, v in env(d).items())]
+    if switch:
+        lines.append(f'ovsdb-tool create {d}/conf.db {OVS_SCHEMA}')
     if vtep:
         lines.append(f'ovsdb-tool create {d}/vtep.db {VTEP_SCHEMA}')
-    lines += [f'ovsdb-server {dbs} {remotes} --pidfile={d}/ovsdb-server.pid '
-              f'--log-file={d}/ovsdb-server.log --detach --no-chdir',
-              'ovs-vsctl --no-wait init',
-              vswitchd_cmd(d)]
+    lines.append(ovsdb_cmd(d, dbs, remotes))
+    if switch:
+        lines += ['ovs-vsctl --no-wait init', vswitchd_cmd(d)]
     return lines
+
+
+def ovsdb_cmd(run_dir, dbs, remotes):
+    """How a node's ovsdb-server starts (also to restart it)."""
+    d = run_dir
+    return (f'ovsdb-server {dbs} {remotes} --pidfile={d}/ovsdb-server.pid '
+            f'--log-file={d}/ovsdb-server.log --detach --no-chdir')
 
 
 def vswitchd_cmd(run_dir):
@@ -180,6 +196,27 @@ PER_FRAME_LEARNING = 'ovs-vsctl set Open_vSwitch . other_config:flow-limit=0'
 
 
 def hw_vtep(node, plan, run_dir):
+    """A hardware VTEP: the native device (default) or ovs-vtep."""
+    if plan.get('vtep_device', 'native') != 'native':
+        return ovs_vtep(node, plan, run_dir)
+    layout = hwvtep.device_layout(plan, node['name'],
+                                  os.path.dirname(run_dir))
+    lines = _common(node, plan)
+    if node.get('pod'):          # a VCF pod: its OVSDB and device only
+        lines += _ovs_start(node, run_dir, vtep=True, switch=False)
+    else:
+        phys = [(i['name'], i['ofport']) for i in node['intfs']
+                if i['kind'] == 'physical']
+        lines += _ovs_start(node, run_dir, vtep=True) + \
+            _br_phy(node, plan) + [hwvtep.vtep_bridge(phys)]
+    lines += [f"cat > {run_dir}/hwvtep.json <<'EOF'\n"
+              + json.dumps(layout, indent=1) + '\nEOF',
+              hwvtep.start_device(run_dir)]
+    return lines
+
+
+def ovs_vtep(node, plan, run_dir):
+    """OVS's own VTEP emulator as the device (the reference)."""
     lines = _common(node, plan) + _ovs_start(node, run_dir, vtep=True) + \
         _br_phy(node, plan) + [PER_FRAME_LEARNING]
     ps = node['name']
@@ -231,7 +268,10 @@ def vcf_member(node, plan, run_dir):
         ['ovs-vsctl -- add-br fabric -- set bridge fabric datapath_type=netdev '
          'fail_mode=secure protocols=OpenFlow13,OpenFlow15 '
          'other_config:disable-in-band=true']
-        + [_port('fabric', i) for i in node['intfs']]))
+        + [_port('fabric', i) for i in node['intfs']
+           if not i.get('pod_port')]))
+    if node.get('pod_vtep'):        # a member of the native pod VTEP
+        lines += hwvtep.leaf_lines(node, plan)
     groups, flows = vcf.member_flows(plan, node['name'])
     lines.append(f"cat > {d}/groups.txt <<'EOF'\n" + ''.join(
         g + '\n' for g in groups) + 'EOF')

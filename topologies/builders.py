@@ -70,11 +70,13 @@ def _add_bare_metal(spec, count, attach_points, ls):
 
 def clos(spines=2, leaves=2, hypervisors=3, vms=6, service_nodes=2,
          gateways=2, hw_vteps=2, bare_metal=2, logical_switches=2,
-         servers=1, name=None):
+         servers=1, name=None, vtep_device='native'):
     """An L3 IP Clos lab (eBGP, ECMP over every spine)."""
     spec, _, leaf_names = _common(
         name or f'clos-{spines}x{leaves}', 'clos', spines, leaves,
         hypervisors, vms, service_nodes, gateways, logical_switches, servers)
+    if vtep_device != 'native':
+        spec['vtep_device'] = vtep_device
     vteps = [f'vtep{i + 1}' for i in range(hw_vteps)]
     for i, v in enumerate(vteps):
         spec['nodes'][v] = {'role': 'hw_vtep'}
@@ -88,13 +90,17 @@ def clos(spines=2, leaves=2, hypervisors=3, vms=6, service_nodes=2,
 
 
 def vcf(spines=2, leaves=2, hypervisors=3, vms=6, service_nodes=2,
-        gateways=2, bare_metal=2, logical_switches=2, servers=1, name=None):
-    """A Virtual Chassis Fabric pod: one logical switch, one VTEP."""
+        gateways=2, bare_metal=2, logical_switches=2, servers=1, name=None,
+        vtep_device='native'):
+    """A Virtual Chassis Fabric pod: one logical switch, one VTEP (on the
+    leaves that have servers; OVS's emulator hangs off the first spine)."""
     spec, spine_names, leaf_names = _common(
         name or f'vcf-{spines}x{leaves}', 'vcf', spines, leaves, hypervisors,
         vms, service_nodes, gateways, logical_switches, servers)
     spec['nodes']['vtep1'] = {'role': 'hw_vtep'}
-    spec['links'].append(f'{spine_names[0]}-vtep1')
+    if vtep_device != 'native':
+        spec['vtep_device'] = vtep_device
+        spec['links'].append(f'{spine_names[0]}-vtep1')
     if bare_metal:
         _add_bare_metal(spec, bare_metal, leaf_names, 'ls1')
     return specmod.load(spec)

@@ -21,6 +21,14 @@ def endpoints(plan):
             if 'tunnel_ip' in p}
 
 
+def probe_points(plan, node):
+    """The namespaces a VTEP's probes leave from: its own, or, for a VCF
+    pod VTEP run natively, every member leaf (each carries the pod's tunnel
+    IP on its br-phy, and each must reach every other VTEP)."""
+    p = plan['nodes'][node]
+    return list(p['members']) if p.get('pod') else [node]
+
+
 def summarize(eps, reached):
     """eps: {node: ip}; reached: {src node: set of dst IPs that answered}.
     Returns (vtep_pairs, reachable_pairs, failing [(src, dst)]): a pair is
@@ -63,9 +71,10 @@ def announce(lab, eps):
     when its link comes up), so the all-pairs probe is not an ARP storm.
     arping waits a whole second after sending, so all run at once."""
     procs = [subprocess.Popen(
-        ['ip', 'netns', 'exec', lab.node(n).ns, 'arping', '-U', '-c', '1',
+        ['ip', 'netns', 'exec', lab.node(ns).ns, 'arping', '-U', '-c', '1',
          '-w', '1', '-I', 'br-phy', ip], stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL) for n, ip in eps.items()]
+        stderr=subprocess.DEVNULL) for n, ip in eps.items()
+        for ns in probe_points(lab.plan, n)]
     for p in procs:
         p.wait(timeout=30)
 
@@ -81,15 +90,21 @@ def verify(lab, deadline_s=90, progress=None):
     if plan['fabric'] == 'vcf':      # one L2 transport subnet
         announce(lab, eps)
     attempt = 0
+    # (VTEP, namespace it probes from) -> tunnel IPs that answered
+    got_at = {(n, ns): set() for n in eps for ns in probe_points(plan, n)}
     while True:
         attempt += 1
-        todo = {s: {ip for d, ip in eps.items() if d != s} - reached[s]
-                for s in eps}
+        todo = {(n, ns): {ip for d, ip in eps.items() if d != n} - seen
+                for (n, ns), seen in got_at.items()}
         with ThreadPoolExecutor(4) as pool:
-            for src, got in pool.map(
-                    lambda s: _fping(lab, s, eps[s], todo[s], plan['mtu']),
-                    [s for s in eps if todo[s]]):
-                reached[src] |= got
+            for key, got in pool.map(
+                    lambda k: (k, _fping(lab, k[1], eps[k[0]], todo[k],
+                                         plan['mtu'])[1]),
+                    [k for k in got_at if todo[k]]):
+                got_at[key] |= got
+        for n in eps:
+            reached[n] = set.intersection(*[got_at[(n, ns)] for ns in
+                                            probe_points(plan, n)])
         pairs, ok, failing = summarize(eps, reached)
         progress(f'  underlay probe {attempt}: {ok}/{pairs} VTEP pairs '
                  f'reachable ({time.monotonic() - t0:.1f} s)')

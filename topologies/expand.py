@@ -92,9 +92,13 @@ def expand(spec):
                                     if nodes[n]['role'] == 'leaf')
             nodes[name]['router_id'] = str(q_loop.network_address + 1 + i)
     ext_ports = {}
+    device = specmod.vtep_device(spec)
     for a, b, vlan in links:
         plan_links.extend(_link(fabric, nodes, a, b, vlan, mtu, counters,
-                                (q_fabric, q_access, q_vcf), ext_ports))
+                                (q_fabric, q_access, q_vcf), ext_ports,
+                                device))
+    if fabric == 'vcf' and device == 'native':
+        _vcf_pod_vtep(nodes, counters, q_vcf)
     ls_slot = _ls_slots(spec)
     for name in order:
         _host_addressing(spec, nodes[name], ls_slot)
@@ -110,6 +114,9 @@ def expand(spec):
                 [i.get('vlan', 0) for i in n['intfs']] or [0])
             n['host_bridge'] = n['bond'] or bool(n['vlan'])
     return {'name': spec['name'], 'fabric': fabric, 'mtu': mtu,
+            'vtep_device': device,
+            'vtep_mac_age_s': spec.get('vtep_mac_age_s',
+                                       specmod.DEFAULT_MAC_AGE_S),
             'underlay': spec.get('underlay_subnet',
                                  specmod.DEFAULT_UNDERLAY),
             'mgmt': {'bridge': MGMT_BRIDGE, 'subnet': str(mgmt),
@@ -126,7 +133,8 @@ def _intf_name(node, peer):
     return peer
 
 
-def _link(fabric, nodes, a, b, vlan, mtu, counters, pools, ext_ports):
+def _link(fabric, nodes, a, b, vlan, mtu, counters, pools, ext_ports,
+          device='native'):
     q_fabric, q_access, q_vcf = pools
     na, nb = nodes[a], nodes[b]
     ra, rb = na['role'], nb['role']
@@ -170,18 +178,67 @@ def _link(fabric, nodes, a, b, vlan, mtu, counters, pools, ext_ports):
     stored = na.add_intf(**ia)
     nb.add_intf(**ib)
     if fabric == 'vcf' and ra == 'leaf' and rb in specmod.PHYSICAL_HOSTS:
+        if device == 'native':
+            _vcf_pod_port(nodes, na, stored, ext_ports)
+            return [link]
         return [link, _vcf_extension(nodes, na, stored, ext_ports)]
     return [link]
 
 
-def _vcf_extension(nodes, leaf, leaf_port, ext_ports):
-    """VCF: the leaf extends a server port to the pod VTEP (a port of the
-    single pod VTEP, named <leaf>p<k>), cross-connected by static flows."""
+def _pod_vtep(nodes, leaf):
     vtep = next((n for n in nodes.values() if n['role'] == 'hw_vtep'), None)
     if vtep is None:
         raise ValueError(f"nodes.{leaf['name']}: bare-metal servers on a VCF "
-                         'leaf need the pod VTEP; add a hw_vtep node linked '
-                         'to a spine')
+                         'leaf need the pod VTEP; add a hw_vtep node')
+    return vtep
+
+
+def _vcf_pod_port(nodes, leaf, leaf_port, ext_ports):
+    """VCF, native device: the pod VTEP runs on the leaf itself (the leaf
+    is a line card of the one switch), so the server's port is a port of
+    the pod VTEP named <leaf>p<k>; it stays the leaf's interface. The pod
+    VTEP's entry for it says which member has it."""
+    vtep = _pod_vtep(nodes, leaf)
+    k = ext_ports[leaf['name']] = ext_ports.get(leaf['name'], 0) + 1
+    name = f"{leaf['name']}p{k}"
+    vtep['intfs'].append({'name': name, 'peer': leaf['name'],
+                          'peer_intf': leaf_port['name'], 'kind': 'physical',
+                          'server': leaf_port['peer'], 'member': leaf['name'],
+                          'ofport': leaf_port['ofport']})
+    leaf_port['pod_port'] = name
+
+
+def _vcf_pod_vtep(nodes, counters, q_vcf):
+    """VCF, native device: one tunnel IP and MAC for the pod, served by
+    every leaf that has servers (its members): each gets a VTEP instance
+    (a port `<vtep>` on its fabric bridge towards the instance's tunnel
+    bridge, and a port `i-<vtep>` into its `vtep` bridge for frames that
+    cross the pod between members)."""
+    vtep = next((n for n in nodes.values() if n['role'] == 'hw_vtep'), None)
+    if vtep is None:
+        return
+    k = counters['vcf']
+    counters['vcf'] += 1
+    vtep['tunnel_ip'] = f'{q_vcf.network_address + 1 + k}/{q_vcf.prefixlen}'
+    vtep['pod'] = True
+    members = sorted({i['member'] for i in vtep['intfs']}, key=lambda m:
+                     nodes[m]['index'])
+    vtep['members'] = members
+    for m in members:
+        leaf = nodes[m]
+        n = len(leaf['intfs'])
+        leaf['pod_vtep'] = {'vtep': vtep['name'], 'phy_port': vtep['name'],
+                            'phy_ofport': n + 1,
+                            'uplink': f"{vtep['name']}-up",
+                            'internal_port': f"i-{vtep['name']}",
+                            'internal_ofport': n + 2}
+
+
+def _vcf_extension(nodes, leaf, leaf_port, ext_ports):
+    """VCF, OVS's emulator: the leaf extends a server port to the pod VTEP
+    (a port of the single pod VTEP, named <leaf>p<k>), cross-connected by
+    static flows."""
+    vtep = _pod_vtep(nodes, leaf)
     k = ext_ports[leaf['name']] = ext_ports.get(leaf['name'], 0) + 1
     vport = f"{leaf['name']}p{k}"
     lx = leaf.add_intf(name=f"x{leaf_port['peer']}", peer=vtep['name'],

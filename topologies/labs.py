@@ -55,6 +55,27 @@ def build(kind, params, where='sizes'):
         raise specmod.SpecError([str(exc)]) from None
 
 
+def with_vtep_device(spec, device):
+    """The same lab with its hardware VTEPs run by `device` (native or
+    ovs-vtep). A VCF pod VTEP moves with it: OVS's emulator is one node
+    cabled to the first spine, the native device runs on the leaves."""
+    if device is None or device == specmod.vtep_device(spec):
+        return spec
+    out = dict(spec, vtep_device=device, links=list(spec['links']))
+    if spec['fabric'] == 'vcf':
+        roles = {n: d['role'] for n, d in spec['nodes'].items()}
+        vteps = [n for n, r in roles.items() if r == 'hw_vtep']
+        spine = next((n for n, r in roles.items() if r == 'spine'), None)
+        if device == 'native':
+            out['links'] = [lk for lk in out['links']
+                            if not set(specmod.parse_link(lk)[:2]) & set(vteps)
+                            or any(roles[x] != 'spine' and x not in vteps
+                                   for x in specmod.parse_link(lk)[:2])]
+        elif vteps and spine:
+            out['links'].append(f'{spine}-{vteps[0]}')
+    return specmod.load(out)
+
+
 def resolve(topo, sizes=None):
     """--topo clos|vcf|NAME|FILE.yaml (+ optional builder sizes) -> spec."""
     sizes = {k: v for k, v in (sizes or {}).items() if v is not None}

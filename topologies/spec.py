@@ -12,6 +12,8 @@ A spec is a plain dict (usually read from YAML), netlab-like:
     links: [spine1-leaf1, leaf1-hv1, hv1-vm1, {link: vtep1-bm1, vlan: 100}]
     logical_switches:
       web: {vni: 5001, subnet: 10.1.0.0/24}
+    vtep_device: native               # native | ovs-vtep (hardware VTEPs)
+    vtep_mac_age_s: 300               # how long a VTEP keeps a silent MAC
 
 `validate(spec)` returns the list of problems (empty if the spec is good);
 `load(source)` raises SpecError listing all of them. Nothing here does I/O
@@ -37,7 +39,13 @@ TRANSPORT = {r for r, (_, kind) in ROLES.items() if kind == 'transport'}
 PHYSICAL_HOSTS = {'bare_metal', 'appliance'}
 FABRICS = ('clos', 'vcf')
 TOP_KEYS = {'name', 'fabric', 'description', 'nodes', 'links',
-            'logical_switches', 'mgmt_subnet', 'underlay_subnet', 'mtu'}
+            'logical_switches', 'mgmt_subnet', 'underlay_subnet', 'mtu',
+            'vtep_device', 'vtep_mac_age_s'}
+# The hardware VTEP device: the lab's own event-driven device (native) or
+# OVS's polling emulator (ovs-vtep), kept as the reference to compare with.
+VTEP_DEVICES = ('native', 'ovs-vtep')
+DEFAULT_VTEP_DEVICE = 'native'
+DEFAULT_MAC_AGE_S = 300
 LINK_KEYS = {'link', 'vlan'}
 LS_KEYS = {'vni', 'subnet'}
 NAME_RE = re.compile(r'^[a-z][a-z0-9]{0,9}$')
@@ -69,6 +77,10 @@ def parse_link(entry):
     return a, b, vlan
 
 
+def vtep_device(spec):
+    return spec.get('vtep_device', DEFAULT_VTEP_DEVICE)
+
+
 def _allowed_peers(fabric):
     """Which role pairs may be linked, per fabric (unordered pairs)."""
     pairs = {('spine', 'leaf'), ('hypervisor', 'vm'),
@@ -82,8 +94,9 @@ def _allowed_peers(fabric):
         pairs |= {('leaf', 'hw_vtep'), ('hw_vtep', 'bare_metal'),
                   ('hw_vtep', 'appliance')}
     else:
-        # A VCF pod has one VTEP, next to the master spine; servers plug into
-        # leaves, which extend those ports to the pod VTEP.
+        # A VCF pod has one VTEP for the whole pod; servers plug into
+        # leaves. The native device runs on every leaf that has servers;
+        # OVS's emulator hangs off one spine (a link spine-hw_vtep).
         pairs |= {('spine', 'hw_vtep'), ('leaf', 'bare_metal'),
                   ('leaf', 'appliance')}
     return {frozenset(p) for p in pairs}
@@ -203,7 +216,7 @@ def _degree(adj, name, role_of, peer_role=None):
                if peer_role is None or role_of[y] == peer_role)
 
 
-def _check_topology(fabric, roles, links, problems):
+def _check_topology(fabric, roles, links, problems, device='native'):
     spines = sorted(n for n, r in roles.items() if r == 'spine')
     leaves = sorted(n for n, r in roles.items() if r == 'leaf')
     if not spines or not leaves:
@@ -237,6 +250,15 @@ def _check_topology(fabric, roles, links, problems):
               'sw_gateway': ('leaf', 1),
               'hw_vtep': ('leaf' if fabric == 'clos' else 'spine', 1),
               'vm': ('hypervisor', 1)}
+    if fabric == 'vcf' and device == 'native':
+        del uplink['hw_vtep']
+        for name, role in sorted(roles.items()):
+            if role == 'hw_vtep' and adj.get(name):
+                problems.append(
+                    f'nodes.{name}: the native pod VTEP runs on every leaf '
+                    'that has servers and has no cable of its own; remove '
+                    + ', '.join(f'{p}-{name}' for p in adj[name])
+                    + ' (or set vtep_device: ovs-vtep)')
     for name, role in sorted(roles.items()):
         if role in uplink:
             peer, want = uplink[role]
@@ -303,6 +325,15 @@ def _check_top(spec, problems):
         except (ValueError, TypeError):
             problems.append(f'{key}: an IPv4 network of /20 or larger, e.g. '
                             f'{default}')
+    if spec.get('vtep_device', DEFAULT_VTEP_DEVICE) not in VTEP_DEVICES:
+        problems.append(f"vtep_device: {spec.get('vtep_device')!r} is not a "
+                        'hardware VTEP device; use native (the default) or '
+                        'ovs-vtep')
+    age = spec.get('vtep_mac_age_s', DEFAULT_MAC_AGE_S)
+    if not isinstance(age, int) or isinstance(age, bool) or \
+            not 10 <= age <= 65535:
+        problems.append('vtep_mac_age_s: seconds a hardware VTEP keeps a '
+                        'silent MAC, an integer 10..65535 (default 300)')
     mtu = spec.get('mtu', DEFAULT_MTU)
     if not isinstance(mtu, int) or not 1550 <= mtu <= 9000:
         problems.append('mtu: underlay MTU 1550..9000 (VXLAN adds 50 bytes '
@@ -321,7 +352,9 @@ def validate(spec):
     fabric = spec.get('fabric') if spec.get('fabric') in FABRICS else 'clos'
     links = _check_links(spec, roles, fabric, problems)
     if roles:
-        _check_topology(fabric, roles, links, problems)
+        device = spec.get('vtep_device') if spec.get('vtep_device') in \
+            VTEP_DEVICES else DEFAULT_VTEP_DEVICE
+        _check_topology(fabric, roles, links, problems, device)
     return problems
 
 

@@ -15,17 +15,26 @@ Architecture"):
 - Broadcast (ARP on the transport subnet) goes up one live spine (fast
   failover, the master spine first) and down to every other leaf; a leaf
   never floods what came from a spine back up: loop-free without STP.
-- The hardware VTEP is created once for the pod: one node with one OVSDB and
-  one tunnel IP, cabled to the master spine (the routing engine). A
-  server-facing leaf port is extended to a port of that VTEP named
-  <leaf>p<k> by a static cross-connect, so a server dual-homed to two leaves
-  reaches the same VTEP on either: when one leaf fails, the server's bond
-  moves to the other leaf and, as the whitepaper says, nothing else changes.
-  Deviation: a real VCF encapsulates on the leaf ASIC; here encapsulation
-  happens at the pod VTEP node (one place), which NSX cannot tell apart.
+- The hardware VTEP is created once for the pod, one OVSDB and one tunnel
+  IP, and "will exist on all nodes". With the lab's native device
+  (devices.hwvtep) every leaf that has server ports is a member of the pod
+  VTEP: it encapsulates and decapsulates with the pod's tunnel IP and MAC
+  (an instance port towards its tunnel bridge), and the one device process
+  programs every member. The fabric delivers frames for the pod's MAC to
+  every member (each keeps what is for its own servers) and carries frames
+  between members (tagged with their VNI, the pod's internal header) to the
+  other members. A server dual-homed to two leaves reaches the same VTEP on
+  either; losing a spine or a leaf loses no server still connected.
+  Deviation: a real VCF decapsulates at the member where a frame enters and
+  sends it across the fabric to the member with the server; here every
+  member gets a copy and filters, which NSX cannot tell apart.
+- With OVS's emulator (vtep_device: ovs-vtep) the pod VTEP is one node
+  cabled to the master spine; a server-facing leaf port is extended to a
+  port of that VTEP named <leaf>p<k> by a static cross-connect.
 """
 
 BCAST = 'dl_dst=01:00:00:00:00:00/01:00:00:00:00:00'
+TAGGED = 'vlan_tci=0x1000/0x1000'     # only the pod's internal frames
 GROUP_FLOOD_UP, GROUP_ECMP_BASE = 1, 100
 
 
@@ -33,7 +42,7 @@ def _edges(plan):
     """Transport MAC -> (member it attaches to, port name on that member)."""
     out = {}
     for n in plan['nodes'].values():
-        if 'tunnel_mac' in n:
+        if 'tunnel_mac' in n and n.get('uplink'):
             intf = next(i for i in n['intfs'] if i['name'] == n['uplink'])
             out[n['tunnel_mac']] = (intf['peer'], intf['peer_intf'])
     return out
@@ -46,8 +55,15 @@ def _ports(node):
 def _master(plan):
     spines = [n for n in plan['nodes'].values() if n['role'] == 'spine']
     vtep = next((n for n in plan['nodes'].values()
-                 if n['role'] == 'hw_vtep'), None)
+                 if n['role'] == 'hw_vtep' and n.get('uplink')), None)
     return vtep['uplink'] if vtep else spines[0]['name']
+
+
+def pod_vtep(plan):
+    """The native pod VTEP node (on the leaves that have servers), or
+    None (no hardware VTEP, or OVS's emulator on a spine)."""
+    return next((n for n in plan['nodes'].values()
+                 if n['role'] == 'hw_vtep' and n.get('pod')), None)
 
 
 def member_flows(plan, name):
@@ -65,6 +81,9 @@ def _leaf(plan, node, edges):
     uplinks = sorted((i for i in node['intfs'] if i['kind'] == 'fabric'),
                      key=lambda i: (i['peer'] != master, i['ofport']))
     local = [i['ofport'] for i in node['intfs'] if i['kind'] == 'access']
+    inst = node.get('pod_vtep')
+    if inst:
+        local.append(inst['phy_ofport'])
     groups = ['group_id=%d,type=fast_failover,%s' % (GROUP_FLOOD_UP, ','.join(
         f"bucket=watch_port:{u['ofport']},output:{u['ofport']}"
         for u in uplinks))]
@@ -72,9 +91,9 @@ def _leaf(plan, node, edges):
         f"bucket=watch_port:{u['ofport']},output:{u['ofport']}"
         for u in sorted(uplinks, key=lambda u: u['ofport'])))
     groups.append(ecmp)
-    flows = []
+    flows = _pod_leaf(plan, node, uplinks)
     for i in node['intfs']:
-        if i['kind'] in ('physical', 'extension'):
+        if i.get('xconnect'):
             flows.append(f"priority=300,in_port={i['ofport']},"
                          f"actions=output:{ports[i['xconnect']]}")
     for u in uplinks:
@@ -97,11 +116,57 @@ def _leaf(plan, node, edges):
     return groups, flows
 
 
+def _pod_leaf(plan, node, uplinks):
+    """A leaf's share of the pod VTEP's frames: anything for the pod's
+    MAC goes to this leaf's instance (if it is a member) and, from a local
+    port, up one live spine to the other members; the pod's internal
+    (tagged) frames go between members' `vtep` bridges the same way."""
+    vtep = pod_vtep(plan)
+    if vtep is None:
+        return []
+    inst = node.get('pod_vtep')
+    others = [m for m in vtep['members'] if m != node['name']]
+    up = [f'group:{GROUP_FLOOD_UP}'] if others else []
+    pod = f"dl_dst={vtep['tunnel_mac']}"
+    flows = []
+    for u in uplinks:
+        here = [f"output:{inst['phy_ofport']}"] if inst else []
+        flows.append(f"priority=250,in_port={u['ofport']},{pod},actions="
+                     + (','.join(here) or 'drop'))
+        here = [f"output:{inst['internal_ofport']}"] if inst else []
+        flows.append(f"priority=250,in_port={u['ofport']},{TAGGED},actions="
+                     + (','.join(here) or 'drop'))
+    here = [f"output:{inst['phy_ofport']}"] if inst else []
+    flows.append(f'priority=240,{pod},actions=' + (','.join(here + up)
+                                                    or 'drop'))
+    if inst:
+        flows.append(f"priority=240,in_port={inst['internal_ofport']},"
+                     f"{TAGGED},actions=" + (','.join(up) or 'drop'))
+    flows.append(f'priority=230,{TAGGED},actions=drop')
+    return flows
+
+
+def _pod_spine(plan, node):
+    """A spine sends the pod VTEP's frames down to every member."""
+    vtep = pod_vtep(plan)
+    if vtep is None:
+        return []
+    members = [i['ofport'] for i in node['intfs']
+               if i['kind'] == 'fabric' and i['peer'] in vtep['members']]
+    flows = []
+    for i in node['intfs']:
+        out = [f'output:{p}' for p in members if p != i['ofport']]
+        for what in (f"dl_dst={vtep['tunnel_mac']}", TAGGED):
+            flows.append(f"priority=250,in_port={i['ofport']},{what},"
+                         'actions=' + (','.join(out) or 'drop'))
+    return flows
+
+
 def _spine(plan, node, edges):
     ports = _ports(node)
     down = [i for i in node['intfs'] if i['kind'] == 'fabric']
     local = [i['ofport'] for i in node['intfs'] if i['kind'] == 'access']
-    flows = []
+    flows = _pod_spine(plan, node)
     everyone = [i['ofport'] for i in down] + local
     for p in everyone:
         out = [f'output:{q}' for q in everyone if q != p]

@@ -45,7 +45,16 @@ class FakeFabric:
         self.plan = plan
         self.tables, self.groups, self.ports, self.links = {}, {}, {}, {}
         for name, node in plan['nodes'].items():
-            self.ports[name] = {i['ofport']: i for i in node['intfs']}
+            self.ports[name] = {i['ofport']: i for i in node['intfs']
+                                if not i.get('pod_port')}
+            inst = node.get('pod_vtep')
+            if inst:    # a member of the native pod VTEP: its two ports
+                self.ports[name][inst['phy_ofport']] = {
+                    'name': inst['phy_port'], 'peer': f"{inst['vtep']}@{name}",
+                    'peer_intf': inst['uplink']}
+                self.ports[name][inst['internal_ofport']] = {
+                    'name': inst['internal_port'],
+                    'peer': f"{inst['vtep']}#{name}", 'peer_intf': 'pod'}
             if name in member_flows:
                 groups, flows = member_flows[name]
                 self.tables[name] = sorted(
@@ -63,12 +72,14 @@ class FakeFabric:
     def _live(self, member, ofport):
         return (member, self.ports[member][ofport]['name']) not in self.dead
 
-    def _lookup(self, member, in_port, dst):
+    def _lookup(self, member, in_port, dst, tagged):
         for f in self.tables[member]:
             m = f['match']
             if 'in_port' in m and int(m['in_port']) != in_port:
                 continue
             if 'dl_dst' in m and not _mac_match(m['dl_dst'], dst):
+                continue
+            if 'vlan_tci' in m and not tagged:   # only 0x1000/0x1000 used
                 continue
             return f['actions']
         return ['drop']
@@ -90,28 +101,45 @@ class FakeFabric:
                 alts = [x + c for x, c in itertools.product(alts, choice)]
         return alts
 
-    def send(self, node, intf, dst, hops=12):
-        """A frame for `dst` leaves `node` on `intf`. Returns one list of
-        (receiving node, its interface) per forwarding alternative."""
+    def send(self, node, intf, dst, hops=12, tagged=False):
+        """A frame for `dst` (VLAN-tagged or not) leaves `node` on `intf`.
+        Returns one list of (receiving node, its interface) per forwarding
+        alternative. A member of a native pod VTEP sends from its instance
+        with node = '<vtep>@<member>' (intf: its uplink) or
+        '<vtep>#<member>' (intf 'pod': the pod's internal frames)."""
         if (node, intf) in self.dead:
             return [[]]
+        if '@' in node or '#' in node:
+            member = node.replace('#', '@').split('@')[1]
+            peer = member
+            in_port = next(p for p, x in self.ports[member].items()
+                           if x['peer'] == node)
+            return self._forward(peer, in_port, dst, hops, tagged)
         i = next(x for x in self.plan['nodes'][node]['intfs']
                  if x['name'] == intf)
         peer, pintf = i['peer'], i['peer_intf']
         if peer not in self.tables:
             return [[(peer, pintf)]]
-        if hops == 0:
-            raise AssertionError(f'forwarding loop at {peer}')
         in_port = next(p for p, x in self.ports[peer].items()
                        if x['name'] == pintf)
+        return self._forward(peer, in_port, dst, hops, tagged)
+
+    def _forward(self, member, in_port, dst, hops, tagged):
+        if hops == 0:
+            raise AssertionError(f'forwarding loop at {member}')
         results = []
-        for outs in self._outputs(peer, self._lookup(peer, in_port, dst)):
+        for outs in self._outputs(member, self._lookup(member, in_port, dst,
+                                                       tagged)):
             branch = [[]]
             for p in outs:
                 if p == in_port:
                     continue
-                sub = self.send(peer, self.ports[peer][p]['name'], dst,
-                                hops - 1)
+                port = self.ports[member][p]
+                if port['peer'] not in self.plan['nodes']:    # an instance
+                    sub = [[(port['peer'], port['peer_intf'])]]
+                else:
+                    sub = self.send(member, port['name'], dst, hops - 1,
+                                    tagged)
                 branch = [b + s for b, s in itertools.product(branch, sub)]
             results += branch
         return results

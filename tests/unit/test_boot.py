@@ -36,11 +36,47 @@ def test_hypervisor_has_private_ovs_br_phy_and_secure_br_int():
 
 def test_hardware_vtep_serves_hardware_vtep_db_on_management():
     clos, vcfp = plans()
-    for plan in (clos, vcfp):
+    emulated = expand.expand(builders.clos(vtep_device='ovs-vtep'))
+    for plan in (clos, vcfp, emulated):
         s = script(plan, 'vtep1')
         mgmt = plan['nodes']['vtep1']['mgmt_ip'].split('/')[0]
         assert f'--remote=ptcp:6640:{mgmt}' in s
-        assert 'vtep.ovsschema' in s and 'vtep-ctl -- add-ps vtep1' in s
+        assert 'vtep.ovsschema' in s
+    assert 'vtep-ctl -- add-ps vtep1' in script(emulated, 'vtep1')
+    assert 'ovs-vtep' in script(emulated, 'vtep1')
+
+
+def test_native_clos_vtep_runs_the_device_on_its_own_bridge():
+    clos, _ = plans()
+    s = script(clos, 'vtep1')
+    assert 'add-br vtep -- set bridge vtep datapath_type=netdev ' \
+        'fail_mode=secure' in s
+    assert 'add-port vtep vx -- set interface vx type=vxlan ' \
+        'options:remote_ip=flow options:key=flow' in s
+    assert 'devices/hwvtep/__main__.py --layout /run/x/vtep1/hwvtep.json' in s
+    assert 'ovs-vtep' not in s and 'vtep-ctl' not in s
+
+
+def test_vcf_pod_vtep_node_holds_the_database_and_device_only():
+    _, vcfp = plans()
+    s = script(vcfp, 'vtep1')
+    assert 'ovsdb-server /run/x/vtep1/vtep.db' in s
+    assert 'ovs-vswitchd' not in s and 'br-phy' not in s
+    assert 'hwvtep/__main__.py' in s
+
+
+def test_vcf_leaf_with_servers_is_a_member_of_the_pod_vtep():
+    _, vcfp = plans()
+    vtep = vcfp['nodes']['vtep1']
+    s = script(vcfp, 'leaf2')
+    assert 'other_config:vlan-limit=2' in s
+    assert 'ip link add vtep1 mtu 1600 type veth peer name vtep1-up' in s
+    assert f"ip addr add {vtep['tunnel_ip']} dev br-phy" in s
+    assert f"other_config:hwaddr={vtep['tunnel_mac']}" in s
+    # the servers' cables are ports of the pod VTEP's bridge, not the fabric
+    assert '-- add-port vtep bm2 -- set interface bm2' in s
+    assert '-- add-port fabric bm2' not in s
+    assert 'type=patch options:peer=i-vtep1' in s
 
 
 def test_dual_homed_server_bonds_in_ovs_active_backup():

@@ -57,8 +57,9 @@ def test_clos_addressing_follows_the_design():
     assert 'mgmt_ip' not in n['vm1']
 
 
-def test_vcf_is_one_transport_subnet_and_extends_server_ports():
-    plan = expand.expand(builders.vcf())
+@pytest.mark.parametrize('device', ['native', 'ovs-vtep'])
+def test_vcf_is_one_transport_subnet_with_one_pod_vtep(device):
+    plan = expand.expand(builders.vcf(vtep_device=device))
     n = plan['nodes']
     nets = {ipaddress.ip_interface(p['tunnel_ip']).network
             for p in n.values() if 'tunnel_ip' in p}
@@ -69,7 +70,22 @@ def test_vcf_is_one_transport_subnet_and_extends_server_ports():
     assert vtep_ports == ['leaf1p1', 'leaf2p1', 'leaf2p2']
     assert n['bm1']['bond'] and n['bm1']['host_bridge']
     xc = {i['name']: i.get('xconnect') for i in n['leaf1']['intfs']}
-    assert xc['bm1'] == 'xbm1' and xc['xbm1'] == 'bm1'
+    if device == 'ovs-vtep':      # the leaf extends its port to the VTEP
+        assert xc['bm1'] == 'xbm1' and xc['xbm1'] == 'bm1'
+        assert n['vtep1']['uplink'] == 'spine1'
+        return
+    # native: the leaves with servers are the pod VTEP's members; its ports
+    # are their server ports, and the pod VTEP has no cable of its own
+    assert n['vtep1']['pod'] and n['vtep1']['members'] == ['leaf1', 'leaf2']
+    assert 'uplink' not in n['vtep1'] and not any(
+        lk['a'] == 'vtep1' or lk['b'] == 'vtep1' for lk in plan['links'])
+    assert [(i['member'], i['peer_intf']) for i in n['vtep1']['intfs']] == [
+        ('leaf1', 'bm1'), ('leaf2', 'bm1'), ('leaf2', 'bm2')]
+    assert {i['name']: i.get('pod_port') for i in n['leaf2']['intfs']
+            if i['kind'] == 'physical'} == {'bm1': 'leaf2p1',
+                                            'bm2': 'leaf2p2'}
+    inst = n['leaf1']['pod_vtep']
+    assert inst['phy_ofport'] > len(n['leaf1']['intfs'])
 
 
 def test_hosts_get_ips_from_their_logical_switch():

@@ -1,6 +1,6 @@
 """The software gateway election (pure state machine) and how the agent
 reads OVSDB monitor rows."""
-from controllers.gwagent import (ACTIVE, STANDBY, Election, JsonLines,
+from devices.gwagent import (ACTIVE, STANDBY, Election, JsonLines,
                                  parse_row,
                                  restore_id, segment_flows)
 

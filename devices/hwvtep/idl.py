@@ -1,0 +1,115 @@
+"""OVSDB sessions for the device: the python `ovs` IDL (an in-memory
+replica kept up to date by the server's pushed updates) and non-blocking
+transactions, inside the device's single ovs.poller loop.
+
+Facts this relies on (python-ovs 3.1, measured here):
+- a standalone ovsdb-server keeps no history: after a reconnect the IDL
+  reloads every row and rows deleted meanwhile produce no event, so the
+  device rebuilds from the replica whenever `change_seqno` moves;
+- a transaction is built and committed between two `run()` calls; it ends
+  TRY_AGAIN when the session is down or drops mid-commit (retry once the
+  replica changed, not in a spin);
+- `addvalue()`/`setkey()` on a row inserted in the same transaction is lost:
+  assign whole columns.
+"""
+import logging
+import sys
+
+# ovs/poller.py imports eventlet only to ask whether `select` is monkey
+# patched; nothing is patched. Blocking the import keeps eventlet (and its
+# deprecation warning) out of the device.
+sys.modules.setdefault('eventlet', None)
+
+import ovs.db.idl      # noqa: E402
+import ovs.poller      # noqa: E402
+
+LOG = logging.getLogger('hwvtep.idl')
+Transaction = ovs.db.idl.Transaction
+
+
+def session(remote, schema, tables, max_backoff_ms=1000):
+    """An IDL on `remote` replicating {table: [columns] or None (all)}."""
+    helper = ovs.db.idl.SchemaHelper(location=schema)
+    for table, cols in tables.items():
+        if cols:
+            helper.register_columns(table, cols)
+        else:
+            helper.register_table(table)
+    idl = ovs.db.idl.Idl(remote, helper)
+    idl._session.reconnect.set_backoff(100, max_backoff_ms)
+    return idl
+
+
+def connected(idl):
+    """The replica is live (connected and monitoring)."""
+    return idl._session.is_connected() and \
+        idl.state == idl.IDL_S_MONITORING
+
+
+class Writer:
+    """One transaction in flight at a time. `start(build)` builds and
+    commits; `poll()` after every idl.run() returns its final status once.
+    After a failure the next start waits until the replica changed."""
+
+    def __init__(self, idl, name):
+        self.idl, self.name = idl, name
+        self.txn, self.blocked_at = None, None
+        self.last_status, self.last_error = None, None
+
+    def busy(self):
+        return self.txn is not None
+
+    def may_start(self):
+        return self.txn is None and connected(self.idl) and \
+            self.blocked_at != self.idl.change_seqno
+
+    def start(self, build):
+        """build(txn) fills the transaction; -> False if it did nothing."""
+        txn = Transaction(self.idl)
+        try:
+            wanted = build(txn)
+        except BaseException:
+            txn.abort()
+            raise
+        if not wanted:
+            txn.abort()
+            return False
+        self.txn = txn
+        self.poll()
+        return True
+
+    def poll(self):
+        if self.txn is None:
+            return None
+        status = self.txn.commit()
+        if status == Transaction.INCOMPLETE:
+            return None
+        txn, self.txn = self.txn, None
+        self.last_status = status
+        if status not in (Transaction.SUCCESS, Transaction.UNCHANGED):
+            self.blocked_at = self.idl.change_seqno
+            self.last_error = txn.get_error()
+            if status != Transaction.TRY_AGAIN:
+                LOG.error('%s: transaction %s: %s', self.name, status,
+                          self.last_error)
+        else:
+            self.blocked_at = None
+        return status
+
+    def wait(self, poller):
+        if self.txn is not None:
+            self.txn.wait(poller)
+
+
+def get(row, column, default=None):
+    """A column of a row, also of one inserted by the current transaction
+    (whose unset columns raise AttributeError)."""
+    try:
+        return getattr(row, column)
+    except AttributeError:
+        return default
+
+
+def opt(value):
+    """An optional OVSDB column's value (a list of 0 or 1) or None."""
+    return value[0] if value else None

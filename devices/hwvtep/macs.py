@@ -1,0 +1,90 @@
+"""The switch's learned-MAC table (pure: no I/O, time is a parameter).
+
+A hardware VTEP learns a source MAC on the first frame that enters one of
+its bindings (physical port + VLAN -> logical switch), keeps it while frames
+keep coming (aging is OVS's idle timeout on the learned flow, reported back
+as an event), moves it when it shows up on another binding or another member
+of the pod, and forgets every MAC of a port that loses carrier (or of a
+member whose data plane restarted), as a switch does.
+
+Entries: {(ls, mac): Entry(member, port, vlan)}. `ls` is the logical
+switch's name in the hardware_vtep database.
+"""
+from collections import namedtuple
+
+Entry = namedtuple('Entry', 'member port vlan')
+
+NEW, MOVED, SAME, FULL, INVALID = 'new', 'moved', 'same', 'full', 'invalid'
+DEFAULT_LIMIT = 16384
+
+
+def is_unicast(mac):
+    """A MAC a switch may learn: not multicast/broadcast, not all zeros."""
+    first = int(mac.split(':')[0], 16)
+    return not first & 1 and mac != '00:00:00:00:00:00'
+
+
+class MacTable:
+    def __init__(self, limit=DEFAULT_LIMIT):
+        self.limit = limit
+        self.entries = {}
+
+    def learn(self, ls, mac, member, port, vlan):
+        """A frame from `mac` entered binding (member, port, vlan) of `ls`.
+        -> NEW, MOVED, SAME, FULL (the table is at its limit: not learned;
+        the switch reports mac_table_exhaustion) or INVALID (a multicast or
+        zero source is never learned)."""
+        mac = mac.lower()
+        if not is_unicast(mac):
+            return INVALID
+        key, where = (ls, mac), Entry(member, port, vlan)
+        old = self.entries.get(key)
+        if old == where:
+            return SAME
+        if old is None and len(self.entries) >= self.limit:
+            return FULL
+        self.entries[key] = where
+        return NEW if old is None else MOVED
+
+    def full(self):
+        return len(self.entries) >= self.limit
+
+    def aged(self, ls, mac, member, port, vlan):
+        """The learned flow of (ls, mac) on that binding idled out. Only
+        forgets the MAC if it is still there (it may have moved since)."""
+        key = (ls, mac.lower())
+        if self.entries.get(key) == Entry(member, port, vlan):
+            del self.entries[key]
+            return True
+        return False
+
+    def flush(self, member, port=None):
+        """Forget what was learned on `port` of `member` (carrier lost), or
+        on every port of `member` (its data plane restarted or powered
+        off). -> the removed keys, sorted."""
+        gone = sorted(k for k, e in self.entries.items()
+                      if e.member == member and (port is None or
+                                                 e.port == port))
+        for k in gone:
+            del self.entries[k]
+        return gone
+
+    def forget_ls(self, lss):
+        """Drop MACs of logical switches that are not bound any more."""
+        gone = sorted(k for k in self.entries if k[0] not in lss)
+        for k in gone:
+            del self.entries[k]
+        return gone
+
+    def unbound(self, bindings):
+        """Drop MACs learned on bindings that no longer exist (the NVC
+        removed the binding): bindings = {(member, port, vlan): ls}."""
+        gone = sorted(k for k, e in self.entries.items()
+                      if bindings.get((e.member, e.port, e.vlan)) != k[0])
+        for k in gone:
+            del self.entries[k]
+        return gone
+
+    def local_keys(self):
+        """{(ls, mac)} the switch reports in Ucast_Macs_Local."""
+        return set(self.entries)

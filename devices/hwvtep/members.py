@@ -1,0 +1,147 @@
+"""A member's own Open_vSwitch database: what the device reads and writes
+there besides OpenFlow.
+
+Reads: Interface (name, ofport, link_state, bfd_status) of the BFD tunnels
+and of the member's fabric uplinks (a member without a live uplink cannot
+carry the pod's BFD sessions). Writes: one VXLAN port per service node the
+member runs BFD to (`bfd<8 hex digits of the IP>` on the member's bridge,
+remote_ip=the service node, key=flow, bfd:* from Tunnel.bfd_params and
+bfd_config_remote), deleting those no longer wanted. Nothing else.
+"""
+import ipaddress
+
+from . import idl as idlmod
+
+SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema'
+TABLES = {'Open_vSwitch': ['bridges'], 'Bridge': ['name', 'ports'],
+          'Port': ['name', 'interfaces'],
+          'Interface': ['name', 'type', 'options', 'bfd', 'bfd_status',
+                        'ofport', 'link_state']}
+PREFIX = 'bfd'
+# Tunnel.bfd_params keys that OVS's BFD takes as they are (forwarding_if_rx
+# too); vtep(5) defaults apply where the NVC set nothing
+BFD_KEYS = ('enable', 'min_rx', 'min_tx', 'decay_min_rx', 'forwarding_if_rx',
+            'cpath_down', 'check_tnl_key')
+
+
+def port_name(ip):
+    return PREFIX + '%08x' % int(ipaddress.IPv4Address(ip))
+
+
+def ip_of(name):
+    return str(ipaddress.IPv4Address(int(name[len(PREFIX):], 16)))
+
+
+def is_bfd_port(name):
+    return name.startswith(PREFIX) and len(name) == len(PREFIX) + 8
+
+
+def bfd_options(params, remote_config=None):
+    """Interface bfd:* for a Tunnel's bfd_params (+ bfd_config_remote)."""
+    out = {k: str(v) for k, v in params.items() if k in BFD_KEYS}
+    remote = remote_config or {}
+    if remote.get('bfd_dst_ip'):
+        out['bfd_dst_ip'] = remote['bfd_dst_ip']
+    if remote.get('bfd_dst_mac'):
+        out['bfd_local_dst_mac'] = remote['bfd_dst_mac']
+    return out
+
+
+def bfd_status(status):
+    """Tunnel.bfd_status from an Interface's bfd_status (vtep(5) keys)."""
+    if not status:
+        return {}
+    out = {k: status[k] for k in ('state', 'forwarding', 'diagnostic',
+                                  'remote_state', 'remote_diagnostic')
+           if k in status}
+    out['enabled'] = 'true'
+    return out
+
+
+class MemberDb:
+    def __init__(self, remote, bridge, name):
+        self.bridge, self.name = bridge, name
+        self.idl = idlmod.session(remote, SCHEMA, TABLES)
+        self.writer = idlmod.Writer(self.idl, f'{name} Open_vSwitch')
+        self.seen = 0
+
+    def run(self):
+        self.idl.run()
+        self.writer.poll()
+
+    def wait(self, poller):
+        self.idl.wait(poller)
+        self.writer.wait(poller)
+
+    def changed(self):
+        if self.idl.change_seqno == self.seen:
+            return False
+        self.seen = self.idl.change_seqno
+        return True
+
+    def ready(self):
+        return idlmod.connected(self.idl)
+
+    def _interfaces(self):
+        return {i.name: i for i in
+                self.idl.tables['Interface'].rows.values()}
+
+    def bfd_ports(self):
+        """{service node ip: ofport} of this member's BFD tunnels that OVS
+        has numbered."""
+        out = {}
+        for name, i in self._interfaces().items():
+            ofport = idlmod.opt(i.ofport)
+            if is_bfd_port(name) and ofport and ofport > 0:
+                out[ip_of(name)] = ofport
+        return out
+
+    def bfd_status(self):
+        """{service node ip: Interface bfd_status} of the BFD tunnels."""
+        return {ip_of(n): dict(i.bfd_status)
+                for n, i in self._interfaces().items() if is_bfd_port(n)}
+
+    def links_up(self, names):
+        """How many of these interfaces have carrier."""
+        intfs = self._interfaces()
+        return sum(1 for n in names if n in intfs and
+                   idlmod.opt(intfs[n].link_state) == 'up')
+
+    def set_bfd(self, want):
+        """want: {ip: bfd options}; -> True if a transaction started."""
+        if not self.writer.may_start():
+            return False
+        return self.writer.start(lambda txn: self._build(txn, want))
+
+    def _build(self, txn, want):
+        bridge = next((b for b in self.idl.tables['Bridge'].rows.values()
+                       if b.name == self.bridge), None)
+        if bridge is None:
+            return False
+        changed, keep = False, []
+        for port in bridge.ports:
+            if not is_bfd_port(port.name):
+                keep.append(port)
+                continue
+            ip = ip_of(port.name)
+            if ip not in want:
+                changed = True
+                continue
+            keep.append(port)
+            for intf in port.interfaces:
+                if dict(intf.bfd) != want[ip]:
+                    intf.bfd = want[ip]
+                    changed = True
+        have = {ip_of(p.name) for p in bridge.ports if is_bfd_port(p.name)}
+        for ip in sorted(set(want) - have):
+            intf = txn.insert(self.idl.tables['Interface'])
+            intf.name, intf.type = port_name(ip), 'vxlan'
+            intf.options = {'remote_ip': ip, 'key': 'flow'}
+            intf.bfd = want[ip]
+            port = txn.insert(self.idl.tables['Port'])
+            port.name, port.interfaces = port_name(ip), [intf]
+            keep.append(port)
+            changed = True
+        if changed:
+            bridge.ports = keep
+        return changed

@@ -1,0 +1,57 @@
+"""The switch's learned-MAC table: learn, move, age, flush, limit."""
+from devices.hwvtep.macs import (FULL, INVALID, MOVED, NEW, SAME, Entry,
+                                 MacTable)
+
+M1, M2 = '02:00:00:00:00:01', '02:00:00:00:00:02'
+
+
+def test_learn_then_same_then_move():
+    t = MacTable()
+    assert t.learn('ls1', M1, 'vtep1', 'bm1', 0) == NEW
+    assert t.learn('ls1', M1.upper(), 'vtep1', 'bm1', 0) == SAME
+    assert t.learn('ls1', M1, 'vtep1', 'bm2', 100) == MOVED
+    assert t.entries[('ls1', M1)] == Entry('vtep1', 'bm2', 100)
+    assert t.local_keys() == {('ls1', M1)}
+
+
+def test_multicast_and_zero_sources_are_never_learned():
+    t = MacTable()
+    assert t.learn('ls1', '01:00:5e:00:00:01', 'v', 'p', 0) == INVALID
+    assert t.learn('ls1', 'ff:ff:ff:ff:ff:ff', 'v', 'p', 0) == INVALID
+    assert t.learn('ls1', '00:00:00:00:00:00', 'v', 'p', 0) == INVALID
+    assert not t.entries
+
+
+def test_aging_forgets_only_if_the_mac_is_still_there():
+    t = MacTable()
+    t.learn('ls1', M1, 'v', 'bm1', 0)
+    t.learn('ls1', M1, 'v', 'bm2', 0)          # moved before the old aged
+    assert not t.aged('ls1', M1, 'v', 'bm1', 0)
+    assert t.aged('ls1', M1, 'v', 'bm2', 0)
+    assert not t.entries
+
+
+def test_carrier_loss_flushes_that_port_and_power_loss_the_member():
+    t = MacTable()
+    t.learn('ls1', M1, 'leaf1', 'leaf1p1', 0)
+    t.learn('ls1', M2, 'leaf1', 'leaf1p2', 0)
+    t.learn('ls2', M1, 'leaf2', 'leaf2p1', 0)
+    assert t.flush('leaf1', 'leaf1p1') == [('ls1', M1)]
+    assert t.flush('leaf1') == [('ls1', M2)]
+    assert t.local_keys() == {('ls2', M1)}
+
+
+def test_a_full_table_refuses_new_macs_but_still_moves_known_ones():
+    t = MacTable(limit=1)
+    assert t.learn('ls1', M1, 'v', 'p', 0) == NEW
+    assert t.learn('ls1', M2, 'v', 'p', 0) == FULL
+    assert t.full() and ('ls1', M2) not in t.entries
+    assert t.learn('ls1', M1, 'v', 'q', 0) == MOVED
+
+
+def test_unbinding_drops_what_was_learned_there():
+    t = MacTable()
+    t.learn('ls1', M1, 'v', 'bm1', 0)
+    t.learn('ls1', M2, 'v', 'bm2', 100)
+    assert t.unbound({('v', 'bm1', 0): 'ls1'}) == [('ls1', M2)]
+    assert t.forget_ls({'ls2'}) == [('ls1', M1)]
