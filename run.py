@@ -108,7 +108,8 @@ def cmd_list(args):
 
 
 def cmd_topo(args):
-    spec = labs.resolve(args.topo, sizes_of(args))
+    spec = labs.with_vtep_device(labs.resolve(args.topo, sizes_of(args)),
+                                 args.vtep_device)
     if args.plan:
         from topologies import expand
         print(json.dumps(expand.expand(spec), indent=1))
@@ -137,7 +138,8 @@ def cmd_cli(args):
                  'file with one CLI command per line)')
     from demos.labcli import LabCLI
     from scenarios import harness
-    spec = labs.resolve(args.topo, sizes_of(args))
+    spec = labs.with_vtep_device(labs.resolve(args.topo, sizes_of(args)),
+                                 args.vtep_device)
     env = harness.ControlledLab(spec, progress)
     with env as lab:
         progress(f"lab {lab.plan['name']} is up, provisioned through the API "
@@ -154,7 +156,7 @@ def cmd_demo(args):
     need_root('demo')
     from demos import runner
     res = runner.run(args.name, fabric=args.topo, auto=args.auto,
-                     progress=progress)
+                     progress=progress, vtep_device=args.vtep_device)
     print_result(res, args.json)
     return 0 if res['passed'] else 1
 
@@ -223,6 +225,12 @@ def cmd_scenario(args):
         extra = {'name': args.name}
     if fabric:
         extra['fabric'] = fabric
+    if args.vtep_device:
+        import inspect
+        if 'vtep_device' not in inspect.signature(mod.run).parameters:
+            sys.exit(f'error: --vtep-device: scenario {args.name} has no '
+                     'hardware VTEP to run with another device')
+        extra['vtep_device'] = args.vtep_device
     res = mod.run(progress=progress, **extra)
     m = res['metrics']
     for name, st in m.get('streams', {}).items():
@@ -303,9 +311,15 @@ def parser():
     sub = p.add_subparsers(dest='command')
     sub.add_parser('list', help='labs, scenarios and demos')
 
+    def device_arg(sp):
+        sp.add_argument('--vtep-device', choices=['native', 'ovs-vtep'],
+                        help="run the lab's hardware VTEPs with this device "
+                        "(default: the lab's own, native unless it says)")
+
     def lab_args(sp):
         sp.add_argument('--topo', default='clos',
                         help='clos, vcf, a shipped lab name, or FILE.yaml')
+        device_arg(sp)
         for k in SIZES:
             sp.add_argument('--' + k.replace('_', '-'), dest=k, type=int,
                             help=f'builder size: {k} (with --topo clos|vcf)')
@@ -334,6 +348,7 @@ def parser():
                    help='fabric of the demo lab (clos)')
     d.add_argument('--auto', action='store_true',
                    help='run through without pausing between steps')
+    device_arg(d)
     d.add_argument('--json', action='store_true')
     sc = sub.add_parser('scenario', help='run a measured scenario')
     sc.add_argument('name', choices=sorted(SCENARIOS))
@@ -341,6 +356,7 @@ def parser():
                     help='fabric (clos; hw-gateway-failover runs both '
                     'unless given)')
     sc.add_argument('--json', action='store_true')
+    device_arg(sc)
     sc.add_argument('--seconds', type=float,
                     help='headless: how long the controller stays dead')
     sc.add_argument('--trials', type=int,

@@ -141,7 +141,6 @@ def migrate(lab, ctx, say, server, vm):
     lab.node(vm).ns_run(['ip', 'neigh', 'flush', 'dev', 'eth0'])
     lab.node(vm).ns_run(['arping', '-U', '-c', '1', '-I', 'eth0',
                          wire.addr(ip)])
-    harness.forget_learned_macs(lab, vtep, port)
     s2, _ = ctl.request('DELETE', f"/gateway-connections/{conn['id']}")
     want = {intent.tunnel_port(n, hv)}
     took = harness.until(lambda: p2v_migration.edge_outputs(

@@ -15,6 +15,7 @@ import textwrap
 import time
 
 from scenarios import harness, results
+from topologies import labs
 
 from . import actions, catalog, diagram, steps, topopic, wire
 
@@ -148,7 +149,7 @@ def write_diagram(name, demo, plan, acts_drawn, out_dir):
 
 
 def run(name, fabric='clos', auto=False, progress=print, out=print,
-        wait=input):
+        wait=input, vtep_device=None):
     spec_of, demo_of = catalog.DEMOS[name]
     out_dir = results.run_dir(f'demo-{name}')
     say = Transcript(out)
@@ -159,7 +160,9 @@ def run(name, fabric='clos', auto=False, progress=print, out=print,
     def pause():
         if not auto:
             wait('  -- Enter: next step --')
-    env = harness.ControlledLab(spec_of(fabric), progress, out_dir)
+    env = harness.ControlledLab(labs.with_vtep_device(spec_of(fabric),
+                                                      vtep_device),
+                                progress, out_dir)
     verdicts, acts_drawn = [], []
     with env as lab:
         plan = lab.plan

@@ -9,7 +9,6 @@ namespaces; pcap decoding into plain frame records.
 """
 import os
 import random
-import re
 import shutil
 import signal
 import subprocess
@@ -50,34 +49,53 @@ def bfd_up(lab, edges, sns):
     return True
 
 
-def forget_learned_macs(lab, vtep, port=None):
-    """What a hardware switch does when a port loses carrier (or the
-    switch loses power, port=None): forget the MACs learned there. OVS's
-    VTEP emulator keeps its learned MACs (flows with cookie 0x5000 in each
-    <vtep>_vtep_ls<N> bridge) until a 15 s idle timeout, so the lab deletes
-    them: all of them, or those that output to `port`'s binding (bridge
-    port '<vlan>-<port>-l')."""
-    n = lab.node(vtep)
-    for br in n.ns_run(['ovs-vsctl', 'list-br']).stdout.split():
-        if not br.startswith(f'{vtep}_vtep_ls'):
-            continue
-        if port is None:
-            n.ns_run(['ovs-ofctl', 'del-flows', br, 'cookie=0x5000/-1'])
-            continue
-        for name in n.ns_run(['ovs-vsctl', 'list-ports', br]).stdout.split():
-            if re.fullmatch(rf'\d{{4}}-{re.escape(port)}-l', name):
-                ofport = n.ns_run(['ovs-vsctl', 'get', 'interface', name,
-                                   'ofport']).stdout.strip()
-                n.ns_run(['ovs-ofctl', 'del-flows', br,
-                          f'cookie=0x5000/-1,out_port={ofport}'])
+def vtep_points(plan, names):
+    """Capture points [(name, node, interface)] on the cable of each VTEP
+    in `names` into the fabric: its uplink, or, for a VCF pod VTEP run by
+    the native device, the instance on each member leaf (name
+    '<vtep>@<leaf>', interface '<vtep>-up' in the leaf's namespace)."""
+    out = []
+    for n in names:
+        p = plan['nodes'][n]
+        if p.get('pod'):
+            out += [(f'{n}@{m}', m, plan['nodes'][m]['pod_vtep']['uplink'])
+                    for m in p['members']]
+        else:
+            out.append((n, n, p['uplink']))
+    return out
 
 
-def measured_run(name, fabric, seed, progress, **lab_kw):
+def at_vtep(point):
+    """The VTEP a capture point belongs to ('vtep1@leaf2' -> 'vtep1')."""
+    return point.split('@')[0]
+
+
+def by_vtep(frames):
+    """{point: [frames]} -> {VTEP: [frames]}, a pod VTEP's members merged
+    (each member gets its own copy of what is tunnelled to the pod)."""
+    out = {}
+    for point, recs in frames.items():
+        out.setdefault(at_vtep(point), []).extend(recs)
+    return {k: sorted(v, key=lambda r: r['time']) for k, v in out.items()}
+
+
+def run_name(name, fabric, vtep_device=None):
+    """A run's results name: NAME-FABRIC, plus the hardware VTEP device
+    when it is not the default (e.g. p2v-migration-clos-ovs-vtep)."""
+    out = f'{name}-{fabric}'
+    if vtep_device and vtep_device != 'native':
+        out += f'-{vtep_device}'
+    return out
+
+
+def measured_run(name, fabric, seed, progress, vtep_device=None, **lab_kw):
     """What every repeated-trial scenario starts with on a shipped lab:
     its results directory, a seeded RNG and the controlled lab (not yet
-    entered) -> (out_dir, rng, env)."""
-    out_dir = results.run_dir(f'{name}-{fabric}')
-    env = ControlledLab(labs.resolve(fabric), progress, out_dir, **lab_kw)
+    entered) -> (out_dir, rng, env). `vtep_device` runs the lab's hardware
+    VTEPs with that device instead of the lab's own choice."""
+    out_dir = results.run_dir(run_name(name, fabric, vtep_device))
+    spec = labs.with_vtep_device(labs.resolve(fabric), vtep_device)
+    env = ControlledLab(spec, progress, out_dir, **lab_kw)
     return out_dir, random.Random(seed), env
 
 
@@ -163,8 +181,10 @@ PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'probe.py')
 class Streams:
     """UDP probe streams (scenarios/probe.py) between lab hosts:
     flows = [(name, sender, receiver, port[, address to send to, e.g. a
-    broadcast address; the receiver's own by default])]. start() starts
-    receivers, then senders; finish() waits for both and returns
+    broadcast address; the receiver's own by default])]. A sender written
+    '=NAME' is flow NAME's: one more receiver of the same stream (e.g. a
+    second host that gets the same broadcasts). start() starts receivers,
+    then senders; finish() waits for both and returns
     {name: (packets sent, [sequence numbers received])}."""
 
     def __init__(self, lab, flows, seconds, out_dir, rate=1000, tag='probe'):
@@ -187,6 +207,8 @@ class Streams:
                 '--seconds', str(self.seconds + 3))
         time.sleep(0.5)                     # receivers bound first
         for name, src, dst, port, *addr in self.flows:
+            if src.startswith('='):
+                continue
             to = addr[0] if addr else nodes[dst]['ip'].split('/')[0]
             self.sends[name] = self._run(
                 src, 'send', '--dst', to, '--port', str(port),
@@ -197,6 +219,9 @@ class Streams:
     def finish(self):
         sent = {n: int(p.communicate()[0].strip() or 0)
                 for n, p in self.sends.items()}
+        for name, src, *_ in self.flows:
+            if src.startswith('='):
+                sent[name] = sent[src[1:]]
         time.sleep(0.3)                     # the last packets land
         for p in self.recvs.values():
             p.terminate()                   # a clean exit: file complete
@@ -220,23 +245,26 @@ def log_errors(path):
 
 
 class Captures:
-    """tcpdump on (node, interface) points, one pcap each in `out_dir`,
-    stopped by PID."""
+    """tcpdump on capture points, one pcap each in `out_dir`, stopped by
+    PID. Points: {node: interface}, or [(name, node, interface)] (e.g.
+    vtep_points); frames() is keyed by the points' names."""
 
     def __init__(self, lab, points, out_dir, bpf=''):
+        if isinstance(points, dict):
+            points = [(n, n, i) for n, i in points.items()]
         self.lab, self.points, self.dir, self.bpf = lab, points, out_dir, bpf
         self.procs, self.files = {}, {}
 
     def __enter__(self):
-        for node, intf in self.points.items():
-            path = os.path.join(self.dir, f'{node}-{intf}.pcap')
-            self.files[node] = path
+        for name, node, intf in self.points:
+            path = os.path.join(self.dir, f'{name}-{intf}.pcap')
+            self.files[name] = path
             cmd = ['ip', 'netns', 'exec', self.lab.node(node).ns, 'tcpdump',
                    '-i', intf, '-n', '-U', '--immediate-mode', '-s', '256',
                    '-w', path]
             if self.bpf:
                 cmd.append(self.bpf)
-            self.procs[node] = subprocess.Popen(
+            self.procs[name] = subprocess.Popen(
                 cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                 text=True)
         for node, p in self.procs.items():         # wait until listening

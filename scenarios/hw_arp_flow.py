@@ -3,7 +3,8 @@ gateway), proved with packets and with the VTEP's own tables.
 
     VM IP1 (vm1) and IP2 (vm2) on Hypervisor 1, VM3 on Hypervisor 2, all in
     logical switch 1 (VNI 5001); bare-metal server IP5 (bm5) on the hardware
-    VTEP (OVS's VTEP emulator, driven by the controller over hardware_vtep).
+    VTEP (the lab's native device, or OVS's emulator, driven by the
+    controller over hardware_vtep).
 
 setup: lab, controller, provisioning through the API; act 1: IP1 ARPs for
 IP5 (steps 1-6); measure: captures, then how long until MAC5 appears in
@@ -94,10 +95,12 @@ def _mac_flow_installed(lab, hv, mac, tunnel_port):
                for f in flows.splitlines())
 
 
-def run(fabric='clos', progress=print):
+def run(fabric='clos', progress=print, vtep_device=None):
     from controllers import intent
-    out_dir = results.run_dir(f'hw-arp-flow-{fabric}')
-    env = harness.ControlledLab(spec(fabric), progress, out_dir)
+    device = vtep_device or 'native'
+    out_dir = results.run_dir(harness.run_name('hw-arp-flow', fabric,
+                                               device))
+    env = harness.ControlledLab(spec(fabric, device), progress, out_dir)
     metrics, evidence = {}, []
     with env as lab:
         plan = lab.plan
@@ -113,7 +116,7 @@ def run(fabric='clos', progress=print):
         # IP5 has never spoken: the VTEP has not learned MAC5 yet
         for h in HOSTS:
             lab.node(h).ns_run(['ip', 'neigh', 'flush', 'all'])
-        points = {n: plan['nodes'][n]['uplink'] for n in VTEPS}
+        points = harness.vtep_points(plan, VTEPS)
         hosts = {h: 'eth0' for h in HOSTS}
         def local():
             return subprocess.run(['vtep-ctl', f'--db={db}',
@@ -137,8 +140,8 @@ def run(fabric='clos', progress=print):
             answered = lab.node('vm1').ns_run(
                 ['arping', '-c', '1', '-w', '2', '-I', 'eth0', ip5])
         watcher.join(12)
-        arp_hops = arp_flow.hops(plan, {**c1.frames(), **c2.frames()},
-                                 'vm1', 'bm5')
+        arp_hops = arp_flow.hops(plan, {**harness.by_vtep(c1.frames()),
+                                        **c2.frames()}, 'vm1', 'bm5')
         evidence += list(c1.files.values()) + list(c2.files.values())
         replied = [h['time'] for h in arp_hops
                    if h['at'] == 'bm5' and h['arp'] == 'reply']
@@ -146,7 +149,8 @@ def run(fabric='clos', progress=print):
             if 'learned' in seen and replied else None
         installed = round(seen['installed'] - seen['learned'], 3) \
             if 'installed' in seen else None
-        # step 6: the VTEP emulator polls its bridge once a second
+        # step 6: the native VTEP learns from the first frame; OVS's
+        # emulator polls its bridge once a second
         metrics.update(mac5_learned_after_reply_s=learned,
                        mac5_installed_after_learned_s=installed)
         local_macs = local()
@@ -163,8 +167,9 @@ def run(fabric='clos', progress=print):
             progress('  steps 8-11: IP1 pings IP5')
             pinged = lab.node('vm1').ns_run(['ping', '-c', '1', '-W', '2',
                                              ip5])
-        ip_hops = arp_flow.hops(plan, {**c3.frames(), **c4.frames()},
-                                'vm1', 'bm5', kind='ip')
+        ip_hops = arp_flow.hops(plan, {**harness.by_vtep(c3.frames()),
+                                       **c4.frames()}, 'vm1', 'bm5',
+                                kind='ip')
         evidence += list(c3.files.values()) + list(c4.files.values())
     claims = checks(arp_hops, ip_hops, local_macs, mac5,
                     installed is not None)

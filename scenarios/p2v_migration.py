@@ -12,7 +12,8 @@ the migrating server and each peer (a VM, and a dual-homed bare-metal
 server behind other VTEP ports), sequence numbers being time slots of one
 shared epoch so the VM continues the server's streams:
   cut-over  the server is powered off (its senders stop, its link goes
-            down, its switch forgets the MACs learned on that port); through
+            down: its switch forgets, by itself, the MACs it learned on that
+            port when the port loses carrier); through
             the API the VM's port is created with the server's MAC and IP
             and the hardware VTEP port binding is deleted; the VM (already
             running the same senders, dropped until its vNIC is on the
@@ -215,9 +216,10 @@ class Streams:
         return out
 
 
-def run(fabric='clos', progress=print, trials=10, seed=1, seconds=11.0):
+def run(fabric='clos', progress=print, trials=10, seed=1, seconds=11.0,
+        vtep_device=None):
     out_dir, rng, env = harness.measured_run('p2v-migration', fabric, seed,
-                                             progress)
+                                             progress, vtep_device)
     records, problems = [], []
     with env as lab:
         plan, ctl = lab.plan, lab.ctl
@@ -272,8 +274,8 @@ def run(fabric='clos', progress=print, trials=10, seed=1, seconds=11.0):
             time.sleep(1.0 + rng.uniform(0, 0.2))
             st = Streams(lab, seconds, out_dir, f'p2v-{k:02d}').start()
             time.sleep(max(0.0, st.epoch + CUT_AT_S - time.time()))
-            # cut-over: the server goes away (its switch port goes down and
-            # the switch flushes what it learned there), the VM's vNIC is
+            # cut-over: the server goes away (its switch port loses carrier
+            # and the switch flushes what it learned there), the VM's vNIC is
             # attached with the server's MAC and IP, the physical binding is
             # decommissioned, the VM announces itself
             t_off = time.time()
@@ -290,7 +292,6 @@ def run(fabric='clos', progress=print, trials=10, seed=1, seconds=11.0):
             lab.node(SPARE).ns_run(['ip', 'neigh', 'flush', 'dev', 'eth0'])
             lab.node(SPARE).ns_run(['arping', '-U', '-c', '1', '-I', 'eth0',
                                     identity.ip.split('/')[0]])
-            harness.forget_learned_macs(lab, vtep_of_server, port)
             s1, _ = ctl.request('DELETE', f"/gateway-connections/{conn['id']}")
             expect_edge = {e: intent.TUNNEL_BASE + n[hv]['index']
                            for e in users if e != hv}

@@ -96,10 +96,12 @@ def tcp_check(lab, client, server, port):
     return r.stdout.strip() == 'ok'
 
 
-def run(name, fabric='clos', progress=print, count=50):
+def run(name, fabric='clos', progress=print, count=50, vtep_device=None):
     case = CASES[name]
-    out_dir = results.run_dir(f'{name}-{fabric}')
-    env = harness.ControlledLab(labs.resolve(fabric), progress, out_dir)
+    out_dir = results.run_dir(harness.run_name(name, fabric, vtep_device))
+    env = harness.ControlledLab(labs.with_vtep_device(labs.resolve(fabric),
+                                                      vtep_device),
+                                progress, out_dir)
     pairs, problems = [], []
     with env as lab:
         if case.get('appliance'):
