@@ -249,6 +249,11 @@ def cmd_scenario(args):
             print_table([(what, 'samples', 'p50 ms', 'p95 ms', 'max ms')] + [
                 (k, st['n'], st['p50'], st['p95'], st['max'])
                 for k, st in m[key].items()])
+    if m.get('bounds'):
+        print_table([('what bounds it', 'samples', 'p50 ms', 'p95 ms',
+                      'max ms')] + [(k, st['n'], st['p50'], st['p95'],
+                                     st['max'])
+                                    for k, st in m['bounds'].items()])
     for t in m.get('targets', []):
         print(f"  target {t['key']} {t['stat']} <= {t['limit_ms']} ms: "
               f"measured {t['measured_ms']} ms, "

@@ -154,17 +154,21 @@ class Core:
 
     def _vtep_session(self, vtep):
         return hwvtep.VtepSession(
-            vtep, self.ovsdb(vtep), lambda: self.vtep_want(vtep),
+            vtep, self.ovsdb(vtep),
+            lambda have: self.vtep_want(vtep, (have or {}).get('bfd_running',
+                                                                ())),
             lambda macs: self.vtep_macs_changed(vtep, macs))
 
-    def vtep_want(self, vtep):
+    def vtep_want(self, vtep, bfd_running=()):
         """What hardware VTEP `vtep`'s database must hold (called by its
         session, in the session's thread): a fresh snapshot of the store and
-        of the observed state."""
+        of the observed state; `bfd_running`: the tunnel IPs the VTEP says
+        it runs BFD to (it picks among those service nodes itself)."""
         desired = self.store.desired()
         with self.lock:
             observed = {'vtep_macs': dict(self.observed['vtep_macs']),
-                        'dead': set(self.observed['dead'])}
+                        'dead': set(self.observed['dead']),
+                        'bfd_running': set(bfd_running)}
         return intent.vtep_intent(desired, vtep, observed)
 
     def vtep_macs_changed(self, vtep, macs):
@@ -174,7 +178,7 @@ class Core:
         with self.lock:
             self.observed['vtep_macs'] = intent.merge_vtep_macs(
                 self.observed['vtep_macs'], self.reported.get(vtep, set()),
-                vtep, set(macs))
+                vtep, set(macs), self.reported)
             self.reported[vtep] = set(macs)
         LOG.info('%s: %d local MAC(s) reported', vtep, len(macs))
         self.on_change()

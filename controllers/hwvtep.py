@@ -54,7 +54,7 @@ COLUMNS = {
     'Mcast_Macs_Remote': ['MAC', 'logical_switch', 'locator_set'],
     'Physical_Locator': ['encapsulation_type', 'dst_ip', 'tunnel_key'],
     'Physical_Locator_Set': ['locators'],
-    'Tunnel': ['remote', 'bfd_params'],
+    'Tunnel': ['remote', 'bfd_params', 'bfd_status'],
 }
 
 
@@ -182,11 +182,13 @@ def read_have(tables, ps):
     """The VTEP's present state in plan()'s `have` shape, from the IDL
     replica `tables` (idl.tables) and the physical switch named `ps`.
     Reads every table in COLUMNS; references to rows not (yet) replicated
-    are skipped."""
+    are skipped. 'bfd_running': the remote IPs the switch says it runs BFD
+    to (Tunnel bfd_status enabled=true): it picks healthy service nodes
+    itself."""
     lss = {r.name: {'vni': _one(r.tunnel_key),
                     'mode': _one(r.replication_mode)}
            for r in _rows(tables, 'Logical_Switch')}
-    ports, bindings, tunnels = set(), {}, {}
+    ports, bindings, tunnels, bfd_running = set(), {}, {}, set()
     switch = physical_switch(tables, ps)
     if switch is not None:
         for port in filter(None, switch.ports):
@@ -197,6 +199,8 @@ def read_have(tables, ps):
         for tunnel in filter(None, switch.tunnels):
             if tunnel.remote is not None:
                 tunnels[tunnel.remote.dst_ip] = dict(tunnel.bfd_params)
+                if dict(tunnel.bfd_status).get('enabled') == 'true':
+                    bfd_running.add(tunnel.remote.dst_ip)
     ucast = {(r.logical_switch.name, r.MAC): r.locator.dst_ip
              for r in _rows(tables, 'Ucast_Macs_Remote')
              if r.logical_switch is not None and r.locator is not None}
@@ -214,7 +218,8 @@ def read_have(tables, ps):
                    for ls in port.vlan_bindings.values() if ls is not None}
     return {'logical_switches': lss, 'bindings': bindings,
             'ucast_remote': ucast, 'mcast_remote': mcast, 'ports': ports,
-            'local_refs': local_refs, 'tunnels': tunnels}
+            'local_refs': local_refs, 'tunnels': tunnels,
+            'bfd_running': bfd_running}
 
 
 def local_macs(tables):
@@ -388,7 +393,7 @@ class VtepSession:
     deltas: a standalone ovsdb-server re-sends everything after a reconnect,
     and a row deleted meanwhile gives no event), `on_local_macs({(vni,
     mac)})` is called when Ucast_Macs_Local changed, and a reconcile runs:
-    plan(want_fn(), have) committed as ONE non-blocking transaction. A
+    plan(want_fn(have), have) committed as ONE non-blocking transaction. A
     reconcile is pending when the replica changed or request() was called
     (want_fn() is called again only then). A transaction that ends in
     TRY_AGAIN is retried once the replica moves; one that ends in an error
@@ -545,7 +550,11 @@ class VtepSession:
     def _read_replica(self):
         """Rebuild `have` and the local MACs from the whole replica."""
         tables = self.idl.tables
+        before = (self._have or {}).get('bfd_running')
         self._have = read_have(tables, self.name)
+        if self._have['bfd_running'] != before:
+            with self._lock:
+                self._requested = True        # the want depends on it
         self._dirty = True
         macs = local_macs(tables)
         self._set_status(counts={
@@ -587,7 +596,7 @@ class VtepSession:
             requested, self._requested = self._requested, False
         if requested or self._want is None:
             try:
-                self._want = self.want_fn()
+                self._want = self.want_fn(self._have)
             except Exception:
                 with self._lock:
                     self._requested = True    # again at the next wake-up

@@ -196,10 +196,13 @@ def vtep_intent(desired, vtep, observed=None):
     'ucast_remote': {(ls, mac): ip}  Ucast_Macs_Remote for every VM MAC and
         every MAC another hardware VTEP learned in those switches (locator =
         the owner's tunnel IP);
-    'mcast_remote': {ls: [ip]}  Mcast_Macs_Remote unknown-dst: the healthy
-        service nodes (service_node mode) or every other member VTEP
-        (source_node mode); `observed['dead']` lists service nodes BFD
-        declared down;
+    'mcast_remote': {ls: [ip]}  Mcast_Macs_Remote unknown-dst: the service
+        nodes (service_node mode) or every other member VTEP (source_node
+        mode). A VTEP that runs BFD to a service node itself
+        (`observed['bfd_running']`, its Tunnel bfd_status) gets it whatever
+        the hypervisors report, and picks a healthy one; for one that does
+        not, service nodes in `observed['dead']` (BFD from the hypervisors
+        declared them down) are left out;
     'bfd': {ip: bfd_params}  Tunnel bfd_params towards every service node
         (the VTEP runs BFD to them and picks a healthy one itself).
     """
@@ -222,13 +225,15 @@ def vtep_intent(desired, vtep, observed=None):
             ucast[(ls['name'], p['mac'])] = nodes[p['transport_node']][
                 'tunnel_ip']
     dead = set((observed or {}).get('dead', ()))
+    running = set((observed or {}).get('bfd_running', ()))
     mem = members(desired, observed)
     mcast = {}
     for name, ls in mine.items():
         if ls['replication_mode'] == 'source_node':
             peers = sorted(mem.get(ls['vni'], set()) - {vtep})
         else:
-            peers = [s for s in service_nodes(nodes) if s not in dead]
+            peers = [s for s in service_nodes(nodes) if s not in dead or
+                     nodes[s]['tunnel_ip'] in running]
         mcast[name] = sorted(nodes[p]['tunnel_ip'] for p in peers)
     bfd = {nodes[sn]['tunnel_ip']: dict(VTEP_BFD)
            for sn in service_nodes(nodes)}
@@ -251,22 +256,29 @@ def dead_service_nodes(nodes, liveness):
             if sum(1 for x in v if not x) * 2 > len(v)}
 
 
-def merge_vtep_macs(owners, previous, vtep, macs):
+def merge_vtep_macs(owners, previous, vtep, macs, others=None):
     """Who owns each MAC that hardware VTEPs learned, after `vtep` reports
     its whole Ucast_Macs_Local set `macs` (it reported `previous` before).
 
     owners: {(vni, mac): vtep}. A MAC newly reported by a VTEP moves to it
     (the server moved there, e.g. its bond failed over); one it keeps
     reporting stays with whoever learned it last (a VTEP whose entry has not
-    aged out yet must not take it back); one it stops reporting is dropped
-    if it still owned it. Returns the new owners dict (input unchanged)."""
+    aged out yet must not take it back); one it stops reporting while it
+    owned it goes to another VTEP that still reports it (`others`: {vtep:
+    its reported set}; a dual-homed server's standby switch keeps what it
+    learned), or is dropped. Returns the new owners dict (input
+    unchanged)."""
     out = dict(owners)
     for key in previous - macs:
         if out.get(key) == vtep:
-            del out[key]
+            still = sorted(v for v, keys in (others or {}).items()
+                           if v != vtep and key in keys)
+            if still:
+                out[key] = still[0]
+            else:
+                del out[key]
     for key in macs - previous:
         out[key] = vtep
     for key in macs & previous:
         out.setdefault(key, vtep)
     return out
-

@@ -21,7 +21,6 @@ to its primary, the MAC moves back) and measure that outage as well.
 import os
 import random
 import re
-import threading
 import time
 
 from controllers import intent
@@ -50,20 +49,16 @@ def active_member(lab):
 
 
 def set_ports(lab, node, state):
-    """Fail (`down`) or restore (`up`) a switch's every data port; its
+    """Fail (`down`) or restore (`up`) a switch's every data port at once,
+    as a power loss does (one `ip -batch`: a command per port, ~17 ms each,
+    would fail its uplinks a hundred ms before its server ports); its
     management stays up, so its database is still readable as evidence."""
-    n = lab.node(node)
-    for intf in lab.plan['nodes'][node]['intfs']:
-        n.ns_run(['ip', 'link', 'set', intf['name'], state], check=True)
-
-
-def tunnel_to(lab, hv, mac):
-    """The ofport the hypervisor sends `mac` to, or None."""
-    out = lab.node(hv).ns_run(['ovs-ofctl', '-O', 'OpenFlow13', 'dump-flows',
-                               'br-int', f'dl_dst={mac},metadata=0/0xff'
-                               ]).stdout
-    m = re.search(r'actions=output:(\d+)', out)
-    return int(m.group(1)) if m else None
+    names = [i['name'] for i in lab.plan['nodes'][node]['intfs']
+             if not i.get('member')]
+    res = lab.node(node).ns_run(
+        ['bash', '-c', 'date +%s.%N; exec ip -batch -'], check=True,
+        input=''.join(f'link set {name} {state}\n' for name in names))
+    return float(res.stdout.split()[0])          # when it happened
 
 
 def vtep_of_port(plan, ofport):
@@ -74,35 +69,17 @@ def vtep_of_port(plan, ofport):
     return None
 
 
-class Watch(threading.Thread):
-    """Polls, every 20 ms from start, where `hv` sends `mac`: records the
-    first change (seconds after t0) and the last value seen."""
-
-    def __init__(self, lab, hv, mac, seconds):
-        super().__init__(daemon=True)
-        self.lab, self.hv, self.mac, self.seconds = lab, hv, mac, seconds
-        self.first = tunnel_to(lab, hv, mac)
-        self.changed_after, self.last, self.t0 = None, self.first, None
-
-    def run(self):
-        self.t0 = time.time()
-        while time.time() - self.t0 < self.seconds:
-            now = tunnel_to(self.lab, self.hv, self.mac)
-            if now != self.first and self.changed_after is None and now:
-                self.changed_after = time.time() - self.t0
-            self.last = now or self.last
-            time.sleep(0.02)
-
-
 def window(lab, flows, seconds, out_dir, tag, act, watch=None):
+    """Streams both ways for `seconds`, act() one second in -> ({direction:
+    outage ms}, streams flowing before and after?, what act returned)."""
     probes = harness.Streams(lab, flows, seconds, out_dir, RATE, tag).start()
     time.sleep(1.0)
     if watch:
         watch.start()
-    act()
+    acted = act()
     got = probes.finish()
     if watch:
-        watch.join()
+        watch.stop()
     outage, ok = {}, True
     for name, (sent, seqs) in got.items():
         res = probe.analyse(sent, seqs, RATE)
@@ -111,7 +88,20 @@ def window(lab, flows, seconds, out_dir, tag, act, watch=None):
         ok = ok and any(s < 300 for s in seqs) and \
             any(s >= sent - 300 for s in seqs)
         os.remove(probes.paths[name])
-    return outage, ok
+    return outage, ok, acted
+
+
+def standby_timeline(frames, t_fault, server_ip):
+    """From the frames on the server's standby NIC (captured across a
+    failure), in ms after the fault: when the server first sent on it (its
+    bond failed over) and when a frame for it first arrived on it (the
+    network delivers to it again)."""
+    def first(ts):
+        return round((min(ts) - t_fault) * 1000, 1) if ts else None
+    return {'server_moved_ms': first([r['time'] for r in frames
+                                      if r.get('ip_src') == server_ip]),
+            'delivered_again_ms': first([r['time'] for r in frames
+                                         if r.get('ip_dst') == server_ip])}
 
 
 def window_s(fabric, vtep_device):
@@ -132,6 +122,7 @@ def run_fabric(fabric, trials, rng, bar, out_dir, progress,
         mac = plan['nodes'][SERVER]['mac']
         hv = plan['nodes'][PEER]['intfs'][0]['peer']
         ip = plan['nodes'][PEER]['ip'].split('/')[0]
+        server_ip = plan['nodes'][SERVER]['ip'].split('/')[0]
         leaf = leaf_of(plan)
         flows = [(f'{SERVER}->{PEER}', SERVER, PEER, 9300),
                  (f'{PEER}->{SERVER}', PEER, SERVER, 9301)]
@@ -139,7 +130,7 @@ def run_fabric(fabric, trials, rng, bar, out_dir, progress,
         def ready():
             return active_member(lab) == 'eth0' and lab.node(SERVER).ns_run(
                 ['ping', '-c', '1', '-W', '1', ip]).returncode == 0 and \
-                tunnel_to(lab, hv, mac) is not None
+                harness.mac_output(lab, hv, mac) is not None
         for n in range(1, trials + 1):
             if harness.until(ready, 30, 0.5) is None:
                 problems.append(f'{fabric} trial {n}: the server never used '
@@ -148,26 +139,35 @@ def run_fabric(fabric, trials, rng, bar, out_dir, progress,
                 break
             time.sleep(2.5)                 # link events spaced (DESIGN.md)
             time.sleep(rng.uniform(0, 0.2))
-            watch = Watch(lab, hv, mac, seconds - 1.0)
-            outage, ok = window(lab, flows, seconds, out_dir, f'{fabric}-{n}',
-                                lambda: set_ports(lab, leaf, 'down'), watch)
+            watch = harness.FlowWatch(lab, hv, mac)
+            with harness.Captures(lab, {SERVER: 'eth1'}, out_dir, 'udp',
+                                  count=200) as cap:
+                outage, ok, t_fault = window(
+                    lab, flows, seconds, out_dir, f'{fabric}-{n}',
+                    lambda: set_ports(lab, leaf, 'down'), watch)
+            timeline = standby_timeline(cap.frames()[SERVER], t_fault,
+                                        server_ip)
+            os.remove(cap.files[SERVER])
             member = active_member(lab)
             time.sleep(2.5)
-            back, ok_back = window(lab, flows, seconds, out_dir,
-                                   f'{fabric}-{n}-restore',
-                                   lambda: set_ports(lab, leaf, 'up'))
+            back, ok_back, _ = window(lab, flows, seconds, out_dir,
+                                      f'{fabric}-{n}-restore',
+                                      lambda: set_ports(lab, leaf, 'up'))
             rec = {'trial': n, 'fabric': fabric, 'failed': leaf,
                    'outage_ms': outage, 'restore_outage_ms': back,
                    'member_after_fault': member,
                    'vtep_before': vtep_of_port(plan, watch.first),
                    'vtep_after': vtep_of_port(plan, watch.last),
-                   'repointed_after_ms': None if watch.changed_after is None
-                   else round(watch.changed_after * 1000, 1),
+                   'repointed_after_ms': None if watch.changed_after()
+                   is None else round(watch.changed_after() * 1000, 1),
+                   **timeline,
                    'valid': ok and ok_back}
             records.append(rec)
             bar.step(f"{fabric}: {leaf} down, outage "
                      + '/'.join(f'{v:.0f}' for v in outage.values())
-                     + f" ms, server's MAC behind {rec['vtep_after']}, "
+                     + f" ms (server on eth1 +{rec['server_moved_ms']}, "
+                     f"delivered again +{rec['delivered_again_ms']} ms), "
+                     f"server's MAC behind {rec['vtep_after']}, "
                      f"restore " + '/'.join(f'{v:.0f}' for v in back.values())
                      + ' ms')
             why = []
@@ -208,6 +208,15 @@ def run(fabrics=('vcf', 'clos'), progress=print, trials=20, seed=1,
         group=lambda t: f"{t['fabric']} restore")))
     targets = [stats.target(summary, k, 'p95', TARGET_P95_MS[k.split()[0]])
                for k in summary if 'restore' not in k]
+    # what bounds the outage, per fabric: when the server's bond moved to
+    # its standby NIC, and when frames for it arrived there again
+    bounds = {}
+    for r in records:
+        for k in ('server_moved_ms', 'delivered_again_ms',
+                  'repointed_after_ms'):
+            if r.get(k) is not None:
+                bounds.setdefault(f"{r['fabric']} {k}", []).append(r[k])
+    bounds = {k: stats.describe(v) for k, v in bounds.items()}
     artifacts = []
     if records:
         artifacts = [os.path.join(out_dir, 'outage-vcf-vs-clos.png'),
@@ -224,7 +233,8 @@ def run(fabrics=('vcf', 'clos'), progress=print, trials=20, seed=1,
                        for d, v in dirs.items()}, artifacts[1],
                       'Leaf failure outage CDF')
     metrics = {'rate_pps': RATE, 'seed': seed, 'pair': [SERVER, PEER],
-               'outages': summary, 'targets': targets, 'trials': records,
+               'outages': summary, 'targets': targets, 'bounds': bounds,
+               'trials': records,
                'problems': problems}
     passed = not problems and len(records) == trials * len(fabrics)
     res = results.result('hw-gateway-failover', ' + '.join(names), passed,

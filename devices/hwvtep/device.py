@@ -19,7 +19,8 @@ import logging
 import time
 
 from . import idl as idlmod         # first: keeps eventlet out of ovs
-from . import macs as macmod, members as memmod, ofmsg, pipeline as pl
+from . import bfd as bfdmod, macs as macmod, members as memmod, ofmsg
+from . import pipeline as pl
 from . import report
 from .ofconn import OFConn
 from .vtepdb import VtepDb, remote_ips
@@ -68,7 +69,9 @@ class Device:
                                                macmod.DEFAULT_LIMIT))
         self.age = layout.get('age', 300)
         self.config = None
-        self.live, self.seen_up, self.bfd_member = {}, set(), None
+        self.live, self.seen_up = {}, set()
+        self.bfd = bfdmod.Choice(None, False, None)   # who runs BFD
+        self.bfd_rechecked = None
         self.banked = {}        # (port, vlan, dir) -> [packets, bytes]
         self.stats = {}
         self.dirty_macs, self.full_sync, self.dirty_db = set(), set(), True
@@ -111,6 +114,11 @@ class Device:
                      self.layout['ps'], len(self.macs.entries))
             if self.config:
                 self.on_members()
+        if self.bfd.since is not None and \
+                now >= self.bfd.since + bfdmod.MOVE_DELAY_S and \
+                self.bfd_rechecked != self.bfd.since:
+            self.bfd_rechecked = self.bfd.since     # once; changes re-check
+            self.on_members()
         if now >= self.next_stats:
             self.next_stats = now + self.layout.get('stats_interval', 10)
             self.request_stats()
@@ -123,6 +131,9 @@ class Device:
             m.of.wait(poller)
             m.db.wait(poller)
         wake = self.next_stats if self.started else self.started_at + 3.0
+        if self.bfd.since is not None and \
+                self.bfd_rechecked != self.bfd.since:
+            wake = min(wake, self.bfd.since + bfdmod.MOVE_DELAY_S)
         poller.timer_wait(max(0, int((wake - time.monotonic()) * 1000)))
 
     # -- configuration and liveness --------------------------------------
@@ -147,31 +158,34 @@ class Device:
     def on_members(self):
         """Member databases changed (BFD status, uplinks, BFD ports) or the
         configuration did: who runs BFD, and which service nodes live."""
-        chosen = self._choose_bfd_member()
-        if chosen != self.bfd_member:
-            LOG.info('BFD to the service nodes runs on %s', chosen)
-            self.bfd_member, self.seen_up = chosen, set()
-        want = {}
-        if self.config:
-            ips = remote_ips(self.config)
-            want = {ip: memmod.bfd_options(p, self.config['bfd_remote']
-                                           .get(ip))
-                    for ip, p in self.config['bfd'].items()
-                    if p.get('enable') == 'true' and ip in ips}
-        for m in self.members if self.started else ():
-            m.bfd_want = want if m.name == chosen else {}
-            if m.db.ready() and m.bfd_want != self._bfd_have(m) and \
-                    m.db.set_bfd(m.bfd_want):
-                LOG.info('%s: BFD tunnels to %s', m.name,
-                         ', '.join(sorted(m.bfd_want)) or 'none')
-        live = dict(self.live)
-        if chosen:
-            for ip, st in self.by_name[chosen].db.bfd_status().items():
-                if st.get('forwarding') == 'true':
-                    self.seen_up.add(ip)
-                    live[ip] = True
-                elif ip in self.seen_up:
-                    live[ip] = False
+        if self.started:
+            eligible = [m.name for m in self.members
+                        if m.of.ready and m.db.ready() and
+                        (not m.layout['uplinks'] or
+                         m.db.links_up(m.layout['uplinks']))]
+            running = [m.name for m in self.members if self._bfd_have(m)]
+            was = self.bfd
+            self.bfd = bfdmod.choose(was.member, eligible, running,
+                                     was.since, time.monotonic())
+            if self.bfd.member != was.member:
+                LOG.info('BFD to the service nodes runs on %s',
+                         self.bfd.member)
+                self.seen_up = set()
+            elif was.trusted and not self.bfd.trusted:
+                LOG.info('%s cannot reach the fabric: its BFD is not '
+                         'believed', self.bfd.member)
+            want = bfdmod.wanted(self.config, remote_ips(self.config)) \
+                if self.config else {}
+            for m in self.members:
+                m.bfd_want = want if m.name == self.bfd.member else {}
+                if m.db.ready() and m.bfd_want != self._bfd_have(m) and \
+                        m.db.set_bfd(m.bfd_want):
+                    LOG.info('%s: BFD tunnels to %s', m.name,
+                             ', '.join(sorted(m.bfd_want)) or 'none')
+        status = self.by_name[self.bfd.member].db.bfd_status() \
+            if self.bfd.member else {}
+        live, self.seen_up = bfdmod.liveness(self.live, self.seen_up, status,
+                                             self.bfd.trusted)
         if live != self.live:
             for ip in sorted(live):
                 if live[ip] != self.live.get(ip, True):
@@ -184,26 +198,8 @@ class Device:
             self.recompute()
         self.dirty_db = True
 
-    def _choose_bfd_member(self):
-        """Which member runs the pod's BFD sessions: one that is connected
-        and has a live uplink; the current one as long as it qualifies (a
-        move restarts every session), else one that already runs them (a
-        restarted device), else the first. None until the device has read
-        every member (or given up waiting)."""
-        if not self.started:
-            return self.bfd_member
-        eligible = [m.name for m in self.members
-                    if m.of.ready and m.db.ready() and
-                    (not m.layout['uplinks'] or
-                     m.db.links_up(m.layout['uplinks']))]
-        if self.bfd_member in eligible:
-            return self.bfd_member
-        running = [n for n in eligible if self._bfd_have(self.by_name[n])]
-        return (running or eligible or [None])[0]
-
     def _bfd_have(self, m):
-        return {memmod.ip_of(n): dict(i.bfd) for n, i in
-                m.db._interfaces().items() if memmod.is_bfd_port(n)}
+        return m.db.bfd_config()
 
     def _bfd_ports(self, m):
         return {ip: p for ip, p in m.db.bfd_ports().items()
@@ -311,10 +307,10 @@ class Device:
         carrier = {pp: up for m in self.members
                    for pp, up in m.carrier.items()}
         bfd = {}
-        if self.bfd_member:
-            bfd = {ip: st for ip, st in
-                   self.by_name[self.bfd_member].db.bfd_status().items()
-                   if ip in self.by_name[self.bfd_member].bfd_want}
+        if self.bfd.member:
+            m = self.by_name[self.bfd.member]
+            status = m.db.bfd_status()
+            bfd = {ip: status.get(ip, {}) for ip in m.bfd_want}
         want = report.switch_rows(self.layout, self.config,
                                   self.macs.local_keys(), carrier, bfd,
                                   self.stats, self.macs.full())
@@ -422,6 +418,12 @@ class Device:
             return
         ls, pp, vlan = key
         mac = ':'.join('%02x' % b for b in msg.data[6:12])
+        if m.carrier.get(pp) is False:
+            # the frame came in before the port lost carrier (members'
+            # events are not ordered with each other): nothing to learn
+            LOG.debug('%s: %s on %s ignored: the port is down', m.name, mac,
+                      pp)
+            return
         res = self.macs.learn(ls, mac, m.name, pp, vlan)
         if res in (macmod.NEW, macmod.MOVED):
             LOG.info('%s: learned %s in %s on %s VLAN %d%s', m.name, mac, ls,

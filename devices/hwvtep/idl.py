@@ -90,8 +90,10 @@ class Writer:
             self.blocked_at = self.idl.change_seqno
             self.last_error = txn.get_error()
             if status != Transaction.TRY_AGAIN:
-                LOG.error('%s: transaction %s: %s', self.name, status,
-                          self.last_error)
+                # e.g. another client deleted a row this one referenced:
+                # retried once the replica has the change
+                LOG.warning('%s: transaction %s (retried): %s', self.name,
+                            status, self.last_error)
         else:
             self.blocked_at = None
         return status

@@ -18,10 +18,6 @@ TABLES = {'Open_vSwitch': ['bridges'], 'Bridge': ['name', 'ports'],
           'Interface': ['name', 'type', 'options', 'bfd', 'bfd_status',
                         'ofport', 'link_state']}
 PREFIX = 'bfd'
-# Tunnel.bfd_params keys that OVS's BFD takes as they are (forwarding_if_rx
-# too); vtep(5) defaults apply where the NVC set nothing
-BFD_KEYS = ('enable', 'min_rx', 'min_tx', 'decay_min_rx', 'forwarding_if_rx',
-            'cpath_down', 'check_tnl_key')
 
 
 def port_name(ip):
@@ -34,28 +30,6 @@ def ip_of(name):
 
 def is_bfd_port(name):
     return name.startswith(PREFIX) and len(name) == len(PREFIX) + 8
-
-
-def bfd_options(params, remote_config=None):
-    """Interface bfd:* for a Tunnel's bfd_params (+ bfd_config_remote)."""
-    out = {k: str(v) for k, v in params.items() if k in BFD_KEYS}
-    remote = remote_config or {}
-    if remote.get('bfd_dst_ip'):
-        out['bfd_dst_ip'] = remote['bfd_dst_ip']
-    if remote.get('bfd_dst_mac'):
-        out['bfd_local_dst_mac'] = remote['bfd_dst_mac']
-    return out
-
-
-def bfd_status(status):
-    """Tunnel.bfd_status from an Interface's bfd_status (vtep(5) keys)."""
-    if not status:
-        return {}
-    out = {k: status[k] for k in ('state', 'forwarding', 'diagnostic',
-                                  'remote_state', 'remote_diagnostic')
-           if k in status}
-    out['enabled'] = 'true'
-    return out
 
 
 class MemberDb:
@@ -95,6 +69,11 @@ class MemberDb:
             if is_bfd_port(name) and ofport and ofport > 0:
                 out[ip_of(name)] = ofport
         return out
+
+    def bfd_config(self):
+        """{service node ip: Interface bfd:* options} of the BFD tunnels."""
+        return {ip_of(n): dict(i.bfd)
+                for n, i in self._interfaces().items() if is_bfd_port(n)}
 
     def bfd_status(self):
         """{service node ip: Interface bfd_status} of the BFD tunnels."""

@@ -7,7 +7,7 @@ should be, from what it is, what it learned and what it sees.
     'stats': {(port, vlan): Logical_Binding_Stats columns}}
 (devices.hwvtep.vtepdb writes it.)
 """
-from . import members as memmod
+from . import bfd as bfdmod
 from .pipeline import member_of_port, pod_bindings
 from .vtepdb import remote_ips
 
@@ -18,8 +18,8 @@ COUNTERS = ('packets_from_local', 'bytes_from_local', 'packets_to_local',
 def switch_rows(layout, config, local_macs, carrier, bfd, stats, full):
     """layout: the device's layout (ps, tunnel_ip, mgmt_ip, members, age);
     config: vtepdb.config_of(); local_macs: {(ls, mac)} learned;
-    carrier: {port: up?}; bfd: {remote ip: Interface bfd_status} where the
-    switch runs BFD; stats: {(port, vlan): {counter: n}}; full: the MAC
+    carrier: {port: up?}; bfd: {remote ip: Interface bfd_status (maybe
+    empty)} of every service node the switch runs BFD to; stats: {(port, vlan): {counter: n}}; full: the MAC
     table is at its limit."""
     members = layout['members']
     bound = pod_bindings(members, config)
@@ -50,7 +50,8 @@ def switch_rows(layout, config, local_macs, carrier, bfd, stats, full):
     return {'ps': ps, 'ports': ports,
             'ucast_local': {k for k in local_macs if k[0] in lss},
             'mcast_local': lss,
-            'tunnels': {ip: {'bfd_status': memmod.bfd_status(bfd.get(ip))}
+            'tunnels': {ip: {'bfd_status': bfdmod.bfd_status(bfd.get(ip),
+                                                             ip in bfd)}
                         for ip in remote_ips(config)},
             'stats': {(pp, vlan): {**zero, **stats.get((pp, vlan), {})}
                       for (_m, pp, vlan) in bound}}

@@ -68,7 +68,7 @@ def test_one_session_per_hardware_vtep_wanting_the_intent(core):
     core.start_monitors()
     session = core.vtep_sessions['vtep1']
     assert session.db == 'tcp:198.18.0.31:6640'
-    want = session.want_fn()
+    want = session.want_fn({})
     assert want['logical_switches'] == {'web': {'vni': 5001,
                                                 'mode': 'service_node'}}
     assert want['bindings'] == {('bm1', 0): 'web'}

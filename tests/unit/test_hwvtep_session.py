@@ -147,7 +147,7 @@ def lab(tmp_path):
     server = Server(tmp_path)
     state = {'want': WANT, 'macs': []}
     session = hwvtep.VtepSession('vtep1', server.remote,
-                                 lambda: state['want'],
+                                 lambda have: state['want'],
                                  state['macs'].append).start()
     switch = Switch(server.remote)
     yield server, session, switch, state

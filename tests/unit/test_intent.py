@@ -156,6 +156,10 @@ def test_hardware_vtep_intent(store):
     dead = intent.vtep_intent(store.desired(), 'vtep1', {'dead': {'sn1'}})
     assert dead['mcast_remote'] == {'ls1': ['1.0.0.2']}
     assert dead['bfd'] == want['bfd']
+    # ... unless the VTEP runs BFD to it itself: then it picks
+    picks = intent.vtep_intent(store.desired(), 'vtep1', {
+        'dead': {'sn1'}, 'bfd_running': {'1.0.0.1', '1.0.0.2'}})
+    assert picks['mcast_remote'] == {'ls1': ['1.0.0.1', '1.0.0.2']}
     store.update_ls(ls1['id'], {'replication_mode': 'source_node'})
     src = intent.vtep_intent(store.desired(), 'vtep1')
     assert src['logical_switches']['ls1']['mode'] == 'source_node'
@@ -223,6 +227,18 @@ def test_a_mac_moves_to_the_vtep_that_newly_learned_it():
     # vtep2 loses it: gone
     assert merge_vtep_macs(owners, {key}, 'vtep2', set()) == {
         other: 'vtep1'}
+
+
+def test_a_mac_goes_to_a_vtep_that_still_reports_it():
+    """The active leaf of a dual-homed server fails again: its standby
+    switch learned the server the first time and still lists it (a port
+    that never lost carrier keeps its MACs until they age)."""
+    from controllers.intent import merge_vtep_macs
+    key = (5001, '02:00:00:02:00:20')
+    reported = {'vtep1': {key}, 'vtep2': {key}}
+    owners = {key: 'vtep1'}        # the server came back to vtep1
+    owners = merge_vtep_macs(owners, {key}, 'vtep1', set(), reported)
+    assert owners == {key: 'vtep2'}
 
 
 def test_a_declared_vm_port_wins_over_a_stale_vtep_entry(store):
