@@ -9,12 +9,10 @@ namespaces; pcap decoding into plain frame records.
 """
 import os
 import random
-import re
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 from controllers import provision
@@ -324,72 +322,6 @@ def decode(path):
                 rec['icmp'] = eth[ICMP].type
         out.append(rec)
     return out
-
-
-class FlowWatch:
-    """Where a node's br-int sends frames for `mac` from its own ports
-    (metadata 0), followed by an OpenFlow flow monitor (`ovs-ofctl monitor
-    watch:`: the switch pushes each flow change as it happens), so the
-    watch costs nothing while nothing changes and stamps each change when
-    it is received. `changes`: [(epoch s, ofport or None)] after start."""
-
-    def __init__(self, lab, node, mac, bridge='br-int'):
-        self.node, self.mac = node, mac.lower()
-        self.first = self.last = mac_output(lab, node, mac, bridge)
-        self.changes, self.t0 = [], None
-        # the flow events come on stderr (stdout, block buffered to a pipe,
-        # only has the first reply)
-        self.proc = subprocess.Popen(
-            ['ip', 'netns', 'exec', lab.node(node).ns, 'ovs-ofctl',
-             'monitor', bridge, 'watch:!initial'], stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True,
-            env=dict(os.environ, OVS_RUNDIR=lab.node(node).run_dir))
-        self.thread = threading.Thread(target=self._read, daemon=True)
-
-    def start(self):
-        self.t0 = time.time()
-        self.thread.start()
-        return self
-
-    def _read(self):
-        for line in self.proc.stdout:
-            if f'dl_dst={self.mac}' not in line or not re.search(
-                    r'metadata=0(x0)?(/0xff)?[, ]', line):
-                continue
-            now = time.time()
-            if 'event=DELETED' in line:
-                port = None
-            else:
-                m = re.search(r'actions=output:(\d+)', line)
-                port = int(m.group(1)) if m else None
-            if port is not None or not self.changes or \
-                    self.changes[-1][1] is not None:
-                self.changes.append((now, port))
-            if port is not None:
-                self.last = port
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait()
-        self.thread.join(2)
-
-    def changed_after(self):
-        """Seconds from start until the MAC was first sent to another
-        port, or None."""
-        for t, port in self.changes:
-            if port is not None and port != self.first:
-                return t - self.t0
-        return None
-
-
-def mac_output(lab, node, mac, bridge='br-int'):
-    """The ofport a node's br-int sends `mac` to from its own ports, or
-    None."""
-    out = lab.node(node).ns_run(['ovs-ofctl', '-O', 'OpenFlow13',
-                                 'dump-flows', bridge,
-                                 f'dl_dst={mac},metadata=0/0xff']).stdout
-    m = re.search(r'actions=output:(\d+)', out)
-    return int(m.group(1)) if m else None
 
 
 class TrialBar:

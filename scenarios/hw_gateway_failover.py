@@ -27,6 +27,7 @@ from controllers import intent
 from topologies import labs
 
 from . import failplots, harness, probe, results, stats
+from . import watch as watch_
 
 RATE = 1000
 SERVER, PEER = 'bm1', 'vm5'
@@ -130,7 +131,7 @@ def run_fabric(fabric, trials, rng, bar, out_dir, progress,
         def ready():
             return active_member(lab) == 'eth0' and lab.node(SERVER).ns_run(
                 ['ping', '-c', '1', '-W', '1', ip]).returncode == 0 and \
-                harness.mac_output(lab, hv, mac) is not None
+                watch_.mac_output(lab, hv, mac) is not None
         for n in range(1, trials + 1):
             if harness.until(ready, 30, 0.5) is None:
                 problems.append(f'{fabric} trial {n}: the server never used '
@@ -139,7 +140,7 @@ def run_fabric(fabric, trials, rng, bar, out_dir, progress,
                 break
             time.sleep(2.5)                 # link events spaced (DESIGN.md)
             time.sleep(rng.uniform(0, 0.2))
-            watch = harness.FlowWatch(lab, hv, mac)
+            watch = watch_.FlowWatch(lab, hv, mac)
             with harness.Captures(lab, {SERVER: 'eth1'}, out_dir, 'udp',
                                   count=200) as cap:
                 outage, ok, t_fault = window(

@@ -1,0 +1,191 @@
+"""Watches that follow a device's forwarding state as it changes, pushed by
+the device itself, so a scenario can stamp when a network converged
+without polling it (a poll is a subprocess, and on 2 cores the polling
+itself delays what it measures).
+
+    FlowWatch(lab, 'hv1', mac)     where hv1's br-int sends `mac`
+    VtepWatch(lab, 'vtep1', ls, mac)  vtep1's Ucast_Macs_Remote locator and
+                                   Ucast_Macs_Local entry for `mac`
+
+Each has `first` (the value at creation), `changes` [(epoch s, value)]
+and `value()`; start() before the act, stop() after.
+"""
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+
+# ovs/poller.py imports eventlet only to ask whether select is patched
+sys.modules.setdefault('eventlet', None)
+import ovs.db.idl  # noqa: E402
+import ovs.poller  # noqa: E402
+
+VTEP_SCHEMA = '/usr/share/openvswitch/vtep.ovsschema'
+
+
+class FlowWatch:
+    """Where a node's br-int sends frames for `mac` from its own ports
+    (metadata 0, or a flow for frames from anywhere), followed by an OpenFlow flow monitor (`ovs-ofctl monitor
+    watch:`: the switch pushes each flow change as it happens), so the
+    watch costs nothing while nothing changes and stamps each change when
+    it is received. `changes`: [(epoch s, ofport or None)] after start."""
+
+    def __init__(self, lab, node, mac, bridge='br-int'):
+        self.node, self.mac = node, mac.lower()
+        self.first = self.last = mac_output(lab, node, mac, bridge)
+        self.changes, self.t0 = [], None
+        # the flow events come on stderr (stdout, block buffered to a pipe,
+        # only has the first reply)
+        self.proc = subprocess.Popen(
+            ['ip', 'netns', 'exec', lab.node(node).ns, 'ovs-ofctl',
+             'monitor', bridge, 'watch:!initial'], stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True,
+            env=dict(os.environ, OVS_RUNDIR=lab.node(node).run_dir))
+        self.thread = threading.Thread(target=self._read, daemon=True)
+
+    def start(self):
+        self.t0 = time.time()
+        self.thread.start()
+        return self
+
+    def _read(self):
+        flows = {}                    # cookie -> port, of the MAC's flows
+        for line in self.proc.stdout:
+            # frames from the node's own ports: metadata 0, or any (local
+            # delivery does not look at where a frame came from)
+            if f'dl_dst={self.mac}' not in line or (
+                    'metadata=' in line and not re.search(
+                        r'metadata=0(x0)?(/0xff)?[, ]', line)):
+                continue
+            now = time.time()
+            cookie = re.search(r'cookie=(0x[0-9a-f]+)', line)
+            cookie = cookie.group(1) if cookie else None
+            if 'event=DELETED' in line:
+                flows.pop(cookie, None)
+            else:
+                m = re.search(r'actions=output:(\d+)', line)
+                flows[cookie] = int(m.group(1)) if m else None
+            port = next(iter(flows.values()), None) if len(flows) == 1 \
+                else (None if not flows else self.last)
+            if not self.changes or self.changes[-1][1] != port:
+                self.changes.append((now, port))
+            self.last = port
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+        self.thread.join(2)
+
+    def value(self):
+        return self.last
+
+    def changed_after(self):
+        """Seconds from start until the MAC was first sent to another
+        port, or None."""
+        for t, port in self.changes:
+            if port is not None and port != self.first:
+                return t - self.t0
+        return None
+
+
+def mac_output(lab, node, mac, bridge='br-int'):
+    """The ofport a node's br-int sends `mac` to from its own ports, or
+    None."""
+    out = lab.node(node).ns_run(['ovs-ofctl', '-O', 'OpenFlow13',
+                                 'dump-flows', bridge,
+                                 f'dl_dst={mac},metadata=0/0xff']).stdout
+    m = re.search(r'actions=output:(\d+)', out)
+    return int(m.group(1)) if m else None
+
+
+
+class VtepWatch:
+    """A hardware VTEP's view of one MAC, (remote locator IP or None,
+    listed as local?), from a python-ovs IDL replica of its database in a
+    thread: the database pushes each change."""
+
+    TABLES = {'Logical_Switch': ['name'],
+              'Ucast_Macs_Remote': ['MAC', 'logical_switch', 'locator'],
+              'Ucast_Macs_Local': ['MAC', 'logical_switch'],
+              'Physical_Locator': ['dst_ip']}
+
+    def __init__(self, lab, vtep, ls, mac):
+        ip = lab.plan['nodes'][vtep]['mgmt_ip'].split('/')[0]
+        helper = ovs.db.idl.SchemaHelper(location=VTEP_SCHEMA)
+        for table, cols in self.TABLES.items():
+            helper.register_columns(table, cols)
+        self.idl = ovs.db.idl.Idl(f'tcp:{ip}:6640', helper)
+        self.ls, self.mac = ls, mac.lower()
+        self.changes, self.first, self.t0 = [], None, None
+        self.stopped, self.seen = False, 0
+        self.wake_r, self.wake_w = os.pipe()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.ready = threading.Event()
+        self.thread.start()
+        if not self.ready.wait(10):
+            raise RuntimeError(f'no OVSDB session to {vtep} within 10 s')
+
+    def _view(self):
+        remote = local = None
+        for r in self.idl.tables['Ucast_Macs_Remote'].rows.values():
+            if r.MAC.lower() == self.mac and r.logical_switch and \
+                    r.logical_switch.name == self.ls:
+                remote = r.locator.dst_ip
+        local = any(r.MAC.lower() == self.mac and r.logical_switch and
+                    r.logical_switch.name == self.ls
+                    for r in self.idl.tables['Ucast_Macs_Local'].rows.values())
+        return remote, local
+
+    def _loop(self):
+        while not self.stopped:
+            self.idl.run()
+            if self.idl.change_seqno != self.seen:
+                self.seen = self.idl.change_seqno
+                view = self._view()
+                if not self.ready.is_set():
+                    self.first = view
+                    self.ready.set()
+                elif self.t0 is not None and (
+                        not self.changes or self.changes[-1][1] != view):
+                    self.changes.append((time.time(), view))
+                elif self.t0 is None:
+                    self.first = view
+            poller = ovs.poller.Poller()
+            self.idl.wait(poller)
+            poller.fd_wait(self.wake_r, ovs.poller.POLLIN)
+            poller.block()
+        self.idl.close()
+
+    def start(self):
+        self.t0 = time.time()
+        return self
+
+    def stop(self):
+        self.stopped = True
+        os.write(self.wake_w, b'x')
+        self.thread.join(5)
+        os.close(self.wake_r)
+        os.close(self.wake_w)
+
+    def value(self):
+        return self.changes[-1][1] if self.changes else self.first
+
+
+def settled_at(expected):
+    """When every watch last reached its expected value and kept it (epoch
+    s; a watch already there from the start counts as its start), or None
+    if one did not end there. expected: {watch: value}."""
+    times = []
+    for w, want in expected.items():
+        if w.value() != want:
+            return None
+        t = w.t0 if w.first == want else None
+        for when, value in w.changes:
+            if value != want:
+                t = None
+            elif t is None:
+                t = when
+        times.append(t if t is not None else w.t0)
+    return max(times) if times else None
