@@ -277,6 +277,22 @@ def cmd_report(args):
 
 def cmd_bench(args):
     need_root('bench')
+    if args.what == 'vtep':
+        from scenarios import bench_vtep
+        res = bench_vtep.run(devices=args.devices, count=args.macs,
+                             changes=args.changes, idle_s=args.idle,
+                             n_macs=args.scale_macs,
+                             n_bindings=args.scale_bindings,
+                             progress=progress)
+        print_table(res.pop('table'))
+        for t in res['metrics']['targets']:
+            print(f"  target {t['what']} <= {t['limit']}: measured "
+                  f"{t['measured']}, {'met' if t['met'] else 'NOT met'}"
+                  .replace('<= 20: measured', '>= 20: measured'))
+        for p in res['metrics']['problems']:
+            print(f'  problem: {p}')
+        print_result(res, args.json)
+        return 0 if res['passed'] else 1
     from scenarios import bench_boot
     res = bench_boot.run(fabric=args.fabric, sizes=args.sizes,
                          progress=progress)
@@ -296,6 +312,29 @@ def intervals(text):
             f'expected CFM intervals in ms between 1 and '
             f'10000, comma separated (e.g. 10,100,1000), got {text!r}')
     return vals
+
+
+def devices_arg(text):
+    vals = tuple(v.strip() for v in text.split(','))
+    bad = [v for v in vals if v not in ('native', 'ovs-vtep')]
+    if bad or not vals:
+        raise argparse.ArgumentTypeError(
+            f'expected hardware VTEP devices native and/or ovs-vtep, comma '
+            f'separated, got {text!r}')
+    return vals
+
+
+def count_arg(lo, hi):
+    def parse(text):
+        try:
+            n = int(text)
+        except ValueError:
+            n = None
+        if n is None or not lo <= n <= hi:
+            raise argparse.ArgumentTypeError(
+                f'expected an integer {lo}..{hi}, got {text!r}')
+        return n
+    return parse
 
 
 def mappings_arg(text):
@@ -381,10 +420,25 @@ def parser():
                    '(results/report.md and .png)')
     sub.add_parser('clean', help="remove a crashed run's leftovers")
     b = sub.add_parser('bench', help='benchmarks')
-    b.add_argument('what', choices=['boot'])
+    b.add_argument('what', choices=['boot', 'vtep'])
     b.add_argument('--fabric', choices=['vcf', 'clos'], default='vcf')
     b.add_argument('--sizes', default='10,25,50,100',
-                   help='transport-node counts (default 10,25,50,100)')
+                   help='boot: transport-node counts (default 10,25,50,100)')
+    b.add_argument('--devices', type=devices_arg,
+                   default=('native', 'ovs-vtep'),
+                   help='vtep: hardware VTEP devices to compare, comma '
+                   'separated (native,ovs-vtep)')
+    b.add_argument('--macs', type=count_arg(10, 1000), default=50,
+                   help='vtep: MACs learned (50)')
+    b.add_argument('--changes', type=count_arg(5, 1000), default=50,
+                   help='vtep: remote MAC changes, each way (50)')
+    b.add_argument('--idle', type=count_arg(5, 600), default=60,
+                   help='vtep: seconds of idle CPU measured (60)')
+    b.add_argument('--scale-macs', type=count_arg(0, 100000), default=10000,
+                   help='vtep: remote MACs written at once (10000; 0: skip)')
+    b.add_argument('--scale-bindings', type=count_arg(0, 4094),
+                   default=4094, help='vtep: VLAN bindings on one port '
+                   '(4094; 0: skip)')
     b.add_argument('--json', action='store_true')
     p.add_argument('--json', action='store_true', help=argparse.SUPPRESS)
     return p

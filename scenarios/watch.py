@@ -101,66 +101,37 @@ def mac_output(lab, node, mac, bridge='br-int'):
 
 
 
-class VtepWatch:
-    """A hardware VTEP's view of one MAC, (remote locator IP or None,
-    listed as local?), from a python-ovs IDL replica of its database in a
-    thread: the database pushes each change."""
+class _Replica:
+    """A python-ovs IDL replica of some tables of a VTEP's database, kept
+    in a thread; on_change(tables) runs in that thread after each update
+    (the first call is the initial content)."""
 
-    TABLES = {'Logical_Switch': ['name'],
-              'Ucast_Macs_Remote': ['MAC', 'logical_switch', 'locator'],
-              'Ucast_Macs_Local': ['MAC', 'logical_switch'],
-              'Physical_Locator': ['dst_ip']}
-
-    def __init__(self, lab, vtep, ls, mac):
+    def __init__(self, lab, vtep, tables, on_change):
         ip = lab.plan['nodes'][vtep]['mgmt_ip'].split('/')[0]
         helper = ovs.db.idl.SchemaHelper(location=VTEP_SCHEMA)
-        for table, cols in self.TABLES.items():
+        for table, cols in tables.items():
             helper.register_columns(table, cols)
         self.idl = ovs.db.idl.Idl(f'tcp:{ip}:6640', helper)
-        self.ls, self.mac = ls, mac.lower()
-        self.changes, self.first, self.t0 = [], None, None
-        self.stopped, self.seen = False, 0
+        self.on_change, self.stopped, self.seen = on_change, False, 0
         self.wake_r, self.wake_w = os.pipe()
-        self.thread = threading.Thread(target=self._loop, daemon=True)
         self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
         if not self.ready.wait(10):
             raise RuntimeError(f'no OVSDB session to {vtep} within 10 s')
-
-    def _view(self):
-        remote = local = None
-        for r in self.idl.tables['Ucast_Macs_Remote'].rows.values():
-            if r.MAC.lower() == self.mac and r.logical_switch and \
-                    r.logical_switch.name == self.ls:
-                remote = r.locator.dst_ip
-        local = any(r.MAC.lower() == self.mac and r.logical_switch and
-                    r.logical_switch.name == self.ls
-                    for r in self.idl.tables['Ucast_Macs_Local'].rows.values())
-        return remote, local
 
     def _loop(self):
         while not self.stopped:
             self.idl.run()
             if self.idl.change_seqno != self.seen:
                 self.seen = self.idl.change_seqno
-                view = self._view()
-                if not self.ready.is_set():
-                    self.first = view
-                    self.ready.set()
-                elif self.t0 is not None and (
-                        not self.changes or self.changes[-1][1] != view):
-                    self.changes.append((time.time(), view))
-                elif self.t0 is None:
-                    self.first = view
+                self.on_change(self.idl.tables)
+                self.ready.set()
             poller = ovs.poller.Poller()
             self.idl.wait(poller)
             poller.fd_wait(self.wake_r, ovs.poller.POLLIN)
             poller.block()
         self.idl.close()
-
-    def start(self):
-        self.t0 = time.time()
-        return self
 
     def stop(self):
         self.stopped = True
@@ -169,8 +140,109 @@ class VtepWatch:
         os.close(self.wake_r)
         os.close(self.wake_w)
 
+
+class VtepWatch:
+    """A hardware VTEP's view of one MAC, (remote locator IP or None,
+    listed as local?), from a replica of its database: the database pushes
+    each change."""
+
+    TABLES = {'Logical_Switch': ['name'],
+              'Ucast_Macs_Remote': ['MAC', 'logical_switch', 'locator'],
+              'Ucast_Macs_Local': ['MAC', 'logical_switch'],
+              'Physical_Locator': ['dst_ip']}
+
+    def __init__(self, lab, vtep, ls, mac):
+        self.ls, self.mac = ls, mac.lower()
+        self.changes, self.first, self.t0 = [], None, None
+        self.replica = _Replica(lab, vtep, self.TABLES, self._update)
+
+    def _ours(self, r):
+        return r.MAC.lower() == self.mac and r.logical_switch and \
+            r.logical_switch.name == self.ls
+
+    def _update(self, tables):
+        remote = next((r.locator.dst_ip for r in
+                       tables['Ucast_Macs_Remote'].rows.values()
+                       if self._ours(r)), None)
+        local = any(self._ours(r)
+                    for r in tables['Ucast_Macs_Local'].rows.values())
+        view = (remote, local)
+        if self.t0 is None:
+            self.first = view
+        elif view != self.value():
+            self.changes.append((time.time(), view))
+
+    def start(self):
+        self.t0 = time.time()
+        return self
+
+    def stop(self):
+        self.replica.stop()
+
     def value(self):
         return self.changes[-1][1] if self.changes else self.first
+
+
+class LocalMacTimes:
+    """When each MAC first appears in a hardware VTEP's Ucast_Macs_Local
+    after start(): {mac: epoch s}."""
+
+    TABLES = {'Ucast_Macs_Local': ['MAC']}
+
+    def __init__(self, lab, vtep):
+        self.seen, self.times, self.t0 = set(), {}, None
+        self.replica = _Replica(lab, vtep, self.TABLES, self._update)
+
+    def _update(self, tables):
+        now = time.time()
+        macs = {r.MAC.lower() for r in
+                tables['Ucast_Macs_Local'].rows.values()}
+        if self.t0 is not None:
+            for mac in macs - self.seen:
+                self.times.setdefault(mac, now)
+        self.seen = macs
+
+    def start(self):
+        self.t0 = time.time()
+        return self
+
+    def stop(self):
+        self.replica.stop()
+
+
+class FlowTimes:
+    """When a flow forwarding each destination MAC (from the node's own
+    ports) is first added to a node's bridge after start(), from an
+    OpenFlow flow monitor: {mac: epoch s}."""
+
+    def __init__(self, lab, node, bridge='br-int'):
+        self.times, self.started = {}, False
+        self.proc = subprocess.Popen(
+            ['ip', 'netns', 'exec', lab.node(node).ns, 'ovs-ofctl',
+             'monitor', bridge, 'watch:!initial'], stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True,
+            env=dict(os.environ, OVS_RUNDIR=lab.node(node).run_dir))
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            if not self.started or 'event=ADDED' not in line or \
+                    'actions=output' not in line:
+                continue
+            m = re.search(r'dl_dst=([0-9a-f:]{17})', line)
+            if m and (' metadata=' not in line and ',metadata=' not in line
+                      or re.search(r'metadata=0(/0xff)?[, ]', line)):
+                self.times.setdefault(m.group(1), time.time())
+
+    def start(self):
+        self.started = True
+        return self
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+        self.thread.join(2)
 
 
 def settled_at(expected):

@@ -74,7 +74,7 @@ class Device:
         self.bfd_rechecked = None
         self.banked = {}        # (port, vlan, dir) -> [packets, bytes]
         self.stats = {}
-        self.dirty_macs, self.full_sync, self.dirty_db = set(), set(), True
+        self.dirty, self.full_sync, self.dirty_db = set(), set(), True
         self.started_at = time.monotonic()
         self.started = False
         self.next_stats = 0.0
@@ -142,6 +142,17 @@ class Device:
             return
         config = self.db.config()
         if config == self.config:
+            self.dirty_db = True
+            return
+        if self.config is not None and all(
+                config[k] == self.config[k] for k in config
+                if k != 'ucast_remote'):
+            # only remote MACs changed (the common case: a VM appears,
+            # moves, goes): just their flows, as a difference
+            old, new = self.config['ucast_remote'], config['ucast_remote']
+            self.config = config
+            self.dirty.update(('remote',) + k for k in set(old) | set(new)
+                              if old.get(k) != new.get(k))
             self.dirty_db = True
             return
         self.config = config
@@ -222,7 +233,7 @@ class Device:
                     entry, self.age))
             m.stat_of = self._stat_map(m, secs)
             self.full_sync.add(m.name)
-        self.dirty_macs.clear()
+        self.dirty.clear()
 
     def _stat_map(self, m, secs):
         out = {}
@@ -243,24 +254,33 @@ class Device:
         return out
 
     def mac_changed(self, key):
-        self.dirty_macs.add(key)
+        self.dirty.add(('mac',) + key)
+
+    def _section(self, m, key):
+        """The flows of one MAC's section on member m."""
+        kind, ls, mac = key
+        if kind == 'remote':
+            return _by_cookie(pl.remote_section(
+                m.layout, self.layout['members'], self.config, ls, mac))
+        entry = self.macs.entries.get((ls, mac))
+        return _by_cookie(pl.mac_flows(
+            m.layout, self.layout['members'], self.config, ls, mac, entry,
+            self.age)) if entry else {}
 
     # -- pushing state out -------------------------------------------------
     def push_flows(self):
-        """MAC sections that changed go out at once, as a difference; a
-        member marked for a full sync (configuration, liveness, a connect)
-        gets every difference between its sections and its bridge."""
-        keys, self.dirty_macs = self.dirty_macs, set()
+        """Sections of MACs that changed (learned, moved, aged, remote)
+        go out at once, as a difference; a member marked for a full sync
+        (configuration, liveness, a connect) gets every difference between
+        its sections and its bridge."""
+        keys, self.dirty = self.dirty, set()
         for m in self.members:
             add, delete = {}, set()
             for key in keys if self.config else ():
-                old = m.want.pop(('mac',) + key, {})
-                entry = self.macs.entries.get(key)
-                new = _by_cookie(pl.mac_flows(
-                    m.layout, self.layout['members'], self.config, *key,
-                    entry, self.age)) if entry else {}
+                old = m.want.pop(key, {})
+                new = self._section(m, key)
                 if new:
-                    m.want[('mac',) + key] = new
+                    m.want[key] = new
                 if m.ready():
                     add.update({c: f for c, f in new.items()
                                 if c not in m.installed})

@@ -157,6 +157,17 @@ def sections(member, members, config, live=None, bfd_ports=None):
     return out, groups
 
 
+def remote_section(member, members, config, ls, mac):
+    """The flows of one remote MAC on one member (none if its logical
+    switch is not bound there, or the MAC is not remote any more)."""
+    ip = config['ucast_remote'].get((ls, mac))
+    mine, _ = _split(member, members, config)
+    if ip is None or ls not in mine:
+        return []
+    return remote_flows(config['lss'][ls]['vni'], mac.lower(), ip,
+                        member['vx'])
+
+
 def remote_flows(vni, mac, ip, vx):
     """A remote MAC (Ucast_Macs_Remote): from local ports, VXLAN to its
     locator; from a tunnel or the pod, dropped (split horizon). A MAC
