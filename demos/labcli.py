@@ -8,8 +8,10 @@ language (`help` lists them):
                           physical segment)
     trace NODE FLOW       ovs-appctl ofproto/trace br-int FLOW (names work:
                           in_port=vm1,dl_dst=vm3)
-    fail NODE|A-B         crash a node's ovs-vswitchd (or take a router's or
-                          host's interfaces down) / cut a link
+    fail NODE|A-B         crash a node's ovs-vswitchd (a hardware VTEP
+                          loses power: its device, ovs-vswitchd and
+                          database; a router or host: interfaces down) /
+                          cut a link
     restore               undo every `fail`, last first
     tenants               logical switches, their ports and gateway
                           bindings, from the controller's API
@@ -134,7 +136,8 @@ class LabCLI(CLI):
                                 for ln in out.splitlines()))
 
     def do_fail(self, line):
-        "fail NODE|A-B: crash NODE's ovs-vswitchd (routers and hosts: "\
+        "fail NODE|A-B: crash NODE's ovs-vswitchd (a hardware VTEP: all "\
+            "its daemons; routers and hosts: "\
             "interfaces down), or cut link A-B."
         try:
             target = readable.failure_target(self.plan, line.strip())
@@ -150,17 +153,21 @@ class LabCLI(CLI):
             return
         name = target[1]
         node = self.lab.node(name)
-        if self.plan['nodes'][name]['role'] in OVS_ROLES:
-            pidfile = os.path.join(node.run_dir, 'ovs-vswitchd.pid')
-            try:
-                with open(pidfile) as f:
-                    pid = int(f.read().strip())
-                os.kill(pid, signal.SIGKILL)
-            except (OSError, ValueError) as exc:
-                self.say(f'*** {name}: no running ovs-vswitchd ({exc})')
+        pn = self.plan['nodes'][name]
+        if pn['role'] in OVS_ROLES:
+            killed = []
+            for pidfile in boot.daemons(pn, self.plan):
+                try:
+                    with open(os.path.join(node.run_dir, pidfile)) as f:
+                        pid = int(f.read().strip())
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(f"{pidfile.rsplit('.', 1)[0]} (pid {pid})")
+                except (OSError, ValueError) as exc:
+                    self.say(f'*** {name}: {pidfile}: not running ({exc})')
+            if not killed:
                 return
-            self.failed.append(('vswitchd', name))
-            self.say(f'{name}: ovs-vswitchd (pid {pid}) killed')
+            self.failed.append(('daemons', name))
+            self.say(f"{name}: killed {', '.join(killed)}")
             return
         intfs = [i['name'] for i in self.plan['nodes'][name]['intfs']]
         for i in intfs:
@@ -178,14 +185,12 @@ class LabCLI(CLI):
                 for n, i in ((t[1], t[2]), (t[3], t[4])):
                     self.lab.node(n).ns_run(['ip', 'link', 'set', i, 'up'])
                 self.say(f'link {t[1]}-{t[3]} up')
-            elif t[0] == 'vswitchd':
+            elif t[0] == 'daemons':
                 node = self.lab.node(t[1])
-                r = node.ns_run(['bash', '-c',
-                                 boot.vswitchd_cmd(node.run_dir)])
-                self.say(f'{t[1]}: ovs-vswitchd started'
-                         if r.returncode == 0 else
-                         f'*** {t[1]}: ovs-vswitchd did not start: '
-                         f'{r.stderr.strip()}')
+                r = node.ns_run(['bash', '-c', boot.restart(
+                    self.plan['nodes'][t[1]], self.plan, node.run_dir)])
+                self.say(f'{t[1]}: started again' if r.returncode == 0 else
+                         f'*** {t[1]}: did not start: {r.stderr.strip()}')
             else:
                 for i in t[2]:
                     self.lab.node(t[1]).ns_run(['ip', 'link', 'set', i, 'up'])

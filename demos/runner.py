@@ -55,8 +55,8 @@ def run_act(lab, n, act, lanes, out_dir, say, ctx):
               'host': 'arp or icmp',
               'segment': 'not ether proto 0x8902'}
     notes = actions.prepare(lab, act['do'], ctx)
-    caps = {k: harness.Captures(lab, {p[1]: p[3] for p in points
-                                      if p[2] == k}, d, bpf)
+    caps = {k: harness.Captures(lab, [(p[0], p[1], p[3]) for p in points
+                                      if p[2] == k], d, bpf)
             for k, bpf in groups.items()}
     with contextlib.ExitStack() as stack:
         for c in caps.values():
@@ -69,11 +69,10 @@ def run_act(lab, n, act, lanes, out_dir, say, ctx):
         time.sleep(0.5)                 # the action's last frames
         window = (start, time.time())
     frames = {}
-    for kind, c in caps.items():
-        for node, recs in c.frames().items():
-            frames[f'{node}-seg' if kind == 'segment' else node] = \
-                wire.within(recs, window)
-    pcaps = {p[0]: caps[p[2]].files[p[1]] for p in points}
+    for c in caps.values():
+        for name, recs in c.frames().items():
+            frames[name] = wire.within(recs, window)
+    pcaps = {p[0]: caps[p[2]].files[p[0]] for p in points}
     pair = tuple(wire.addr(plan['nodes'][h]['ip']) for h in act['pair'])
     arrows = wire.arrows(plan, [p[:3] for p in points], frames, pair,
                          act=n, macs=act['macs'])

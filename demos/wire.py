@@ -73,7 +73,10 @@ def capture_points(plan, lanes):
     nodes, out = plan['nodes'], []
     for b in lanes:
         p = nodes[b]
-        if 'tunnel_ip' in p:
+        if p.get('pod'):          # a VCF pod VTEP: on each member leaf
+            out += [(f'{b}@{m}', m, 'uplink', nodes[m]['pod_vtep']['uplink'])
+                    for m in p['members']]
+        elif 'tunnel_ip' in p:
             out.append((b, b, 'uplink', p['uplink']))
         if p['role'] in ('vm', 'bare_metal', 'appliance'):
             out.append((b, b, 'host', p['intfs'][0]['name']))

@@ -19,10 +19,10 @@ import logging
 import time
 
 from . import idl as idlmod         # first: keeps eventlet out of ovs
-from . import bfd as bfdmod, macs as macmod, members as memmod, ofmsg
-from . import pipeline as pl
-from . import report
-from .ofconn import OFConn
+from . import bfd as bfdmod, counters, macs as macmod, ofmsg
+from . import pipeline as pl, report
+from .members import Member
+from .ofevents import OpenFlowEvents
 from .vtepdb import VtepDb, remote_ips
 
 import ovs.poller                   # noqa: E402  (after idl)
@@ -32,34 +32,7 @@ ofp, parser = ofmsg.ofp, ofmsg.parser
 STATS_TABLES = (pl.CLASSIFY, pl.EGRESS)
 
 
-class Member:
-    """One bridge the device programs (a Clos VTEP's own, or a VCF leaf's)
-    and what the device knows of it."""
-
-    def __init__(self, layout, device):
-        self.layout, self.name = layout, layout['name']
-        self.of = OFConn(self.name, layout['of_socket'], device)
-        self.db = memmod.MemberDb(layout['ovsdb'], layout['bridge'],
-                                  self.name)
-        self.port_of = {ofport: pp for pp, ofport in layout['ports'].items()}
-        self.want = {}          # section key -> {cookie: flow}
-        self.groups = []        # desired groups
-        self.installed = None   # cookies on the bridge (None: not read yet)
-        self.sent_groups = {}   # group id -> group, as installed
-        self.dump = None        # flows being read after a connect
-        self.carrier = {}       # port -> up?
-        self.stat_of = {}       # cookie -> ((port, vlan), 'from' | 'to')
-        self.counts = {}        # cookie -> (packets, bytes)
-        self.bfd_want = {}      # BFD tunnels this member should run
-        self.bfd_ports_seen = {}  # BFD tunnels numbered, as last computed
-        self.stale_groups = []  # installed groups no longer wanted
-        self.found = []         # learned flows read back after a connect
-
-    def ready(self):
-        return self.of.ready and self.installed is not None
-
-
-class Device:
+class Device(OpenFlowEvents):
     def __init__(self, layout):
         self.layout = layout
         self.db = VtepDb(layout['db'], layout['ps'])
@@ -231,27 +204,9 @@ class Device:
                 m.want[('mac', ls, mac)] = _by_cookie(pl.mac_flows(
                     m.layout, self.layout['members'], self.config, ls, mac,
                     entry, self.age))
-            m.stat_of = self._stat_map(m, secs)
+            m.stat_of = counters.stat_map(secs, m.port_of)
             self.full_sync.add(m.name)
         self.dirty.clear()
-
-    def _stat_map(self, m, secs):
-        out = {}
-        for key, flows in secs.items():
-            if key[0] != 'ls':
-                continue
-            for f in flows:
-                bid = None
-                if f['table'] == pl.CLASSIFY:
-                    bid = next((a[2] for a in f['actions']
-                                if a[:2] == ('set_reg', 1)), None)
-                    kind = 'from'
-                elif f['table'] == pl.EGRESS:
-                    bid, kind = f['match'].get('reg3'), 'to'
-                if bid:
-                    ofport, vlan = pl.split_binding(bid)
-                    out[ofmsg.cookie(f)] = ((m.port_of[ofport], vlan), kind)
-        return out
 
     def mac_changed(self, key):
         self.dirty.add(('mac',) + key)
@@ -341,189 +296,6 @@ class Device:
                 idlmod.Transaction.UNCHANGED):
             return
         self.dirty_db = True          # failed: try again on the next change
-
-    # -- OpenFlow events ----------------------------------------------------
-    def on_connected(self, conn, features):
-        m = self.by_name[conn.name]
-        LOG.info('%s: OpenFlow connected (datapath %016x)', m.name,
-                 features.datapath_id)
-        m.installed, m.dump, m.sent_groups = None, [], {}
-        conn.send(ofmsg.port_desc_request(), lambda r: self._ports(m, r))
-        conn.send(ofmsg.group_desc_request(), lambda r: self._groups(m, r))
-        conn.send(ofmsg.flow_stats_request(), lambda r: self._dumped(m, r))
-
-    def on_disconnected(self, conn, why):
-        m = self.by_name[conn.name]
-        m.installed, m.dump = None, None
-        gone = self.macs.flush(m.name)
-        for k in gone:
-            self.mac_changed(k)
-        if gone:
-            LOG.info('%s: data plane gone (%s): %d MAC(s) flushed', m.name,
-                     why, len(gone))
-        m.carrier = {pp: False for pp in m.layout['ports']}
-        self.dirty_db = True
-        self.on_members()
-
-    def _ports(self, m, reply):
-        for desc in reply.body:
-            if desc.port_no in m.port_of:
-                m.carrier[m.port_of[desc.port_no]] = ofmsg.link_up(desc)
-        self.dirty_db = True
-
-    def _groups(self, m, reply):
-        for g in reply.body:            # unknown content: sent again
-            m.sent_groups.setdefault(g.group_id, None)
-
-    def _dumped(self, m, reply):
-        m.dump.extend(reply.body)
-        if reply.flags & ofp.OFPMPF_REPLY_MORE:
-            return
-        m.installed = {s.cookie for s in m.dump}
-        # MACs the data plane still knows (the device restarted, its
-        # bridges did not): learned again once the configuration is read
-        m.found = [s.match for s in m.dump
-                   if s.table_id == pl.LEARN and s.priority == 100]
-        m.dump = None
-        self._relearn_found()
-        self.full_sync.add(m.name)
-        self.on_members()
-
-    def _relearn_found(self):
-        if self.config is None:
-            return
-        for m in self.members:
-            for match in m.found:
-                self._relearn(m, match)
-            m.found = []
-
-    def _relearn(self, m, match):
-        key = self._binding(m, match.get('tunnel_id'), match.get('reg1'))
-        if key and match.get('eth_src'):
-            ls, pp, vlan = key
-            if self.macs.learn(ls, match['eth_src'], m.name, pp, vlan) in (
-                    macmod.NEW, macmod.MOVED):
-                self.mac_changed((ls, match['eth_src'].lower()))
-                self.dirty_db = True
-
-    def _binding(self, m, vni, bid):
-        """(ls, port, vlan) of a binding id seen in the pipeline."""
-        if not bid or not self.config:
-            return None
-        ofport, vlan = pl.split_binding(bid)
-        pp = m.port_of.get(ofport)
-        ls = self.config['bindings'].get((pp, vlan))
-        if pp is None or ls is None or \
-                self.config['lss'].get(ls, {}).get('vni') != vni:
-            return None
-        return ls, pp, vlan
-
-    def on_message(self, conn, msg):
-        m = self.by_name[conn.name]
-        if isinstance(msg, parser.OFPPacketIn):
-            self._packet_in(m, msg)
-        elif isinstance(msg, parser.OFPFlowRemoved):
-            self._flow_removed(m, msg)
-        elif isinstance(msg, parser.OFPPortStatus):
-            self._port_status(m, msg)
-        elif isinstance(msg, parser.OFPErrorMsg):
-            self.errors += 1
-            LOG.error('%s: OpenFlow error type %s code %s', m.name,
-                      msg.type, msg.code)
-
-    def _packet_in(self, m, msg):
-        key = self._binding(m, msg.match.get('tunnel_id'),
-                            msg.match.get('reg1'))
-        if key is None or len(msg.data) < 12:
-            return
-        ls, pp, vlan = key
-        mac = ':'.join('%02x' % b for b in msg.data[6:12])
-        if m.carrier.get(pp) is False:
-            # the frame came in before the port lost carrier (members'
-            # events are not ordered with each other): nothing to learn
-            LOG.debug('%s: %s on %s ignored: the port is down', m.name, mac,
-                      pp)
-            return
-        res = self.macs.learn(ls, mac, m.name, pp, vlan)
-        if res in (macmod.NEW, macmod.MOVED):
-            LOG.info('%s: learned %s in %s on %s VLAN %d%s', m.name, mac, ls,
-                     pp, vlan, ' (moved)' if res == macmod.MOVED else '')
-            self.mac_changed((ls, mac))
-            self.dirty_db = True
-        elif res == macmod.FULL:
-            self.dirty_db = True
-
-    def _flow_removed(self, m, msg):
-        if m.installed is not None:
-            m.installed.discard(msg.cookie)
-        stat = m.stat_of.get(msg.cookie)
-        if stat:
-            (pp, vlan), kind = stat
-            bank = self.banked.setdefault((pp, vlan, kind), [0, 0])
-            bank[0] += msg.packet_count
-            bank[1] += msg.byte_count
-            m.counts.pop(msg.cookie, None)
-        if msg.table_id == pl.LEARN and \
-                msg.reason == ofp.OFPRR_IDLE_TIMEOUT:
-            key = self._binding(m, msg.match.get('tunnel_id'),
-                                msg.match.get('reg1'))
-            mac = (msg.match.get('eth_src') or '').lower()
-            if key and self.macs.aged(key[0], mac, m.name, key[1], key[2]):
-                LOG.info('%s: %s aged out of %s', m.name, mac, key[0])
-                self.mac_changed((key[0], mac))
-                self.dirty_db = True
-
-    def _port_status(self, m, msg):
-        pp = m.port_of.get(msg.desc.port_no)
-        if pp is None:
-            return
-        up = ofmsg.link_up(msg.desc)
-        if m.carrier.get(pp) == up:
-            return
-        m.carrier[pp] = up
-        self.dirty_db = True
-        if not up:
-            gone = self.macs.flush(m.name, pp)
-            for k in gone:
-                self.mac_changed(k)
-            LOG.info('%s: %s lost carrier: %d MAC(s) flushed', m.name, pp,
-                     len(gone))
-        else:
-            LOG.info('%s: %s up', m.name, pp)
-
-    # -- counters ----------------------------------------------------------
-    def request_stats(self):
-        for m in self.members:
-            if m.ready():
-                m.stat_dump = []
-                for table in STATS_TABLES:
-                    m.of.send(parser.OFPFlowStatsRequest(
-                        ofmsg.DP, 0, table, ofp.OFPP_ANY, ofp.OFPG_ANY, 0, 0,
-                        parser.OFPMatch()), lambda r, m=m: self._counted(m, r))
-
-    def _counted(self, m, reply):
-        for s in reply.body:
-            if s.cookie in m.stat_of:
-                m.counts[s.cookie] = (s.packet_count, s.byte_count)
-        stats = {}
-        for (pp, vlan, kind), (pk, by) in self.banked.items():
-            self._add(stats, pp, vlan, kind, pk, by)
-        for mem in self.members:
-            for c, (pk, by) in mem.counts.items():
-                (pp, vlan), kind = mem.stat_of.get(c, ((None, None), None))
-                if pp is not None:
-                    self._add(stats, pp, vlan, kind, pk, by)
-        if stats != self.stats:
-            self.stats = stats
-            self.dirty_db = True
-
-    @staticmethod
-    def _add(stats, pp, vlan, kind, packets, nbytes):
-        c = stats.setdefault((pp, vlan), {})
-        side = 'from_local' if kind == 'from' else 'to_local'
-        c[f'packets_{side}'] = c.get(f'packets_{side}', 0) + packets
-        c[f'bytes_{side}'] = c.get(f'bytes_{side}', 0) + nbytes
-
 
 def _by_cookie(flows):
     return {ofmsg.cookie(f): f for f in flows}

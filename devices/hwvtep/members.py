@@ -1,5 +1,9 @@
-"""A member's own Open_vSwitch database: what the device reads and writes
-there besides OpenFlow.
+"""A member of the switch (the node's own bridge on a Clos VTEP, a leaf's
+on a VCF pod): its OpenFlow channel and its Open_vSwitch database, and
+what the device knows of it.
+
+The Open_vSwitch database: what the device reads and writes there besides
+OpenFlow.
 
 Reads: Interface (name, ofport, link_state, bfd_status) of the BFD tunnels
 and of the member's fabric uplinks (a member without a live uplink cannot
@@ -11,6 +15,7 @@ bfd_config_remote), deleting those no longer wanted. Nothing else.
 import ipaddress
 
 from . import idl as idlmod
+from .ofconn import OFConn
 
 SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema'
 TABLES = {'Open_vSwitch': ['bridges'], 'Bridge': ['name', 'ports'],
@@ -124,3 +129,30 @@ class MemberDb:
         if changed:
             bridge.ports = keep
         return changed
+
+
+class Member:
+    """One bridge the device programs (a Clos VTEP's own, or a VCF leaf's)
+    and what the device knows of it."""
+
+    def __init__(self, layout, device):
+        self.layout, self.name = layout, layout['name']
+        self.of = OFConn(self.name, layout['of_socket'], device)
+        self.db = MemberDb(layout['ovsdb'], layout['bridge'],
+                                  self.name)
+        self.port_of = {ofport: pp for pp, ofport in layout['ports'].items()}
+        self.want = {}          # section key -> {cookie: flow}
+        self.groups = []        # desired groups
+        self.installed = None   # cookies on the bridge (None: not read yet)
+        self.sent_groups = {}   # group id -> group, as installed
+        self.dump = None        # flows being read after a connect
+        self.carrier = {}       # port -> up?
+        self.stat_of = {}       # cookie -> ((port, vlan), 'from' | 'to')
+        self.counts = {}        # cookie -> (packets, bytes)
+        self.bfd_want = {}      # BFD tunnels this member should run
+        self.bfd_ports_seen = {}  # BFD tunnels numbered, as last computed
+        self.stale_groups = []  # installed groups no longer wanted
+        self.found = []         # learned flows read back after a connect
+
+    def ready(self):
+        return self.of.ready and self.installed is not None

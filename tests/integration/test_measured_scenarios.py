@@ -20,11 +20,23 @@ def scenario(*args, timeout=600):
 
 
 def test_service_node_failover_resumes_bum_without_the_controller():
-    m = scenario('service-node-failover', '--trials', '1')
-    (t,) = m['trials']
-    assert t['victim'] == 'sn1' and t['resumed_via'] == ['sn2']
-    assert t['after_restart_via'] == 'sn1'
-    assert 0 < t['outage_ms']['bum a->b'] < 3000     # it did fail over
+    """Both sides fail over with the controller frozen: a hypervisor's
+    fast-failover group, and a hardware VTEP choosing by BFD (in clos-small
+    they prefer different service nodes: trial 1 kills the hypervisor's,
+    trial 2 the VTEP's)."""
+    m = scenario('service-node-failover', '--trials', '2')
+    t1, t2 = m['trials']
+    assert t1['victim'] == 'sn1' and t1['resumed_via'] == ['sn2']
+    assert t1['affected'] == ['hypervisor']
+    assert t1['after_restart_in_use']['hypervisor'] == 'sn1'
+    assert 0 < t1['outage_ms']['vm->vm'] < 3000      # it did fail over
+    assert 0 < t1['outage_ms']['vm->server'] < 3000
+    assert t2['victim'] == t2['in_use']['vtep'] and t2['affected'] == [
+        'vtep']
+    assert 0 < t2['outage_ms']['server->vm'] < 3000
+    assert t2['after_restart_in_use']['vtep'] == t2['victim']
+    # the side whose service node lived did not notice
+    assert max(t1['unaffected_outage_ms'].values()) < 100
 
 
 def test_hw_gateway_failover_vcf_moves_nothing_clos_moves_the_mac():
@@ -36,6 +48,9 @@ def test_hw_gateway_failover_vcf_moves_nothing_clos_moves_the_mac():
     assert (by['clos']['vtep_before'], by['clos']['vtep_after']) == \
         ('vtep1', 'vtep2')
     assert by['clos']['repointed_after_ms'] is not None
+    for t in by.values():       # what bounds the outage was measured
+        assert t['server_moved_ms'] is not None
+        assert t['delivered_again_ms'] is not None
 
 
 def test_p2v_migration_leaves_no_stale_entry():

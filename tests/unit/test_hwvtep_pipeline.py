@@ -159,3 +159,20 @@ def test_pod_broadcast_goes_to_the_other_members_once_and_one_service_node():
 def test_binding_ids_are_stable_and_reversible():
     assert pl.split_binding(pl.binding_id(17, 100)) == (17, 100)
     assert pl.binding_id(1, 0) != 0
+
+
+def test_binding_counters_come_from_classify_and_egress_flows():
+    from devices.hwvtep import counters
+    secs, _ = pl.sections(ME, [ME], config())
+    stat_of = counters.stat_map(secs, {1: 'bm1', 2: 'bm2'})
+    assert sorted(set(stat_of.values())) == [
+        (('bm1', 0), 'from'), (('bm1', 0), 'to'),
+        (('bm2', 100), 'from'), (('bm2', 100), 'to'),
+        (('bm2', 200), 'from'), (('bm2', 200), 'to')]
+    from_bm1 = next(c for c, v in stat_of.items() if v == (('bm1', 0),
+                                                            'from'))
+    banked = {}
+    counters.bank(banked, stat_of[from_bm1], 5, 500)     # replaced flow
+    totals = counters.totals(banked, [(stat_of, {from_bm1: (2, 200)})])
+    assert totals[('bm1', 0)] == {'packets_from_local': 7,
+                                  'bytes_from_local': 700}

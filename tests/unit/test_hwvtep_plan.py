@@ -1,10 +1,10 @@
-"""hwvtep.plan() on fake `have` tables: which operations, in which order.
+"""vtepplan.plan() on fake `have` tables: which operations, in which order.
 Every plan is also applied to a model of the database that checks, after
 each operation, that no row references a missing logical switch and that
 the result is what was wanted (a second plan is then empty)."""
 import copy
 
-from controllers.hwvtep import plan
+from controllers.vtepplan import plan
 
 BFD = {'enable': 'true', 'min_rx': '100', 'min_tx': '100'}
 SN1, SN2, HV1, HV2 = '1.0.0.1', '1.0.0.2', '1.0.0.11', '1.0.0.12'

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from controllers import hwvtep
+from controllers import hwvtep, vtepplan
 
 ovs = hwvtep.ovs
 pytestmark = pytest.mark.skipif(
@@ -94,10 +94,10 @@ class Switch:
 
     def have(self):
         self.sync()
-        return hwvtep.read_have(self.idl.tables, 'vtep1')
+        return vtepplan.read_have(self.idl.tables, 'vtep1')
 
     def converged(self, want):
-        return lambda: not hwvtep.plan(want, self.have())
+        return lambda: not vtepplan.plan(want, self.have())
 
     def transact(self, build):
         txn = ovs.db.idl.Transaction(self.idl)
