@@ -176,7 +176,7 @@ def _applied(view, up, change, want_ip, goes_to):
                  None)
     if t_row is None:
         return {'change': change, 'applied_ms': None, 'row': False}
-    harness.until(lambda: up.first_after(t_row, goes_to) is not None, 5,
+    harness.until(lambda: up.first_after(t_row, goes_to) is not None, 15,
                   0.005)
     t = up.first_after(t_row, goes_to)
     time.sleep(0.05)
@@ -370,7 +370,7 @@ def run(devices=('native', 'ovs-vtep'), count=50, changes=50, idle_s=60,
         missing = s['remote add missing'] + s['remote delete missing']
         if missing:
             problems.append(f'{device}: {missing} remote MAC changes never '
-                            'reached the data plane within 5 s')
+                            'reached the data plane within 15 s')
         problems += [f'{device} controller: {e}'
                      for e in fig['controller_errors']]
     metrics = {'machine': machine(), 'summary': summary,

@@ -10,6 +10,7 @@ itself delays what it measures).
 Each has `first` (the value at creation), `changes` [(epoch s, value)]
 and `value()`; start() before the act, stop() after.
 """
+import calendar
 import os
 import re
 import subprocess
@@ -23,6 +24,30 @@ import ovs.db.idl  # noqa: E402
 import ovs.poller  # noqa: E402
 
 VTEP_SCHEMA = '/usr/share/openvswitch/vtep.ovsschema'
+STAMP = re.compile(r'^(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)\.(\d{3}): ')
+
+
+def flow_monitor(lab, node, bridge='br-int'):
+    """`ovs-ofctl --timestamp monitor BRIDGE watch:!initial` in a node's
+    namespace: each flow change the switch pushes, stamped (ms, UTC) by
+    ovs-ofctl as it receives it. Its flow events come on stderr."""
+    return subprocess.Popen(
+        ['ip', 'netns', 'exec', lab.node(node).ns, 'ovs-ofctl',
+         '--timestamp', 'monitor', bridge, 'watch:!initial'],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=dict(os.environ, OVS_RUNDIR=lab.node(node).run_dir))
+
+
+def flow_events(lines):
+    """(epoch s, event line) for each flow event of flow_monitor()."""
+    stamp = None
+    for line in lines:
+        m = STAMP.match(line)
+        if m:
+            y, mo, d, h, mi, sec, ms = (int(x) for x in m.groups())
+            stamp = calendar.timegm((y, mo, d, h, mi, sec)) + ms / 1000.0
+        elif ' event=' in line:
+            yield stamp if stamp is not None else time.time(), line
 
 
 class FlowWatch:
@@ -36,13 +61,7 @@ class FlowWatch:
         self.node, self.mac = node, mac.lower()
         self.first = self.last = mac_output(lab, node, mac, bridge)
         self.changes, self.t0 = [], None
-        # the flow events come on stderr (stdout, block buffered to a pipe,
-        # only has the first reply)
-        self.proc = subprocess.Popen(
-            ['ip', 'netns', 'exec', lab.node(node).ns, 'ovs-ofctl',
-             'monitor', bridge, 'watch:!initial'], stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True,
-            env=dict(os.environ, OVS_RUNDIR=lab.node(node).run_dir))
+        self.proc = flow_monitor(lab, node, bridge)
         self.thread = threading.Thread(target=self._read, daemon=True)
 
     def start(self):
@@ -52,14 +71,13 @@ class FlowWatch:
 
     def _read(self):
         flows = {}                    # cookie -> port, of the MAC's flows
-        for line in self.proc.stdout:
+        for now, line in flow_events(self.proc.stdout):
             # frames from the node's own ports: metadata 0, or any (local
             # delivery does not look at where a frame came from)
             if f'dl_dst={self.mac}' not in line or (
                     'metadata=' in line and not re.search(
                         r'metadata=0(x0)?(/0xff)?[, ]', line)):
                 continue
-            now = time.time()
             cookie = re.search(r'cookie=(0x[0-9a-f]+)', line)
             cookie = cookie.group(1) if cookie else None
             if 'event=DELETED' in line:
@@ -217,23 +235,19 @@ class FlowTimes:
 
     def __init__(self, lab, node, bridge='br-int'):
         self.times, self.started = {}, False
-        self.proc = subprocess.Popen(
-            ['ip', 'netns', 'exec', lab.node(node).ns, 'ovs-ofctl',
-             'monitor', bridge, 'watch:!initial'], stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True,
-            env=dict(os.environ, OVS_RUNDIR=lab.node(node).run_dir))
+        self.proc = flow_monitor(lab, node, bridge)
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
 
     def _read(self):
-        for line in self.proc.stdout:
+        for now, line in flow_events(self.proc.stdout):
             if not self.started or 'event=ADDED' not in line or \
                     'actions=output' not in line:
                 continue
             m = re.search(r'dl_dst=([0-9a-f:]{17})', line)
             if m and (' metadata=' not in line and ',metadata=' not in line
                       or re.search(r'metadata=0(/0xff)?[, ]', line)):
-                self.times.setdefault(m.group(1), time.time())
+                self.times.setdefault(m.group(1), now)
 
     def start(self):
         self.started = True

@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PKGS=(openvswitch-switch openvswitch-vtep openvswitch-common mininet frr
       iperf3 tcpdump tshark fping iputils-arping iproute2 iputils-ping ethtool procps
-      python3 python3-venv python3-pip python3-openvswitch vagrant)
+      python3 python3-venv python3-pip python3-openvswitch vagrant
+      ovn-central ovn-controller-vtep)   # OVN: tests/integration/test_ovn_interop.py
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup: must run as root (try: sudo make setup)" >&2; exit 1
@@ -33,7 +34,9 @@ else
 fi
 
 # The distribution's OVS service may have been started by the package; the lab
-# never uses it (each node runs its own instance), so leave it as it is.
+# never uses it (each node runs its own instance), so leave it as it is. The
+# same for OVN's (ovn-central, ovn-controller-vtep, where systemd runs): the
+# OVN interop test starts its own OVN daemons on private sockets.
 
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import sys; sys.exit(0 if sys.prefix != sys.base_prefix else 1)'; then
   echo "setup: creating virtual environment $VENV from /usr/bin/python3"

@@ -77,26 +77,28 @@ def _ovs_start(node, run_dir, vtep=False, remote=False, switch=True):
     `switch`: False for an OVSDB without ovs-vswitchd (a VCF pod VTEP's
     own node: its data plane is on the leaves)."""
     d = run_dir
+    lines = [' '.join(f'export {k}={v};' for k, v in env(d).items())]
+    if switch:
+        lines.append(f'ovsdb-tool create {d}/conf.db {OVS_SCHEMA}')
+    if vtep:
+        lines.append(f'ovsdb-tool create {d}/vtep.db {VTEP_SCHEMA}')
+    lines.append(ovsdb_cmd(node, run_dir, vtep, remote, switch))
+    if switch:
+        lines += ['ovs-vsctl --no-wait init', vswitchd_cmd(d)]
+    return lines
+
+
+def ovsdb_cmd(node, run_dir, vtep=False, remote=False, switch=True):
+    """How a node's ovsdb-server starts (also to restart it): its
+    databases, on a unix socket and, for the controller, on the management
+    address."""
+    d = run_dir
     dbs = (f'{d}/conf.db ' if switch else '') + \
         (f'{d}/vtep.db' if vtep else '')
     remotes = f'--remote=punix:{d}/db.sock'
     if vtep or remote:
         mgmt_ip = node['mgmt_ip'].split('/')[0]
         remotes += f' --remote=ptcp:{OVSDB_PORT}:{mgmt_ip}'
-    lines = [' '.join(f'export {k}={v};' for k, v in env(d).items())]
-    if switch:
-        lines.append(f'ovsdb-tool create {d}/conf.db {OVS_SCHEMA}')
-    if vtep:
-        lines.append(f'ovsdb-tool create {d}/vtep.db {VTEP_SCHEMA}')
-    lines.append(ovsdb_cmd(d, dbs, remotes))
-    if switch:
-        lines += ['ovs-vsctl --no-wait init', vswitchd_cmd(d)]
-    return lines
-
-
-def ovsdb_cmd(run_dir, dbs, remotes):
-    """How a node's ovsdb-server starts (also to restart it)."""
-    d = run_dir
     return (f'ovsdb-server {dbs} {remotes} --pidfile={d}/ovsdb-server.pid '
             f'--log-file={d}/ovsdb-server.log --detach --no-chdir')
 
@@ -327,6 +329,48 @@ def host(node, plan, run_dir):
     if dev and node.get('ip'):
         lines += _ip_batch([f"addr add {node['ip']} dev {dev}"])
     return lines
+
+
+def daemons(node, plan):
+    """The pidfiles of what a node runs that a power loss kills, in the
+    order to kill them (the device first, its database last)."""
+    role = node['role']
+    if role == 'hw_vtep':
+        device = 'hwvtep.pid' if plan.get('vtep_device', 'native') == \
+            'native' else 'ovs-vtep.pid'
+        if node.get('pod'):
+            return [device, 'ovsdb-server.pid']
+        return [device, 'ovs-vswitchd.pid', 'ovsdb-server.pid']
+    return ['ovs-vswitchd.pid']
+
+
+def restart(node, plan, run_dir):
+    """Bash text that starts a node's daemons again after they were killed
+    (daemons()), from what is on its disk: its databases keep their
+    contents, the data plane starts empty. A hardware VTEP's device then
+    rebuilds its forwarding from its database by itself; a VCF member's
+    static fabric flows are loaded again (the pod master's tables)."""
+    d = run_dir
+    lines = [' '.join(f'export {k}={v};' for k, v in env(d).items())]
+    role = node['role']
+    native = plan.get('vtep_device', 'native') == 'native'
+    if role == 'hw_vtep':
+        lines.append(ovsdb_cmd(node, d, vtep=True, switch=not node.get(
+            'pod')))
+        if not node.get('pod'):
+            lines.append(vswitchd_cmd(d))
+        if native:
+            lines.append(hwvtep.start_device(d))
+        else:
+            lines.append(f'{OVS_VTEP} --log-file={d}/ovs-vtep.log '
+                         f"--pidfile={d}/ovs-vtep.pid --detach {node['name']}")
+        return '\n'.join(lines) + '\n'
+    lines.append(vswitchd_cmd(d))
+    if role in ('spine', 'leaf') and plan['fabric'] == 'vcf':
+        lines += [f'[ ! -s {d}/groups.txt ] || ovs-ofctl -O OpenFlow13 '
+                  f'add-groups fabric {d}/groups.txt',
+                  f'ovs-ofctl -O OpenFlow13 add-flows fabric {d}/flows.txt']
+    return '\n'.join(lines) + '\n'
 
 
 def script_for(node, plan, run_dir):

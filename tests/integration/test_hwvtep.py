@@ -102,7 +102,7 @@ def test_learns_a_mac_from_its_first_frame_and_ages_it(clos):
 
 def test_a_port_that_loses_carrier_is_flushed(clos):
     mac = clos.plan['nodes']['bm2']['mac']
-    assert ping(clos, 'bm2', 'vm1')
+    assert until(lambda: ping(clos, 'bm2', 'vm1', 1), 10)
     assert mac in vtep_ctl(clos, 'vtep2', 'list-local-macs', 'ls1')
     clos.node('bm2').ns_run(['ip', 'link', 'set', 'eth0', 'down'],
                             check=True)
@@ -174,31 +174,3 @@ def test_a_restarted_switch_rebuilds_from_its_database(clos):
                     'bm2').split() == ['0000', 'ls1']
     assert clos.plan['nodes']['bm2']['mac'] in vtep_ctl(
         clos, 'vtep2', 'list-local-macs', 'ls1')
-
-
-@pytest.fixture(scope='module')
-def vcf(tmp_path_factory):
-    env = harness.ControlledLab(labs.resolve('vcf'), print,
-                                str(tmp_path_factory.mktemp('vcf')))
-    with env as lab:
-        yield lab
-
-
-def test_vcf_pod_vtep_is_one_switch_on_its_members(vcf):
-    assert vtep_ctl(vcf, 'vtep1', 'list-ports', 'vtep1').split() == [
-        'leaf1p1', 'leaf2p1', 'leaf2p2']
-    assert 'leaf1,leaf2' in vtep_ctl(vcf, 'vtep1', 'list', 'Physical_Switch')
-    assert ping(vcf, 'bm2', 'vm1') and ping(vcf, 'bm2', 'bm1')
-
-
-@pytest.mark.parametrize('member', ['spine1', 'leaf1'])
-def test_vcf_loses_no_connected_server_with_a_member(vcf, member):
-    """bm2 (on leaf2 only) keeps reaching vm5 (hv2, on leaf2) whichever
-    spine or leaf fails; bm1 (on both leaves) too, over its other leg."""
-    set_links(vcf, member, 'down')
-    try:
-        assert until(lambda: ping(vcf, 'bm2', 'vm5', 1), 5)
-        assert until(lambda: ping(vcf, 'bm1', 'vm5', 1), 5)
-    finally:
-        set_links(vcf, member, 'up')
-    assert until(lambda: ping(vcf, 'bm1', 'vm1', 1), 20)

@@ -8,13 +8,17 @@ one server bm1), no controller of ours. In the root namespace the test
 starts OVN's NB and SB ovsdb-servers, ovn-northd and ovn-controller-vtep
 (pointed at vtep1's hardware_vtep DB on its management address), each as
 its own child and stopped by PID. The network admin binds a vtep logical
-switch to vtep1 port bm1 and, in OVN, puts a vtep port and a VM port (on a
-fake chassis with a VXLAN encap at hv1's tunnel IP) on one logical switch.
+switch to vtep1 port bm1 and, in OVN, puts on one logical switch a vtep
+port and a VM port bound to a fake chassis with a VXLAN encap at hv1's
+tunnel IP (and a second VM port on a second fake chassis elsewhere, so
+that a unicast vtep1 flooded could not pass for one it forwarded).
 Then: OVN sees the switch and binds the vtep port, writes the tunnel key,
 replication mode and remote MACs into vtep1's DB, and vtep1 forwards by
-them: bm1's frames to the VM's MAC, and its broadcasts, leave vtep1's
-uplink VXLAN-encapsulated to hv1 with OVN's tunnel key as VNI. Unbinding
-the VM port takes its remote MAC away again.
+them, as seen on its uplink: bm1's frames to the VM's MAC go VXLAN to hv1
+only, its broadcasts to both chassis (source_node), with OVN's tunnel key
+as VNI. Unbinding the VM port takes its remote MAC away again, from the
+DB and from the forwarding (its frames are then flooded to the other
+chassis only).
 
 Facts about ovn-controller-vtep this relies on: /work/notes/ovn-interop.md
 (what it reads and writes; OVN_RUNDIR must be writable; it owns
@@ -28,6 +32,7 @@ import time
 
 import pytest
 
+from scenarios import harness
 from scenarios.harness import Captures, decode
 from topologies import check, records
 from topologies.expand import expand
@@ -53,6 +58,7 @@ CHASSIS = 'hv1'                     # fake chassis at hv1's tunnel IP
 OTHER, OTHER_IP = 'hv9', '198.19.99.9'
 OTHER_LSP, OTHER_MAC, OTHER_VM_IP = 'vm9', '02:00:00:00:0a:09', '10.9.0.29'
 BROADCAST = 'ff:ff:ff:ff:ff:ff'
+FRAMEGEN = os.path.join(os.path.dirname(harness.__file__), 'framegen.py')
 ROW_WAIT_S = 10                     # bound on every database wait
 SEND_S = 5                          # bound on every data-plane wait
 SETTLED_S = 0.3                     # sending on once the frames got through
@@ -182,43 +188,8 @@ class Ovn:
         self.procs = []
 
 
-# A frame sender for the server's namespace, standard library only (starts
-# in tens of ms): 3 frames every 100 ms for `seconds` seconds.
-#   udp: an IPv4/UDP datagram to (dst_mac, dst_ip)
-#   arp: a broadcast ARP request for dst_ip
-SENDER = r'''
-import socket, struct, sys, time
-iface, kind, src, dst, sip, dip, seconds = sys.argv[1:8]
-mac = lambda m: bytes.fromhex(m.replace(':', ''))
-def csum(b):
-    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
-    while s >> 16:
-        s = (s & 0xffff) + (s >> 16)
-    return ~s & 0xffff
-ips, ipd = socket.inet_aton(sip), socket.inet_aton(dip)
-if kind == 'arp':
-    frame = (b'\xff' * 6 + mac(src) + b'\x08\x06' +
-             struct.pack('!HHBBH', 1, 0x0800, 6, 4, 1) + mac(src) + ips +
-             b'\x00' * 6 + ipd)
-else:
-    data = b'ovn-interop probe'
-    udp = struct.pack('!HHHH', 40000, 40000, 8 + len(data), 0) + data
-    ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), 1, 0, 64, 17,
-                     0, ips, ipd)
-    ip = ip[:10] + struct.pack('!H', csum(ip)) + ip[12:]
-    frame = mac(dst) + mac(src) + b'\x08\x00' + ip + udp
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-s.bind((iface, 0))
-end = time.monotonic() + float(seconds)
-while time.monotonic() < end:
-    for _ in range(3):
-        s.send(frame)
-    time.sleep(0.1)
-'''
-
-
-def tunnelled(lab, plan, name, kind, dst_mac, reach, out_dir):
-    """Send from bm1 (kind 'udp' to dst_mac, or 'arp' broadcast) until
+def tunnelled(lab, plan, name, dst_mac, reach, out_dir):
+    """Send frames from bm1 to dst_mac (30/s, scenarios/framegen.py) until
     vtep1's uplink has shown one of those frames VXLAN-encapsulated to every
     tunnel IP of `reach`, then SETTLED_S more (the switch's settled state),
     or until SEND_S passes. The first frames may be lost while OVS resolves
@@ -246,9 +217,9 @@ def tunnelled(lab, plan, name, kind, dst_mac, reach, out_dir):
                   out_dir, bpf='udp dst port 4789') as cap:
         pcap = next(iter(cap.files.values()))
         sender = subprocess.Popen(
-            ['ip', 'netns', 'exec', lab.node('bm1').ns, sys.executable, '-c',
-             SENDER, bm['intfs'][0]['name'], kind, bm['mac'], dst_mac,
-             _addr(bm['ip']), VM_IP, str(SEND_S + SETTLED_S)],
+            ['ip', 'netns', 'exec', lab.node('bm1').ns, sys.executable,
+             FRAMEGEN, 'stream', '--intf', bm['intfs'][0]['name'], '--dst',
+             dst_mac, '--rate', '30', '--seconds', str(SEND_S + SETTLED_S)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         t0 = time.monotonic()
         try:
@@ -511,15 +482,15 @@ def test_ovn_controller_vtep_drives_the_hardware_vtep(device,
             # chassis tells a Ucast_Macs_Remote flow from a flood)
             key = int(dp_key)
             pcaps = os.path.join(out, 'pcap')
-            for name, kind, dst, reach, what in (
-                    ('unicast', 'udp', VM_MAC, {hv_ip},
+            for name, dst, reach, what in (
+                    ('unicast', VM_MAC, {hv_ip},
                      f'unicast to the VM MAC {VM_MAC}'),
-                    ('broadcast', 'arp', BROADCAST, {hv_ip, OTHER_IP},
-                     'a broadcast (ARP request; source_node: to every '
-                     'unknown-dst locator)')):
+                    ('broadcast', BROADCAST, {hv_ip, OTHER_IP},
+                     'a broadcast (source_node: to every unknown-dst '
+                     'locator)')):
                 after = check_tunnelled(
-                    device, what, tunnelled(lab, plan, name, kind, dst,
-                                            reach, pcaps),
+                    device, what, tunnelled(lab, plan, name, dst, reach,
+                                            pcaps),
                     reach, key, vtep_ip, uplink)
                 t[f'data plane: bm1 {name} VXLAN VNI {key} to '
                   f"{', '.join(sorted(reach))} (1st sent)"] = after
@@ -540,8 +511,7 @@ def test_ovn_controller_vtep_drives_the_hardware_vtep(device,
             t[f'data plane: unbound VM MAC flooded to {OTHER_IP} only '
               '(1st sent)'] = check_tunnelled(
                 device, f'unicast to the unbound VM MAC {VM_MAC}',
-                tunnelled(lab, plan, 'unbound', 'udp', VM_MAC, {OTHER_IP},
-                          pcaps),
+                tunnelled(lab, plan, 'unbound', VM_MAC, {OTHER_IP}, pcaps),
                 {OTHER_IP}, key, vtep_ip, uplink)
             ovn.check_alive()
         except BaseException:
