@@ -25,6 +25,7 @@ core.
 """
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -40,6 +41,7 @@ FRAMEGEN = os.path.join(os.path.dirname(os.path.abspath(__file__)),
 VTEP, PORT, HOST, SPARE = 'vtep2', 'bm2', 'bm2', 'vm7'
 SCALE_VTEP, SCALE_PORT = 'vtep1', 'bm1'
 MOVING_MAC = '02:43:00:00:00:01'
+SETTLE_S = 5
 TARGETS = {'installed_p95_ms': 30, 'speedup': 20, 'remote_p95_ms': 10,
            'idle_cpu_pct': 1.0}
 
@@ -145,27 +147,54 @@ def remote(lab, changes, progress):
     intf = plan['nodes'][HOST]['intfs'][0]['name']
     gen = _ns(lab, HOST, sys.executable, FRAMEGEN, 'stream', '--intf', intf,
               '--dst', MOVING_MAC, '--rate', '1000', '--seconds', '3600')
+    # the stream runs only around each change: while the MAC is unknown it
+    # is flooded to every member of the logical switch, a load that would
+    # sit on the machine being measured
+    paused = stream_pauser(gen)
     out = []
     try:
         time.sleep(1.0)
         for k in range(changes):
-            status, port = ctl.request('POST', f'/logical-switches/{ls_id}/'
-                                       'ports', {'attachment': SPARE,
-                                                 'mac': MOVING_MAC})
-            if status != 201:
-                raise RuntimeError(f'attach {MOVING_MAC}: {status} {port}')
-            out.append(_applied(view, up, 'add', hv_ip, lambda d: d == hv_ip))
-            status, _ = ctl.request('DELETE', f"/logical-ports/{port['id']}")
-            out.append(_applied(view, up, 'delete', None,
-                                lambda d: d != hv_ip))
+            with paused:
+                status, port = ctl.request(
+                    'POST', f'/logical-switches/{ls_id}/ports',
+                    {'attachment': SPARE, 'mac': MOVING_MAC})
+                if status != 201:
+                    raise RuntimeError(f'attach {MOVING_MAC}: {status} '
+                                       f'{port}')
+                out.append(_applied(view, up, 'add', hv_ip,
+                                    lambda d: d == hv_ip))
+            with paused:
+                status, _ = ctl.request('DELETE',
+                                        f"/logical-ports/{port['id']}")
+                out.append(_applied(view, up, 'delete', None,
+                                    lambda d: d != hv_ip))
             if (k + 1) % 10 == 0:
                 progress(f'  remote: {k + 1}/{changes} add + delete')
     finally:
         gen.terminate()
+        os.kill(gen.pid, signal.SIGCONT)
         gen.wait()
         up.stop()
         view.stop()
     return out
+
+
+class stream_pauser:
+    """`with paused:` lets the stream run (SIGCONT) for 50 ms before and
+    during the block, then stops it (SIGSTOP)."""
+
+    def __init__(self, proc):
+        self.proc = proc
+        time.sleep(0.3)                 # started, then stopped
+        os.kill(proc.pid, signal.SIGSTOP)
+
+    def __enter__(self):
+        os.kill(self.proc.pid, signal.SIGCONT)
+        time.sleep(0.05)
+
+    def __exit__(self, *exc):
+        os.kill(self.proc.pid, signal.SIGSTOP)
 
 
 def _applied(view, up, change, want_ip, goes_to):
@@ -286,6 +315,7 @@ def run_device(device, count, changes, idle_s, n_macs, n_bindings, out_dir,
     env = harness.ControlledLab(spec, progress, sub)
     fig = {'device': device}
     with env as lab:
+        time.sleep(SETTLE_S)        # the lab's start-up work is over
         progress(f'{device}: learning {count} MACs')
         fig['learn'], fig['learn_complete'] = learn(lab, count, progress)
         progress(f'{device}: {changes} remote MAC changes each way')

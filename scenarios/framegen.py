@@ -9,7 +9,9 @@
     python3 framegen.py stream --intf eth0 --dst MAC --rate 1000 \
         --seconds 30
         frames from the interface's own MAC to `dst` at `rate`/s until
-        killed or `seconds` pass (a sender whose destination moves)
+        killed or `seconds` pass (a sender whose destination moves); a
+        sender stopped (SIGSTOP) and continued sends on at its rate, with
+        no burst to catch up
 
 Frames carry the local-experimental EtherType 0x88b5: no host answers
 them, switches forward them like any other frame.
@@ -56,13 +58,16 @@ def stream(intf, dst, rate, seconds):
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     s.bind((intf, 0))
     data = frame(dst, own_mac(intf))
-    t0, n = time.monotonic(), 0
-    while time.monotonic() - t0 < seconds:
+    end = time.monotonic() + seconds
+    due = time.monotonic()
+    while time.monotonic() < end:
         s.send(data)
-        n += 1
-        delay = t0 + n / rate - time.monotonic()
+        due += 1.0 / rate
+        delay = due - time.monotonic()
         if delay > 0:
             time.sleep(delay)
+        elif delay < -0.01:             # was stopped: no catching up
+            due = time.monotonic()
 
 
 def main(argv=None):

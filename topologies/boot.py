@@ -273,7 +273,7 @@ def vcf_member(node, plan, run_dir):
         + [_port('fabric', i) for i in node['intfs']
            if not i.get('pod_port')]))
     if node.get('pod_vtep'):        # a member of the native pod VTEP
-        lines += hwvtep.leaf_lines(node, plan)
+        lines += hwvtep.leaf_lines(node, plan, run_dir)
     groups, flows = vcf.member_flows(plan, node['name'])
     lines.append(f"cat > {d}/groups.txt <<'EOF'\n" + ''.join(
         g + '\n' for g in groups) + 'EOF')
@@ -370,6 +370,8 @@ def restart(node, plan, run_dir):
         lines += [f'[ ! -s {d}/groups.txt ] || ovs-ofctl -O OpenFlow13 '
                   f'add-groups fabric {d}/groups.txt',
                   f'ovs-ofctl -O OpenFlow13 add-flows fabric {d}/flows.txt']
+        if node.get('pod_vtep'):
+            lines.append(f'ovs-ofctl add-flows br-phy {d}/phy-flows.txt')
     return '\n'.join(lines) + '\n'
 
 

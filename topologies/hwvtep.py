@@ -72,10 +72,13 @@ def device_layout(plan, vtep, run_root):
 
 def start_device(run_dir):
     """The boot line that starts the device process (detached; it writes
-    its pidfile, so the lab stops it by PID)."""
+    its pidfile, so the lab stops it by PID). NSXLAB_DEVICE_DEBUG=1 in the
+    lab's environment makes it log every change it applies."""
+    debug = ' --debug' if os.environ.get('NSXLAB_DEVICE_DEBUG') else ''
     return (f'setsid -f nice -n -5 {python()} {DEVICE} --layout '
             f'{run_dir}/hwvtep.json --log {run_dir}/hwvtep.log '
-            f'--pidfile {run_dir}/hwvtep.pid >/dev/null 2>&1 </dev/null')
+            f'--pidfile {run_dir}/hwvtep.pid{debug} >/dev/null 2>&1 '
+            '</dev/null')
 
 
 def vtep_bridge(ports, extra=''):
@@ -93,7 +96,21 @@ def vtep_bridge(ports, extra=''):
            f'ofport_request={ofport}' for name, ofport in ports] + [extra])
 
 
-def leaf_lines(node, plan):
+def phy_flows(plan, node):
+    """A pod member's br-phy, as flows rather than MAC learning: every
+    member carries the pod's tunnel MAC, so a learning bridge would learn
+    it on its uplink from another member's ARP and then drop what comes for
+    it. Frames for the pod's MAC and broadcasts go to the tunnel endpoint
+    (LOCAL: decapsulation, ARP); everything it sends goes up."""
+    mac = plan['nodes'][node['pod_vtep']['vtep']]['tunnel_mac']
+    return [f'priority=100,in_port=1,dl_dst={mac},actions=LOCAL',
+            'priority=100,in_port=1,dl_dst=01:00:00:00:00:00/'
+            '01:00:00:00:00:00,actions=LOCAL',
+            'priority=100,in_port=LOCAL,actions=output:1',
+            'priority=0,actions=drop']
+
+
+def leaf_lines(node, plan, run_dir):
     """A VCF leaf that is a member of the native pod VTEP: its instance."""
     inst = node['pod_vtep']
     vtep = plan['nodes'][inst['vtep']]
@@ -108,9 +125,13 @@ def leaf_lines(node, plan):
         f'ip link add {phy} mtu {mtu} type veth peer name {up} mtu {mtu}',
         f'ip link set {phy} up && ip link set {up} up',
         f'ovs-vsctl -- add-br br-phy -- set bridge br-phy '
-        f'datapath_type=netdev fail_mode=standalone '
+        f'datapath_type=netdev fail_mode=secure '
         f"other_config:hwaddr={vtep['tunnel_mac']} "
-        f'-- set interface br-phy mtu_request={mtu} -- add-port br-phy {up}',
+        f'-- set interface br-phy mtu_request={mtu} -- add-port br-phy {up} '
+        f'-- set interface {up} ofport_request=1',
+        f"cat > {run_dir}/phy-flows.txt <<'EOF'\n"
+        + '\n'.join(phy_flows(plan, node)) + '\nEOF',
+        f'ovs-ofctl add-flows br-phy {run_dir}/phy-flows.txt',
         f"ip addr add {vtep['tunnel_ip']} dev br-phy",
         'ip link set br-phy up',
         'sysctl -qw net.ipv4.conf.br-phy.arp_accept=1',

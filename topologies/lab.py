@@ -55,6 +55,8 @@ class Lab:
             self._step('namespaces', self._make_nodes)
             self._step('links', self._make_links)
             self._step('boot', self._boot_nodes)
+            if self.plan['fabric'] == 'vcf':
+                self._step('announce', self._announce)
         except BaseException:
             self.stop()
             raise
@@ -164,6 +166,18 @@ class Lab:
             env = node.shell_env()
             if env:
                 node.cmd(env)
+
+    def _announce(self):
+        """Every VTEP of a VCF pod's one transport subnet says where it is
+        (a gratuitous ARP for its tunnel IP, as a host does when its link
+        comes up). Userspace OVS learns tunnel next hops from them (and
+        from ARP replies and tunnelled frames it receives); without, the
+        first frame a VTEP tunnels to a peer it never heard from is dropped
+        while OVS resolves it (a hardware VTEP's first reply to a
+        hypervisor, in a fresh pod)."""
+        from . import check
+        check.announce(self, check.endpoints(self.plan))
+        self.progress('  every VTEP announced itself (gratuitous ARP)')
 
     # -- access ----------------------------------------------------------
     def node(self, name):

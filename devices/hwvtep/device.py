@@ -124,8 +124,10 @@ class Device(OpenFlowEvents):
             # moves, goes): just their flows, as a difference
             old, new = self.config['ucast_remote'], config['ucast_remote']
             self.config = config
-            self.dirty.update(('remote',) + k for k in set(old) | set(new)
-                              if old.get(k) != new.get(k))
+            changed = [k for k in set(old) | set(new)
+                       if old.get(k) != new.get(k)]
+            LOG.debug('%d remote MAC(s) changed', len(changed))
+            self.dirty.update(('remote',) + k for k in changed)
             self.dirty_db = True
             return
         self.config = config

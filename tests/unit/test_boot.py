@@ -77,6 +77,14 @@ def test_vcf_leaf_with_servers_is_a_member_of_the_pod_vtep():
     assert '-- add-port vtep bm2 -- set interface bm2' in s
     assert '-- add-port fabric bm2' not in s
     assert 'type=patch options:peer=i-vtep1' in s
+    # every member has the pod's MAC: br-phy must not learn it from another
+    # member's frames, so it forwards by flows, not MAC learning
+    assert 'add-br br-phy -- set bridge br-phy datapath_type=netdev ' \
+        'fail_mode=secure' in s
+    assert f"in_port=1,dl_dst={vtep['tunnel_mac']},actions=LOCAL" in s
+    assert 'ovs-ofctl add-flows br-phy /run/x/leaf2/phy-flows.txt' in s
+    assert 'add-flows br-phy' in boot.restart(vcfp['nodes']['leaf2'], vcfp,
+                                              '/run/x/leaf2')
 
 
 def test_dual_homed_server_bonds_in_ovs_active_backup():
