@@ -67,6 +67,11 @@ def test_vtep_ctl_sees_the_native_switch(clos):
         'bm1', 'bm2']
     assert vtep_ctl(clos, 'vtep2', 'list-bindings', 'vtep2',
                     'bm2').split() == ['0000', 'ls1']
+    # the VMs of ls1, at their hypervisors, as the controller wrote them
+    remote = vtep_ctl(clos, 'vtep2', 'list-remote-macs', 'ls1')
+    vm1 = clos.plan['nodes']['vm1']
+    hv1_ip = clos.plan['nodes']['hv1']['tunnel_ip'].split('/')[0]
+    assert f"{vm1['mac']} -> vxlan_over_ipv4/{hv1_ip}" in remote, remote
     ps = vtep_ctl(clos, 'vtep2', 'list', 'Physical_Switch')
     assert 'native hardware VTEP' in ps
     assert clos.plan['nodes']['vtep2']['tunnel_ip'].split('/')[0] in ps
