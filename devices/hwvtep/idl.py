@@ -112,6 +112,34 @@ def get(row, column, default=None):
         return default
 
 
+class Replica:
+    """One database the device follows and writes: its IDL replica and a
+    Writer, driven by the device's loop (run, wait)."""
+
+    def __init__(self, remote, schema, tables, name):
+        self.idl = session(remote, schema, tables)
+        self.writer = Writer(self.idl, name)
+        self.seen = 0
+
+    def run(self):
+        self.idl.run()
+        self.writer.poll()
+
+    def wait(self, poller):
+        self.idl.wait(poller)
+        self.writer.wait(poller)
+
+    def changed(self):
+        """Has the replica changed since the last call?"""
+        if self.idl.change_seqno == self.seen:
+            return False
+        self.seen = self.idl.change_seqno
+        return True
+
+    def ready(self):
+        return connected(self.idl)
+
+
 def opt(value):
     """An optional OVSDB column's value (a list of 0 or 1) or None."""
     return value[0] if value else None

@@ -37,29 +37,10 @@ def is_bfd_port(name):
     return name.startswith(PREFIX) and len(name) == len(PREFIX) + 8
 
 
-class MemberDb:
+class MemberDb(idlmod.Replica):
     def __init__(self, remote, bridge, name):
+        super().__init__(remote, SCHEMA, TABLES, f'{name} Open_vSwitch')
         self.bridge, self.name = bridge, name
-        self.idl = idlmod.session(remote, SCHEMA, TABLES)
-        self.writer = idlmod.Writer(self.idl, f'{name} Open_vSwitch')
-        self.seen = 0
-
-    def run(self):
-        self.idl.run()
-        self.writer.poll()
-
-    def wait(self, poller):
-        self.idl.wait(poller)
-        self.writer.wait(poller)
-
-    def changed(self):
-        if self.idl.change_seqno == self.seen:
-            return False
-        self.seen = self.idl.change_seqno
-        return True
-
-    def ready(self):
-        return idlmod.connected(self.idl)
 
     def _interfaces(self):
         return {i.name: i for i in

@@ -87,32 +87,12 @@ def remote_ips(config):
     return ips
 
 
-class VtepDb:
+class VtepDb(idlmod.Replica):
     """The replica of the switch's database and the writer of its rows."""
 
     def __init__(self, remote, ps_name):
+        super().__init__(remote, SCHEMA, TABLES, f'{ps_name} hardware_vtep')
         self.ps_name = ps_name
-        self.idl = idlmod.session(remote, SCHEMA, TABLES)
-        self.writer = idlmod.Writer(self.idl, f'{ps_name} hardware_vtep')
-        self.seen = 0
-
-    def run(self):
-        self.idl.run()
-        self.writer.poll()
-
-    def wait(self, poller):
-        self.idl.wait(poller)
-        self.writer.wait(poller)
-
-    def changed(self):
-        """Has the replica changed since the last call?"""
-        if self.idl.change_seqno == self.seen:
-            return False
-        self.seen = self.idl.change_seqno
-        return True
-
-    def ready(self):
-        return idlmod.connected(self.idl)
 
     def config(self):
         return config_of(self.idl.tables, self.ps_name)
