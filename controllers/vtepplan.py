@@ -160,9 +160,14 @@ def read_have(tables, ps):
         for r in rows(tables, 'Mcast_Macs_Remote')
         if r.MAC == UNKNOWN_DST and r.logical_switch is not None and
         r.locator_set is not None}
+    # rows this controller does not manage that still name a logical
+    # switch (it cannot be deleted under them)
     local_refs = {r.logical_switch.name
                   for t in ('Ucast_Macs_Local', 'Mcast_Macs_Local')
                   for r in rows(tables, t) if r.logical_switch is not None}
+    local_refs |= {r.logical_switch.name
+                   for r in rows(tables, 'Mcast_Macs_Remote')
+                   if r.MAC != UNKNOWN_DST and r.logical_switch is not None}
     mine = set(switch.ports) if switch is not None else set()
     local_refs |= {ls.name for port in rows(tables, 'Physical_Port')
                    if port not in mine

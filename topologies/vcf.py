@@ -147,7 +147,9 @@ def _pod_leaf(plan, node, uplinks):
 
 
 def _pod_spine(plan, node):
-    """A spine sends the pod VTEP's frames down to every member."""
+    """A spine sends the pod VTEP's frames down to every member; tagged
+    frames (the pod's internal fabric) only from one member to the others:
+    nothing else in the lab may inject into it."""
     vtep = pod_vtep(plan)
     if vtep is None:
         return []
@@ -156,9 +158,12 @@ def _pod_spine(plan, node):
     flows = []
     for i in node['intfs']:
         out = [f'output:{p}' for p in members if p != i['ofport']]
-        for what in (f"dl_dst={vtep['tunnel_mac']}", TAGGED):
-            flows.append(f"priority=250,in_port={i['ofport']},{what},"
-                         'actions=' + (','.join(out) or 'drop'))
+        flows.append(f"priority=250,in_port={i['ofport']},"
+                     f"dl_dst={vtep['tunnel_mac']},actions="
+                     + (','.join(out) or 'drop'))
+        inside = i['ofport'] in members
+        flows.append(f"priority=250,in_port={i['ofport']},{TAGGED},actions="
+                     + ((','.join(out) or 'drop') if inside else 'drop'))
     return flows
 
 

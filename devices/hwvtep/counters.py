@@ -11,21 +11,32 @@ def stat_map(sections, port_of):
     """{cookie: ((port, vlan), 'from' | 'to')} of the counting flows among
     a member's sections; port_of: {ofport: port name}."""
     out = {}
-    for key, flows in sections.items():
-        if key[0] != 'ls':
-            continue
+    for flows in sections.values():
         for f in flows:
-            bid, kind = None, None
+            if not f.get('count'):
+                continue
             if f['table'] == pl.CLASSIFY:
-                bid = next((a[2] for a in f['actions']
-                            if a[:2] == ('set_reg', 1)), None)
+                bid = next(a[2] for a in f['actions']
+                           if a[:2] == ('set_reg', 1))
                 kind = 'from'
-            elif f['table'] == pl.EGRESS and 'reg1' not in f['match']:
-                bid, kind = f['match'].get('reg3'), 'to'
-            if bid:
-                ofport, vlan = pl.split_binding(bid)
-                out[cookie(f)] = ((port_of[ofport], vlan), kind)
+            else:
+                bid, kind = f['match']['reg3'], 'to'
+            ofport, vlan = pl.split_binding(bid)
+            out[cookie(f)] = ((port_of[ofport], vlan), kind)
     return out
+
+
+def carried_over(stat_of, counts, dumped):
+    """After a member's channel came back: {cookie: (packets, bytes)} of
+    its counting flows now, and [(stat, packets, bytes)] to bank: those
+    that went (a restarted bridge) or restarted from zero, with what they
+    had counted. counts: as last read; dumped: as read now."""
+    bank_out = []
+    for c, (pk, by) in counts.items():
+        now = dumped.get(c)
+        if c in stat_of and (now is None or now[0] < pk):
+            bank_out.append((stat_of[c], pk, by))
+    return {c: v for c, v in dumped.items() if c in stat_of}, bank_out
 
 
 def bank(banked, stat, packets, nbytes):

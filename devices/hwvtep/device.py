@@ -18,7 +18,7 @@ whose ovs-vswitchd restarted gets its flows again and relearns.
 import logging
 import time
 
-from . import idl as idlmod         # first: keeps eventlet out of ovs
+from . import idl  # noqa: F401  (first: keeps eventlet out of ovs)
 from . import bfd as bfdmod, counters, macs as macmod, ofmsg
 from . import pipeline as pl, report
 from .members import Member
@@ -29,7 +29,9 @@ import ovs.poller                   # noqa: E402  (after idl)
 
 LOG = logging.getLogger('hwvtep')
 ofp, parser = ofmsg.ofp, ofmsg.parser
-STATS_TABLES = (pl.CLASSIFY, pl.EGRESS)
+# what only the switch writes: a change there changes no configuration
+SWITCH_TABLES = {'Ucast_Macs_Local', 'Mcast_Macs_Local',
+                 'Logical_Binding_Stats', 'Global'}
 
 
 class Device(OpenFlowEvents):
@@ -42,6 +44,7 @@ class Device(OpenFlowEvents):
                                                macmod.DEFAULT_LIMIT))
         self.age = layout.get('age', 300)
         self.config = None
+        self.splits = {}        # pipeline.split() of the configuration
         self.live, self.seen_up = {}, set()
         self.bfd = bfdmod.Choice(None, False, None)   # who runs BFD
         self.bfd_rechecked = None
@@ -74,9 +77,18 @@ class Device(OpenFlowEvents):
         for m in self.members:
             m.of.run()
             m.db.run()
-        if self.db.changed():
-            self.on_config()
-        if any([m.db.changed() for m in self.members]) and self.config:
+        for m in self.members:          # a lost channel, handled here
+            why = m.of.take_lost()
+            if why:
+                self.on_disconnected(m.of, why)
+        touched = self.db.changed()
+        if touched:
+            self.on_config(touched)
+        if self.db.writer.retry_now():
+            self.dirty_db = True
+        members_changed = [bool(m.db.changed()) or m.db.writer.retry_now()
+                           for m in self.members]
+        if any(members_changed) and self.config:
             self.on_members()
         now = time.monotonic()
         if not self.started and ((self.config is not None and all(
@@ -110,9 +122,13 @@ class Device(OpenFlowEvents):
         poller.timer_wait(max(0, int((wake - time.monotonic()) * 1000)))
 
     # -- configuration and liveness --------------------------------------
-    def on_config(self):
+    def on_config(self, touched=('*',)):
+        """The database changed (touched: which tables)."""
         if not self.db.ready():
             return
+        self.dirty_db = True
+        if self.config is not None and not set(touched) - SWITCH_TABLES:
+            return              # only the switch's own rows: nothing to do
         config = self.db.config()
         if config == self.config:
             self.dirty_db = True
@@ -131,6 +147,7 @@ class Device(OpenFlowEvents):
             self.dirty_db = True
             return
         self.config = config
+        self.splits = pl.split(self.layout['members'], config)
         self._relearn_found()
         gone = self.macs.unbound(pl.pod_bindings(self.layout['members'],
                                                  config))
@@ -178,10 +195,10 @@ class Device(OpenFlowEvents):
                     LOG.info('service node %s %s', ip,
                              'up' if live[ip] else 'DOWN (BFD)')
             self.live = live
-            self.recompute()
+            self.recompute(flooding_only=True)
         elif any(m.bfd_ports_seen != self._bfd_ports(m)
                  for m in self.members):
-            self.recompute()
+            self.recompute(flooding_only=True)
         self.dirty_db = True
 
     def _bfd_have(self, m):
@@ -191,24 +208,40 @@ class Device(OpenFlowEvents):
         return {ip: p for ip, p in m.db.bfd_ports().items()
                 if ip in m.bfd_want}
 
-    def recompute(self):
+    def recompute(self, flooding_only=False):
         """Every member's sections from the configuration, liveness and
-        learned MACs (after any change other than a MAC's)."""
+        learned MACs (after any change other than a MAC's); flooding_only:
+        only service-node liveness or BFD ports changed, so remote and
+        learned MACs' sections stay as they are."""
         if not self.config:
             return
         for m in self.members:
+            mine = self.splits[m.name][0]
             m.bfd_ports_seen = self._bfd_ports(m)
             secs, m.groups = pl.sections(m.layout, self.layout['members'],
                                          self.config, self.live,
-                                         m.bfd_ports_seen)
+                                         m.bfd_ports_seen, self.splits)
+            # counting flows on their way out are banked when they go
+            m.stat_of = {**{c: st for c, st in m.stat_of.items()
+                            if c in (m.installed or ())},
+                         **counters.stat_map(secs, m.port_of)}
+            keep = {k: v for k, v in m.want.items()
+                    if k[0] in ('remote', 'mac')} if flooding_only else {}
             m.want = {k: _by_cookie(v) for k, v in secs.items()}
-            for (ls, mac), entry in self.macs.entries.items():
-                m.want[('mac', ls, mac)] = _by_cookie(pl.mac_flows(
-                    m.layout, self.layout['members'], self.config, ls, mac,
-                    entry, self.age))
-            m.stat_of = counters.stat_map(secs, m.port_of)
+            if flooding_only:
+                m.want.update(keep)
+            else:
+                m.want.update((k, _by_cookie(v)) for k, v in
+                              pl.remote_sections(m.layout, self.config,
+                                                 mine).items())
+                for (ls, mac), entry in self.macs.entries.items():
+                    flows = pl.mac_flows(m.layout, self.config, ls, mac,
+                                         entry, mine, self.age)
+                    if flows:
+                        m.want[('mac', ls, mac)] = _by_cookie(flows)
             self.full_sync.add(m.name)
-        self.dirty.clear()
+        if not flooding_only:
+            self.dirty.clear()
 
     def mac_changed(self, key):
         self.dirty.add(('mac',) + key)
@@ -216,13 +249,14 @@ class Device(OpenFlowEvents):
     def _section(self, m, key):
         """The flows of one MAC's section on member m."""
         kind, ls, mac = key
+        mine = self.splits[m.name][0]
         if kind == 'remote':
-            return _by_cookie(pl.remote_section(
-                m.layout, self.layout['members'], self.config, ls, mac))
+            return _by_cookie(pl.remote_section(m.layout, self.config, ls,
+                                                mac, mine))
         entry = self.macs.entries.get((ls, mac))
-        return _by_cookie(pl.mac_flows(
-            m.layout, self.layout['members'], self.config, ls, mac, entry,
-            self.age)) if entry else {}
+        return _by_cookie(pl.mac_flows(m.layout, self.config, ls, mac,
+                                       entry, mine, self.age)) \
+            if entry else {}
 
     # -- pushing state out -------------------------------------------------
     def push_flows(self):
@@ -230,10 +264,12 @@ class Device(OpenFlowEvents):
         go out at once, as a difference; a member marked for a full sync
         (configuration, liveness, a connect) gets every difference between
         its sections and its bridge."""
+        if self.config is None:     # nothing to compare the bridges with
+            return
         keys, self.dirty = self.dirty, set()
         for m in self.members:
             add, delete = {}, set()
-            for key in keys if self.config else ():
+            for key in keys:
                 old = m.want.pop(key, {})
                 new = self._section(m, key)
                 if new:
@@ -278,8 +314,10 @@ class Device(OpenFlowEvents):
         LOG.debug('%s: +%d -%d flows', m.name, len(add), len(delete))
 
     def push_db(self):
+        """The switch's rows, in one transaction, after something they show
+        changed (dirty_db); a failed one is tried again (idl.Writer)."""
         if not (self.started and self.config is not None and self.dirty_db
-                and self.db.ready()) or self.db.writer.busy():
+                and self.db.ready() and self.db.writer.may_start()):
             return
         carrier = {pp: up for m in self.members
                    for pp, up in m.carrier.items()}
@@ -291,13 +329,8 @@ class Device(OpenFlowEvents):
         want = report.switch_rows(self.layout, self.config,
                                   self.macs.local_keys(), carrier, bfd,
                                   self.stats, self.macs.full())
-        self.dirty_db = False
         self.db.sync(want)
-        if self.db.writer.busy() or self.db.writer.last_status in (
-                None, idlmod.Transaction.SUCCESS,
-                idlmod.Transaction.UNCHANGED):
-            return
-        self.dirty_db = True          # failed: try again on the next change
+        self.dirty_db = False
 
 def _by_cookie(flows):
     return {ofmsg.cookie(f): f for f in flows}

@@ -14,6 +14,7 @@ Facts this relies on (python-ovs 3.1, measured here):
 """
 import logging
 import sys
+import time
 
 # ovs/poller.py imports eventlet only to ask whether `select` is monkey
 # patched; nothing is patched. Blocking the import keeps eventlet (and its
@@ -35,9 +36,20 @@ def session(remote, schema, tables, max_backoff_ms=1000):
             helper.register_columns(table, cols)
         else:
             helper.register_table(table)
-    idl = ovs.db.idl.Idl(remote, helper)
+    idl = _Idl(remote, helper)
     idl._session.reconnect.set_backoff(100, max_backoff_ms)
     return idl
+
+
+class _Idl(ovs.db.idl.Idl):
+    """Notes which tables the server's updates touched."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.touched = set()
+
+    def notify(self, event, row, updates=None):
+        self.touched.add(row._table.name)
 
 
 def connected(idl):
@@ -49,23 +61,28 @@ def connected(idl):
 class Writer:
     """One transaction in flight at a time. `start(build)` builds and
     commits; `poll()` after every idl.run() returns its final status once.
-    After a failure the next start waits until the replica changed."""
+    After a failure the next start waits until the replica changed (what
+    it was built from, at the start), or RETRY_S passed."""
+    RETRY_S = 1.0
 
     def __init__(self, idl, name):
         self.idl, self.name = idl, name
-        self.txn, self.blocked_at = None, None
+        self.txn, self.blocked_at, self.built_at = None, None, None
+        self.retry_at = None
         self.last_status, self.last_error = None, None
 
     def busy(self):
         return self.txn is not None
 
     def may_start(self):
-        return self.txn is None and connected(self.idl) and \
-            self.blocked_at != self.idl.change_seqno
+        return self.txn is None and connected(self.idl) and (
+            self.blocked_at != self.idl.change_seqno or
+            self.retry_at is None or time.monotonic() >= self.retry_at)
 
     def start(self, build):
         """build(txn) fills the transaction; -> False if it did nothing."""
         txn = Transaction(self.idl)
+        self.built_at = self.idl.change_seqno
         try:
             wanted = build(txn)
         except BaseException:
@@ -87,7 +104,8 @@ class Writer:
         txn, self.txn = self.txn, None
         self.last_status = status
         if status not in (Transaction.SUCCESS, Transaction.UNCHANGED):
-            self.blocked_at = self.idl.change_seqno
+            self.blocked_at = self.built_at
+            self.retry_at = time.monotonic() + self.RETRY_S
             self.last_error = txn.get_error()
             if status != Transaction.TRY_AGAIN:
                 # e.g. another client deleted a row this one referenced:
@@ -101,6 +119,20 @@ class Writer:
     def wait(self, poller):
         if self.txn is not None:
             self.txn.wait(poller)
+
+    def retry_due(self):
+        """When a failed transaction may be tried again (None: not
+        waiting for that)."""
+        return self.retry_at if self.blocked_at is not None and \
+            self.retry_at is not None else None
+
+    def retry_now(self):
+        """True once when a failed transaction may be tried again."""
+        due = self.retry_due()
+        if due is None or time.monotonic() < due:
+            return False
+        self.retry_at = None
+        return True
 
 
 def get(row, column, default=None):
@@ -128,13 +160,18 @@ class Replica:
     def wait(self, poller):
         self.idl.wait(poller)
         self.writer.wait(poller)
+        due = self.writer.retry_due()
+        if due is not None:
+            poller.timer_wait(max(0, int((due - time.monotonic()) * 1000)))
 
     def changed(self):
-        """Has the replica changed since the last call?"""
+        """The tables that changed since the last call (empty: none; {'*'}:
+        the replica was reloaded)."""
         if self.idl.change_seqno == self.seen:
-            return False
+            return set()
         self.seen = self.idl.change_seqno
-        return True
+        touched, self.idl.touched = self.idl.touched or {'*'}, set()
+        return touched
 
     def ready(self):
         return connected(self.idl)

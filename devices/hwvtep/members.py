@@ -34,7 +34,9 @@ def ip_of(name):
 
 
 def is_bfd_port(name):
-    return name.startswith(PREFIX) and len(name) == len(PREFIX) + 8
+    tail = name[len(PREFIX):]
+    return name.startswith(PREFIX) and len(tail) == 8 and \
+        all(c in '0123456789abcdef' for c in tail)
 
 
 class MemberDb(idlmod.Replica):
@@ -129,7 +131,9 @@ class Member:
         self.dump = None        # flows being read after a connect
         self.carrier = {}       # port -> up?
         self.stat_of = {}       # cookie -> ((port, vlan), 'from' | 'to')
-        self.counts = {}        # cookie -> (packets, bytes)
+        self.counts = {}        # cookie -> (packets, bytes), as last read
+        self.count_parts = None  # a statistics reply being read
+        self.resync_after = 0.0  # no re-read before (after errors)
         self.bfd_want = {}      # BFD tunnels this member should run
         self.bfd_ports_seen = {}  # BFD tunnels numbered, as last computed
         self.stale_groups = []  # installed groups no longer wanted

@@ -10,8 +10,10 @@ fail_mode=secure, so it never forwards on its own. When ovs-vswitchd dies
 the channel sees EOF at once and retries quickly while it restarts; a
 restarted bridge has no flows, and the handler reinstalls them.
 
-handler: on_connected(conn, features), on_message(conn, msg),
-on_disconnected(conn, why).
+handler: on_connected(conn, features), on_message(conn, msg) (also an
+error answering a request); a lost channel is not reported from inside
+send() or run() (the handler may be in the middle of a change): the owner
+asks take_lost() once per loop.
 """
 import logging
 import socket
@@ -22,6 +24,7 @@ import ovs.timeval
 from . import ofmsg
 
 LOG = logging.getLogger('hwvtep.of')
+FRAMES_PER_RUN = 200        # then the device's other sockets get a turn
 POLLIN, POLLOUT = ovs.poller.POLLIN, ovs.poller.POLLOUT
 
 
@@ -38,6 +41,7 @@ class OFConn:
         self.last_rx, self.echo_sent = 0, None
         self.pending = {}                    # xid -> callback(msg)
         self.connects = 0
+        self.lost = None                     # why, until take_lost()
 
     def send(self, msg, on_reply=None):
         xid, raw = ofmsg.encode(msg)
@@ -75,7 +79,13 @@ class OFConn:
         self.backoff = min(self.backoff * 2, self.backoff_max)
         if was:
             LOG.warning('%s: OpenFlow channel lost (%s)', self.name, why)
-            self.handler.on_disconnected(self, why)
+            self.lost = why
+
+    def take_lost(self):
+        """Why the channel was lost since the last call (None: it was
+        not)."""
+        why, self.lost = self.lost, None
+        return why
 
     def close(self):
         if self.sock:
@@ -93,7 +103,15 @@ class OFConn:
                 sock.close()
                 self.next_try = now + self.backoff
                 self.backoff = min(self.backoff * 2, self.backoff_max)
-        while self.sock:
+        budget = FRAMES_PER_RUN
+        while self.sock and budget > 0:
+            for frame in self.reader.frames(budget):
+                budget -= 1
+                self._dispatch(frame)
+                if self.sock is None:
+                    return
+            if budget <= 0:
+                break
             try:
                 data = self.sock.recv(262144)
             except BlockingIOError:
@@ -106,10 +124,6 @@ class OFConn:
                 return
             self.last_rx, self.echo_sent = now, None
             self.reader.feed(data)
-            for frame in self.reader.frames():
-                self._dispatch(frame)
-                if self.sock is None:
-                    return
         if self.sock and now - self.last_rx >= self.probe_ms:
             if self.echo_sent is None:
                 self.echo_sent = now
@@ -119,6 +133,8 @@ class OFConn:
         self._flush()
 
     def wait(self, poller):
+        if self.sock and self.reader.pending():
+            poller.immediate_wake()         # frames left over by the budget
         if self.sock:
             poller.fd_wait(self.sock, POLLIN | (POLLOUT if self.out else 0))
             poller.timer_wait_until((self.echo_sent or self.last_rx)
@@ -143,7 +159,8 @@ class OFConn:
             self.connects += 1
             self.send(ofmsg.set_config())
             self.handler.on_connected(self, msg)
-        elif msg.xid in self.pending:
+        elif msg.xid in self.pending and \
+                not isinstance(msg, p.OFPErrorMsg):
             more = isinstance(msg, p.OFPMultipartReply) and \
                 msg.flags & ofmsg.ofp.OFPMPF_REPLY_MORE
             cb = self.pending[msg.xid] if more else self.pending.pop(msg.xid)

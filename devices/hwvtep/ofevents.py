@@ -4,12 +4,13 @@ flows, and the MACs still learned there) or goes away (its MACs with it);
 packet-in (learn or move a MAC), flow-removed (aging; counters of removed
 flows), port-status (carrier), flow statistics (binding counters)."""
 import logging
+import time
 
 from . import counters, macs as macmod, ofmsg, pipeline as pl
 
 LOG = logging.getLogger('hwvtep')
 ofp, parser = ofmsg.ofp, ofmsg.parser
-STATS_TABLES = (pl.CLASSIFY, pl.EGRESS)
+RESYNC_S = 5.0          # at most one re-read per member after errors
 
 
 class OpenFlowEvents:
@@ -17,14 +18,20 @@ class OpenFlowEvents:
         m = self.by_name[conn.name]
         LOG.info('%s: OpenFlow connected (datapath %016x)', m.name,
                  features.datapath_id)
-        m.installed, m.dump, m.sent_groups = None, [], {}
+        m.installed = None
         conn.send(ofmsg.port_desc_request(), lambda r: self._ports(m, r))
-        conn.send(ofmsg.group_desc_request(), lambda r: self._groups(m, r))
-        conn.send(ofmsg.flow_stats_request(), lambda r: self._dumped(m, r))
+        self._read_bridge(m)
+
+    def _read_bridge(self, m):
+        """Ask what the bridge holds (groups, flows): after a connect, or
+        after an error (something the device sent did not take)."""
+        m.dump, m.sent_groups = [], {}
+        m.of.send(ofmsg.group_desc_request(), lambda r: self._groups(m, r))
+        m.of.send(ofmsg.flow_stats_request(), lambda r: self._dumped(m, r))
 
     def on_disconnected(self, conn, why):
         m = self.by_name[conn.name]
-        m.installed, m.dump = None, None
+        m.installed, m.dump, m.count_parts = None, None, None
         gone = self.macs.flush(m.name)
         for k in gone:
             self.mac_changed(k)
@@ -50,6 +57,12 @@ class OpenFlowEvents:
         if reply.flags & ofp.OFPMPF_REPLY_MORE:
             return
         m.installed = {s.cookie for s in m.dump}
+        m.counts, banked = counters.carried_over(
+            m.stat_of, m.counts, {s.cookie: (s.packet_count, s.byte_count)
+                                  for s in m.dump
+                                  if s.cookie & ofmsg.COUNTING})
+        for stat, pk, by in banked:
+            counters.bank(self.banked, stat, pk, by)
         # MACs the data plane still knows (the device restarted, its
         # bridges did not): learned again once the configuration is read
         m.found = [s.match for s in m.dump
@@ -100,6 +113,12 @@ class OpenFlowEvents:
             self.errors += 1
             LOG.error('%s: OpenFlow error type %s code %s', m.name,
                       msg.type, msg.code)
+            now = time.monotonic()
+            if m.dump is None and m.installed is not None and \
+                    now >= m.resync_after:
+                m.resync_after = now + RESYNC_S
+                LOG.info('%s: reading its bridge again', m.name)
+                self._read_bridge(m)
 
     def _packet_in(self, m, msg):
         key = self._binding(m, msg.match.get('tunnel_id'),
@@ -124,7 +143,10 @@ class OpenFlowEvents:
             self.dirty_db = True
 
     def _flow_removed(self, m, msg):
-        if m.installed is not None:
+        # a flow the device deleted is already out of `installed` (and may
+        # be back by now): only the switch's own removals change it
+        if m.installed is not None and msg.reason in (
+                ofp.OFPRR_IDLE_TIMEOUT, ofp.OFPRR_HARD_TIMEOUT):
             m.installed.discard(msg.cookie)
         stat = m.stat_of.get(msg.cookie)
         if stat:
@@ -161,17 +183,23 @@ class OpenFlowEvents:
 
     # -- counters ----------------------------------------------------------
     def request_stats(self):
+        """The counting flows' statistics (by their cookie bit)."""
         for m in self.members:
-            if m.ready():
-                for table in STATS_TABLES:
-                    m.of.send(parser.OFPFlowStatsRequest(
-                        ofmsg.DP, 0, table, ofp.OFPP_ANY, ofp.OFPG_ANY, 0, 0,
-                        parser.OFPMatch()), lambda r, m=m: self._counted(m, r))
+            if m.ready() and m.count_parts is None:
+                m.count_parts = {}
+                m.of.send(ofmsg.flow_stats_request(counting=True),
+                          lambda r, m=m: self._counted(m, r))
 
     def _counted(self, m, reply):
-        for st in reply.body:
-            if st.cookie in m.stat_of:
-                m.counts[st.cookie] = (st.packet_count, st.byte_count)
+        if m.count_parts is None:
+            return
+        m.count_parts.update({st.cookie: (st.packet_count, st.byte_count)
+                              for st in reply.body
+                              if st.cookie in m.stat_of})
+        if reply.flags & ofp.OFPMPF_REPLY_MORE:
+            return
+        m.counts.update(m.count_parts)
+        m.count_parts = None
         stats = counters.totals(self.banked, [(mem.stat_of, mem.counts)
                                               for mem in self.members])
         if stats != self.stats:

@@ -30,11 +30,17 @@ DP = StubDatapath()
 _xids = itertools.count(1)
 
 
+COUNTING = 1 << 62            # in the cookie of a binding's counting flows
+
+
 def cookie(flow):
-    """A flow's identity: a hash of everything in it (never 0)."""
+    """A flow's identity: a hash of everything in it (never 0); a
+    counting flow has the COUNTING bit (its statistics are asked for by
+    cookie), others not."""
     text = json.dumps(flow, sort_keys=True, default=list)
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8],
-                          'big') & 0x7fffffffffffffff or 1
+    c = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], 'big') & \
+        (0x7fffffffffffffff & ~COUNTING)
+    return (c | COUNTING) if flow.get('count') else (c or 1)
 
 
 def encode(msg):
@@ -59,20 +65,36 @@ class FrameReader:
     HDR = ofproto_common.OFP_HEADER_SIZE
 
     def __init__(self):
-        self.buf = bytearray()
+        self.buf, self.at = bytearray(), 0
 
     def feed(self, data):
+        if self.at:
+            del self.buf[:self.at]
+            self.at = 0
         self.buf += data
 
-    def frames(self):
-        while len(self.buf) >= self.HDR:
-            (length,) = struct.unpack_from('!H', self.buf, 2)
-            if length < self.HDR:
-                raise ValueError(f'bad OpenFlow length {length}')
-            if len(self.buf) < length:
+    def _next_length(self):
+        if len(self.buf) - self.at < self.HDR:
+            return None
+        (length,) = struct.unpack_from('!H', self.buf, self.at + 2)
+        if length < self.HDR:
+            raise ValueError(f'bad OpenFlow length {length}')
+        return length if len(self.buf) - self.at >= length else None
+
+    def pending(self):
+        """A whole message is waiting."""
+        return self._next_length() is not None
+
+    def frames(self, limit=None):
+        """Up to `limit` whole messages."""
+        n = 0
+        while limit is None or n < limit:
+            length = self._next_length()
+            if length is None:
                 return
-            frame = bytes(self.buf[:length])
-            del self.buf[:length]
+            frame = bytes(self.buf[self.at:self.at + length])
+            self.at += length
+            n += 1
             yield frame
 
 
@@ -81,6 +103,8 @@ def _match(m):
     for k, v in m.items():
         if k == 'vlan_vid':          # 0: untagged; N: tagged N
             kw[k] = (ofp.OFPVID_PRESENT | v) if v else ofp.OFPVID_NONE
+        elif k == 'vlan_tag':        # tagged with VID v, 0 included
+            kw['vlan_vid'] = ofp.OFPVID_PRESENT | v
         else:
             kw[k] = v
     return parser.OFPMatch(**kw)
@@ -101,6 +125,12 @@ def _actions(actions):
                         parser.OFPActionPopVlan()]
             else:
                 out.append(parser.OFPActionOutput(a[1]))
+        elif kind == 'output_in_port_vlan':  # (vlan): back out of in_port
+            tag = [parser.OFPActionPushVlan(0x8100),
+                   parser.OFPActionSetField(
+                       vlan_vid=ofp.OFPVID_PRESENT | a[1])] if a[1] else []
+            out += tag + [parser.OFPActionOutput(ofp.OFPP_IN_PORT)] + (
+                [parser.OFPActionPopVlan()] if a[1] else [])
         elif kind == 'push_vlan':            # (tpid, vid)
             out += [parser.OFPActionPushVlan(a[1]),
                     parser.OFPActionSetField(
@@ -192,9 +222,11 @@ def set_config():
     return parser.OFPSetConfig(DP, ofp.OFPC_FRAG_NORMAL, 0xffff)
 
 
-def flow_stats_request():
+def flow_stats_request(counting=False):
+    """Every flow, or only the counting ones (by their cookie bit)."""
+    ck = COUNTING if counting else 0
     return parser.OFPFlowStatsRequest(DP, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY,
-                                      ofp.OFPG_ANY, 0, 0, parser.OFPMatch())
+                                      ofp.OFPG_ANY, ck, ck, parser.OFPMatch())
 
 
 def group_desc_request():

@@ -50,11 +50,15 @@ def split_binding(bid):
 
 
 def _flow(table, priority, match, actions=(), goto=None, idle=0,
-          notify=False):
-    """notify: the switch reports the flow's removal (aging, counters)."""
-    return {'table': table, 'priority': priority, 'match': dict(match),
-            'actions': list(actions), 'goto': goto, 'idle': idle,
-            'notify': notify}
+          notify=False, count=False):
+    """notify: the switch reports the flow's removal (aging, counters);
+    count: a binding's counter (Logical_Binding_Stats)."""
+    out = {'table': table, 'priority': priority, 'match': dict(match),
+           'actions': list(actions), 'goto': goto, 'idle': idle,
+           'notify': notify}
+    if count:
+        out['count'] = True
+    return out
 
 
 def member_of_port(members):
@@ -70,6 +74,20 @@ def pod_bindings(members, config):
     return {(where[pp], pp, vlan): ls
             for (pp, vlan), ls in config['bindings'].items()
             if pp in where and lss.get(ls, {}).get('vni') is not None}
+
+
+def split(members, config):
+    """{member: (its bindings by logical switch {ls: [(port, vlan)]}, the
+    logical switches bound on other members)}: computed once per
+    configuration, used by every section."""
+    out = {m['name']: ({}, set()) for m in members}
+    for (m, pp, vlan), ls in sorted(pod_bindings(members, config).items()):
+        out[m][0].setdefault(ls, []).append((pp, vlan))
+    for m, (mine, _) in out.items():
+        for other, (theirs, _) in out.items():
+            if other != m:
+                out[m][1].update(theirs)
+    return out
 
 
 def _to_binding(bid):
@@ -109,24 +127,26 @@ def sn_buckets(ips, bfd_ports, live, vx):
     return out
 
 
-def _split(member, members, config):
-    """(bindings of each logical switch on this member, logical switches
-    bound on other members)."""
-    me = member['name']
-    mine, elsewhere = {}, set()
-    for (m, pp, vlan), ls in sorted(pod_bindings(members, config).items()):
-        if m == me:
-            mine.setdefault(ls, []).append((pp, vlan))
-        else:
-            elsewhere.add(ls)
-    return mine, elsewhere
+def group_ids(config):
+    """{(ls, mac): group id} of the flooding groups: a logical switch's
+    unknown-dst set is its VNI; its multicast MACs are numbered above
+    2**24, in order."""
+    out = {}
+    extra = sorted(k for k in config['mcast_remote'] if k[1] != UNKNOWN_DST)
+    for k, (ls, mac) in enumerate(extra):
+        out[(ls, mac)] = (1 << 24) + k
+    for ls, info in config['lss'].items():
+        if info.get('vni') is not None:
+            out[(ls, UNKNOWN_DST)] = info['vni']
+    return out
 
 
-def sections(member, members, config, live=None, bfd_ports=None):
+def sections(member, members, config, live=None, bfd_ports=None,
+             splits=None):
     """({section key: [flows]}, [groups]) of one member, for everything
-    that follows from the database and from service-node liveness (learned
-    MACs add their own sections: mac_flows). Keys: ('defaults',),
-    ('ls', ls), ('remote', ls, mac).
+    that follows from the logical switches and bindings and from
+    service-node liveness. Keys: ('defaults',), ('ls', ls). Remote MACs
+    (remote_sections) and learned MACs (mac_flows) have their own.
 
     member:  {'name', 'ports': {Physical_Port name: ofport}, 'vx': ofport
               of the flow-based VXLAN port, 'fabric': ofport of the pod
@@ -137,31 +157,38 @@ def sections(member, members, config, live=None, bfd_ports=None):
               'mcast_remote': {(ls, mac): [ips]}}  (mac may be unknown-dst)
     live:    {service node ip: BFD says forwarding}
     bfd_ports: {service node ip: ofport} of the BFD tunnels on this member
+    splits:  split(members, config), if already computed
     """
     live, bfd_ports = live or {}, bfd_ports or {}
-    mine, elsewhere = _split(member, members, config)
+    mine, elsewhere = (splits or split(members, config))[member['name']]
     out = {('defaults',): [_flow(t, 0, {}) for t in
-                           (CLASSIFY, FORWARD, EGRESS, INTERNAL)] +
-           [_flow(LEARN, 0, {}, [('controller',)], goto=FORWARD)]}
-    groups = []
+                           (CLASSIFY, FORWARD, EGRESS, INTERNAL)] + [
+        _flow(LEARN, 0, {}, [('controller',)], goto=FORWARD),
+        # a multicast source is never learned: no need to ask
+        _flow(LEARN, 50, {'eth_src': ('01:00:00:00:00:00',
+                                      '01:00:00:00:00:00')},
+              goto=FORWARD)]}
+    groups, gids = [], group_ids(config)
     for ls in sorted(mine):
         flows, grps = _ls_flows(member, config, ls, mine[ls], ls in elsewhere,
-                                live, bfd_ports)
+                                live, bfd_ports, gids)
         out[('ls', ls)] = flows
         groups += grps
-    vx = member['vx']
-    for (ls, mac), ip in sorted(config['ucast_remote'].items()):
-        if ls in mine:
-            out[('remote', ls, mac)] = remote_flows(
-                config['lss'][ls]['vni'], mac.lower(), ip, vx)
     return out, groups
 
 
-def remote_section(member, members, config, ls, mac):
+def remote_sections(member, config, mine):
+    """{('remote', ls, mac): flows} of every remote MAC of a logical
+    switch bound on this member (mine: its bindings by logical switch)."""
+    return {('remote', ls, mac): remote_section(member, config, ls, mac,
+                                                mine)
+            for (ls, mac) in sorted(config['ucast_remote']) if ls in mine}
+
+
+def remote_section(member, config, ls, mac, mine):
     """The flows of one remote MAC on one member (none if its logical
     switch is not bound there, or the MAC is not remote any more)."""
     ip = config['ucast_remote'].get((ls, mac))
-    mine, _ = _split(member, members, config)
     if ip is None or ls not in mine:
         return []
     return remote_flows(config['lss'][ls]['vni'], mac.lower(), ip,
@@ -177,7 +204,7 @@ def remote_flows(vni, mac, ip, vx):
             _flow(FORWARD, 140, match)]
 
 
-def _ls_flows(member, config, ls, ports, elsewhere, live, bfd_ports):
+def _ls_flows(member, config, ls, ports, elsewhere, live, bfd_ports, gids):
     """Classify, egress and flooding of one logical switch bound here."""
     vx, fabric = member['vx'], member.get('fabric')
     vni = config['lss'][ls]['vni']
@@ -190,9 +217,15 @@ def _ls_flows(member, config, ls, ports, elsewhere, live, bfd_ports):
         flows.append(_flow(CLASSIFY, 100, {'in_port': ofport,
                                            'vlan_vid': vlan},
                            pop + [('set_tunnel', vni), ('set_reg', 1, bid)],
-                           goto=LEARN, notify=True))
+                           goto=LEARN, notify=True, count=True))
         flows.append(_flow(EGRESS, 100, {'reg3': bid},
-                           [('output_vlan', ofport, vlan)], notify=True))
+                           [('output_vlan', ofport, vlan)], notify=True,
+                           count=True))
+        # to another binding of the same port (another VLAN): OVS sends
+        # back out of the ingress port only when told to
+        flows.append(_flow(EGRESS, 105, {'reg3': bid, 'in_port': ofport},
+                           [('output_in_port_vlan', vlan)], notify=True,
+                           count=True))
         # a flood never goes back out of the binding it came in on
         flows.append(_flow(EGRESS, 110, {'reg3': bid, 'reg1': bid}))
         here += _to_binding(bid)
@@ -202,12 +235,13 @@ def _ls_flows(member, config, ls, ports, elsewhere, live, bfd_ports):
     pod = []
     if fabric is not None and elsewhere:
         pod = _internal(vni, fabric)
+        # the pod's tags are always tags, VID 0 included
         flows.append(_flow(CLASSIFY, 100, {'in_port': fabric,
-                                           'vlan_vid': vni >> 12},
+                                           'vlan_tag': vni >> 12},
                            [('set_reg', 4, vni >> 12), ('pop_vlan',)],
                            goto=INTERNAL))
         flows.append(_flow(INTERNAL, 100, {'reg4': vni >> 12,
-                                           'vlan_vid': vni & 0xfff},
+                                           'vlan_tag': vni & 0xfff},
                            [('pop_vlan',), ('set_tunnel', vni),
                             ('set_reg', 2, POD)], goto=FORWARD))
     sets = sorted((m, sorted(ips, key=ipaddress.IPv4Address))
@@ -219,7 +253,7 @@ def _ls_flows(member, config, ls, ports, elsewhere, live, bfd_ports):
         if mode == 'source_node':
             up = [a for ip in ips for a in _remote(ip, vx)]
         elif ips:
-            gid = _group_id(vni, mac)
+            gid = gids[(ls, mac)]
             groups.append({'group_id': gid, 'type': 'fast_failover',
                            'buckets': sn_buckets(ips, bfd_ports, live, vx)})
             up = [('group', gid)]
@@ -235,17 +269,16 @@ def _ls_flows(member, config, ls, ports, elsewhere, live, bfd_ports):
     return flows, groups
 
 
-def mac_flows(member, members, config, ls, mac, entry, age=300):
-    """The flows one learned MAC gives this member: on the member that
-    learned it, a LEARN flow that idles out after `age` seconds (the
-    switch's aging; its removal is reported) and delivery to its binding
-    from anywhere; on the other members of a pod, frames from their own
-    ports go over the pod fabric, and copies from a tunnel or the pod are
-    dropped (the owner got its own copy)."""
+def mac_flows(member, config, ls, mac, entry, mine, age=300):
+    """The flows one learned MAC gives this member (mine: its bindings by
+    logical switch): on the member that learned it, a LEARN flow that idles
+    out after `age` seconds (the switch's aging; its removal is reported)
+    and delivery to its binding from anywhere; on the other members of a
+    pod, frames from their own ports go over the pod fabric, and copies
+    from a tunnel or the pod are dropped (the owner got its own copy)."""
     lss = config['lss']
     if ls not in lss or lss[ls].get('vni') is None:
         return []
-    mine, elsewhere = _split(member, members, config)
     vni = lss[ls]['vni']
     match = {'tunnel_id': vni, 'eth_dst': mac}
     if entry.member == member['name']:
@@ -268,18 +301,13 @@ def mac_flows(member, members, config, ls, mac, entry, age=300):
 
 def member_pipeline(member, members, config, macs, live=None,
                     bfd_ports=None, age=300):
-    """(flows, groups) of one member: sections plus every learned MAC's
-    flows (macs: {(ls, mac): Entry})."""
-    secs, groups = sections(member, members, config, live, bfd_ports)
+    """(flows, groups) of one member: all its sections (macs: {(ls, mac):
+    Entry} learned in the pod)."""
+    splits = split(members, config)
+    mine = splits[member['name']][0]
+    secs, groups = sections(member, members, config, live, bfd_ports, splits)
+    secs.update(remote_sections(member, config, mine))
     flows = [f for fl in secs.values() for f in fl]
     for (ls, mac), entry in sorted(macs.items()):
-        flows += mac_flows(member, members, config, ls, mac, entry, age)
+        flows += mac_flows(member, config, ls, mac, entry, mine, age)
     return flows, groups
-
-
-def _group_id(vni, mac):
-    """Group of a logical switch's unknown-dst set (its VNI), or of one of
-    its multicast MACs (above 2**24)."""
-    if mac == UNKNOWN_DST:
-        return vni
-    return (1 << 24) + (int(mac.replace(':', ''), 16) + vni) % (1 << 24)

@@ -35,14 +35,15 @@ def switch_rows(layout, config, local_macs, carrier, bfd, stats, full):
           'other_config': {'mac_age_s': str(layout.get('age', 300)),
                            'members': ','.join(names)}}
     where = member_of_port(members)
+    bad = {p for (p, _), ls in config['bindings'].items()
+           if config['lss'].get(ls, {}).get('vni') is None}
     ports = {}
     for m in members:
         for pp in m['ports']:
-            bad = any(p == pp and config['lss'].get(ls, {}).get('vni')
-                      is None for (p, _), ls in config['bindings'].items())
             ports[pp] = {
                 'description': m.get('descriptions', {}).get(pp, ''),
-                'port_fault_status': ['invalid_vlan_map'] if bad else [],
+                'port_fault_status': ['invalid_vlan_map'] if pp in bad
+                else [],
                 'other_config': {'link_state': 'up' if carrier.get(pp)
                                  else 'down', 'member': where[pp]}}
     lss = {ls for ls in bound.values()}

@@ -14,6 +14,7 @@ locator the switch tunnels to.
 """
 import ipaddress
 import logging
+import re
 
 from . import idl as idlmod
 from .idl import get, opt
@@ -42,41 +43,81 @@ def find_ps(tables, ps_name):
                  if r.name == ps_name), None)
 
 
+MAC_RE = re.compile(r'^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$')
+VNI_MAX = (1 << 24) - 1
+
+
+def _ipv4(text):
+    try:
+        ipaddress.IPv4Address(text)
+        return True
+    except ValueError:
+        return False
+
+
 def _ips(locator_set):
     return sorted((loc.dst_ip for loc in locator_set.locators
-                   if loc.encapsulation_type == VXLAN),
+                   if loc.encapsulation_type == VXLAN and _ipv4(loc.dst_ip)),
                   key=ipaddress.IPv4Address)
+
+
+def _vni(ls):
+    """A logical switch's VNI, or None (none yet, or not a 24-bit one:
+    its bindings are reported invalid_vlan_map)."""
+    key = opt(ls.tunnel_key)
+    return key if key is not None and 0 < key <= VNI_MAX else None
 
 
 def config_of(tables, ps_name):
     """What the NVC asks of this switch: {'lss', 'bindings',
     'ucast_remote', 'mcast_remote', 'bfd', 'bfd_remote'} (the shape
     devices.hwvtep.pipeline takes, plus each remote locator's BFD
-    parameters by IP). Only logical switches bound on this switch count."""
+    parameters by IP). Only logical switches bound on this switch count;
+    rows the switch cannot use (a MAC that is none, a locator that is not
+    an IPv4 address) are left out and logged once."""
     ps = find_ps(tables, ps_name)
     bindings, lss = {}, {}
     for port in (ps.ports if ps else []):
         for vlan, ls in port.vlan_bindings.items():
             bindings[(port.name, vlan)] = ls.name
-            lss[ls.name] = {'vni': opt(ls.tunnel_key),
+            lss[ls.name] = {'vni': _vni(ls),
                             'mode': opt(ls.replication_mode) or
                             'service_node'}
     ucast = {}
     for r in _rows(tables, 'Ucast_Macs_Remote'):
         if r.logical_switch and r.logical_switch.name in lss and \
                 r.locator.encapsulation_type == VXLAN:
+            if not (MAC_RE.match(r.MAC) and _ipv4(r.locator.dst_ip)):
+                _unusable('Ucast_Macs_Remote', r.MAC, r.locator.dst_ip)
+                continue
             ucast[(r.logical_switch.name, r.MAC.lower())] = r.locator.dst_ip
     mcast = {}
     for r in _rows(tables, 'Mcast_Macs_Remote'):
         if r.logical_switch and r.logical_switch.name in lss:
+            if r.MAC != UNKNOWN_DST and not (MAC_RE.match(r.MAC) and
+                                             int(r.MAC[:2], 16) & 1):
+                _unusable('Mcast_Macs_Remote', r.MAC, 'not multicast')
+                continue
             mac = r.MAC if r.MAC == UNKNOWN_DST else r.MAC.lower()
             mcast[(r.logical_switch.name, mac)] = _ips(r.locator_set)
     bfd, bfd_remote = {}, {}
     for t in (ps.tunnels if ps else []):
+        if not _ipv4(t.remote.dst_ip):
+            continue
         bfd[t.remote.dst_ip] = dict(t.bfd_params)
         bfd_remote[t.remote.dst_ip] = dict(t.bfd_config_remote)
     return {'lss': lss, 'bindings': bindings, 'ucast_remote': ucast,
             'mcast_remote': mcast, 'bfd': bfd, 'bfd_remote': bfd_remote}
+
+
+_warned = set()
+
+
+def _unusable(table, *what):
+    if (table,) + what not in _warned:
+        _warned.add((table,) + what)
+        LOG.warning('%s row %s ignored: not usable by this switch', table,
+                    ' '.join(map(str, what)))
 
 
 def remote_ips(config):
@@ -112,7 +153,7 @@ class _Build:
     def __init__(self, idl, txn, want):
         self.t, self.txn, self.want = idl.tables, txn, want
         self.changed = False
-        self._own = self._own_set = None
+        self._own = self._own_set = self._stats_by_port = None
         self.locators = {(r.dst_ip, r.encapsulation_type): r
                          for r in _rows(self.t, 'Physical_Locator')
                          if not r.tunnel_key}
@@ -195,8 +236,11 @@ class _Build:
             self.changed = True
 
     def _stats(self, port, name):
-        want = {vlan: c for (pp, vlan), c in self.want['stats'].items()
-                if pp == name}
+        if self._stats_by_port is None:
+            self._stats_by_port = {}
+            for (pp, vlan), c in self.want['stats'].items():
+                self._stats_by_port.setdefault(pp, {})[vlan] = c
+        want = self._stats_by_port.get(name, {})
         have = dict(get(port, 'vlan_stats', {}))
         out = {}
         for vlan, counters in sorted(want.items()):

@@ -9,8 +9,17 @@ FIELDS = ('in_port', 'tunnel_id', 'eth_dst', 'eth_src', 'reg1', 'reg2',
 
 def _matches(match, pkt):
     for k, v in match.items():
-        if k == 'vlan_vid':
+        if isinstance(v, tuple):             # (value, mask) of a MAC
+            val, mask = (int(x.replace(':', ''), 16) for x in v)
+            if int(pkt.get(k, '00:00:00:00:00:00').replace(':', ''), 16) \
+                    & mask != val & mask:
+                return False
+            continue
+        if k == 'vlan_vid':          # 0: untagged
             if (pkt['vlans'][0] if pkt['vlans'] else 0) != v:
+                return False
+        elif k == 'vlan_tag':        # tagged with this VID (0 included)
+            if not pkt['vlans'] or pkt['vlans'][0] != v:
                 return False
         elif pkt.get(k, 0) != v:
             return False
@@ -60,6 +69,9 @@ class Switch:
                 if a[1] != pkt['in_port']:
                     vl = ((a[2],) if a[2] else ()) + tuple(pkt['vlans'])
                     self.out.append((a[1], vl, pkt['tunnel_id'], None))
+            elif kind == 'output_in_port_vlan':
+                vl = ((a[1],) if a[1] else ()) + tuple(pkt['vlans'])
+                self.out.append((pkt['in_port'], vl, pkt['tunnel_id'], None))
             elif kind == 'push_vlan':
                 pkt['vlans'].insert(0, a[2])
             elif kind == 'pop_vlan':

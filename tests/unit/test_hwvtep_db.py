@@ -84,3 +84,27 @@ def test_what_the_switch_reports():
     assert rows['stats'][('bm2', 100)]['bytes_to_local'] == 0
     assert ('bm2', 200) not in rows['stats']
     assert BFD_CONFIG_LOCAL['bfd_dst_ip'] == '169.254.1.0'
+
+
+def test_rows_the_switch_cannot_use_are_left_out():
+    t = tables()
+    ls1 = t['Ucast_Macs_Remote'].rows[0].logical_switch
+    t['Ucast_Macs_Remote'] = Table(
+        Row(MAC='not-a-mac', logical_switch=ls1, locator=loc(HV1)),
+        Row(MAC='02:00:00:00:00:0c', logical_switch=ls1,
+            locator=loc('fe80::1')),
+        Row(MAC='02:00:00:00:00:0d', logical_switch=ls1, locator=loc(HV1)))
+    t['Mcast_Macs_Remote'].rows[1] = Row(
+        MAC='02:00:00:00:00:0e', logical_switch=ls1,       # not multicast
+        locator_set=Row(locators=[loc(SN1)]))
+    cfg = config_of(t, 'vtep1')
+    assert cfg['ucast_remote'] == {('ls1', '02:00:00:00:00:0d'): HV1}
+    assert list(cfg['mcast_remote']) == [('ls1', 'unknown-dst')]
+
+
+def test_a_vni_beyond_24_bits_is_no_vni():
+    t = tables()
+    t['Physical_Switch'].rows[0].ports[0].vlan_bindings[0].tunnel_key = \
+        [1 << 24]
+    cfg = config_of(t, 'vtep1')
+    assert cfg['lss']['ls1']['vni'] is None

@@ -176,3 +176,61 @@ def test_binding_counters_come_from_classify_and_egress_flows():
     totals = counters.totals(banked, [(stat_of, {from_bm1: (2, 200)})])
     assert totals[('bm1', 0)] == {'packets_from_local': 7,
                                   'bytes_from_local': 700}
+
+
+def test_a_pod_vni_below_4096_still_travels_in_two_tags():
+    """VNI 100: the outer tag is VID 0, which is still a tag (not
+    untagged): the other member takes it off the fabric all the same."""
+    cfg = pod_config()
+    cfg['lss']['ls1']['vni'] = 100
+    macs = {('ls1', SRV): macmod.Entry('leaf2', 'leaf2p1', 0)}
+    out, _ = switch(cfg, macs, member=LEAF1, members=POD).send(3, SRV,
+                                                               eth_src=OTHER)
+    assert out == [(9, (0, 100), 100, None)]
+    out, _ = switch(cfg, macs, member=LEAF2, members=POD).send(
+        9, SRV, vlans=(0, 100))
+    assert out == [(5, (), 100, None)]
+    # an untagged frame on the fabric port is nobody's
+    assert switch(cfg, macs, member=LEAF2, members=POD).send(
+        9, SRV)[0] == []
+
+
+def test_two_vlans_of_one_port_in_one_logical_switch_reach_each_other():
+    """bm2 VLAN 100 and VLAN 300 both in ls1: a frame between them goes
+    back out of the port it came in on, with the other tag."""
+    cfg = config()
+    cfg['bindings'][('bm2', 300)] = 'ls1'
+    macs = {('ls1', SRV): macmod.Entry('vtep1', 'bm2', 300)}
+    out, _ = switch(cfg, macs).send(2, SRV, eth_src=OTHER, vlans=(100,))
+    assert out == [(2, (300,), 5001, None)]
+    out, _ = switch(cfg).send(2, BCAST, vlans=(100,))
+    assert (2, (300,), 5001, None) in out and \
+        (2, (100,), 5001, None) not in out
+
+
+def test_a_multicast_source_is_never_sent_to_be_learned():
+    assert not switch().send(1, BCAST, eth_src='01:00:5e:00:00:01')[1]
+
+
+def test_flooding_groups_are_numbered_apart_from_vnis():
+    cfg = config()
+    cfg['mcast_remote'][('ls1', '01:00:5e:00:00:fb')] = [SN1]
+    gids = pl.group_ids(cfg)
+    assert gids[('ls1', 'unknown-dst')] == 5001
+    assert gids[('ls2', 'unknown-dst')] == 5002
+    assert gids[('ls1', '01:00:5e:00:00:fb')] >= 1 << 24
+    assert len(set(gids.values())) == len(gids)
+
+
+def test_counters_survive_a_lost_channel_and_a_restarted_bridge():
+    from devices.hwvtep import counters
+    stat = (('bm1', 0), 'from')
+    stat_of = {11: stat, 12: (('bm1', 0), 'to')}
+    # the device's channel came back, the bridge did not restart: 11 goes
+    # on counting, 12 is gone (restarted from nothing: banked)
+    counts, bank = counters.carried_over(stat_of, {11: (5, 50), 12: (3, 30)},
+                                         {11: (7, 70), 99: (1, 1)})
+    assert counts == {11: (7, 70)} and bank == [((('bm1', 0), 'to'), 3, 30)]
+    # a flow whose counter went backwards restarted: what it had is banked
+    _, bank = counters.carried_over(stat_of, {11: (5, 50)}, {11: (1, 10)})
+    assert bank == [(stat, 5, 50)]
