@@ -27,6 +27,22 @@ def lab_for(fabric, n):
                          hypervisors=n - sn - gw - 2, **common)
 
 
+def cpu_times():
+    """The machine's CPU time counters (/proc/stat 'cpu' line), ticks."""
+    with open('/proc/stat') as f:
+        return [int(x) for x in f.readline().split()[1:]]
+
+
+def steal_pct(before, after):
+    """% of the CPU time between two cpu_times() that the hypervisor gave
+    to someone else (steal): the machine was slower by that much, whatever
+    was measured."""
+    delta = [b - a for a, b in zip(before, after)]
+    total = sum(delta[:8])          # guest time is already in user
+    return round(100 * delta[7] / total, 1) if total and len(delta) > 7 \
+        else None
+
+
 def machine():
     def first(cmd):
         try:

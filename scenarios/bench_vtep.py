@@ -34,7 +34,7 @@ import time
 from topologies import labs
 
 from . import harness, results, stats, watch
-from .bench_boot import machine
+from .bench_boot import cpu_times, machine, steal_pct
 
 FRAMEGEN = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                         'framegen.py')
@@ -321,6 +321,7 @@ def run_device(device, count, changes, idle_s, n_macs, n_bindings, out_dir,
     spec = labs.with_vtep_device(labs.resolve('clos'), device)
     env = harness.ControlledLab(spec, progress, sub)
     fig = {'device': device}
+    ticks = cpu_times()
     with env as lab:
         time.sleep(SETTLE_S)        # the lab's start-up work is over
         progress(f'{device}: learning {count} MACs')
@@ -335,6 +336,7 @@ def run_device(device, count, changes, idle_s, n_macs, n_bindings, out_dir,
                      'bindings)')
             fig['scale'] = scale(lab, device, n_macs, n_bindings, progress)
         fig['controller_errors'] = env.controller_errors()[:5]
+    fig['cpu_steal_pct'] = steal_pct(ticks, cpu_times())
     return fig
 
 
@@ -394,6 +396,7 @@ def run(devices=('native', 'ovs-vtep'), count=50, changes=50, idle_s=60,
         summary[device] = summarize(figs[device])
         summary[device]['idle_cpu_pct'] = figs[device]['idle_cpu_pct'][
             'device']
+        summary[device]['cpu_steal_pct'] = figs[device]['cpu_steal_pct']
         if 'scale' in figs[device]:
             summary[device]['scale'] = figs[device]['scale']
     artifacts = [plot(figs, os.path.join(out_dir, 'bench-vtep.png'))]
@@ -422,7 +425,8 @@ def run(devices=('native', 'ovs-vtep'), count=50, changes=50, idle_s=60,
 
 def table(summary):
     rows = [('device', 'learned -> Ucast_Macs_Local', 'learned -> every HV',
-             'remote change -> forwarding', 'idle CPU %')]
+             'remote change -> forwarding', 'idle CPU %',
+             'CPU steal %')]
 
     def fmt(st):
         return '-' if not st else f"{st['p50']} / {st['p95']} / {st['max']}"
@@ -430,7 +434,7 @@ def table(summary):
         rows.append((device, fmt(s.get('learn local_ms')),
                      fmt(s.get('learn installed_ms')),
                      fmt(s.get('remote applied_ms')),
-                     s.get('idle_cpu_pct')))
+                     s.get('idle_cpu_pct'), s.get('cpu_steal_pct')))
     return rows
 
 
