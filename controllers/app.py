@@ -27,6 +27,7 @@ class NsxController(app_manager.OSKenApp):
         self.core.app = self
         self.dps = {}            # dpid -> datapath
         self.cookies = {}        # dpid -> installed flow cookies
+        self.cookie_of = ofdriver.Cookies()
         self.groups = {}         # dpid -> installed group ids
         self.group_content = {}  # dpid -> {group id: what we last sent}
         self.pending = {}        # dpid -> replies still expected
@@ -113,12 +114,13 @@ class NsxController(app_manager.OSKenApp):
                                                self.groups[dpid]))
                 self.groups[dpid].add(g['group_id'])
                 sent[g['group_id']] = g
-        add, delete = ofdriver.diff(flows, self.cookies[dpid])
+        add, delete, want = ofdriver.diff(flows, self.cookies[dpid],
+                                          self.cookie_of)
         for ck in delete:
             dp.send_msg(ofdriver.flow_mod(dp, None, 'delete', ck))
         for f in add:
             dp.send_msg(ofdriver.flow_mod(dp, f))
         if add or delete:
             LOG.info('%s: +%d -%d flows', node, len(add), len(delete))
-        self.cookies[dpid] = {ofdriver.cookie(f) for f in flows}
+        self.cookies[dpid] = want
         dp.send_msg(dp.ofproto_parser.OFPBarrierRequest(dp))

@@ -19,12 +19,38 @@ def cookie(flow):
                           'big') & 0x7fffffffffffffff or 1
 
 
-def diff(desired_flows, installed_cookies):
-    """-> (flows to add, cookies to delete)."""
-    want = {cookie(f): f for f in desired_flows}
+class Cookies:
+    """cookie(), remembered by the flow's repr. The intent builds a flow the
+    same way each pass, so a pass over a datapath whose flows barely changed
+    costs a repr and a lookup per flow instead of a JSON dump and a hash
+    (about 2 and 9 us here; a datapath of 116 flows: 0.3 instead of 1.3
+    ms; in `bench vtep`, a reported MAC -> the last datapath's flow mods
+    went from 13 / 21 to 7 / 10 ms, p50 / p95). Two equal flows with different reprs only take two
+    entries; the memo is emptied when it reaches `limit`."""
+
+    def __init__(self, limit=100000):
+        self.limit = limit
+        self._memo = {}
+
+    def __call__(self, flow):
+        key = repr(flow)
+        ck = self._memo.get(key)
+        if ck is None:
+            if len(self._memo) >= self.limit:
+                self._memo.clear()
+            ck = self._memo[key] = cookie(flow)
+        return ck
+
+    def __len__(self):
+        return len(self._memo)
+
+
+def diff(desired_flows, installed_cookies, cookie_of=cookie):
+    """-> (flows to add, cookies to delete, every desired cookie)."""
+    want = {cookie_of(f): f for f in desired_flows}
     add = [f for c, f in sorted(want.items()) if c not in installed_cookies]
     delete = sorted(set(installed_cookies) - set(want))
-    return add, delete
+    return add, delete, set(want)
 
 
 def _match(parser, m):

@@ -1,0 +1,44 @@
+"""The OpenFlow driver's diff: cookies are a hash of the whole flow, the
+memo gives the same cookies as the hash, and a pass adds only what is
+missing and deletes only what is no longer wanted."""
+from controllers import intent, ofdriver
+
+
+def flows(n):
+    return [intent._flow(1, 100, {'tunnel_id': 5001,
+                                  'eth_dst': '02:42:00:00:00:%02x' % i},
+                         [('output', 2)]) for i in range(n)]
+
+
+def test_memo_gives_the_hash_of_the_flow():
+    memo = ofdriver.Cookies()
+    for f in flows(5):
+        assert memo(f) == ofdriver.cookie(f)
+        assert memo(dict(f)) == ofdriver.cookie(f)       # served from memo
+    assert len(memo) == 5
+
+
+def test_memo_is_emptied_at_its_limit_and_stays_right():
+    memo = ofdriver.Cookies(limit=3)
+    fs = flows(7)
+    assert [memo(f) for f in fs] == [ofdriver.cookie(f) for f in fs]
+    assert len(memo) <= 3
+
+
+def test_equal_flows_built_in_another_order_share_a_cookie():
+    a = intent._flow(0, 100, {'in_port': 1, 'vlan_vid': 10})
+    b = intent._flow(0, 100, {'vlan_vid': 10, 'in_port': 1})
+    memo = ofdriver.Cookies()
+    assert repr(a) != repr(b)
+    assert memo(a) == memo(b) == ofdriver.cookie(a)
+
+
+def test_diff_adds_the_missing_and_deletes_the_unwanted():
+    memo = ofdriver.Cookies()
+    old, new = flows(3), flows(4)[1:]
+    installed = {ofdriver.cookie(f) for f in old}
+    add, delete, want = ofdriver.diff(new, installed, memo)
+    assert add == [new[-1]]
+    assert delete == [ofdriver.cookie(old[0])]
+    assert want == {ofdriver.cookie(f) for f in new}
+    assert ofdriver.diff(new, want, memo)[:2] == ([], [])
