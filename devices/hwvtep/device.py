@@ -326,11 +326,15 @@ class Device(OpenFlowEvents):
             m = self.by_name[self.bfd.member]
             status = m.db.bfd_status()
             bfd = {ip: status.get(ip, {}) for ip in m.bfd_want}
+        t0 = time.monotonic()
         want = report.switch_rows(self.layout, self.config,
                                   self.macs.local_keys(), carrier, bfd,
                                   self.stats, self.macs.full())
-        self.db.sync(want)
+        started = self.db.sync(want)
         self.dirty_db = False
+        LOG.debug('switch rows built in %.1f ms%s',
+                  (time.monotonic() - t0) * 1000,
+                  ', transaction started' if started else ', unchanged')
 
 def _by_cookie(flows):
     return {ofmsg.cookie(f): f for f in flows}

@@ -147,21 +147,33 @@ class VtepDb(idlmod.Replica):
                                                    want).run())
 
 
+def _locator_key(r):
+    """A Physical_Locator's (dst_ip, encapsulation); None: it carries a
+    tunnel key (not one this switch uses)."""
+    return None if r.tunnel_key else (r.dst_ip, r.encapsulation_type)
+
+
+def _local_mac_key(r):
+    """A Ucast_Macs_Local row's (logical switch uuid, MAC, locator IP)."""
+    return (r.logical_switch.uuid if r.logical_switch else None,
+            r.MAC.lower(), r.locator.dst_ip if r.locator else None)
+
+
 class _Build:
     """One transaction's worth of changes to the switch's rows."""
 
     def __init__(self, idl, txn, want):
-        self.t, self.txn, self.want = idl.tables, txn, want
+        self.idl, self.t, self.txn, self.want = idl, idl.tables, txn, want
         self.changed = False
         self._own = self._own_set = self._stats_by_port = None
-        self.locators = {(r.dst_ip, r.encapsulation_type): r
-                         for r in _rows(self.t, 'Physical_Locator')
-                         if not r.tunnel_key}
+        self.locators = {key: r for r, key in idlmod.cached(
+            idl, 'Physical_Locator', _locator_key) if key is not None}
 
     def run(self):
         ps = self._switch()
         self._ports(ps)
-        lss = {r.name: r for r in _rows(self.t, 'Logical_Switch')}
+        lss = {name: r for r, name in idlmod.cached(
+            self.idl, 'Logical_Switch', lambda r: r.name)}
         self._ucast_local(lss)
         self._mcast_local(lss)
         self._tunnels(ps)
@@ -255,11 +267,12 @@ class _Build:
 
     def _ucast_local(self, lss):
         have = {}
-        for r in _rows(self.t, 'Ucast_Macs_Local'):
-            key = (r.logical_switch.name if r.logical_switch else None,
-                   r.MAC.lower())
+        name_of = {r.uuid: name for name, r in lss.items()}
+        for r, (ls_uuid, mac, dst_ip) in idlmod.cached(
+                self.idl, 'Ucast_Macs_Local', _local_mac_key):
+            key = (name_of.get(ls_uuid), mac)
             if key in have or key not in self.want['ucast_local'] or \
-                    r.locator.dst_ip != self.want['ps']['tunnel_ips'][0]:
+                    dst_ip != self.want['ps']['tunnel_ips'][0]:
                 r.delete()
                 self.changed = True
             else:
