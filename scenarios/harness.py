@@ -149,14 +149,19 @@ class ControlledLab:
         self.progress(f'  BFD up to every service node ({took} s)')
 
     def __exit__(self, *exc):
-        if self.ctl is not None:
-            self.ctl.stop()
-            if self.dir and os.path.exists(self.ctl.log_path):
-                shutil.copy(self.ctl.log_path,
-                            os.path.join(self.dir, 'controller.log'))
-        if self.dir:
-            self.save_node_logs(os.path.join(self.dir, 'logs'))
-        self.lab.stop()
+        """Keeps the logs, then stops the lab whatever happened to them (a
+        lab left running blocks the next one)."""
+        try:
+            if self.ctl is not None:
+                self.ctl.stop()
+            if self.dir:
+                os.makedirs(self.dir, exist_ok=True)
+                if self.ctl is not None and os.path.exists(self.ctl.log_path):
+                    shutil.copy(self.ctl.log_path,
+                                os.path.join(self.dir, 'controller.log'))
+                self.save_node_logs(os.path.join(self.dir, 'logs'))
+        finally:
+            self.lab.stop()
 
     def save_node_logs(self, where):
         """Every node's daemon logs (OVS, FRR, VTEP emulator, gateway

@@ -1,6 +1,7 @@
 """Service-node failure: BUM traffic moves to the other service node in the
-data plane (fast-failover group following BFD), and the controller re-points
-the hardware VTEPs' unknown-dst to the healthy one."""
+data plane (fast-failover group following BFD); the native hardware VTEP
+follows its own BFD sessions (the controller re-points unknown-dst only for
+a VTEP that runs none, like ovs-vtep)."""
 import subprocess
 
 import pytest
@@ -52,6 +53,28 @@ def test_service_node_failover(topo, tmp_path):
         assert harness.until(lambda: lab.node(a).ns_run(
             ['arping', '-c', '1', '-w', '1', '-I', 'eth0', b_ip]
         ).returncode == 0, 5) is not None
-        assert harness.until(lambda: unknown_dst() == [sn_ip['sn2']],
-                             10) is not None
+        # the hardware VTEP runs BFD to the service nodes itself (Tunnel
+        # bfd_params): the controller leaves it both, and the switch reports
+        # that its session to sn1 no longer forwards
+        assert harness.until(
+            lambda: tunnel_forwarding(vtep, sn_ip['sn1']) == 'false',
+            10) is not None
+        assert tunnel_forwarding(vtep, sn_ip['sn2']) == 'true'
+        assert unknown_dst() == sorted(sn_ip.values())
     assert env.controller_errors() == []
+
+
+def tunnel_forwarding(vtep, remote_ip):
+    """`forwarding` of the hardware VTEP's Tunnel to remote_ip, as the switch
+    reports it in bfd_status (None: no such tunnel or no BFD on it)."""
+    def ctl(*args):
+        return subprocess.run(['vtep-ctl', f'--db=tcp:{vtep}:6640', '--bare',
+                               *args], capture_output=True, text=True,
+                              timeout=10).stdout.split()
+    for loc in ctl('--columns=_uuid', 'find', 'Physical_Locator',
+                   f'dst_ip="{remote_ip}"'):
+        for status in ctl('--columns=bfd_status', 'find', 'Tunnel',
+                          f'remote={loc}'):
+            if status.startswith('forwarding='):
+                return status.split('=', 1)[1]
+    return None
