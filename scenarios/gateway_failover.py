@@ -144,7 +144,7 @@ def run_interval(fabric, interval, kinds, trials, rng, bar, out_dir,
         rng.shuffle(order)
         seconds = window_s(interval)
         for n, kind in enumerate(order, 1):
-            time.sleep(2.0)                 # link events spaced (DESIGN.md)
+            time.sleep(2.0)                 # link events spaced (docs/platform.md)
             at = 1.0 + rng.uniform(0, 0.2)
             tag = f'{interval}ms-{kind}-{n:02d}'
             outage, before, t_fault = measure(

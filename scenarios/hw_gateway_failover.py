@@ -138,7 +138,7 @@ def run_fabric(fabric, trials, rng, bar, out_dir, progress,
                                 f'{leaf} and reached {PEER} (bond member '
                                 f'{active_member(lab)})')
                 break
-            time.sleep(2.5)                 # link events spaced (DESIGN.md)
+            time.sleep(2.5)                 # link events spaced (docs/platform.md)
             time.sleep(rng.uniform(0, 0.2))
             watch = watch_.FlowWatch(lab, hv, mac)
             with harness.Captures(lab, {SERVER: 'eth1'}, out_dir, 'udp',

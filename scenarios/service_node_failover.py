@@ -169,7 +169,7 @@ def run(fabric='clos', progress=print, trials=20, seed=1, seconds=3.0,
             problems.append('BFD to every service node never came up')
         bar = harness.TrialBar(trials, progress)
         for k in range(1, trials + 1 if not problems else 1):
-            time.sleep(3.5)       # BFD at its negotiated rate (DESIGN.md)
+            time.sleep(3.5)       # BFD at its negotiated rate (docs/platform.md)
             at = 1.0 + rng.uniform(0, 0.2)
             state = {}
 
