@@ -119,7 +119,7 @@ class NsxController(app_manager.OSKenApp):
         for ck in delete:
             dp.send_msg(ofdriver.flow_mod(dp, None, 'delete', ck))
         for f in add:
-            dp.send_msg(ofdriver.flow_mod(dp, f))
+            dp.send_msg(ofdriver.flow_mod(dp, f, ck=self.cookie_of(f)))
         if add or delete:
             LOG.info('%s: +%d -%d flows', node, len(add), len(delete))
         self.cookies[dpid] = want

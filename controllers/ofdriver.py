@@ -110,7 +110,8 @@ def flow_mod(dp, flow, command='add', ck=None):
                                                        0xff))
     if flow['goto'] is not None:
         inst.append(parser.OFPInstructionGotoTable(flow['goto']))
-    return parser.OFPFlowMod(dp, cookie=cookie(flow), table_id=flow['table'],
+    return parser.OFPFlowMod(dp, cookie=cookie(flow) if ck is None else ck,
+                             table_id=flow['table'],
                              priority=flow['priority'],
                              match=_match(parser, flow['match']),
                              instructions=inst, command=ofp.OFPFC_ADD)

@@ -301,8 +301,8 @@ class Device(OpenFlowEvents):
         """Adds first (an add replaces a flow with the same match and
         priority, so nothing is missing in between), then deletes, then
         groups nothing uses any more."""
-        for f in add.values():
-            m.of.send(ofmsg.flow_add(f))
+        for ck, f in add.items():
+            m.of.send(ofmsg.flow_add(f, ck))
         for c in sorted(delete):
             m.of.send(ofmsg.flow_delete(c))
         for gid in m.stale_groups:

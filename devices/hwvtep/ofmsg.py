@@ -156,7 +156,7 @@ def _actions(actions):
     return out
 
 
-def flow_add(flow):
+def flow_add(flow, ck=None):
     inst = []
     acts = _actions(flow['actions'])
     if acts:
@@ -165,7 +165,8 @@ def flow_add(flow):
     if flow['goto'] is not None:
         inst.append(parser.OFPInstructionGotoTable(flow['goto']))
     return parser.OFPFlowMod(
-        DP, cookie=cookie(flow), table_id=flow['table'],
+        DP, cookie=cookie(flow) if ck is None else ck,
+        table_id=flow['table'],
         command=ofp.OFPFC_ADD, idle_timeout=flow.get('idle') or 0,
         priority=flow['priority'], buffer_id=ofp.OFP_NO_BUFFER,
         out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
