@@ -28,7 +28,6 @@ from .vtepdb import VtepDb, remote_ips
 import ovs.poller                   # noqa: E402  (after idl)
 
 LOG = logging.getLogger('hwvtep')
-ofp, parser = ofmsg.ofp, ofmsg.parser
 # what only the switch writes: a change there changes no configuration
 SWITCH_TABLES = {'Ucast_Macs_Local', 'Mcast_Macs_Local',
                  'Logical_Binding_Stats', 'Global'}
@@ -131,7 +130,6 @@ class Device(OpenFlowEvents):
             return              # only the switch's own rows: nothing to do
         config = self.db.config()
         if config == self.config:
-            self.dirty_db = True
             return
         if self.config is not None and all(
                 config[k] == self.config[k] for k in config
@@ -144,7 +142,6 @@ class Device(OpenFlowEvents):
                        if old.get(k) != new.get(k)]
             LOG.debug('%d remote MAC(s) changed', len(changed))
             self.dirty.update(('remote',) + k for k in changed)
-            self.dirty_db = True
             return
         self.config = config
         self.splits = pl.split(self.layout['members'], config)
@@ -156,7 +153,6 @@ class Device(OpenFlowEvents):
                      len(gone))
         self.on_members()
         self.recompute()
-        self.dirty_db = True
 
     def on_members(self):
         """Member databases changed (BFD status, uplinks, BFD ports) or the

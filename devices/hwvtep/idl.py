@@ -94,7 +94,6 @@ class Writer:
         self.idl, self.name = idl, name
         self.txn, self.blocked_at, self.built_at = None, None, None
         self.retry_at, self.started_at = None, None
-        self.last_status, self.last_error = None, None
 
     def busy(self):
         return self.txn is not None
@@ -128,18 +127,17 @@ class Writer:
         if status == Transaction.INCOMPLETE:
             return None
         txn, self.txn = self.txn, None
-        self.last_status = status
         LOG.debug('%s: transaction %s in %.1f ms', self.name, status,
                   (time.monotonic() - self.started_at) * 1000)
         if status not in (Transaction.SUCCESS, Transaction.UNCHANGED):
             self.blocked_at = self.built_at
             self.retry_at = time.monotonic() + self.RETRY_S
-            self.last_error = txn.get_error()
+            error = txn.get_error()
             if status != Transaction.TRY_AGAIN:
                 # e.g. another client deleted a row this one referenced:
                 # retried once the replica has the change
                 LOG.warning('%s: transaction %s (retried): %s', self.name,
-                            status, self.last_error)
+                            status, error)
         else:
             self.blocked_at = None
         return status
