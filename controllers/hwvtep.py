@@ -35,7 +35,7 @@ import ovs.poller      # noqa: E402
 if not _HAD_EVENTLET:
     sys.modules.pop('eventlet', None)
 
-from .vtepplan import (ENCAP, UNKNOWN_DST, local_macs, physical_switch, plan,
+from .vtepplan import (ENCAP, UNKNOWN_DST, physical_switch, plan,
                        read_have, rows)
 
 LOG = logging.getLogger('nsx.hwvtep')
@@ -383,7 +383,7 @@ class VtepSession:
             with self._lock:
                 self._requested = True        # the want depends on it
         self._dirty = True
-        macs = local_macs(tables)
+        macs = self._have['local_macs']
         self._set_status(counts={
             'logical_switches': len(self._have['logical_switches']),
             'bindings': len(self._have['bindings']),

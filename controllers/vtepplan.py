@@ -4,8 +4,8 @@ it must hold (`want`, intent.vtep_intent). controllers.hwvtep applies them.
 
     plan(want, have)       the operations, in an order in which no row
                            ever references a missing one
-    read_have(tables, ps)  the VTEP's present state, from the replica
-    local_macs(tables)     what the switch reports it learned
+    read_have(tables, ps)  the VTEP's present state, from the replica, and
+                           what the switch reports it learned
 """
 ENCAP = 'vxlan_over_ipv4'
 UNKNOWN_DST = 'unknown-dst'
@@ -135,7 +135,8 @@ def read_have(tables, ps):
     Reads every table in COLUMNS; references to rows not (yet) replicated
     are skipped. 'bfd_running': the remote IPs the switch says it runs BFD
     to (Tunnel bfd_status enabled=true): it picks healthy service nodes
-    itself."""
+    itself. 'local_macs': {(vni, mac)} of Ucast_Macs_Local, the VNI being
+    its logical switch's tunnel_key (rows of one without it left out)."""
     lss = {r.name: {'vni': _one(r.tunnel_key),
                     'mode': _one(r.replication_mode)}
            for r in rows(tables, 'Logical_Switch')}
@@ -155,19 +156,29 @@ def read_have(tables, ps):
     ucast = {(r.logical_switch.name, r.MAC): r.locator.dst_ip
              for r in rows(tables, 'Ucast_Macs_Remote')
              if r.logical_switch is not None and r.locator is not None}
-    mcast = {r.logical_switch.name: sorted(
-        loc.dst_ip for loc in filter(None, r.locator_set.locators))
-        for r in rows(tables, 'Mcast_Macs_Remote')
-        if r.MAC == UNKNOWN_DST and r.logical_switch is not None and
-        r.locator_set is not None}
     # rows this controller does not manage that still name a logical
-    # switch (it cannot be deleted under them)
-    local_refs = {r.logical_switch.name
-                  for t in ('Ucast_Macs_Local', 'Mcast_Macs_Local')
-                  for r in rows(tables, t) if r.logical_switch is not None}
+    # switch (it cannot be deleted under them); each table read once (a
+    # python-ovs column read converts its datum every time)
+    local_refs, local = set(), set()
+    mcast = {}
+    for r in rows(tables, 'Mcast_Macs_Remote'):
+        ls = r.logical_switch
+        if ls is None:
+            continue
+        if r.MAC != UNKNOWN_DST:
+            local_refs.add(ls.name)
+        elif r.locator_set is not None:
+            mcast[ls.name] = sorted(loc.dst_ip for loc in
+                                    filter(None, r.locator_set.locators))
     local_refs |= {r.logical_switch.name
-                   for r in rows(tables, 'Mcast_Macs_Remote')
-                   if r.MAC != UNKNOWN_DST and r.logical_switch is not None}
+                   for r in rows(tables, 'Mcast_Macs_Local')
+                   if r.logical_switch is not None}
+    for r in rows(tables, 'Ucast_Macs_Local'):
+        ls = r.logical_switch
+        if ls is not None:
+            local_refs.add(ls.name)
+            if ls.tunnel_key:
+                local.add((_one(ls.tunnel_key), r.MAC))
     mine = set(switch.ports) if switch is not None else set()
     local_refs |= {ls.name for port in rows(tables, 'Physical_Port')
                    if port not in mine
@@ -175,13 +186,4 @@ def read_have(tables, ps):
     return {'logical_switches': lss, 'bindings': bindings,
             'ucast_remote': ucast, 'mcast_remote': mcast, 'ports': ports,
             'local_refs': local_refs, 'tunnels': tunnels,
-            'bfd_running': bfd_running}
-
-
-def local_macs(tables):
-    """{(vni, mac)} of Ucast_Macs_Local (what the switch learned), the VNI
-    being its logical switch's tunnel_key; rows of a logical switch without
-    one are left out."""
-    return {(_one(r.logical_switch.tunnel_key), r.MAC)
-            for r in rows(tables, 'Ucast_Macs_Local')
-            if r.logical_switch is not None and r.logical_switch.tunnel_key}
+            'bfd_running': bfd_running, 'local_macs': local}
