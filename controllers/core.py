@@ -6,6 +6,8 @@ import logging
 import threading
 import time
 
+from topologies import liveness
+
 from . import hwvtep, intent, tunnels
 from .model import Store
 
@@ -41,6 +43,9 @@ def inventory_from_plan(plan):
 class Core:
     def __init__(self, plan, db_path=':memory:', cfm_interval_ms=100):
         self.cfm_interval_ms = cfm_interval_ms
+        self.bfd_ms = plan.get('bfd_interval_ms', intent.BFD_MS)
+        # a session down this long while both ends run is stuck (_healer)
+        self.stuck_s = max(self.STUCK_S, 10 * self.bfd_ms / 1000)
         inv, nodes = inventory_from_plan(plan)
         self.store = Store(db_path, inventory=inv, nodes=nodes)
         self.observed = {'vtep_macs': {}, 'dead': set()}
@@ -108,7 +113,7 @@ class Core:
             pending, self.bfd_pending = self.bfd_pending, {}
         for node, ports in pending.items():
             try:
-                tunnels.set_bfd(self.ovsdb(node), ports)
+                tunnels.set_bfd(self.ovsdb(node), ports, self.bfd_ms)
             except (RuntimeError, OSError) as exc:
                 LOG.error('%s: BFD not set: %s', node, exc)
         if pending:
@@ -135,16 +140,29 @@ class Core:
 
     BFD_REPORTERS = 5
 
+    def reporters(self):
+        """The edges whose BFD view the controller follows: the first
+        BFD_REPORTERS hypervisors/gateways, or more when edges run BFD to a
+        subset of the service nodes (topologies.liveness), so that at least
+        3 of them watch each service node."""
+        chosen = liveness.service_nodes_of_edges(self.store.nodes)
+        out, votes = [], {}
+        for edge in sorted(chosen, key=lambda n: self.store.nodes[n]['index']):
+            if len(out) >= self.BFD_REPORTERS and \
+                    min(votes.values(), default=0) >= 3:
+                break
+            out.append(edge)
+            for sn in chosen[edge]:
+                votes[sn] = votes.get(sn, 0) + 1
+        return out
+
     def start_monitors(self):
         """Follow the BFD status towards service nodes as a few edge nodes
-        see it (the first BFD_REPORTERS hypervisors/gateways: a majority of
-        them decides that a service node is down), and open one OVSDB
-        session per hardware VTEP: it writes the VTEP's hardware_vtep rows
-        and reports its Ucast_Macs_Local (figure 15)."""
-        edges = [n for n, p in sorted(self.store.nodes.items(),
-                                      key=lambda kv: kv[1]['index'])
-                 if p['role'] in ('hypervisor', 'sw_gateway')]
-        for node in edges[:self.BFD_REPORTERS]:
+        see it (reporters(): a majority of those that watch a service node
+        decides that it is down), and open one OVSDB session per hardware
+        VTEP: it writes the VTEP's hardware_vtep rows and reports its
+        Ucast_Macs_Local (figure 15)."""
+        for node in self.reporters():
             self.monitors.append(tunnels.BfdMonitor(
                 self.ovsdb(node),
                 lambda live, node=node: self.tunnel_liveness(node, live)
@@ -169,7 +187,7 @@ class Core:
             observed = {'vtep_macs': dict(self.observed['vtep_macs']),
                         'dead': set(self.observed['dead']),
                         'bfd_running': set(bfd_running)}
-        return intent.vtep_intent(desired, vtep, observed)
+        return intent.vtep_intent(desired, vtep, observed, self.bfd_ms)
 
     def vtep_macs_changed(self, vtep, macs):
         """A hardware VTEP reported its whole Ucast_Macs_Local set
@@ -217,8 +235,9 @@ class Core:
             now = time.monotonic()
             with self.lock:
                 stuck = [k for k, t in self.down_since.items()
-                         if now - t > self.STUCK_S and
-                         now - self.refreshed.get(k, 0) > self.REFRESH_EVERY_S]
+                         if now - t > self.stuck_s and
+                         now - self.refreshed.get(k, 0) >
+                         max(self.REFRESH_EVERY_S, 2 * self.stuck_s)]
                 for k in stuck:
                     self.refreshed[k] = now
                     self.refreshes[k] = self.refreshes.get(k, 0) + 1
@@ -232,7 +251,7 @@ class Core:
                         LOG.info('%s: tunnel to %s not refreshed: %s', a, b,
                                  exc)
                 LOG.info('BFD %s<->%s down for %.0f s: tunnel ports '
-                         'refreshed', node, sn, self.STUCK_S)
+                         'refreshed', node, sn, self.stuck_s)
 
     def tunnel_liveness(self, node, live_by_peer):
         """A node's BFD status towards service nodes changed. Its data plane

@@ -16,18 +16,20 @@ Hypervisor (and software gateway) br-int pipeline, OpenFlow 1.3:
            remote MAC         -> the tunnel to the VTEP that owns it (only
                                  from local: split horizon)
            BUM from local     -> every other local port of the VNI, plus one
-                                 live service node (fast-failover group whose
-                                 buckets follow BFD) or, in source_node mode,
-                                 every VTEP with members of the VNI
+                                 live service node of the edge's own
+                                 (topologies.liveness; a fast-failover
+                                 group whose buckets follow BFD) or, in
+                                 source_node mode, every VTEP with members
+                                 of the VNI
            BUM from a tunnel  -> local ports of the VNI only
 Service node br-int: table 0 replicates a frame arriving on a tunnel with a
 VNI to every VTEP with members of that VNI, except the one it came from.
 """
 
+from topologies import liveness
+
 TUNNEL_BASE = 1000          # ofport of the tunnel to transport node #i
-BFD_MS = 100                # BFD min_rx/min_tx of every tunnel, ms
-# hardware_vtep Tunnel bfd_params towards a service node (vtep(5))
-VTEP_BFD = {'enable': 'true', 'min_rx': str(BFD_MS), 'min_tx': str(BFD_MS)}
+BFD_MS = 100                # BFD min_rx/min_tx when the lab sets none, ms
 GROUP_SERVICE_NODES = 1
 BCAST = ('01:00:00:00:00:00', '01:00:00:00:00:00')
 
@@ -62,19 +64,24 @@ def members(desired, observed=None):
 def tunnels(desired, node):
     """{peer: {'port', 'name', 'remote_ip', 'bfd'}} that `node` needs: one
     per other transport node (per-peer ports, so BFD can drive liveness),
-    with BFD towards service nodes."""
+    with BFD where liveness decides something: from an edge to the service
+    nodes it floods through (topologies.liveness), from a service node to
+    the edges that chose it and to every hardware VTEP."""
     nodes = desired['nodes']
     me = nodes[node]['role']
+    chosen = liveness.service_nodes_of_edges(nodes)
     out = {}
     for peer, p in nodes.items():
         if peer == node or (me == 'service_node' and
                             p['role'] == 'service_node'):
             continue
+        if me == 'service_node':
+            bfd = p['role'] == 'hw_vtep' or node in chosen.get(peer, ())
+        else:
+            bfd = peer in chosen.get(node, ())
         out[peer] = {'port': tunnel_port(nodes, peer),
                      'name': tunnel_name(peer),
-                     'remote_ip': p['tunnel_ip'],
-                     'bfd': p['role'] == 'service_node' or
-                     me == 'service_node'}
+                     'remote_ip': p['tunnel_ip'], 'bfd': bfd}
     return out
 
 
@@ -148,7 +155,8 @@ def _edge(desired, node, observed):
                            [('output', tun[peer]['port'])]))
         flows.append(_flow(1, 90, {'tunnel_id': vni, 'eth_dst': mac,
                                    'metadata': 1}))     # split horizon
-    sns = [s for s in service_nodes(nodes) if s in tun]
+    sns = [s for s in liveness.service_nodes_of_edges(nodes).get(node, ())
+           if s in tun]
     groups = []
     if sns:
         groups.append({'group_id': GROUP_SERVICE_NODES,
@@ -186,7 +194,7 @@ def _service_node(desired, node, observed):
     return flows
 
 
-def vtep_intent(desired, vtep, observed=None):
+def vtep_intent(desired, vtep, observed=None, bfd_ms=BFD_MS):
     """What hardware VTEP `vtep`'s hardware_vtep database must hold, as
     plain data (applied by controllers.hwvtep: plan, then VtepSession):
 
@@ -204,7 +212,8 @@ def vtep_intent(desired, vtep, observed=None):
         not, service nodes in `observed['dead']` (BFD from the hypervisors
         declared them down) are left out;
     'bfd': {ip: bfd_params}  Tunnel bfd_params towards every service node
-        (the VTEP runs BFD to them and picks a healthy one itself).
+        (the VTEP runs BFD to them, every `bfd_ms`, and picks a healthy one
+        itself).
     """
     nodes = desired['nodes']
     ls_by_id = {ls['id']: ls for ls in desired['logical_switches']}
@@ -235,7 +244,8 @@ def vtep_intent(desired, vtep, observed=None):
             peers = [s for s in service_nodes(nodes) if s not in dead or
                      nodes[s]['tunnel_ip'] in running]
         mcast[name] = sorted(nodes[p]['tunnel_ip'] for p in peers)
-    bfd = {nodes[sn]['tunnel_ip']: dict(VTEP_BFD)
+    bfd = {nodes[sn]['tunnel_ip']: {'enable': 'true', 'min_rx': str(bfd_ms),
+                                    'min_tx': str(bfd_ms)}
            for sn in service_nodes(nodes)}
     return {'logical_switches': {n: {'vni': ls['vni'],
                                      'mode': ls['replication_mode']}

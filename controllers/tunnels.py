@@ -9,7 +9,6 @@ ports that are not wanted; touches nothing else.
 import json
 import subprocess
 
-from .intent import BFD_MS      # one BFD timer for every tunnel
 from .ovsdbmon import Monitor
 
 
@@ -90,13 +89,14 @@ def refresh(db, name, n):
         _vsctl(db, 'set', 'interface', name, 'options:ttl=64')
 
 
-def set_bfd(db, ports):
-    """Enable (or disable) BFD on tunnel ports, as intent says."""
+def set_bfd(db, ports, ms):
+    """Enable (or disable) BFD on tunnel ports, as intent says, every `ms`
+    (the lab's bfd_interval_ms)."""
     args = []
     for t in ports:
         if t['bfd']:
             args += ['--', 'set', 'interface', t['name'], 'bfd:enable=true',
-                     f'bfd:min_tx={BFD_MS}', f'bfd:min_rx={BFD_MS}']
+                     f'bfd:min_tx={ms}', f'bfd:min_rx={ms}']
         else:
             args += ['--', 'set', 'interface', t['name'], 'bfd:enable=false']
     if args:

@@ -7,6 +7,7 @@ namespaces; pcap decoding into plain frame records.
             ...act...
         frames = cap.frames()                    # {point: [frame dicts]}
 """
+import json
 import os
 import random
 import shutil
@@ -17,7 +18,7 @@ import time
 
 from controllers import provision
 from controllers.service import Controller
-from topologies import expand, labs
+from topologies import expand, labs, liveness
 from topologies.lab import Lab
 
 from . import results
@@ -35,16 +36,17 @@ def until(fn, timeout, step=0.1):
         time.sleep(step)
 
 
-def bfd_up(lab, edges, sns):
-    """Every edge sees BFD forwarding on its tunnel to every service node."""
-    for n in edges:
+def bfd_up(lab, chosen):
+    """Every edge sees BFD forwarding on its tunnel to each service node it
+    runs BFD to; `chosen`: {edge: [service nodes]}
+    (topologies.liveness.service_nodes_of_edges)."""
+    for n, sns in chosen.items():
         out = lab.node(n).ns_run(['ovs-vsctl', '--columns=name,bfd_status',
                                   'find', 'interface', 'type=vxlan']).stdout
-        for block in out.split('\n\n'):
-            if any(f'vx{s}' in block.split('\n')[0] for s in sns) and \
-                    'forwarding="true"' not in block:
-                return False
-        if out.count('forwarding="true"') < len(sns):
+        blocks = {b.split('\n')[0].split(':', 1)[-1].strip().strip('"'): b
+                  for b in out.split('\n\n') if b.strip()}
+        if any('forwarding="true"' not in blocks.get(f'vx{s}', '')
+               for s in sns):
             return False
     return True
 
@@ -99,9 +101,17 @@ def measured_run(name, fabric, seed, progress, vtep_device=None, **lab_kw):
     return out_dir, random.Random(seed), env
 
 
+class LabFailed(RuntimeError):
+    """A lab that could not be brought up (controller, provisioning, BFD);
+    its evidence was saved first (see ControlledLab.save_evidence)."""
+
+
 class ControlledLab:
     """A running lab with its controller, logical networks provisioned
-    through the API; `artifacts_dir` receives the controller's log."""
+    through the API; `artifacts_dir` receives the controller's log. If the
+    lab cannot be brought up, the controller's log, every node's daemon
+    logs and the plan are saved (in `artifacts_dir`, or
+    results/lab-failed/<UTC>/) before teardown, and LabFailed says where."""
 
     def __init__(self, spec, progress=lambda m: None, artifacts_dir=None,
                  cfm_interval_ms=100):
@@ -118,50 +128,68 @@ class ControlledLab:
             self.ctl = Controller(self.plan, cfm_interval_ms=self.cfm_interval_ms
                                   ).start()
             provision.provision(self.ctl, self.plan, self.progress)
+            self.lab.ctl = self.ctl
+            self.wait_bfd()
+        except Exception as exc:
+            where = self.dir or results.run_dir('lab-failed')
+            try:
+                self.save_evidence(where)
+            finally:
+                self.__exit__(None, None, None)
+            raise LabFailed(f"lab {self.plan['name']}: {exc}; evidence "
+                            f'(controller.log, logs/<node>/, plan.json) '
+                            f'saved in {where}') from exc
         except BaseException:
             self.__exit__(None, None, None)
             raise
-        self.lab.ctl = self.ctl
-        self.wait_bfd()
         return self.lab
 
-    def wait_bfd(self, timeout=30):
+    def wait_bfd(self, timeout=None):
         """Hand the lab over only once every hypervisor and gateway has BFD
-        up to every service node. Enabling BFD takes a tunnel port's
-        liveness down until its session comes up; meanwhile the
-        fast-failover group has no live bucket and every broadcast (ARP
+        up to the service nodes it floods through. Enabling BFD takes a
+        tunnel port's liveness down until its session comes up; meanwhile
+        the fast-failover group has no live bucket and every broadcast (ARP
         first) is dropped: the first measurement in a fresh lab saw
-        replies delayed 1 to 2 s."""
+        replies delayed 1 to 2 s. Waits up to 30 s, or 30 BFD intervals."""
         plan = self.lab.plan
-        sns = [n for n, p in plan['nodes'].items()
-               if p['role'] == 'service_node']
-        edges = [n for n, p in plan['nodes'].items()
-                 if p['role'] in ('hypervisor', 'sw_gateway')]
-        if not sns or not edges:
+        nodes = {n: p for n, p in plan['nodes'].items() if 'tunnel_ip' in p}
+        chosen = {e: sns for e, sns in
+                  liveness.service_nodes_of_edges(nodes).items() if sns}
+        if not chosen:
             return
-        took = until(lambda: bfd_up(self.lab, edges, sns), timeout, 0.2)
+        if timeout is None:
+            timeout = max(30, 30 * plan.get('bfd_interval_ms', 100) / 1000)
+        took = until(lambda: bfd_up(self.lab, chosen), timeout, 0.2)
         if took is None:
-            self.__exit__(None, None, None)
-            raise RuntimeError(f'BFD to the service nodes {sns} not up on '
-                               f'every hypervisor and gateway after '
-                               f'{timeout} s: see controller.log and the '
-                               "nodes' ovs-vswitchd.log")
+            raise LabFailed(f'BFD to the service nodes not up on every '
+                            f'hypervisor and gateway after {timeout:.0f} s')
         self.progress(f'  BFD up to every service node ({took} s)')
 
     def __exit__(self, *exc):
         """Keeps the logs, then stops the lab whatever happened to them (a
         lab left running blocks the next one)."""
         try:
-            if self.ctl is not None:
-                self.ctl.stop()
             if self.dir:
-                os.makedirs(self.dir, exist_ok=True)
-                if self.ctl is not None and os.path.exists(self.ctl.log_path):
-                    shutil.copy(self.ctl.log_path,
-                                os.path.join(self.dir, 'controller.log'))
-                self.save_node_logs(os.path.join(self.dir, 'logs'))
+                self.save_evidence(self.dir)
         finally:
-            self.lab.stop()
+            try:
+                if self.ctl is not None:
+                    self.ctl.stop()
+            finally:
+                self.lab.stop()
+
+    def save_evidence(self, where):
+        """The controller's log (the controller stopped first), every
+        node's daemon logs and the plan, into `where`."""
+        if self.ctl is not None:
+            self.ctl.stop()
+        os.makedirs(where, exist_ok=True)
+        if self.ctl is not None and os.path.exists(self.ctl.log_path):
+            shutil.copy(self.ctl.log_path,
+                        os.path.join(where, 'controller.log'))
+        self.save_node_logs(os.path.join(where, 'logs'))
+        with open(os.path.join(where, 'plan.json'), 'w') as f:
+            json.dump(self.plan, f, indent=1, sort_keys=True)
 
     def save_node_logs(self, where):
         """Every node's daemon logs (OVS, FRR, VTEP emulator, gateway

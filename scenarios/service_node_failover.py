@@ -31,7 +31,7 @@ import re
 import signal
 import time
 
-from topologies import boot, hwvtep
+from topologies import boot, hwvtep, liveness
 
 from . import failplots, harness, probe, results, stats
 
@@ -144,13 +144,13 @@ def run(fabric='clos', progress=print, trials=20, seed=1, seconds=3.0,
     with env as lab:
         plan = lab.plan
         n = plan['nodes']
-        sns = sorted((s for s, p in n.items() if p['role'] ==
-                      'service_node'), key=lambda s: n[s]['index'])
-        sn_of_ip = {n[s]['tunnel_ip'].split('/')[0]: s for s in sns}
-        edges = [x for x, p in n.items()
-                 if p['role'] in ('hypervisor', 'sw_gateway')]
         a, b = pick_pair(plan)
         hv_a = n[a]['intfs'][0]['peer']
+        chosen = liveness.service_nodes_of_edges(
+            {x: p for x, p in n.items() if 'tunnel_ip' in p})
+        sns = chosen[hv_a]          # its group's buckets, in this order
+        sn_of_ip = {n[s]['tunnel_ip'].split('/')[0]: s
+                    for s in n if n[s]['role'] == 'service_node'}
         dst = broadcast_of(n[a]['ip'])
         flows = [('vm->vm', a, b, 9200, dst)]
         server = pick_server(plan, n[a]['ls'])
@@ -164,7 +164,7 @@ def run(fabric='clos', progress=print, trials=20, seed=1, seconds=3.0,
             server = None
             progress('  no native hardware VTEP with a single-homed server '
                      'in this lab: the hypervisor side only')
-        if harness.until(lambda: harness.bfd_up(lab, edges, sns), 30,
+        if harness.until(lambda: harness.bfd_up(lab, chosen), 30,
                          0.2) is None:
             problems.append('BFD to every service node never came up')
         bar = harness.TrialBar(trials, progress)
@@ -208,7 +208,7 @@ def run(fabric='clos', progress=print, trials=20, seed=1, seconds=3.0,
                     ['bash', '-c', boot.vswitchd_cmd(lab.node(victim)
                                                      .run_dir)], check=True))
             back = harness.until(
-                lambda: harness.bfd_up(lab, edges, sns), 30, 0.2)
+                lambda: harness.bfd_up(lab, chosen), 30, 0.2)
             _, back_users, _ = window(
                 lab, flows, 1.5, out_dir, f'via-{k:02d}', 0.2,
                 lambda: used(lab, hv_a, server, vni, sns, sn_of_ip))

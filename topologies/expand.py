@@ -14,7 +14,7 @@ Overlay hosts take .11, .12, ... of their logical switch's subnet.
 import ipaddress
 import re
 
-from . import spec as specmod
+from . import liveness, spec as specmod
 
 ROLE_ORDER = ['spine', 'leaf', 'hw_vtep', 'service_node', 'sw_gateway',
               'hypervisor', 'l2_segment', 'bare_metal', 'appliance', 'vm']
@@ -117,6 +117,9 @@ def expand(spec):
             'vtep_device': device,
             'vtep_mac_age_s': spec.get('vtep_mac_age_s',
                                        specmod.DEFAULT_MAC_AGE_S),
+            'bfd_interval_ms': spec.get(
+                'bfd_interval_ms', liveness.default_interval_ms(
+                    {n: p['role'] for n, p in nodes.items()})),
             'underlay': spec.get('underlay_subnet',
                                  specmod.DEFAULT_UNDERLAY),
             'mgmt': {'bridge': MGMT_BRIDGE, 'subnet': str(mgmt),

@@ -14,6 +14,8 @@ A spec is a plain dict (usually read from YAML), netlab-like:
       web: {vni: 5001, subnet: 10.1.0.0/24}
     vtep_device: native               # native | ovs-vtep (hardware VTEPs)
     vtep_mac_age_s: 300               # how long a VTEP keeps a silent MAC
+    bfd_interval_ms: 100              # BFD to service nodes (default: sized
+                                      # to the lab, see topologies/liveness)
 
 `validate(spec)` returns the list of problems (empty if the spec is good);
 `load(source)` raises SpecError listing all of them. Nothing here does I/O
@@ -40,12 +42,13 @@ PHYSICAL_HOSTS = {'bare_metal', 'appliance'}
 FABRICS = ('clos', 'vcf')
 TOP_KEYS = {'name', 'fabric', 'description', 'nodes', 'links',
             'logical_switches', 'mgmt_subnet', 'underlay_subnet', 'mtu',
-            'vtep_device', 'vtep_mac_age_s'}
+            'vtep_device', 'vtep_mac_age_s', 'bfd_interval_ms'}
 # The hardware VTEP device: the lab's own event-driven device (native) or
 # OVS's polling emulator (ovs-vtep), kept as the reference to compare with.
 VTEP_DEVICES = ('native', 'ovs-vtep')
 DEFAULT_VTEP_DEVICE = 'native'
 DEFAULT_MAC_AGE_S = 300
+BFD_MIN_MS, BFD_MAX_MS = 50, 10000
 LINK_KEYS = {'link', 'vlan'}
 LS_KEYS = {'vni', 'subnet'}
 NAME_RE = re.compile(r'^[a-z][a-z0-9]{0,9}$')
@@ -334,6 +337,12 @@ def _check_top(spec, problems):
             not 10 <= age <= 65535:
         problems.append('vtep_mac_age_s: seconds a hardware VTEP keeps a '
                         'silent MAC, an integer 10..65535 (default 300)')
+    bfd = spec.get('bfd_interval_ms', BFD_MIN_MS)
+    if not isinstance(bfd, int) or isinstance(bfd, bool) or \
+            not BFD_MIN_MS <= bfd <= BFD_MAX_MS:
+        problems.append(f'bfd_interval_ms: the BFD interval to the service '
+                        f'nodes, an integer {BFD_MIN_MS}..{BFD_MAX_MS} ms; '
+                        'leave it out for the default sized to the lab')
     mtu = spec.get('mtu', DEFAULT_MTU)
     if not isinstance(mtu, int) or not 1550 <= mtu <= 9000:
         problems.append('mtu: underlay MTU 1550..9000 (VXLAN adds 50 bytes '
