@@ -75,7 +75,10 @@ def print_result(res, as_json):
     keys = [k for k in ('boot_s', 'start_s', 'nodes', 'links', 'vtep_pairs',
                         'reachable_pairs', 'ecmp_min_paths',
                         'overlay_pairs', 'overlay_reachable',
-                        'isolation_probes', 'peak_rss_mb', 'target_met',
+                        'overlay_boot_s', 'isolation_probes', 'idle_cpu_pct',
+                        'idle_bfd_flaps', 'idle_cfm_flaps',
+                        'idle_service_node_down_events', 'peak_rss_mb',
+                        'target_met',
                         'intra_tenant_pairs', 'intra_tenant_reached',
                         'frames_captured', 'cross_tenant_frames',
                         'steps_total', 'steps_held', 'arrows')
@@ -116,8 +119,12 @@ def cmd_topo(args):
         return 0
     need_root('topo')
     from scenarios import topo
+    if args.idle and not args.overlay:
+        sys.exit('error: --idle measures the settled lab after --overlay: '
+                 'add --overlay')
     res, table = topo.run(spec, do_check=args.check, progress=progress,
-                          deadline_s=args.deadline, overlay=args.overlay)
+                          deadline_s=args.deadline, overlay=args.overlay,
+                          idle_s=args.idle)
     print_table(table)
     print_result(res, args.json)
     return 0 if res['passed'] else 1
@@ -125,7 +132,7 @@ def cmd_topo(args):
 
 def cmd_default(args):
     args.topo, args.check, args.plan, args.deadline = 'clos', True, False, 90
-    args.overlay = True
+    args.overlay, args.idle = True, 0
     for k in SIZES:
         setattr(args, k, None)
     return cmd_topo(args)
@@ -295,7 +302,8 @@ def cmd_bench(args):
         return 0 if res['passed'] else 1
     from scenarios import bench_boot
     res = bench_boot.run(fabric=args.fabric, sizes=args.sizes,
-                         progress=progress)
+                         progress=progress, overlay=args.overlay,
+                         idle_s=args.idle if args.overlay else 0)
     print_table(res.pop('table'))
     print_result(res, args.json)
     return 0 if res['passed'] else 1
@@ -374,6 +382,10 @@ def parser():
     t.add_argument('--overlay', action='store_true',
                    help='also start the controller, provision through the '
                    'API and verify VM reachability and isolation')
+    t.add_argument('--idle', type=count_arg(0, 3600), default=0,
+                   help='with --overlay: then measure the settled lab for '
+                   'this many seconds (CPU per process kind, BFD/CFM flaps, '
+                   'service-node-down events)')
     t.add_argument('--plan', action='store_true',
                    help='print the expanded plan and exit (no root)')
     t.add_argument('--deadline', type=float, default=90,
@@ -421,9 +433,14 @@ def parser():
     sub.add_parser('clean', help="remove a crashed run's leftovers")
     b = sub.add_parser('bench', help='benchmarks')
     b.add_argument('what', choices=['boot', 'vtep'])
-    b.add_argument('--fabric', choices=['vcf', 'clos'], default='vcf')
+    b.add_argument('--fabric', choices=['vcf', 'clos', 'both'], default=None,
+                   help='boot: vcf (default), clos, or both (the default '
+                   'with --overlay)')
     b.add_argument('--sizes', default='10,25,50,100',
                    help='boot: transport-node counts (default 10,25,50,100)')
+    b.add_argument('--overlay', action='store_true',
+                   help='boot: also start the controller, provision, verify '
+                   'every VM pair, then measure the settled lab (--idle)')
     b.add_argument('--devices', type=devices_arg,
                    default=('native', 'ovs-vtep'),
                    help='vtep: hardware VTEP devices to compare, comma '
@@ -433,7 +450,8 @@ def parser():
     b.add_argument('--changes', type=count_arg(5, 1000), default=50,
                    help='vtep: remote MAC changes, each way (50)')
     b.add_argument('--idle', type=count_arg(5, 600), default=60,
-                   help='vtep: seconds of idle CPU measured (60)')
+                   help='vtep, boot --overlay: seconds of idle CPU measured '
+                   '(60)')
     b.add_argument('--scale-macs', type=count_arg(0, 100000), default=10000,
                    help='vtep: remote MACs written at once (10000; 0: skip)')
     b.add_argument('--scale-bindings', type=count_arg(0, 4094),

@@ -101,6 +101,48 @@ def measured_run(name, fabric, seed, progress, vtep_device=None, **lab_kw):
     return out_dir, random.Random(seed), env
 
 
+def wait_bfd(lab, progress=lambda m: None, timeout=None):
+    """Return once every hypervisor and gateway has BFD up to the service
+    nodes it floods through (seconds it took). Enabling BFD takes a tunnel
+    port's liveness down until its session comes up; meanwhile the
+    fast-failover group has no live bucket and every broadcast (ARP first)
+    is dropped: the first measurement in a fresh lab saw replies delayed 1
+    to 2 s. Waits up to 30 s, or 30 BFD intervals; raises LabFailed."""
+    plan = lab.plan
+    nodes = {n: p for n, p in plan['nodes'].items() if 'tunnel_ip' in p}
+    chosen = {e: sns for e, sns in
+              liveness.service_nodes_of_edges(nodes).items() if sns}
+    if not chosen:
+        return 0.0
+    if timeout is None:
+        timeout = max(30, 30 * plan.get('bfd_interval_ms', 100) / 1000)
+    took = until(lambda: bfd_up(lab, chosen), timeout, 0.2)
+    if took is None:
+        raise LabFailed(f'BFD to the service nodes not up on every '
+                        f'hypervisor and gateway after {timeout:.0f} s')
+    progress(f'  BFD up to every service node ({took} s)')
+    return took
+
+
+def save_node_logs(lab, where):
+    """Every node's daemon logs (OVS, FRR, VTEP device or emulator, gateway
+    agents) into where/<node>/, before the lab's run directory goes away."""
+    for name, node in lab.nodes.items():
+        if not node.run_dir or not os.path.isdir(node.run_dir):
+            continue
+        logs = [f for f in os.listdir(node.run_dir) if f.endswith('.log')]
+        if logs:
+            os.makedirs(os.path.join(where, name), exist_ok=True)
+        for f in logs:
+            shutil.copy(os.path.join(node.run_dir, f),
+                        os.path.join(where, name, f))
+
+
+def save_plan(plan, where):
+    with open(os.path.join(where, 'plan.json'), 'w') as f:
+        json.dump(plan, f, indent=1, sort_keys=True)
+
+
 class LabFailed(RuntimeError):
     """A lab that could not be brought up (controller, provisioning, BFD);
     its evidence was saved first (see ControlledLab.save_evidence)."""
@@ -145,25 +187,7 @@ class ControlledLab:
         return self.lab
 
     def wait_bfd(self, timeout=None):
-        """Hand the lab over only once every hypervisor and gateway has BFD
-        up to the service nodes it floods through. Enabling BFD takes a
-        tunnel port's liveness down until its session comes up; meanwhile
-        the fast-failover group has no live bucket and every broadcast (ARP
-        first) is dropped: the first measurement in a fresh lab saw
-        replies delayed 1 to 2 s. Waits up to 30 s, or 30 BFD intervals."""
-        plan = self.lab.plan
-        nodes = {n: p for n, p in plan['nodes'].items() if 'tunnel_ip' in p}
-        chosen = {e: sns for e, sns in
-                  liveness.service_nodes_of_edges(nodes).items() if sns}
-        if not chosen:
-            return
-        if timeout is None:
-            timeout = max(30, 30 * plan.get('bfd_interval_ms', 100) / 1000)
-        took = until(lambda: bfd_up(self.lab, chosen), timeout, 0.2)
-        if took is None:
-            raise LabFailed(f'BFD to the service nodes not up on every '
-                            f'hypervisor and gateway after {timeout:.0f} s')
-        self.progress(f'  BFD up to every service node ({took} s)')
+        return wait_bfd(self.lab, self.progress, timeout)
 
     def __exit__(self, *exc):
         """Keeps the logs, then stops the lab whatever happened to them (a
@@ -187,22 +211,11 @@ class ControlledLab:
         if self.ctl is not None and os.path.exists(self.ctl.log_path):
             shutil.copy(self.ctl.log_path,
                         os.path.join(where, 'controller.log'))
-        self.save_node_logs(os.path.join(where, 'logs'))
-        with open(os.path.join(where, 'plan.json'), 'w') as f:
-            json.dump(self.plan, f, indent=1, sort_keys=True)
+        save_node_logs(self.lab, os.path.join(where, 'logs'))
+        save_plan(self.plan, where)
 
     def save_node_logs(self, where):
-        """Every node's daemon logs (OVS, FRR, VTEP emulator, gateway
-        agents), before the lab's run directory goes away."""
-        for name, node in self.lab.nodes.items():
-            if not node.run_dir or not os.path.isdir(node.run_dir):
-                continue
-            logs = [f for f in os.listdir(node.run_dir) if f.endswith('.log')]
-            if logs:
-                os.makedirs(os.path.join(where, name), exist_ok=True)
-            for f in logs:
-                shutil.copy(os.path.join(node.run_dir, f),
-                            os.path.join(where, name, f))
+        save_node_logs(self.lab, where)
 
     def controller_errors(self):
         return log_errors(os.path.join(self.dir or '', 'controller.log'))

@@ -85,7 +85,11 @@ def verify(lab, deadline_s=None, progress=lambda m: None):
         first = len(ok) if first is None else first
         progress(f'  overlay: {len(ok)}/{len(todo)} VM pairs reachable '
                  f'(round {rounds}, {time.monotonic() - t0:.1f} s)')
-        if len(ok) == len(todo) or time.monotonic() - t0 > deadline_s:
+        if len(ok) == len(todo):
+            reached_s = round(time.monotonic() - t0, 3)
+            break
+        if time.monotonic() - t0 > deadline_s:
+            reached_s = None
             break
         time.sleep(0.5)
 
@@ -101,6 +105,7 @@ def verify(lab, deadline_s=None, progress=lambda m: None):
                  if answered]
     return {'overlay_pairs': len(todo), 'overlay_reachable': len(ok),
             'overlay_first_round': first, 'overlay_rounds': rounds,
+            'overlay_reached_s': reached_s,
             'overlay_failing': [f'{a}->{b}' for a, b in todo
                                 if (a, b) not in ok],
             'isolation_probes': len(isolation_probes(plan)),

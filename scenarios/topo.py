@@ -14,7 +14,9 @@ import time
 from topologies import check, expand, records
 from topologies.lab import Lab
 
-from . import results
+from . import cpuload, results
+
+SETTLE_S = 10        # after the overlay checks, before an idle window
 
 
 def lab_pss(lab):
@@ -23,7 +25,11 @@ def lab_pss(lab):
 
 
 def run(spec, do_check=True, progress=print, deadline_s=90, save=True,
-        overlay=False):
+        overlay=False, idle_s=0):
+    """Build, check (and with `overlay`, provision and verify; with
+    `idle_s`, then measure the settled lab: cpuload.idle_window). A run
+    that fails saves the evidence (node logs, plan, controller log) in its
+    results directory before teardown; the result's artifacts list it."""
     plan = expand.expand(spec)
     n_nodes, n_links = len(plan['nodes']), len(plan['links'])
     progress(f"lab {plan['name']} ({plan['fabric']}): {n_nodes} nodes, "
@@ -59,10 +65,19 @@ def run(spec, do_check=True, progress=print, deadline_s=90, save=True,
             metrics['failing_pairs'] = [f'{a}->{b}' for a, b in
                                         res['failing'][:50]]
         if overlay:
-            ok, log = _overlay(lab, metrics, progress, where)
+            ok, log = _overlay(lab, metrics, progress, where, t0, idle_s)
             passed = passed and ok
             artifacts.append(log)
         peak = max(peak, lab_pss(lab))
+        if not passed:
+            from .harness import save_node_logs, save_plan
+            save_node_logs(lab, os.path.join(where, 'logs'))
+            save_plan(plan, where)
+            artifacts += [os.path.join(where, 'logs'),
+                          os.path.join(where, 'plan.json')]
+            progress(f'  FAILED: evidence (node logs, plan'
+                     f"{', controller.log' if overlay else ''}) saved in "
+                     f'{where}')
     metrics['peak_rss_mb'] = round(peak + results.self_peak_mb(), 1)
     metrics['lab_processes_mb'] = peak
     metrics['stop_s'] = round(lab.timings.get('stop_s', 0), 3)
@@ -70,6 +85,12 @@ def run(spec, do_check=True, progress=print, deadline_s=90, save=True,
     if leftover['namespaces']:
         passed = False
         metrics['leftover_namespaces'] = leftover['namespaces']
+    if not save and not passed:       # a benchmark's failed run: keep it
+        kept = results.run_dir(name)
+        shutil.copytree(where, kept, dirs_exist_ok=True)
+        shutil.rmtree(where, ignore_errors=True)
+        artifacts = [a.replace(where, kept) for a in artifacts]
+        where, save = kept, True
     out = results.result(name, plan['name'], passed, metrics, artifacts)
     if save:
         results.save(out, where)
@@ -78,9 +99,11 @@ def run(spec, do_check=True, progress=print, deadline_s=90, save=True,
     return out, table
 
 
-def _overlay(lab, metrics, progress, where):
+def _overlay(lab, metrics, progress, where, t_boot, idle_s=0):
     """Controller up, lab provisioned through the API, overlay verified.
-    Returns (passed, path of the controller's log saved in `where`)."""
+    Returns (passed, path of the controller's log saved in `where`);
+    `overlay_boot_s`: from the lab's start (`t_boot`) until every VM pair
+    was reached."""
     from controllers import provision
     from controllers.service import Controller
     from . import harness, overlay
@@ -91,8 +114,20 @@ def _overlay(lab, metrics, progress, where):
         progress(f'  controller up ({ctl.url})')
         provision.provision(ctl, lab.plan, progress)
         metrics['provision_s'] = round(time.monotonic() - t0, 3)
+        try:
+            metrics['bfd_up_s'] = harness.wait_bfd(lab, progress)
+        except harness.LabFailed as exc:      # verify anyway: how bad is it
+            metrics['bfd_problem'] = str(exc)
+            progress(f'  {exc}')
+        t1 = time.monotonic()
         res = overlay.verify(lab, progress=progress)
         metrics.update(res)
+        if res['overlay_reached_s'] is not None:
+            metrics['overlay_boot_s'] = round(
+                t1 - t_boot + res['overlay_reached_s'], 3)
+        if idle_s:
+            time.sleep(SETTLE_S)
+            metrics.update(cpuload.idle_window(lab, ctl, idle_s, progress))
     finally:
         ctl.stop()
         saved = os.path.join(where, 'controller.log')
@@ -100,7 +135,7 @@ def _overlay(lab, metrics, progress, where):
             shutil.copy(ctl.log_path, saved)
     errors = harness.log_errors(saved)
     metrics['controller_errors'] = errors[:20]
-    ok = res['overlay_pairs'] > 0 and \
+    ok = res['overlay_pairs'] > 0 and 'bfd_problem' not in metrics and \
         res['overlay_reachable'] == res['overlay_pairs'] and \
         not res['isolation_leaks'] and not errors
     return ok, saved
