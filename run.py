@@ -91,6 +91,14 @@ def print_result(res, as_json):
         print(json.dumps(res, sort_keys=True))
 
 
+def lab_spec(args):
+    """--topo with its sizes, --vtep-device and --bfd-interval applied; the
+    spec is validated when the lab is expanded."""
+    spec = labs.with_vtep_device(labs.resolve(args.topo, sizes_of(args)),
+                                 args.vtep_device)
+    return labs.with_bfd_interval(spec, args.bfd_interval)
+
+
 def sizes_of(args):
     return {k: getattr(args, k, None) for k in SIZES}
 
@@ -111,8 +119,7 @@ def cmd_list(args):
 
 
 def cmd_topo(args):
-    spec = labs.with_vtep_device(labs.resolve(args.topo, sizes_of(args)),
-                                 args.vtep_device)
+    spec = lab_spec(args)
     if args.plan:
         from topologies import expand
         print(json.dumps(expand.expand(spec), indent=1))
@@ -145,8 +152,7 @@ def cmd_cli(args):
                  'file with one CLI command per line)')
     from demos.labcli import LabCLI
     from scenarios import harness
-    spec = labs.with_vtep_device(labs.resolve(args.topo, sizes_of(args)),
-                                 args.vtep_device)
+    spec = lab_spec(args)
     env = harness.ControlledLab(spec, progress)
     with env as lab:
         progress(f"lab {lab.plan['name']} is up, provisioned through the API "
@@ -372,6 +378,10 @@ def parser():
         sp.add_argument('--topo', default='clos',
                         help='clos, vcf, a shipped lab name, or FILE.yaml')
         device_arg(sp)
+        sp.add_argument('--bfd-interval', type=int, metavar='MS',
+                        help='BFD to the service nodes every MS ms, 50..10000 '
+                        "(default: the lab's bfd_interval_ms, or sized to the "
+                        'lab: 100 ms for the small labs)')
         for k in SIZES:
             sp.add_argument('--' + k.replace('_', '-'), dest=k, type=int,
                             help=f'builder size: {k} (with --topo clos|vcf)')

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from controllers import provision
 from controllers.service import Controller
@@ -40,15 +41,15 @@ def bfd_up(lab, chosen):
     """Every edge sees BFD forwarding on its tunnel to each service node it
     runs BFD to; `chosen`: {edge: [service nodes]}
     (topologies.liveness.service_nodes_of_edges)."""
-    for n, sns in chosen.items():
-        out = lab.node(n).ns_run(['ovs-vsctl', '--columns=name,bfd_status',
-                                  'find', 'interface', 'type=vxlan']).stdout
-        blocks = {b.split('\n')[0].split(':', 1)[-1].strip().strip('"'): b
-                  for b in out.split('\n\n') if b.strip()}
-        if any('forwarding="true"' not in blocks.get(f'vx{s}', '')
-               for s in sns):
-            return False
-    return True
+    return all(edge_bfd_up(lab, n, sns) for n, sns in chosen.items())
+
+
+def edge_bfd_up(lab, edge, sns):
+    out = lab.node(edge).ns_run(['ovs-vsctl', '--columns=name,bfd_status',
+                                 'find', 'interface', 'type=vxlan']).stdout
+    blocks = {b.split('\n')[0].split(':', 1)[-1].strip().strip('"'): b
+              for b in out.split('\n\n') if b.strip()}
+    return all('forwarding="true"' in blocks.get(f'vx{s}', '') for s in sns)
 
 
 def vtep_points(plan, names):
@@ -116,10 +117,21 @@ def wait_bfd(lab, progress=lambda m: None, timeout=None):
         return 0.0
     if timeout is None:
         timeout = max(30, 30 * plan.get('bfd_interval_ms', 100) / 1000)
-    took = until(lambda: bfd_up(lab, chosen), timeout, 0.2)
+    waiting = dict(chosen)
+
+    def all_up():        # the edges still waiting, 16 at a time
+        with ThreadPoolExecutor(16) as pool:
+            up = [e for e, ok in zip(waiting, pool.map(
+                lambda e: edge_bfd_up(lab, e, waiting[e]), list(waiting)))
+                if ok]
+        for e in up:
+            del waiting[e]
+        return not waiting
+    took = until(all_up, timeout, 0.2)
     if took is None:
-        raise LabFailed(f'BFD to the service nodes not up on every '
-                        f'hypervisor and gateway after {timeout:.0f} s')
+        raise LabFailed(f'BFD to the service nodes not up after '
+                        f'{timeout:.0f} s on {len(waiting)} hypervisor(s) '
+                        f"and gateway(s): {', '.join(sorted(waiting)[:8])}")
     progress(f'  BFD up to every service node ({took} s)')
     return took
 

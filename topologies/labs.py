@@ -55,6 +55,12 @@ def build(kind, params, where='sizes'):
         raise specmod.SpecError([str(exc)]) from None
 
 
+def with_bfd_interval(spec, ms):
+    """The same lab with BFD to the service nodes every `ms` (None: the
+    lab's own setting or its size's default, topologies/liveness)."""
+    return spec if ms is None else dict(spec, bfd_interval_ms=ms)
+
+
 def with_vtep_device(spec, device):
     """The same lab with its hardware VTEPs run by `device` (native or
     ovs-vtep). A VCF pod VTEP moves with it: OVS's emulator is one node

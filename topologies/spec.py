@@ -341,8 +341,9 @@ def _check_top(spec, problems):
     if not isinstance(bfd, int) or isinstance(bfd, bool) or \
             not BFD_MIN_MS <= bfd <= BFD_MAX_MS:
         problems.append(f'bfd_interval_ms: the BFD interval to the service '
-                        f'nodes, an integer {BFD_MIN_MS}..{BFD_MAX_MS} ms; '
-                        'leave it out for the default sized to the lab')
+                        f'nodes, an integer {BFD_MIN_MS}..{BFD_MAX_MS} ms '
+                        '(--bfd-interval); leave it out for the default '
+                        'sized to the lab')
     mtu = spec.get('mtu', DEFAULT_MTU)
     if not isinstance(mtu, int) or not 1550 <= mtu <= 9000:
         problems.append('mtu: underlay MTU 1550..9000 (VXLAN adds 50 bytes '

@@ -83,7 +83,7 @@ def test_all_errors_are_reported_at_once():
     (lambda s: s.update(mtu=1500), 'mtu: underlay MTU 1550..9000'),
     (lambda s: s.update(bfd_interval_ms=20),
      'bfd_interval_ms: the BFD interval to the service nodes, an integer '
-     '50..10000 ms; leave it out for the default sized to the lab'),
+     '50..10000 ms (--bfd-interval); leave it out for the default sized to the lab'),
     (lambda s: s.update(bfd_interval_ms='1s'), 'bfd_interval_ms: '),
     (lambda s: s['nodes'].update({'Bad-Name': {'role': 'vm'}}),
      'node names are 1-10 lowercase letters or digits'),
