@@ -311,6 +311,9 @@ def cmd_bench(args):
                          progress=progress, overlay=args.overlay,
                          idle_s=args.idle if args.overlay else 0)
     print_table(res.pop('table'))
+    for t in res['metrics']['targets']:
+        print(f"  target {t['what']} <= {t['limit']}: measured "
+              f"{t['measured']}, {'met' if t['met'] else 'NOT met'}")
     print_result(res, args.json)
     return 0 if res['passed'] else 1
 

@@ -5,6 +5,7 @@ Built from a lab plan: transport nodes and VM locations are its inventory.
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from topologies import liveness
 
@@ -12,6 +13,7 @@ from . import hwvtep, intent, tunnels
 from .model import Store
 
 LOG = logging.getLogger('nsx.core')
+OVSDB_WORKERS = 8        # nodes' OVSDBs written at once (tunnels, BFD)
 CORE = None              # set by controllers.main before os-ken starts
 
 
@@ -81,20 +83,26 @@ class Core:
 
     def _reconcile_tunnels(self, only):
         desired = self.store.desired()
-        bfd = {}
-        for node, n in desired['nodes'].items():
-            if n['role'] == 'hw_vtep' or (only and node not in only):
-                continue
+        todo = [node for node, n in desired['nodes'].items()
+                if n['role'] != 'hw_vtep' and (not only or node in only)]
+
+        def one(node):
             want = intent.tunnels(desired, node).values()
             try:
-                changed, bfd[node] = tunnels.reconcile(self.ovsdb(node),
-                                                       list(want))
+                changed, ports = tunnels.reconcile(self.ovsdb(node),
+                                                   list(want))
                 if changed:
                     LOG.info('%s: %d tunnel port change(s)', node, changed)
+                return node, ports
             except (RuntimeError, OSError) as exc:
                 LOG.error('%s: tunnels not reconciled: %s', node, exc)
+                return node, None
+        # each node has its own OVSDB: a few at once (100 nodes one after
+        # the other took 8 s of a large lab's start)
+        with ThreadPoolExecutor(OVSDB_WORKERS) as pool:
+            done = list(pool.map(one, todo))
         # BFD goes on once every datapath has its flows (see enable_bfd)
-        self.bfd_pending.update(bfd)
+        self.bfd_pending.update({n: p for n, p in done if p is not None})
 
     def datapaths_ready(self, ready):
         """The app reports which datapaths are connected and reconciled;
@@ -111,11 +119,15 @@ class Core:
         routed hops for good; enabled afterwards, they come up."""
         with self.lock:
             pending, self.bfd_pending = self.bfd_pending, {}
-        for node, ports in pending.items():
+
+        def one(item):
+            node, ports = item
             try:
                 tunnels.set_bfd(self.ovsdb(node), ports, self.bfd_ms)
             except (RuntimeError, OSError) as exc:
                 LOG.error('%s: BFD not set: %s', node, exc)
+        with ThreadPoolExecutor(OVSDB_WORKERS) as pool:
+            list(pool.map(one, pending.items()))
         if pending:
             LOG.info('BFD enabled on %d node(s)', len(pending))
 

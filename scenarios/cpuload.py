@@ -30,7 +30,8 @@ def read(pids):
 def breakdown(before, after, role_of_pid, seconds, hz=HZ):
     """{'total_pct', 'by_kind': [{'role', 'program', 'pct', 'processes'}]}:
     CPU between two read()s, % of one core; a process that was not in both
-    readings is left out (it started or ended inside the window)."""
+    readings is left out (it started or ended inside the window), and so
+    is a kind that used no CPU at all."""
     kinds = {}
     for pid, (comm, ticks) in after.items():
         if pid not in before or before[pid][0] != comm:
@@ -41,7 +42,7 @@ def breakdown(before, after, role_of_pid, seconds, hz=HZ):
         k[1] += 1
     rows = [{'role': r, 'program': p,
              'pct': round(100.0 * t / hz / seconds, 2), 'processes': n}
-            for (r, p), (t, n) in kinds.items()]
+            for (r, p), (t, n) in kinds.items() if t > 0]
     rows.sort(key=lambda x: (-x['pct'], x['role'], x['program']))
     return {'total_pct': round(sum(x['pct'] for x in rows), 2),
             'seconds': seconds, 'by_kind': rows}
