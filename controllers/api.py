@@ -69,7 +69,10 @@ def create_app(store, on_change=lambda: None, status=None):
 
     @app.post(PREFIX + '/logical-switches/{ls_id}/ports', status_code=201)
     async def attach(ls_id: int, request: Request):
-        return changed(store.attach(ls_id, await body_of(request)))
+        body = await body_of(request)
+        if isinstance(body, list):               # bulk: all or nothing
+            return changed(store.bulk(lambda b: store.attach(ls_id, b), body))
+        return changed(store.attach(ls_id, body))
 
     @app.delete(PREFIX + '/logical-ports/{port_id}', status_code=204)
     def detach(port_id: int):

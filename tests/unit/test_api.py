@@ -178,6 +178,19 @@ def test_bulk_create_is_all_or_nothing(client):
     assert len(client.get(P + '/gateway-connections').json()) == 3
 
 
+def test_bulk_attach_is_all_or_nothing(client):
+    ls = client.post(P + '/logical-switches', json={'name': 'w', 'vni': 7001})
+    path = f"{P}/logical-switches/{ls.json()['id']}/ports"
+    before = snapshot(client)
+    r = client.post(path, json=[{'attachment': 'vm1'}, {'attachment': 'vm9'}])
+    assert r.status_code == 404 and r.json()['error']['field'].startswith(
+        '[1].')
+    assert snapshot(client) == before
+    r = client.post(path, json=[{'attachment': 'vm1'}, {'attachment': 'vm2'}])
+    assert r.status_code == 201 and [p['attachment'] for p in r.json()] == [
+        'vm1', 'vm2']
+
+
 def test_an_empty_bulk_request_is_refused(client):
     r = client.post(P + '/logical-switches', json=[])
     assert r.status_code == 400 and r.json()['error']['field'] == 'body'

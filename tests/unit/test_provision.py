@@ -6,21 +6,20 @@ from topologies import builders, expand
 def test_requests_create_switches_then_attach_every_vm():
     plan = expand.expand(builders.clos())
     reqs = provision.requests_for(plan)
-    assert reqs[:2] == [('POST', '/logical-switches', {'name': 'ls1',
-                                                       'vni': 5001}),
-                        ('POST', '/logical-switches', {'name': 'ls2',
-                                                       'vni': 5002})]
-    attached = [b['attachment'] for _, path, b in reqs if 'attachment' in b]
-    assert sorted(attached) == ['vm1', 'vm2', 'vm3', 'vm4', 'vm5', 'vm6']
-    assert ('POST', '/logical-switches/{ls:ls1}/ports',
-            {'attachment': 'vm1'}) in reqs
+    assert reqs[0] == ('POST', '/logical-switches', [
+        {'name': 'ls1', 'vni': 5001}, {'name': 'ls2', 'vni': 5002}])
+    ports = {path: [b['attachment'] for b in bodies]
+             for _, path, bodies in reqs if path.endswith('/ports')}
+    assert sorted(sum(ports.values(), [])) == ['vm1', 'vm2', 'vm3', 'vm4',
+                                               'vm5', 'vm6']
+    assert 'vm1' in ports['/logical-switches/{ls:ls1}/ports']
     # srv1 is on seg1 in VLAN 100 (ls1): both gateways bridge it; the
     # hardware VTEPs bind their server ports (bm1 dual-homed: on both)
-    assert [b for _, p, b in reqs if p == '/gateway-connections'] == [
+    assert reqs[-1] == ('POST', '/gateway-connections', [
         {'ls_id': '{ls:ls1}', 'gateway': g, 'port': 'seg1', 'vlan': 100}
         for g in ('gw1', 'gw2')] + [
         {'ls_id': '{ls:ls1}', 'gateway': v, 'port': port, 'vlan': 0}
-        for v, port in (('vtep1', 'bm1'), ('vtep2', 'bm1'), ('vtep2', 'bm2'))]
+        for v, port in (('vtep1', 'bm1'), ('vtep2', 'bm1'), ('vtep2', 'bm2'))])
 
 
 def test_inventory_locates_each_vm_on_its_hypervisor_port():
