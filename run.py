@@ -115,7 +115,8 @@ def cmd_list(args):
     print('\nDemos (./run.py demo NAME [--topo clos|vcf] [--auto]):')
     for name in catalog.DEMOS:
         print(f'  {name:{width}s}  {catalog.summary(name)}')
-    print('Other commands: topo --check [--overlay], cli, bench boot, clean')
+    print('Other commands: topo --check [--overlay [--idle S]], cli, '
+          'bench boot [--overlay], bench vtep, report, clean')
 
 
 def cmd_topo(args):
