@@ -152,29 +152,14 @@ class Core:
 
     BFD_REPORTERS = 5
 
-    def reporters(self):
-        """The edges whose BFD view the controller follows: the first
-        BFD_REPORTERS hypervisors/gateways, or more when edges run BFD to a
-        subset of the service nodes (topologies.liveness), so that at least
-        3 of them watch each service node."""
-        chosen = liveness.service_nodes_of_edges(self.store.nodes)
-        out, votes = [], {}
-        for edge in sorted(chosen, key=lambda n: self.store.nodes[n]['index']):
-            if len(out) >= self.BFD_REPORTERS and \
-                    min(votes.values(), default=0) >= 3:
-                break
-            out.append(edge)
-            for sn in chosen[edge]:
-                votes[sn] = votes.get(sn, 0) + 1
-        return out
-
     def start_monitors(self):
         """Follow the BFD status towards service nodes as a few edge nodes
-        see it (reporters(): a majority of those that watch a service node
-        decides that it is down), and open one OVSDB session per hardware
-        VTEP: it writes the VTEP's hardware_vtep rows and reports its
-        Ucast_Macs_Local (figure 15)."""
-        for node in self.reporters():
+        see it (liveness.reporters: a majority of those that watch a
+        service node decides that it is down), and open one OVSDB session
+        per hardware VTEP: it writes the VTEP's hardware_vtep rows and
+        reports its Ucast_Macs_Local (figure 15)."""
+        for node in liveness.reporters(self.store.nodes,
+                                       self.BFD_REPORTERS):
             self.monitors.append(tunnels.BfdMonitor(
                 self.ovsdb(node),
                 lambda live, node=node: self.tunnel_liveness(node, live)

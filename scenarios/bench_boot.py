@@ -175,8 +175,6 @@ def run(fabric=None, sizes='10,25,50,100', progress=print, overlay=False,
             res, _ = topo.run(spec, progress=progress, save=False,
                               overlay=overlay, idle_s=idle_s)
             m = res['metrics']
-            from topologies import expand
-            m['bfd_interval_ms'] = expand.expand(spec)['bfd_interval_ms']
             row = {key: m.get(key) for key in ROW_KEYS if key in m}
             row.update(fabric=fab, passed=res['passed'])
             if not res['passed']:

@@ -110,9 +110,8 @@ def wait_bfd(lab, progress=lambda m: None, timeout=None):
     is dropped: the first measurement in a fresh lab saw replies delayed 1
     to 2 s. Waits up to 30 s, or 30 BFD intervals; raises LabFailed."""
     plan = lab.plan
-    nodes = {n: p for n, p in plan['nodes'].items() if 'tunnel_ip' in p}
     chosen = {e: sns for e, sns in
-              liveness.service_nodes_of_edges(nodes).items() if sns}
+              liveness.service_nodes_of_edges(plan['nodes']).items() if sns}
     if not chosen:
         return 0.0
     if timeout is None:

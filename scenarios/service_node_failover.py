@@ -146,8 +146,7 @@ def run(fabric='clos', progress=print, trials=20, seed=1, seconds=3.0,
         n = plan['nodes']
         a, b = pick_pair(plan)
         hv_a = n[a]['intfs'][0]['peer']
-        chosen = liveness.service_nodes_of_edges(
-            {x: p for x, p in n.items() if 'tunnel_ip' in p})
+        chosen = liveness.service_nodes_of_edges(n)
         sns = chosen[hv_a]          # its group's buckets, in this order
         sn_of_ip = {n[s]['tunnel_ip'].split('/')[0]: s
                     for s in n if n[s]['role'] == 'service_node'}

@@ -38,7 +38,8 @@ def run(spec, do_check=True, progress=print, deadline_s=90, save=True,
     metrics = {'nodes': n_nodes, 'links': n_links,
                'transport_nodes': len(check.endpoints(plan)),
                'vms': sum(1 for p in plan['nodes'].values()
-                          if p['role'] == 'vm')}
+                          if p['role'] == 'vm'),
+               'bfd_interval_ms': plan['bfd_interval_ms']}
     passed, table, artifacts = True, [], []
     name = 'topo-check' if do_check else 'topo'
     where = results.run_dir(name) if save else tempfile.mkdtemp()

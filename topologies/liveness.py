@@ -44,6 +44,22 @@ def service_nodes_of_edges(nodes):
             for k, e in enumerate(ordered(EDGE_ROLES))}
 
 
+def reporters(nodes, at_least=5, watchers=3):
+    """The edges whose BFD view the controller follows: the first
+    `at_least` edges by index, or more until `watchers` of them watch each
+    service node (edges watch only their own, service_nodes_of_edges)."""
+    chosen = service_nodes_of_edges(nodes)
+    out, votes = [], {}
+    for edge in sorted(chosen, key=lambda n: nodes[n]['index']):
+        if len(out) >= at_least and min(votes.values(), default=0) >= \
+                watchers:
+            break
+        out.append(edge)
+        for sn in chosen[edge]:
+            votes[sn] = votes.get(sn, 0) + 1
+    return out
+
+
 def bfd_sessions(roles):
     """How many BFD sessions a lab runs; `roles`: {node: role}."""
     sns = sum(1 for r in roles.values() if r == 'service_node')

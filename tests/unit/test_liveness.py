@@ -89,3 +89,12 @@ def test_hardware_vtep_gets_the_lab_interval_for_every_service_node():
     assert want['bfd'] == {f'1.0.0.{i}': {'enable': 'true', 'min_rx': '1300',
                                           'min_tx': '1300'}
                            for i in range(1, 5)}
+
+
+def test_reporters_cover_each_service_node_three_times():
+    assert liveness.reporters(nodes(2, 8)) == [f'hv{i}' for i in range(1, 6)]
+    got = liveness.reporters(nodes(4, 20))
+    chosen = liveness.service_nodes_of_edges(nodes(4, 20))
+    assert len(got) == 7 and all(
+        sum(sn in chosen[e] for e in got) >= 3 for sn in ('sn1', 'sn2', 'sn3',
+                                                          'sn4'))
