@@ -28,7 +28,7 @@ import time
 
 from topologies import boot, labs
 
-from . import failplots, harness, probe, results, stats
+from . import failplots, harness, results, stats
 
 RATE = 1000
 DIRS = ('vm->server', 'server->vm')
@@ -103,22 +103,16 @@ def window_s(interval_ms):
 
 def measure(lab, flows, seconds, out_dir, tag, at, act):
     """Run probe streams for `seconds`, call act() `at` seconds in; ->
-    ({direction: outage ms}, {direction: flowing before the event and
-    again at the end}, epoch of the event)."""
+    (harness.clocks figures per direction, epoch of the event)."""
     probes = harness.Streams(lab, flows, seconds, out_dir, RATE, tag).start()
     time.sleep(at)
     t_event = time.time()
     act()
     got = probes.finish()
-    outage, before = {}, {}
-    for (name, _, _, _), direction in zip(flows, DIRS):
-        sent, seqs = got[name]
-        res = probe.analyse(sent, seqs, RATE)
-        outage[direction] = res['outage_ms']
-        before[direction] = any(s < 300 for s in seqs) and \
-            any(s >= sent - 300 for s in seqs)
-        os.remove(probes.paths[name])           # keep the figures only
-    return outage, before, t_event
+    for path in probes.paths.values():
+        os.remove(path)                         # keep the figures only
+    names = {name: d for (name, *_), d in zip(flows, DIRS)}
+    return harness.clocks(got, RATE, names.get), t_event
 
 
 def run_interval(fabric, interval, kinds, trials, rng, bar, out_dir,
@@ -147,35 +141,36 @@ def run_interval(fabric, interval, kinds, trials, rng, bar, out_dir,
             time.sleep(2.0)                 # link events spaced (docs/platform.md)
             at = 1.0 + rng.uniform(0, 0.2)
             tag = f'{interval}ms-{kind}-{n:02d}'
-            outage, before, t_fault = measure(
+            fig, t_fault = measure(
                 lab, flows, seconds, out_dir, tag, at,
                 lambda: fail(lab, kind))
             after_fault = active(lab)
             took = [t for t, s in agent_events(lab, 'gw2', t_fault)
                     if s == 'active']
             time.sleep(0.5)
-            back_out, back_before, t_rep = measure(
+            fig_back, t_rep = measure(
                 lab, flows, seconds + 1.0, out_dir, tag + '-repair', 1.0,
                 lambda: repair(lab, kind))
             back = harness.until(lambda: active(lab) == ['gw1'], 15, 0.1)
+            outage, back_out = fig['outage_ms'], fig_back['outage_ms']
             rec = {'trial': n, 'fault': kind, 'cfm_interval_ms': interval,
                    'fault_at_s': round(at, 3), 'outage_ms': outage,
+                   'outage_seq_ms': fig['outage_seq_ms'],
+                   'failback_outage_seq_ms': fig_back['outage_seq_ms'],
+                   'sender_lag_ms': fig['sender_lag_ms'],
                    'gw2_active_after_ms': round((took[0] - t_fault) * 1000,
                                                 1) if took else None,
                    'active_after_fault': after_fault,
                    'failback_outage_ms': back_out,
                    'active_after_repair': active(lab),
-                   'valid': all(before.values()) and
-                   all(back_before.values())}
+                   'valid': not fig['why'] and not fig_back['why']}
             records.append(rec)
             bar.step(f"{kind} @{interval} ms: outage "
                      f"{outage[DIRS[0]]:.0f}/{outage[DIRS[1]]:.0f} ms, "
                      f"failback {back_out[DIRS[0]]:.0f}/"
                      f"{back_out[DIRS[1]]:.0f} ms (vm->srv/srv->vm)")
             why = []
-            if not rec['valid']:
-                why.append('streams were not flowing before the event, or '
-                           'had not resumed by the end of the window')
+            why += [w for w in (fig['why'], fig_back['why']) if w]
             if after_fault != ['gw2']:
                 why.append(f'active after the fault: {after_fault}')
             if back is None:

@@ -22,7 +22,7 @@ from controllers.service import Controller
 from topologies import expand, labs, liveness
 from topologies.lab import Lab
 
-from . import results
+from . import probe, results
 
 
 def until(fn, timeout, step=0.1):
@@ -274,21 +274,68 @@ class Streams:
         return self
 
     def finish(self):
-        sent = {n: int(p.communicate()[0].strip() or 0)
-                for n, p in self.sends.items()}
+        report = {n: probe.sender_report(p.communicate()[0])
+                  for n, p in self.sends.items()}
         for name, src, *_ in self.flows:
             if src.startswith('='):
-                sent[name] = sent[src[1:]]
+                report[name] = report[src[1:]]
         time.sleep(0.3)                     # the last packets land
         for p in self.recvs.values():
             p.terminate()                   # a clean exit: file complete
             p.wait()
         out = {}
         for name, path in self.paths.items():
-            with open(path) as f:
-                out[name] = (sent[name], [int(line.split()[0]) for line in f
-                                          if line.strip()])
+            seqs, times = probe.read(path)
+            sent, lag = report[name]
+            out[name] = Got(sent, seqs, times, lag)
         return out
+
+
+class Got(tuple):
+    """What one stream delivered: unpacks as (packets sent, [sequence
+    numbers received]); .times are their receive times, .lag_ms how far
+    the sender fell behind its schedule at worst."""
+
+    def __new__(cls, sent, seqs, times=None, lag_ms=None):
+        got = super().__new__(cls, (sent, seqs))
+        got.times, got.lag_ms = times, lag_ms
+        return got
+
+    def analyse(self, rate):
+        """probe.analyse on both clocks, with the sender's lag."""
+        return probe.analyse(self[0], self[1], rate, self.times, self.lag_ms)
+
+    def flowing(self, margin=300):
+        """Packets arrived from the start and again at the end."""
+        sent, seqs = self
+        return any(s < margin for s in seqs) and \
+            any(s >= sent - margin for s in seqs)
+
+
+def clocks(got, rate, rename=lambda name: name):
+    """Streams' results -> a trial's figures: {'outage_ms' (receive clock),
+    'outage_seq_ms' (sequence clock), 'sender_lag_ms': {stream: value},
+    'flowing': every stream ran before and after, 'sender_ok': no sender
+    fell behind by more than probe.MAX_LAG_MS, 'why': what makes the
+    trial invalid, or ''}."""
+    out = {'outage_ms': {}, 'outage_seq_ms': {}, 'sender_lag_ms': {}}
+    flowing, late = True, []
+    for name, g in got.items():
+        res, key = g.analyse(rate), rename(name)
+        out['outage_ms'][key] = res['outage_ms']
+        out['outage_seq_ms'][key] = res['outage_seq_ms']
+        out['sender_lag_ms'][key] = res.get('sender_lag_ms')
+        flowing = flowing and g.flowing()
+        if not res.get('sender_ok', False):
+            late.append(f"{key} ({res.get('sender_lag_ms')} ms)")
+    why = [] if flowing else ['streams were not flowing before the event, '
+                              'or had not resumed by the end of the window']
+    if late:
+        why.append('a probe sender fell behind its schedule by more than '
+                   f"{probe.MAX_LAG_MS:.0f} ms: {', '.join(late)} (the box "
+                   'was starved; the outage cannot be trusted)')
+    out.update(flowing=flowing, sender_ok=not late, why='; '.join(why))
+    return out
 
 
 def log_errors(path):

@@ -19,7 +19,7 @@ import time
 
 from topologies import labs
 
-from . import harness, probe, results
+from . import harness, results
 
 RATE = 1000
 
@@ -84,14 +84,15 @@ def run(fabric='clos', progress=print, lead=3.0, headless=60.0, tail=15.0):
     span = phases(lead, headless, tail, t_kill, t_restart, t0)
     changes = re.findall(r'(\w+): \+(\d+) -(\d+) flows', after)
     per_stream, passed = {}, True
-    for name, (sent, seqs) in got.items():
-        res = probe.analyse(sent, seqs, RATE)
-        got = set(seqs)
+    for name, g in got.items():
+        (sent, seqs), res = g, g.analyse(RATE)
+        have = set(seqs)
         res['by_phase'] = {ph: sum(1 for seq in range(a, min(b, sent))
-                                   if seq not in got)
+                                   if seq not in have)
                            for ph, (a, b) in span.items()}
         per_stream[name] = res
-        passed = passed and sent > 0 and res['lost'] == 0
+        passed = passed and sent > 0 and res['lost'] == 0 and \
+            res['sender_ok']
     metrics.update(streams=per_stream, rate_pps=RATE,
                    headless_s=round(t_restart - t_kill, 3),
                    flow_changes_after_restart=[

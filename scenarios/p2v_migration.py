@@ -60,9 +60,10 @@ MAX_DISCARDED = 3       # attempts with losses before the cut, repeated
 
 def cutover_gap(res, epoch, t_cut, rate=RATE):
     """The cut-over downtime of one stream (an analysis of slots since
-    `epoch`): the longest gap that starts at the cut-over or after it, in
-    ms, and whether the stream was clean in the second before it (else the
-    trial measures something else). 150 ms of slack before the cut: on a
+    `epoch`, with receive times): the longest silence that ends after the
+    cut-over began (receive clock), the longest gap of sequence numbers
+    that starts there (sequence clock), in ms, and whether the stream was
+    clean in the second before it (else the trial measures something else). 150 ms of slack before the cut: on a
     busy box a sender runs late, so the slots it had not sent yet when the
     server was powered off show up as a gap starting before the cut (they
     count as downtime: a conservative reading)."""
@@ -71,8 +72,18 @@ def cutover_gap(res, epoch, t_cut, rate=RATE):
     before = [(a, n) for a, n in res['gaps']
               if a < cut - slack and a + n > cut - rate]
     after = [n for a, n in res['gaps'] if a >= cut - slack]
-    return {'downtime_ms': round(max(after, default=0) * 1000 / rate, 1),
-            'clean_before': not before}
+    seq_ms = round(max(after, default=0) * 1000 / rate, 1)
+    times = res.get('times')
+    if times is None:
+        return {'downtime_ms': seq_ms, 'downtime_seq_ms': seq_ms,
+                'clean_before': not before}
+    # the receive clock: the longest silence after the cut-over began (a
+    # silence already running then counts from there)
+    start = t_cut - slack / rate
+    around = [max(t, start) for t in times if t < start][-1:] + \
+        [t for t in times if t >= start]
+    return {'downtime_ms': probe.silence_ms(around, rate),
+            'downtime_seq_ms': seq_ms, 'clean_before': not before}
 
 
 def longest_gap(res, epoch, t0):
@@ -160,10 +171,10 @@ class Streams:
                       for k, p in enumerate((VM_PEER, PHYS_PEER))}
         self.procs, self.files = {'recv': [], 'send': [], 'server': []}, {}
 
-    def _probe(self, node, *args):
+    def _probe(self, node, *args, out=subprocess.DEVNULL):
         return subprocess.Popen(['ip', 'netns', 'exec', self.lab.node(
-            node).ns, sys.executable, harness.PROBE, *args],
-            stdout=subprocess.DEVNULL)
+            node).ns, sys.executable, harness.PROBE, *args], stdout=out,
+            text=True)
 
     def _recv(self, name, node, port):
         path = os.path.join(self.dir, f'{self.tag}-{name}-{node}.txt')
@@ -172,11 +183,11 @@ class Streams:
             node, 'recv', '--port', str(port), '--out', path, '--seconds',
             str(self.seconds + 5)))
 
-    def _send(self, group, node, dst, port):
-        self.procs[group].append(self._probe(
+    def _send(self, group, name, node, dst, port):
+        self.procs[group].append((name, self._probe(
             node, 'send', '--dst', dst, '--port', str(port), '--rate',
             str(RATE), '--seconds', str(self.seconds), '--epoch',
-            str(self.epoch)))
+            str(self.epoch), out=subprocess.PIPE)))
 
     def start(self):
         for name, (peer, port) in self.into.items():
@@ -187,21 +198,27 @@ class Streams:
         time.sleep(0.5)
         self.epoch = time.time() + 0.3
         for name, (peer, port) in self.into.items():
-            self._send('send', peer, self.ip[SERVER], port)
+            self._send('send', name, peer, self.ip[SERVER], port)
         for name, (peer, port) in self.outof.items():
-            self._send('server', SERVER, self.ip[peer], port)
+            self._send('server', name, SERVER, self.ip[peer], port)
             # the converted VM already runs the same workload; its vNIC is
             # on no logical switch yet, so its hypervisor drops its frames
-            self._send('send', SPARE, self.ip[peer], port)
+            self._send('send', name, SPARE, self.ip[peer], port)
         return self
 
     def power_off_server(self):
-        for p in self.procs['server']:
+        for _, p in self.procs['server']:
             p.terminate()
 
     def finish(self):
-        for p in self.procs['send'] + self.procs['server']:
-            p.wait()
+        """-> {stream: probe analysis + 'times' (receive times, both
+        receivers) and 'sender_lag_ms' (the worst of its senders; a sender
+        powered off mid-stream reports nothing)}."""
+        lag = {}
+        for name, p in self.procs['send'] + self.procs['server']:
+            _, behind = probe.sender_report(p.communicate()[0])
+            if behind is not None:
+                lag[name] = max(lag.get(name, 0.0), behind)
         time.sleep(0.3)
         for p in self.procs['recv']:
             p.terminate()
@@ -209,12 +226,14 @@ class Streams:
         total = int(RATE * self.seconds)
         out = {}
         for name, paths in self.files.items():
-            seqs = []
+            seqs, times = [], []
             for path in paths:
-                with open(path) as f:
-                    seqs += [int(line.split()[0]) for line in f if line.strip()]
+                s, t = probe.read(path)
+                seqs, times = seqs + s, times + t
                 os.remove(path)
-            out[name] = probe.analyse(total, sorted(set(seqs)), RATE)
+            out[name] = probe.analyse(total, sorted(set(seqs)), RATE,
+                                      sender_lag_ms=lag.get(name))
+            out[name]['times'] = sorted(times)
         return out
 
 
@@ -326,6 +345,10 @@ def run(fabric='clos', progress=print, trials=10, seed=1, seconds=11.0,
                    for name, r in got.items()}
             rec = {'trial': k, 'outage_ms': {
                 name: c['downtime_ms'] for name, c in cut.items()},
+                'outage_seq_ms': {
+                name: c['downtime_seq_ms'] for name, c in cut.items()},
+                'sender_lag_ms': {name: r.get('sender_lag_ms')
+                                  for name, r in got.items()},
                 'clean_before_cut': {name: c['clean_before']
                                      for name, c in cut.items()},
                 'converged_after_s': None if settled is None else round(
@@ -366,6 +389,13 @@ def run(fabric='clos', progress=print, trials=10, seed=1, seconds=11.0,
             if dirty and 'discarded' not in rec:
                 why.append(f'streams {dirty} were losing packets in the '
                            'second before the cut-over: not measured')
+            late = [f"{name} ({r['sender_lag_ms']} ms)" for name, r in
+                    got.items() if r.get('sender_ok') is False]
+            if late:
+                why.append('a probe sender fell behind its schedule by more '
+                           f'than {probe.MAX_LAG_MS:.0f} ms: '
+                           f"{', '.join(late)}: the downtime cannot be "
+                           'trusted')
             if any(r['received'] == 0 for r in got.values()):
                 why.append('a stream received nothing')
             # restore: the reverse migration, for the next trial

@@ -4,9 +4,20 @@
     python3 probe.py send --dst IP --port 9000 --rate 1000 --seconds S
 
 Run inside lab namespaces (stdlib only, so any python3). The receiver
-writes one line per packet: "<seq> <receive time>". `analyse` (pure) turns
-what was sent and received into losses and the outage: the longest run of
-missing sequence numbers, in milliseconds at the probe's rate.
+writes one line per packet: "<seq> <receive time>", the time the kernel
+took the packet in (SO_TIMESTAMPNS), so a receiver that is starved for CPU
+and reads a burst late does not shift it. The sender prints how many it
+sent and how far it ever fell behind its schedule, in ms.
+
+`analyse` (pure) turns that into losses and the outage on two clocks:
+  receive clock   the longest silence between two packets that arrived,
+                  minus one probe interval (what the receiver lived through);
+  sequence clock  the longest run of missing sequence numbers times the
+                  probe interval.
+They differ when the sender stalls: a starved sender catches up in a burst
+(its numbers show no hole while nothing flowed). The receive clock is the
+outage; a run whose sender fell behind by more than MAX_LAG_MS measured
+nothing trustworthy and says so (`sender_ok`).
 """
 import argparse
 import signal
@@ -16,6 +27,10 @@ import sys
 import time
 
 HEADER = struct.Struct('!Id')        # sequence number, send time
+MAX_LAG_MS = 5.0                     # a sender later than this: invalid run
+TIMESPEC = struct.Struct('@qq')      # SCM_TIMESTAMPNS: seconds, nanoseconds
+# Linux's SO_TIMESTAMPNS (= SCM_TIMESTAMPNS); Python names it from 3.14 on
+SO_TIMESTAMPNS = getattr(socket, 'SO_TIMESTAMPNS', 35)
 
 
 def first_seq(epoch, now, rate):
@@ -37,41 +52,84 @@ def send(dst, port, rate, seconds, epoch=None):
     if epoch is not None:
         start = first_seq(epoch, time.time(), rate)
         t0 -= time.time() - epoch          # slot k is due at epoch + k/rate
+    lag = 0.0
     for seq in range(start, total):
         due = t0 + seq * interval
         now = time.monotonic()
         if due > now:                 # one wake-up per packet, no spinning
             time.sleep(due - now)
+        else:
+            lag = max(lag, now - due)
         try:
             s.sendto(HEADER.pack(seq, time.time()) + b'\0' * 32,
                      (dst, port))
         except OSError:
             pass                      # no route for a moment: counts as lost
-    print(total, flush=True)
+    print(total, f'{lag * 1000:.3f}', flush=True)
     return total
+
+
+def sender_report(text):
+    """A sender's output -> (packets sent, ms it fell behind at worst)."""
+    parts = (text or '').split()
+    return (int(parts[0]) if parts else 0,
+            float(parts[1]) if len(parts) > 1 else None)
 
 
 def recv(port, out, seconds):
     # SIGTERM ends the capture cleanly (the file is closed and complete)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     s.bind(('0.0.0.0', port))
     s.settimeout(0.2)
     end = time.monotonic() + seconds
     with open(out, 'w') as f:
         while time.monotonic() < end:
             try:
-                data = s.recv(2048)
+                data, anc, _flags, _addr = s.recvmsg(2048, 64)
             except socket.timeout:
                 continue
             seq, _sent = HEADER.unpack_from(data)
-            f.write(f'{seq} {time.time():.6f}\n')
+            f.write(f'{seq} {kernel_time(anc):.6f}\n')
 
 
-def analyse(sent, received_seqs, rate):
+def kernel_time(ancillary):
+    """When the kernel received the packet (SCM_TIMESTAMPNS), else now."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+            sec, nsec = TIMESPEC.unpack_from(data)
+            return sec + nsec / 1e9
+    return time.time()
+
+
+def read(path):
+    """A receiver's file -> ([sequence numbers], [receive times])."""
+    seqs, times = [], []
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 2:
+                seqs.append(int(parts[0]))
+                times.append(float(parts[1]))
+    return seqs, times
+
+
+def silence_ms(times, rate):
+    """The receive clock: the longest time between two arrivals, minus one
+    probe interval (a stream without loss has 0)."""
+    ts = sorted(times)
+    gap = max((b - a for a, b in zip(ts, ts[1:])), default=0.0)
+    return round(max(0.0, gap * 1000.0 - 1000.0 / rate), 1)
+
+
+def analyse(sent, received_seqs, rate, times=None, sender_lag_ms=None):
     """sent: how many were sent (seq 0..sent-1); received_seqs: what
-    arrived. -> dict: received, lost, duplicates, longest gap (in packets
-    and ms), gaps [(first missing seq, length)]."""
+    arrived; times: their receive times (same order), if known;
+    sender_lag_ms: how far the sender fell behind. -> dict: received,
+    lost, duplicates, longest gap (in packets and ms), gaps [(first
+    missing seq, length)], the outage on both clocks (outage_ms is the
+    receive clock when times are given), sender_ok."""
     got = set()
     dups = 0
     for s in received_seqs:
@@ -89,11 +147,18 @@ def analyse(sent, received_seqs, rate):
     if run_start is not None:
         gaps.append((run_start, sent - run_start))
     longest = max((n for _, n in gaps), default=0)
-    return {'sent': sent, 'received': len(got & set(range(sent))),
-            'lost': sent - len(got & set(range(sent))), 'duplicates': dups,
-            'longest_gap_packets': longest,
-            'outage_ms': round(longest * 1000.0 / rate, 1),
-            'gaps': gaps[:50]}
+    by_seq = round(longest * 1000.0 / rate, 1)
+    out = {'sent': sent, 'received': len(got & set(range(sent))),
+           'lost': sent - len(got & set(range(sent))), 'duplicates': dups,
+           'longest_gap_packets': longest, 'outage_seq_ms': by_seq,
+           'outage_ms': by_seq, 'gaps': gaps[:50]}
+    if times is not None:
+        inside = [t for s, t in zip(received_seqs, times) if 0 <= s < sent]
+        out['outage_rx_ms'] = out['outage_ms'] = silence_ms(inside, rate)
+    if sender_lag_ms is not None:
+        out['sender_lag_ms'] = round(sender_lag_ms, 1)
+        out['sender_ok'] = sender_lag_ms <= MAX_LAG_MS
+    return out
 
 
 def main(argv=None):

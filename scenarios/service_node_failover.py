@@ -123,8 +123,7 @@ def window(lab, flows, seconds, out_dir, tag, at, act):
     res = probes.finish()
     for path in probes.paths.values():
         os.remove(path)
-    return {k: probe.analyse(sent, seqs, RATE)
-            for k, (sent, seqs) in res.items()}, got, res
+    return {k: g.analyse(RATE) for k, g in res.items()}, got, res
 
 
 def victim_for(trial, hv_sn, vtep_sn):
@@ -223,6 +222,11 @@ def run(fabric='clos', progress=print, trials=20, seed=1, seconds=3.0,
                    'unaffected_outage_ms': {
                        name: r['outage_ms'] for name, r in res.items()
                        if sides[name] not in state['affected']},
+                   'outage_seq_ms': {name: r['outage_seq_ms'] for name, r
+                                     in res.items()
+                                     if sides[name] in state['affected']},
+                   'sender_lag_ms': {name: r.get('sender_lag_ms')
+                                     for name, r in res.items()},
                    'lost': {name: r['lost'] for name, r in res.items()},
                    'bfd_back_s': back, 'after_restart_in_use': back_users,
                    'after_restart_outage_ms': {
@@ -238,6 +242,12 @@ def run(fabric='clos', progress=print, trials=20, seed=1, seconds=3.0,
             if 'hypervisor' in state['affected'] and not moved:
                 why.append(f'broadcasts did not resume through another '
                            f'service node (buckets {after})')
+            late = [f"{name} ({r.get('sender_lag_ms')} ms)"
+                    for name, r in res.items() if not r.get('sender_ok')]
+            if late:
+                why.append('a probe sender fell behind its schedule by more '
+                           f'than {probe.MAX_LAG_MS:.0f} ms: '
+                           f"{', '.join(late)} (the outage cannot be trusted)")
             stalled = [name for name, ok in resumed.items() if not ok]
             if stalled:
                 why.append(f'streams {stalled} had not resumed by the end '

@@ -10,23 +10,37 @@ def analysis(gaps):
 def test_downtime_is_the_longest_gap_from_the_cut_over_on():
     # epoch 100.0, cut at 102.0 = slot 2000 (1,000 slots per second)
     res = analysis([(300, 40), (2005, 120), (4000, 30)])
-    assert p2v.cutover_gap(res, 100.0, 102.0) == {'downtime_ms': 120.0,
-                                                  'clean_before': True}
+    assert p2v.cutover_gap(res, 100.0, 102.0) == {
+        'downtime_ms': 120.0, 'downtime_seq_ms': 120.0, 'clean_before': True}
 
 
 def test_losses_in_the_second_before_the_cut_make_the_trial_unclean():
     res = analysis([(1500, 60), (2001, 80)])
-    assert p2v.cutover_gap(res, 100.0, 102.0) == {'downtime_ms': 80.0,
-                                                  'clean_before': False}
+    assert p2v.cutover_gap(res, 100.0, 102.0)['clean_before'] is False
     # a gap already running well before the server went away is not
     # clean either; one starting just before it is a late sender's
     assert not p2v.cutover_gap(analysis([(1700, 400)]), 100.0,
                                102.0)['clean_before']
-    assert p2v.cutover_gap(analysis([(1940, 200)]), 100.0, 102.0) == {
-        'downtime_ms': 200.0, 'clean_before': True}
+    assert p2v.cutover_gap(analysis([(1940, 200)]), 100.0, 102.0)[
+        'downtime_ms'] == 200.0
     # start-up losses long before the cut do not matter
-    assert p2v.cutover_gap(analysis([(0, 700)]), 100.0, 102.0) == {
-        'downtime_ms': 0.0, 'clean_before': True}
+    assert p2v.cutover_gap(analysis([(0, 700)]), 100.0, 102.0)[
+        'downtime_ms'] == 0.0
+
+
+def test_downtime_on_the_receive_clock_sees_a_stalled_sender():
+    # the new sender stalled 90 ms after the cut-over at 102.0, then caught
+    # up in a burst: no sequence number is missing, yet nothing arrived
+    times = [101.9 + i / 1000 for i in range(101)] + \
+        [102.091 + i / 100000 for i in range(90)] + \
+        [102.092 + i / 1000 for i in range(100)]
+    res = {'gaps': [], 'times': times}
+    cut = p2v.cutover_gap(res, 100.0, 102.0)
+    assert cut['downtime_seq_ms'] == 0.0
+    assert 89.0 <= cut['downtime_ms'] <= 90.0
+    # silences well before the cut-over are not the cut-over's
+    res = {'gaps': [], 'times': [100.0, 100.5] + times}
+    assert p2v.cutover_gap(res, 100.0, 102.0)['downtime_ms'] < 91
 
 
 def test_stale_entries_name_each_device_still_pointing_elsewhere():

@@ -49,6 +49,10 @@ def test_receiver_stopped_by_sigterm_keeps_every_packet(tmp_path):
     rx.terminate()
     assert rx.wait(5) == 0
     assert len(out.read_text().splitlines()) == sent == 50
+    seqs, times = probe_mod.read(str(out))
+    assert seqs == list(range(50))
+    # kernel receive times: in order, within the 50 ms the stream lasted
+    assert times == sorted(times) and 0.04 < times[-1] - times[0] < 1.0
 
 
 def test_epoch_numbering_lets_a_later_sender_continue_the_stream():
@@ -56,3 +60,39 @@ def test_epoch_numbering_lets_a_later_sender_continue_the_stream():
     assert first_seq(100.0, 100.0, 1000) == 0
     assert first_seq(100.0, 101.2505, 1000) == 1251
     assert first_seq(100.0, 99.0, 1000) == 0
+
+
+def test_both_clocks_and_a_late_sender():
+    # 10 packets at 1,000/s; the sender stalled 30 ms after packet 4 then
+    # sent 5..9 at once: no number is missing, yet nothing arrived for 30 ms
+    seqs = list(range(10))
+    times = [0.000, 0.001, 0.002, 0.003, 0.004,
+             0.034, 0.0341, 0.0342, 0.0343, 0.0344]
+    r = probe.analyse(10, seqs, 1000, times, sender_lag_ms=29.0)
+    assert r['outage_seq_ms'] == 0.0
+    assert r['outage_rx_ms'] == r['outage_ms'] == 29.0
+    assert r['sender_lag_ms'] == 29.0 and r['sender_ok'] is False
+    r = probe.analyse(10, seqs, 1000, [i / 1000 for i in seqs], 0.3)
+    assert (r['outage_ms'], r['sender_ok']) == (0.0, True)
+
+
+def test_receive_clock_ignores_numbers_never_sent():
+    r = probe.analyse(3, [0, 1, 2, 7], 1000, [0.0, 0.001, 0.012, 5.0], 0.0)
+    assert r['outage_rx_ms'] == 10.0 and r['outage_seq_ms'] == 0.0
+
+
+def test_sender_report_and_receiver_file(tmp_path):
+    assert probe.sender_report('1000 2.500\n') == (1000, 2.5)
+    assert probe.sender_report('1000\n') == (1000, None)
+    assert probe.sender_report('') == (0, None)
+    f = tmp_path / 'r.txt'
+    f.write_text('3 10.5\n4 10.6\n\n')
+    assert probe.read(str(f)) == ([3, 4], [10.5, 10.6])
+
+
+def test_kernel_receive_time_is_used_when_the_kernel_gives_one():
+    import socket
+    import struct
+    anc = [(socket.SOL_SOCKET, probe.SO_TIMESTAMPNS,
+            struct.pack('@qq', 1700000000, 250000000))]
+    assert probe.kernel_time(anc) == 1700000000.25
