@@ -286,24 +286,26 @@ class Streams:
         out = {}
         for name, path in self.paths.items():
             seqs, times = probe.read(path)
-            sent, lag = report[name]
-            out[name] = Got(sent, seqs, times, lag)
+            out[name] = Got(*report[name][:1], seqs, times,
+                            *report[name][1:])
         return out
 
 
 class Got(tuple):
     """What one stream delivered: unpacks as (packets sent, [sequence
     numbers received]); .times are their receive times, .lag_ms how far
-    the sender fell behind its schedule at worst."""
+    the sender fell behind its schedule at worst, .stalls when it was more
+    than probe.MAX_LAG_MS late."""
 
-    def __new__(cls, sent, seqs, times=None, lag_ms=None):
+    def __new__(cls, sent, seqs, times=None, lag_ms=None, stalls=None):
         got = super().__new__(cls, (sent, seqs))
-        got.times, got.lag_ms = times, lag_ms
+        got.times, got.lag_ms, got.stalls = times, lag_ms, stalls
         return got
 
     def analyse(self, rate):
         """probe.analyse on both clocks, with the sender's lag."""
-        return probe.analyse(self[0], self[1], rate, self.times, self.lag_ms)
+        return probe.analyse(self[0], self[1], rate, self.times, self.lag_ms,
+                             self.stalls)
 
     def flowing(self, margin=300):
         """Packets arrived from the start and again at the end."""
@@ -332,8 +334,9 @@ def clocks(got, rate, rename=lambda name: name):
                               'or had not resumed by the end of the window']
     if late:
         why.append('a probe sender fell behind its schedule by more than '
-                   f"{probe.MAX_LAG_MS:.0f} ms: {', '.join(late)} (the box "
-                   'was starved; the outage cannot be trusted)')
+                   f"{probe.MAX_LAG_MS:.0f} ms during the outage: "
+                   f"{', '.join(late)} (the box was starved; the outage "
+                   'cannot be trusted)')
     out.update(flowing=flowing, sender_ok=not late, why='; '.join(why))
     return out
 

@@ -82,8 +82,11 @@ def cutover_gap(res, epoch, t_cut, rate=RATE):
     start = t_cut - slack / rate
     around = [max(t, start) for t in times if t < start][-1:] + \
         [t for t in times if t >= start]
+    _, a, b = probe.longest_silence(around)
     return {'downtime_ms': probe.silence_ms(around, rate),
-            'downtime_seq_ms': seq_ms, 'clean_before': not before}
+            'downtime_seq_ms': seq_ms, 'clean_before': not before,
+            'sender_ok': not probe.stalled_during(res.get('stalls', []),
+                                                  a, b)}
 
 
 def longest_gap(res, epoch, t0):
@@ -214,9 +217,10 @@ class Streams:
         """-> {stream: probe analysis + 'times' (receive times, both
         receivers) and 'sender_lag_ms' (the worst of its senders; a sender
         powered off mid-stream reports nothing)}."""
-        lag = {}
+        lag, stalls = {}, {}
         for name, p in self.procs['send'] + self.procs['server']:
-            _, behind = probe.sender_report(p.communicate()[0])
+            _, behind, when = probe.sender_report(p.communicate()[0])
+            stalls[name] = stalls.get(name, []) + when
             if behind is not None:
                 lag[name] = max(lag.get(name, 0.0), behind)
         time.sleep(0.3)
@@ -233,7 +237,8 @@ class Streams:
                 os.remove(path)
             out[name] = probe.analyse(total, sorted(set(seqs)), RATE,
                                       sender_lag_ms=lag.get(name))
-            out[name]['times'] = sorted(times)
+            out[name].update(times=sorted(times),
+                             stalls=stalls.get(name, []))
         return out
 
 
@@ -389,13 +394,13 @@ def run(fabric='clos', progress=print, trials=10, seed=1, seconds=11.0,
             if dirty and 'discarded' not in rec:
                 why.append(f'streams {dirty} were losing packets in the '
                            'second before the cut-over: not measured')
-            late = [f"{name} ({r['sender_lag_ms']} ms)" for name, r in
-                    got.items() if r.get('sender_ok') is False]
+            late = [f"{name} ({got[name].get('sender_lag_ms')} ms)"
+                    for name, c in cut.items() if not c['sender_ok']]
             if late:
                 why.append('a probe sender fell behind its schedule by more '
-                           f'than {probe.MAX_LAG_MS:.0f} ms: '
-                           f"{', '.join(late)}: the downtime cannot be "
-                           'trusted')
+                           f'than {probe.MAX_LAG_MS:.0f} ms during the '
+                           f"cut-over: {', '.join(late)}: the downtime "
+                           'cannot be trusted')
             if any(r['received'] == 0 for r in got.values()):
                 why.append('a stream received nothing')
             # restore: the reverse migration, for the next trial

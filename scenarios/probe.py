@@ -20,6 +20,7 @@ outage; a run whose sender fell behind by more than MAX_LAG_MS measured
 nothing trustworthy and says so (`sender_ok`).
 """
 import argparse
+import os
 import signal
 import socket
 import struct
@@ -40,7 +41,20 @@ def first_seq(epoch, now, rate):
     return max(0, int((now - epoch) * rate + 0.999999))
 
 
+def realtime(priority=20):
+    """Run the sender under SCHED_FIFO when allowed (root): a probe is the
+    measuring tape, and on a 2-core box busy with OVS a normal process
+    wakes up late by several ms. It sleeps between packets, so it takes a
+    few % of a core; the kernel keeps 5 % for others anyway."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
 def send(dst, port, rate, seconds, epoch=None):
+    realtime()
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)  # BUM probes
     # SIGTERM (the server is powered off) stops sending at once
@@ -52,12 +66,19 @@ def send(dst, port, rate, seconds, epoch=None):
     if epoch is not None:
         start = first_seq(epoch, time.time(), rate)
         t0 -= time.time() - epoch          # slot k is due at epoch + k/rate
-    lag = 0.0
+    lag, stalls = 0.0, []
     for seq in range(start, total):
         due = t0 + seq * interval
         now = time.monotonic()
         if due > now:                 # one wake-up per packet, no spinning
             time.sleep(due - now)
+        elif now - due > MAX_LAG_MS / 1000:
+            lag = max(lag, now - due)
+            wall = time.time()            # [when it was due, now], merged
+            if stalls and stalls[-1][1] >= wall - (now - due):
+                stalls[-1][1] = wall
+            else:
+                stalls.append([wall - (now - due), wall])
         else:
             lag = max(lag, now - due)
         try:
@@ -66,14 +87,21 @@ def send(dst, port, rate, seconds, epoch=None):
         except OSError:
             pass                      # no route for a moment: counts as lost
     print(total, f'{lag * 1000:.3f}', flush=True)
+    for a, b in stalls[:100]:
+        print('stall', f'{a:.6f}', f'{b:.6f}', flush=True)
     return total
 
 
 def sender_report(text):
-    """A sender's output -> (packets sent, ms it fell behind at worst)."""
-    parts = (text or '').split()
+    """A sender's output -> (packets sent, ms it fell behind at worst,
+    [(start, end)] of the times it was more than MAX_LAG_MS late)."""
+    lines = (text or '').splitlines()
+    parts = lines[0].split() if lines else []
+    stalls = [(float(a), float(b)) for kind, a, b in
+              (line.split() for line in lines[1:] if line.strip())
+              if kind == 'stall']
     return (int(parts[0]) if parts else 0,
-            float(parts[1]) if len(parts) > 1 else None)
+            float(parts[1]) if len(parts) > 1 else None, stalls)
 
 
 def recv(port, out, seconds):
@@ -115,21 +143,41 @@ def read(path):
     return seqs, times
 
 
+def longest_silence(times):
+    """(seconds, last arrival before it, first after it) of the longest
+    time between two arrivals; (0, None, None) with fewer than two."""
+    ts = sorted(times)
+    return max(((b - a, a, b) for a, b in zip(ts, ts[1:])),
+               default=(0.0, None, None))
+
+
 def silence_ms(times, rate):
     """The receive clock: the longest time between two arrivals, minus one
     probe interval (a stream without loss has 0)."""
-    ts = sorted(times)
-    gap = max((b - a for a, b in zip(ts, ts[1:])), default=0.0)
-    return round(max(0.0, gap * 1000.0 - 1000.0 / rate), 1)
+    return round(max(0.0, longest_silence(times)[0] * 1000.0
+                     - 1000.0 / rate), 1)
 
 
-def analyse(sent, received_seqs, rate, times=None, sender_lag_ms=None):
+def stalled_during(stalls, start, end, slack=MAX_LAG_MS / 1000):
+    """Did the sender stall (more than MAX_LAG_MS late) while [start, end]
+    (a silence at the receiver, give or take the slack)? Then the silence
+    mixes the network's outage with the sender's: not a measurement."""
+    if start is None:
+        return False
+    return any(a < end + slack and b > start - slack for a, b in stalls)
+
+
+def analyse(sent, received_seqs, rate, times=None, sender_lag_ms=None,
+            stalls=None):
     """sent: how many were sent (seq 0..sent-1); received_seqs: what
     arrived; times: their receive times (same order), if known;
-    sender_lag_ms: how far the sender fell behind. -> dict: received,
-    lost, duplicates, longest gap (in packets and ms), gaps [(first
-    missing seq, length)], the outage on both clocks (outage_ms is the
-    receive clock when times are given), sender_ok."""
+    sender_lag_ms: how far the sender fell behind at worst; stalls: when
+    it was more than MAX_LAG_MS late. -> dict: received, lost, duplicates,
+    longest gap (in packets and ms), gaps [(first missing seq, length)],
+    the outage on both clocks (outage_ms is the receive clock when times
+    are given), sender_ok: the sender did not stall during the outage
+    (with no stall times: it never fell behind by more than MAX_LAG_MS).
+    A stall elsewhere only lengthens a silence: reported, not fatal."""
     got = set()
     dups = 0
     for s in received_seqs:
@@ -152,12 +200,17 @@ def analyse(sent, received_seqs, rate, times=None, sender_lag_ms=None):
            'lost': sent - len(got & set(range(sent))), 'duplicates': dups,
            'longest_gap_packets': longest, 'outage_seq_ms': by_seq,
            'outage_ms': by_seq, 'gaps': gaps[:50]}
+    silence = (0.0, None, None)
     if times is not None:
         inside = [t for s, t in zip(received_seqs, times) if 0 <= s < sent]
+        silence = longest_silence(inside)
         out['outage_rx_ms'] = out['outage_ms'] = silence_ms(inside, rate)
     if sender_lag_ms is not None:
         out['sender_lag_ms'] = round(sender_lag_ms, 1)
         out['sender_ok'] = sender_lag_ms <= MAX_LAG_MS
+    if stalls is not None and times is not None:
+        out['sender_stalls'] = len(stalls)
+        out['sender_ok'] = not stalled_during(stalls, *silence[1:])
     return out
 
 

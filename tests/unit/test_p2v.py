@@ -12,6 +12,16 @@ def test_downtime_is_the_longest_gap_from_the_cut_over_on():
     res = analysis([(300, 40), (2005, 120), (4000, 30)])
     assert p2v.cutover_gap(res, 100.0, 102.0) == {
         'downtime_ms': 120.0, 'downtime_seq_ms': 120.0, 'clean_before': True}
+    times = [101.99, 102.12]
+    assert p2v.cutover_gap(dict(res, times=times), 100.0, 102.0) == {
+        'downtime_ms': 129.0, 'downtime_seq_ms': 120.0, 'clean_before': True,
+        'sender_ok': True}
+    # the new sender stalled during that silence: not a measurement
+    stalled = dict(res, times=times, stalls=[(102.05, 102.07)])
+    assert p2v.cutover_gap(stalled, 100.0, 102.0)['sender_ok'] is False
+    # a stall long after it changes nothing
+    later = dict(res, times=times, stalls=[(105.0, 105.02)])
+    assert p2v.cutover_gap(later, 100.0, 102.0)['sender_ok'] is True
 
 
 def test_losses_in_the_second_before_the_cut_make_the_trial_unclean():

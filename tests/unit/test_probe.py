@@ -74,6 +74,11 @@ def test_both_clocks_and_a_late_sender():
     assert r['sender_lag_ms'] == 29.0 and r['sender_ok'] is False
     r = probe.analyse(10, seqs, 1000, [i / 1000 for i in seqs], 0.3)
     assert (r['outage_ms'], r['sender_ok']) == (0.0, True)
+    # with its stall times: only a stall during the outage disqualifies
+    r = probe.analyse(10, seqs, 1000, times, 29.0, [(0.0045, 0.0335)])
+    assert r['sender_ok'] is False and r['sender_stalls'] == 1
+    r = probe.analyse(10, seqs, 1000, times, 29.0, [(0.2, 0.23)])
+    assert r['sender_ok'] is True
 
 
 def test_receive_clock_ignores_numbers_never_sent():
@@ -82,9 +87,11 @@ def test_receive_clock_ignores_numbers_never_sent():
 
 
 def test_sender_report_and_receiver_file(tmp_path):
-    assert probe.sender_report('1000 2.500\n') == (1000, 2.5)
-    assert probe.sender_report('1000\n') == (1000, None)
-    assert probe.sender_report('') == (0, None)
+    assert probe.sender_report('1000 2.500\n') == (1000, 2.5, [])
+    assert probe.sender_report('1000\n') == (1000, None, [])
+    assert probe.sender_report('') == (0, None, [])
+    assert probe.sender_report('9 7.1\nstall 1.5 1.6\n') == (
+        9, 7.1, [(1.5, 1.6)])
     f = tmp_path / 'r.txt'
     f.write_text('3 10.5\n4 10.6\n\n')
     assert probe.read(str(f)) == ([3, 4], [10.5, 10.6])
