@@ -208,9 +208,9 @@ SCENARIOS = {
     'hw-gateway-failover': ('scenarios.hw_gateway_failover', 'a dual-homed '
                             'server loses its active leaf: VCF vs Clos '
                             'outage side by side'),
-    'gateway-failover': ('scenarios.gateway_failover', 'crash / cut the '
-                         'active software gateway, --trials N each; outage '
-                         'per direction, plots'),
+    'gateway-failover': ('scenarios.gateway_failover', 'crash / cut / '
+                         'power off the active software gateway, --trials '
+                         'N each; outage per direction, loop check, plots'),
 }
 
 
@@ -233,8 +233,11 @@ def cmd_scenario(args):
     if args.name == 'gateway-failover':
         extra = {'trials': args.trials or 20, 'seed': args.seed,
                  'sweep_trials': 5 if args.sweep_trials is None
-                 else args.sweep_trials,
-                 'intervals': args.cfm_interval or (10, 100, 1000)}
+                 else args.sweep_trials}
+        if args.cfm_interval:
+            extra['intervals'] = args.cfm_interval
+        if args.faults:
+            extra['kinds'] = args.faults
     if SCENARIOS[args.name][0] == 'scenarios.usecases':
         extra = {'name': args.name}
     if fabric:
@@ -269,9 +272,11 @@ def cmd_scenario(args):
                                      st['max'])
                                     for k, st in m['bounds'].items()])
     for t in m.get('targets', []):
-        print(f"  target {t['key']} {t['stat']} <= {t['limit_ms']} ms: "
-              f"measured {t['measured_ms']} ms, "
-              f"{'met' if t['met'] else 'NOT met'}")
+        unit = t.get('unit', 'ms')
+        limit, got = (t.get('limit', t.get('limit_ms')),
+                      t.get('measured', t.get('measured_ms')))
+        print(f"  target {t['key']} {t['stat']} <= {limit} {unit}: "
+              f"measured {got} {unit}, {'met' if t['met'] else 'NOT met'}")
     for p in m.get('problems', []):
         print(f'  problem: {p}')
     for c in m.get('checks', []):
@@ -329,6 +334,18 @@ def intervals(text):
         raise argparse.ArgumentTypeError(
             f'expected CFM intervals in ms between 1 and '
             f'10000, comma separated (e.g. 10,100,1000), got {text!r}')
+    return vals
+
+
+def faults_arg(text):
+    """'crash,link' -> ('crash', 'link'); a clear error otherwise."""
+    kinds = ('crash', 'link', 'power')
+    vals = tuple(v.strip() for v in text.split(',') if v.strip())
+    bad = [v for v in vals if v not in kinds]
+    if bad or not vals:
+        raise argparse.ArgumentTypeError(
+            f"--faults: expected some of {', '.join(kinds)}, comma "
+            f'separated, got {text!r}')
     return vals
 
 
@@ -432,11 +449,16 @@ def parser():
     sc.add_argument('--trials', type=int,
                     help='failure scenarios: trials per fault kind (20)')
     sc.add_argument('--sweep-trials', type=int,
-                    help='gateway-failover: trials per fault kind at the '
-                    'other CFM intervals (5)')
+                    help='gateway-failover: trials of the power fault at '
+                    'the other CFM intervals (5)')
     sc.add_argument('--cfm-interval', type=intervals,
                     help='gateway-failover: CFM interval(s) in ms, comma '
-                    'separated; the first gets --trials (10,100,1000)')
+                    'separated; the first gets --trials of every fault, '
+                    'the others --sweep-trials of power (10,3,100,1000; '
+                    "3 is OVS's shortest standard interval)")
+    sc.add_argument('--faults', type=faults_arg,
+                    help='gateway-failover: fault kinds, comma separated '
+                    '(crash,link,power)')
     sc.add_argument('--mappings', type=mappings_arg, default=4094,
                     help='itaas-isolation: VLAN-to-VNI mappings on the '
                     'shared gateway, 3..4094 (4094)')

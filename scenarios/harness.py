@@ -317,9 +317,12 @@ class Got(tuple):
 def clocks(got, rate, rename=lambda name: name):
     """Streams' results -> a trial's figures: {'outage_ms' (receive clock),
     'outage_seq_ms' (sequence clock), 'sender_lag_ms': {stream: value},
-    'flowing': every stream ran before and after, 'sender_ok': no sender
-    fell behind by more than probe.MAX_LAG_MS, 'why': what makes the
-    trial invalid, or ''}."""
+    'flowing': every stream ran before and after, 'why': what makes the
+    trial invalid (streams not flowing), or '', 'sender_ok': no sender
+    stalled (more than probe.MAX_LAG_MS) during the silence it measured,
+    'stalled': readable list of those that did}. A stall can only lengthen
+    the receive clock's silence, never hide one: scenarios report it;
+    gateway-failover discards and repeats such trials."""
     out = {'outage_ms': {}, 'outage_seq_ms': {}, 'sender_lag_ms': {}}
     flowing, late = True, []
     for name, g in got.items():
@@ -330,15 +333,19 @@ def clocks(got, rate, rename=lambda name: name):
         flowing = flowing and g.flowing()
         if not res.get('sender_ok', False):
             late.append(f"{key} ({res.get('sender_lag_ms')} ms)")
-    why = [] if flowing else ['streams were not flowing before the event, '
-                              'or had not resumed by the end of the window']
-    if late:
-        why.append('a probe sender fell behind its schedule by more than '
-                   f"{probe.MAX_LAG_MS:.0f} ms during the outage: "
-                   f"{', '.join(late)} (the box was starved; the outage "
-                   'cannot be trusted)')
-    out.update(flowing=flowing, sender_ok=not late, why='; '.join(why))
+    why = '' if flowing else ('streams were not flowing before the event, '
+                              'or had not resumed by the end of the window')
+    out.update(flowing=flowing, sender_ok=not late, stalled=late, why=why)
     return out
+
+
+def stall_note(fig):
+    """Why a trial's outage is not a clean measurement, or ''."""
+    if fig['sender_ok']:
+        return ''
+    return ('a probe sender fell behind its schedule by more than '
+            f"{probe.MAX_LAG_MS:.0f} ms during the outage: "
+            f"{', '.join(fig['stalled'])} (the outage is an upper bound)")
 
 
 def log_errors(path):
@@ -353,24 +360,29 @@ def log_errors(path):
 
 class Captures:
     """tcpdump on capture points, one pcap each in `out_dir`, stopped by
-    PID. Points: {node: interface}, or [(name, node, interface)] (e.g.
-    vtep_points); frames() is keyed by the points' names."""
+    PID. Points: {node: interface}, or [(name, node, interface[,
+    direction 'in'/'out'])] (e.g. vtep_points); frames() is keyed by the
+    points' names."""
 
-    def __init__(self, lab, points, out_dir, bpf='', count=None):
+    def __init__(self, lab, points, out_dir, bpf='', count=None,
+                 direction=None, snaplen=256):
         if isinstance(points, dict):
             points = [(n, n, i) for n, i in points.items()]
         self.lab, self.points, self.dir, self.bpf = lab, points, out_dir, bpf
         self.count = count              # stop after this many frames
+        self.direction, self.snaplen = direction, snaplen   # 'in'/'out'/None
         self.procs, self.files = {}, {}
 
     def __enter__(self):
-        for name, node, intf in self.points:
+        for name, node, intf, *way in self.points:
+            way = way[0] if way else self.direction
             path = os.path.join(self.dir, f'{name}-{intf}.pcap')
             self.files[name] = path
             cmd = ['ip', 'netns', 'exec', self.lab.node(node).ns, 'tcpdump',
-                   '-i', intf, '-n', '-U', '--immediate-mode', '-s', '256',
-                   '-w', path] + (['-c', str(self.count)] if self.count
-                                  else [])
+                   '-i', intf, '-n', '-U', '--immediate-mode', '-s',
+                   str(self.snaplen), '-w', path] + (
+                       ['-c', str(self.count)] if self.count else []) + (
+                       ['-Q', way] if way else [])
             if self.bpf:
                 cmd.append(self.bpf)
             self.procs[name] = subprocess.Popen(

@@ -394,13 +394,9 @@ def run(fabric='clos', progress=print, trials=10, seed=1, seconds=11.0,
             if dirty and 'discarded' not in rec:
                 why.append(f'streams {dirty} were losing packets in the '
                            'second before the cut-over: not measured')
-            late = [f"{name} ({got[name].get('sender_lag_ms')} ms)"
-                    for name, c in cut.items() if not c['sender_ok']]
-            if late:
-                why.append('a probe sender fell behind its schedule by more '
-                           f'than {probe.MAX_LAG_MS:.0f} ms during the '
-                           f"cut-over: {', '.join(late)}: the downtime "
-                           'cannot be trusted')
+            # a stall can only lengthen the silence: reported, not fatal
+            rec['sender_stalled'] = [name for name, c in cut.items()
+                                     if not c['sender_ok']]
             if any(r['received'] == 0 for r in got.values()):
                 why.append('a stream received nothing')
             # restore: the reverse migration, for the next trial

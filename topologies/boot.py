@@ -34,7 +34,7 @@ FRR_DIR = '/usr/lib/frr'
 OVSDB_PORT = 6640
 OVS_VTEP = '/usr/share/openvswitch/scripts/ovs-vtep'
 AGENT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))), 'devices', 'gwagent.py')
+    __file__))), 'devices', 'gwagent', '__main__.py')
 OPENFLOW_PORT = 6653
 
 
@@ -155,14 +155,29 @@ def transport_node(node, plan, run_dir):
            f"other_config:datapath-id={node['index'] + 1:016x}")
     lines.append(' '.join([cmd] + [_port('br-int', i) for i in ports]))
     if node['role'] == 'sw_gateway':
-        lines += _gateway_ports(node, run_dir)
+        lines += _gateway_ports(node, run_dir, plan)
     lines.append(f'ovs-vsctl -- set-controller br-int '
                  f'{controller_target(plan)} -- set controller br-int '
                  'max_backoff=1000')
     return lines
 
 
-def _gateway_ports(node, run_dir):
+def gateway_peers(plan, node, intf):
+    """The other software gateways on the segment that `intf` of `node`
+    plugs into: [[management address, transport address]] each, the paths
+    their election agents exchange notices on."""
+    out = []
+    for name, p in sorted(plan['nodes'].items()):
+        if name == node or p['role'] != 'sw_gateway':
+            continue
+        if any(i['kind'] == 'physical' and i['peer'] == intf['peer']
+               for i in p['intfs']):
+            out.append([p[k].split('/')[0] for k in ('mgmt_ip', 'tunnel_ip')
+                        if p.get(k)])
+    return out
+
+
+def _gateway_ports(node, run_dir, plan):
     """A software gateway reaches a physical segment through its own bridge
     br-<port>: the cable (with CFM on it) and a patch to br-int, which the
     controller sees as the gateway port (same name, same ofport). The
@@ -181,11 +196,42 @@ def _gateway_ports(node, run_dir):
             f'options:peer=p-{seg} ofport_request=2 '
             f'-- add-port br-int p-{seg} -- set interface p-{seg} type=patch '
             f"options:peer={inner} ofport_request={i['ofport']}")
-        lines.append(f'setsid -f /usr/bin/python3 {AGENT} --bridge {br} '
-                     f'--cfm-port {seg} --int-port p-{seg} '
-                     f'--log {run_dir}/gwagent-{seg}.log '
-                     '>/dev/null 2>&1 </dev/null')
+        lines.append(agent_cmd(node, i, run_dir, plan))
     return lines
+
+
+def agent_cmd(node, intf, run_dir, plan):
+    """How a gateway's election agent for one physical port starts (also
+    to restart it): detached; its PID appears in gwagent-<port>.pid once
+    it guards the CFM ID (see gateway_power_on)."""
+    seg = intf['name']
+    peers = ''.join(f" --peer {','.join(p)}"
+                    for p in gateway_peers(plan, node['name'], intf))
+    return (f'setsid -f nice -n -5 {hwvtep.python()} {AGENT} '
+            f'--bridge br-{seg} --cable {seg} --int-ofport {intf["ofport"]} '
+            f"--segment {intf['peer']}{peers} "
+            f'--log {run_dir}/gwagent-{seg}.log '
+            f'--pidfile {run_dir}/gwagent-{seg}.pid '
+            '>/dev/null 2>&1 </dev/null')
+
+
+def gateway_power_on(node, run_dir, plan, wait_s=20):
+    """A software gateway's start after a power loss, in the order a real
+    one boots: its election agents first, and ovs-vswitchd once each one
+    guards its CFM ID (its pidfile appears then): a data plane that
+    announced the ID before its br-int is programmed would make the
+    active gateway stand down into a black hole."""
+    lines = []
+    for i in node['intfs']:
+        if i['kind'] != 'physical':
+            continue
+        pid = f"{run_dir}/gwagent-{i['name']}.pid"
+        lines += [f'rm -f {pid}', agent_cmd(node, i, run_dir, plan),
+                  f'for _ in $(seq {wait_s * 20}); do [ -s {pid} ] && break; '
+                  f'sleep 0.05; done; [ -s {pid} ] || '
+                  f"{{ echo 'agent for {i['name']} never came up' >&2; "
+                  'exit 1; }']
+    return lines + [vswitchd_cmd(run_dir)]
 
 
 # Hardware switches (the physical segment, a hardware VTEP's ASIC) learn

@@ -33,6 +33,33 @@ def test_lower_cfm_id_is_active(lab):
                  ('active', 'standby'), 5) is not None
 
 
+def _log(lab, gw):
+    with open(lab.node(gw).run_dir + '/gwagent-seg1.log') as f:
+        return f.read()
+
+
+def test_a_cut_cable_is_signalled_and_the_new_active_announces_the_vms(lab):
+    """gw1's agent sees its carrier go (OpenFlow port status) and tells gw2
+    (a yield notice); gw2 takes over without waiting for CFM and sends a
+    RARP per VM MAC into the segment. Once the cable is back, gw1 claims,
+    gw2 releases, gw1 is active again: in that order."""
+    assert until(lambda: (state(lab, 'gw1'), state(lab, 'gw2')) ==
+                 ('active', 'standby'), 5) is not None
+    lab.node('gw1').ns_run(['ip', 'link', 'set', 'seg1', 'down'], check=True)
+    assert until(lambda: state(lab, 'gw2') == 'active', 3) is not None
+    g1, g2 = _log(lab, 'gw1'), _log(lab, 'gw2')
+    assert 'seg1 carrier down (port status)' in g1, g1[-2000:]
+    assert 'notice yield from' in g2, g2[-2000:]
+    assert 'VM MACs (RARP)' in g2.split('notice yield from')[-1], g2[-2000:]
+    lab.node('gw1').ns_run(['ip', 'link', 'set', 'seg1', 'up'], check=True)
+    assert until(lambda: (state(lab, 'gw1'), state(lab, 'gw2')) ==
+                 ('active', 'standby'), 5) is not None
+    after = _log(lab, 'gw2').split('notice yield from')[-1]
+    assert 'notice claim from' in after and 'seg1 standby' in after, after
+    g1 = _log(lab, 'gw1').split('seg1 carrier up')[-1]
+    assert g1.index('notice release from') < g1.index('seg1 active'), g1
+
+
 def test_standby_takes_over_with_the_controller_down(lab):
     plan = lab.plan
     srv = plan['nodes']['srv1']['ip'].split('/')[0]

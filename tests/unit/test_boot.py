@@ -114,5 +114,23 @@ def test_gateway_reaches_its_segment_through_a_patch_the_agent_guards():
     assert '-- add-port br-seg1 seg1' in s            # the cable, with CFM
     assert (f"-- add-port br-int p-seg1 -- set interface p-seg1 type=patch "
             f"options:peer=i-seg1 ofport_request={seg['ofport']}") in s
-    assert '--bridge br-seg1 --cfm-port seg1 --int-port p-seg1' in s
+    assert '--bridge br-seg1 --cable seg1 --int-ofport 2 --segment seg1' in s
     assert 'link set seg1 mtu 1500 up' in s
+
+
+def test_gateway_agents_know_their_peers_and_boot_before_the_data_plane():
+    from topologies import boot, expand, labs
+    plan = expand.expand(labs.resolve('clos'))
+    gw1 = plan['nodes']['gw1']
+    cable = next(i for i in gw1['intfs'] if i['kind'] == 'physical')
+    peers = boot.gateway_peers(plan, 'gw1', cable)
+    gw2 = plan['nodes']['gw2']
+    assert peers == [[gw2['mgmt_ip'].split('/')[0],
+                      gw2['tunnel_ip'].split('/')[0]]]
+    cmd = boot.agent_cmd(gw1, cable, '/run/x', plan)
+    assert f"--peer {','.join(peers[0])}" in cmd and '--int-ofport' in cmd
+    lines = boot.gateway_power_on(gw1, '/run/x', plan)
+    # the agent (and the wait for its pidfile) before ovs-vswitchd
+    assert lines[0] == 'rm -f /run/x/gwagent-seg1.pid'
+    assert 'gwagent' in lines[1] and '-s /run/x/gwagent-seg1.pid' in lines[2]
+    assert lines[-1].startswith('nice -n -5 ovs-vswitchd')
