@@ -208,6 +208,9 @@ SCENARIOS = {
     'hw-gateway-failover': ('scenarios.hw_gateway_failover', 'a dual-homed '
                             'server loses its active leaf: VCF vs Clos '
                             'outage side by side'),
+    'vm-move': ('scenarios.vm_move', 'a running VM moves between two '
+                'hypervisors (its port bound from their OVSDB): downtime '
+                'per direction'),
     'gateway-failover': ('scenarios.gateway_failover', 'crash / cut / '
                          'power off the active software gateway, --trials '
                          'N each; outage per direction, loop check, plots'),
@@ -228,7 +231,7 @@ def cmd_scenario(args):
     if args.name == 'itaas-isolation':
         extra = {'seed': args.seed, 'mappings': args.mappings}
         fabric = None           # its own lab (itaas, a VCF pod)
-    if args.name in ('service-node-failover', 'p2v-migration'):
+    if args.name in ('service-node-failover', 'p2v-migration', 'vm-move'):
         extra = {'trials': args.trials or 20, 'seed': args.seed}
     if args.name == 'gateway-failover':
         extra = {'trials': args.trials or 20, 'seed': args.seed,

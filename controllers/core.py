@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from topologies import liveness
 
-from . import hwvtep, intent, tunnels
+from . import hwvtep, intent, nodedb, tunnels
 from .model import Store
 
 LOG = logging.getLogger('nsx.core')
@@ -58,6 +58,7 @@ class Core:
         threading.Thread(target=self._healer, name='bfd-healer',
                          daemon=True).start()
         self.monitors = []
+        self.follower = None              # hypervisors' OVSDBs (nodedb)
         self.vtep_sessions = {}           # hw VTEP -> hwvtep.VtepSession
         self.lock = threading.RLock()
         self.app = None                   # the os-ken app, once running
@@ -166,6 +167,19 @@ class Core:
             ).start())
         for vtep in self.hw_vteps():
             self.vtep_sessions[vtep] = self._vtep_session(vtep).start()
+        self.follower = nodedb.NodeFollower(
+            {n: self.ovsdb(n) for n, p in self.store.nodes.items()
+             if p['role'] == 'hypervisor'}, self.vifs_changed).start()
+
+    def vifs_changed(self, node, vifs):
+        """A hypervisor's set of VIFs changed (controllers.nodedb): bind
+        each logical port where its VIF is now, then reconcile."""
+        moved = [att for att, v in sorted(vifs.items())
+                 if self.store.locate(att, node, v['ofport'])]
+        if moved:
+            LOG.info('%s: VIF %s bound here (announced in its OVSDB)', node,
+                     ', '.join(moved))
+            self.on_change()
 
     def _vtep_session(self, vtep):
         return hwvtep.VtepSession(

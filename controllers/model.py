@@ -203,6 +203,25 @@ class Store:
             self._commit()
             return self.get_port(cur.lastrowid)
 
+    def locate(self, attachment, transport_node, ofport):
+        """A hypervisor announced `attachment`'s VIF on its port `ofport`
+        (controllers.nodedb): that is where the VM is now, and where its
+        logical port, if any, is bound. -> True if that changed anything.
+        A VIF the lab's inventory does not know is ignored."""
+        with self.lock:
+            where = self.inventory.get(attachment)
+            if where is None or transport_node not in self.nodes:
+                return False
+            if (where['transport_node'], where['ofport']) == \
+                    (transport_node, ofport):
+                return False
+            where.update(transport_node=transport_node, ofport=ofport)
+            self.db.execute('UPDATE logical_ports SET transport_node=?, '
+                            'ofport=? WHERE attachment=?',
+                            (transport_node, ofport, attachment))
+            self._commit()
+            return True
+
     def detach(self, port_id):
         with self.lock:
             self.get_port(port_id)

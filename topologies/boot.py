@@ -113,6 +113,18 @@ def vswitchd_cmd(run_dir):
             f'unix:{d}/db.sock')
 
 
+def vif_ids(vm, port=None):
+    """What a hypervisor says of a VM's port in its OVSDB, as NSX and OVN
+    hypervisors do: external_ids iface-id (the VM's attachment name, which
+    its logical port is bound by) and attached-mac. The controller follows
+    each hypervisor's OVSDB and binds the port where it appears."""
+    if vm.get('role') != 'vm':
+        return ''
+    return (f" -- set interface {port or vm['intfs'][0]['peer_intf']} "
+            f"external_ids:iface-id={vm['name']} "
+            f"external_ids:attached-mac=\"{vm['mac']}\"")
+
+
 def _port(bridge, intf):
     return (f"-- add-port {bridge} {intf['name']} -- set interface "
             f"{intf['name']} ofport_request={intf['ofport']}")
@@ -153,7 +165,8 @@ def transport_node(node, plan, run_dir):
            'protocols=OpenFlow10,OpenFlow13,OpenFlow15 '
            'other_config:disable-in-band=true '
            f"other_config:datapath-id={node['index'] + 1:016x}")
-    lines.append(' '.join([cmd] + [_port('br-int', i) for i in ports]))
+    lines.append(' '.join([cmd] + [_port('br-int', i) + vif_ids(
+        plan['nodes'].get(i['peer'], {}), i['name']) for i in ports]))
     if node['role'] == 'sw_gateway':
         lines += _gateway_ports(node, run_dir, plan)
     lines.append(f'ovs-vsctl -- set-controller br-int '

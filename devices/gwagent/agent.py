@@ -90,6 +90,7 @@ class Agent:
         self.applied, self.applying = None, None
         self.pending_release = set()         # addresses owed a release
         self.round, self.next_claim = 0, 0.0
+        self.next_beat = 0.0
         self.pidfd = None
         self.published = None
         # called once the CFM ID is safe (withheld unless the data plane
@@ -273,8 +274,9 @@ class Agent:
             kind, mpid, _round = got
             answer = self.election.on_notice(time.monotonic(), kind, mpid,
                                               interval)
-            self.log(f'{time.time():.3f} notice {kind} from {mpid} '
-                     f'({addr})' + (f': {answer}' if answer else ''))
+            if kind != el.HEARTBEAT:
+                self.log(f'{time.time():.3f} notice {kind} from {mpid} '
+                         f'({addr})' + (f': {answer}' if answer else ''))
             if answer == el.DENY:
                 self._send(el.DENY, [addr])
             elif answer == el.RELEASE:
@@ -341,6 +343,10 @@ class Agent:
             self.next_claim = now + interval / 1000.0
         elif not self.election.wants_to_claim():
             self.next_claim = 0.0
+        if self.applied == el.ACTIVE and state == el.ACTIVE and \
+                now >= self.next_beat:
+            self._everyone(el.HEARTBEAT)          # "still forwarding"
+            self.next_beat = now + el.HEARTBEAT_MS / 1000.0
         self._sync_db(ready, own, stash)
         return self._wake(now, interval)
 
@@ -348,6 +354,8 @@ class Agent:
         waits = [self.election.wake_in(now, interval)]
         if self.next_claim:
             waits.append(self.next_claim - now)
+        if self.applied == el.ACTIVE:
+            waits.append(self.next_beat - now)
         if self.int_of.ready and self.next_dump is not None:
             waits.append(self.next_dump - now)
         waits = [w for w in waits if w is not None]

@@ -20,6 +20,13 @@ Two kinds of evidence, as edge clusters use them:
       release  answer to a claim from a lower ID: "I (ID n) do not
                forward any more" (sent once its flows are gone).
       deny     answer to a claim from a higher ID: "I (ID n) outrank you".
+      active   a heartbeat from the active gateway, every HEARTBEAT_MS.
+               An ID counts as alive while its CCMs or its heartbeats
+               arrive: a busy box delays OVS's CCMs (seen here: 17 to 75 ms
+               late at a 10 ms interval, in ovs-vswitchd.log), CFM then
+               loses a gateway that still forwards, and the standby took
+               over beside it. A gateway is taken over from when both
+               fall silent (power off), or at once when it yields.
     A claimer that gets `release` from every configured peer becomes active
     at once (break before make: nobody forwards in between); otherwise it
     waits for CFM's listening time, as before (a peer that is gone answers
@@ -33,7 +40,9 @@ import json
 
 ACTIVE, STANDBY = 'active', 'standby'
 YIELD, CLAIM, RELEASE, DENY = 'yield', 'claim', 'release', 'deny'
-KINDS = (YIELD, CLAIM, RELEASE, DENY)
+HEARTBEAT = 'active'
+KINDS = (YIELD, CLAIM, RELEASE, DENY, HEARTBEAT)
+HEARTBEAT_MS = 10                # the active gateway's heartbeat period
 PEER_PORT = 7789                 # UDP, the agents' notices
 HOLD_INTERVALS = 4               # listen this long before taking over
 CLAIM_S = 1.0                    # a claim counts this long without CFM
@@ -41,6 +50,12 @@ CLAIM_S = 1.0                    # a claim counts this long without CFM
 
 def hold_s(interval_ms):
     return HOLD_INTERVALS * interval_ms / 1000.0 - 1e-9
+
+
+def heartbeat_timeout_s(interval_ms):
+    """How long an active gateway's heartbeats may stop before it is
+    taken for gone: CFM's 3.5 intervals, and 3.5 heartbeats at least."""
+    return 3.5 * max(interval_ms, HEARTBEAT_MS) / 1000.0
 
 
 class Election:
@@ -62,6 +77,8 @@ class Election:
         self.claims = {}                 # ID -> until when it counts as
         #                                  heard (a claim, or a deny)
         self.released = set()            # peer IDs that released to us
+        self.beats = {}                  # ID -> until when its heartbeat
+        #                                  keeps it alive
 
     # -- inputs -----------------------------------------------------------
     def on_notice(self, now, kind, mpid, interval_ms):
@@ -71,6 +88,11 @@ class Election:
         if kind == YIELD:
             self.yielded.add(mpid)
             self.claims.pop(mpid, None)
+            self.beats.pop(mpid, None)
+            return None
+        if kind == HEARTBEAT:
+            if mpid not in self.yielded:
+                self.beats[mpid] = now + heartbeat_timeout_s(interval_ms)
             return None
         if kind == CLAIM:
             self.yielded.discard(mpid)
@@ -95,9 +117,11 @@ class Election:
             hold_s(interval_ms) + 3.5 * interval_ms / 1000.0))
 
     def counted(self, now, heard):
-        """The IDs that count: CFM's, minus those that yielded (until CFM
-        loses them), plus fresh claims."""
-        heard = set(heard)
+        """The IDs that count: CFM's and those whose heartbeats arrive,
+        minus those that yielded (until both lose them), plus fresh
+        claims."""
+        self.beats = {m: t for m, t in self.beats.items() if t > now}
+        heard = set(heard) | set(self.beats)
         self.yielded &= heard            # CFM lost it: a new CCM counts
         self.claims = {m: t for m, t in self.claims.items()
                        if t > now and m not in heard}
@@ -142,6 +166,7 @@ class Election:
                 and not self.outranked:
             waits.append(self.listening_since + hold_s(interval_ms) - now)
         waits += [t - now for t in self.claims.values()]
+        waits += [t - now for t in self.beats.values()]
         return max(0.0, min(waits)) if waits else None
 
 

@@ -140,3 +140,24 @@ def test_vm_macs_to_announce_come_from_the_gateway_ports_logical_switches():
             'tunnel_id': 5002, 'metadata': 0, 'eth_dst': 'aa:00:00:00:00:02'}}]
     assert announce_list(flows, 2) == ([('aa:00:00:00:00:01', 100)], True)
     assert announce_list(flows[1:], 2) == ([], False)    # not programmed
+
+
+def test_heartbeats_keep_a_gateway_cfm_lost_from_being_taken_over():
+    """A busy box delays CCMs past CFM's 3.5 intervals: the standby must
+    not take over from a gateway whose agent still says it forwards."""
+    from devices.gwagent.election import HEARTBEAT
+    e = Election(peers=1)
+    e.update(0.0, 2, [1], 10)
+    e.on_notice(1.0, HEARTBEAT, 1, 10)
+    assert e.update(1.01, 2, [], 10) == STANDBY      # CFM lost 1: beats on
+    assert e.wake_in(1.01, 10) > 0                   # until they time out
+    e.on_notice(1.02, HEARTBEAT, 1, 10)
+    assert e.update(1.05, 2, [], 10) == STANDBY
+    assert e.update(1.056, 2, [], 10) == ACTIVE      # 35 ms without either
+    # a yield wins over heartbeats still in flight
+    e2 = Election(peers=1)
+    e2.update(0.0, 2, [1], 10)
+    e2.on_notice(1.0, HEARTBEAT, 1, 10)
+    e2.on_notice(1.001, YIELD, 1, 10)
+    e2.on_notice(1.002, HEARTBEAT, 1, 10)
+    assert e2.update(1.003, 2, [1], 10) == ACTIVE

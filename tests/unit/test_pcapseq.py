@@ -42,19 +42,24 @@ def test_probes_plain_tagged_and_inside_vxlan(tmp_path):
     assert abs(got[9100][42] - 100.5) < 1e-6          # first time seen
 
 
-def test_loop_check_tells_a_handover_from_both_forwarding():
-    # gw1 forwarded up to t=1.0, gw2 from t=1.03: a clean handover, with
+def test_loop_check_counts_duplicates_and_time_forwarding_together():
+    # gw1 forwarded up to t=1.000, gw2 from t=1.030: a clean handover, with
     # one stale copy (seq 5) forwarded by both
-    fwd = {'vm->server': {'gw1': {4: 0.99, 5: 1.0}, 'gw2': {5: 1.03, 6: 1.04}},
-           'server->vm': {'gw1': {4: 0.99}, 'gw2': {6: 1.05}}}
-    both, overlap, why = gf.loop_check(fwd, {'vm->server': 3,
-                                             'server->vm': 2}, 'gw1', 'gw2')
+    fwd = {'vm->server': {'gw1': {4: 0.999, 5: 1.0}, 'gw2': {5: 1.03,
+                                                            6: 1.031}},
+           'server->vm': {'gw1': {4: 0.999}, 'gw2': {6: 1.051}}}
+    both, together, why = gf.loop_check(
+        fwd, {'vm->server': 3, 'server->vm': 2}, 'gw1', 'gw2')
     assert both == {'vm->server': 1, 'server->vm': 0}
-    assert overlap == {'vm->server': 0.0, 'server->vm': 0.0} and why == ''
-    # gw1 still forwarding 30 ms after gw2 began: both at once
-    fwd['vm->server']['gw1'][9] = 1.06
-    _, overlap, _ = gf.loop_check(fwd, {}, 'gw1', 'gw2')
-    assert overlap['vm->server'] == 30.0
+    assert together == {'vm->server': 0, 'server->vm': 0} and why == ''
+    # both forwarding from 1.030 to 1.049: four 5 ms bins
+    fwd['vm->server']['gw1'].update({9: 1.032, 10: 1.037, 11: 1.043,
+                                     12: 1.049})
+    _, together, _ = gf.loop_check(fwd, {}, 'gw1', 'gw2')
+    assert together['vm->server'] == 5          # gw2 silent after 1.031
+    fwd['vm->server']['gw2'].update({13: 1.036, 14: 1.041, 15: 1.046})
+    _, together, _ = gf.loop_check(fwd, {}, 'gw1', 'gw2')
+    assert together['vm->server'] == 20
     # captures that saw little of what arrived are no evidence
     _, _, why = gf.loop_check(fwd, {'vm->server': 100, 'server->vm': 2},
                               'gw1', 'gw2')
