@@ -315,6 +315,20 @@ def cmd_bench(args):
             print(f'  problem: {p}')
         print_result(res, args.json)
         return 0 if res['passed'] else 1
+    if args.what == 'controller':
+        from scenarios import bench_controller
+        sizes = tuple(int(v) for v in args.sizes.split(',')) \
+            if args.sizes != '10,25,50,100' else bench_controller.SIZES
+        res = bench_controller.run(sizes=sizes, trials=args.trials or 20,
+                                   progress=progress)
+        print_table(res.pop('table'))
+        for t in res['metrics']['targets']:
+            print(f"  target {t['what']} <= {t['limit']}: measured "
+                  f"{t['measured']}, {'met' if t['met'] else 'NOT met'}")
+        for p in res['metrics']['problems']:
+            print(f'  problem: {p}')
+        print_result(res, args.json)
+        return 0 if res['passed'] else 1
     from scenarios import bench_boot
     res = bench_boot.run(fabric=args.fabric, sizes=args.sizes,
                          progress=progress, overlay=args.overlay,
@@ -471,12 +485,15 @@ def parser():
                    '(results/report.md and .png)')
     sub.add_parser('clean', help="remove a crashed run's leftovers")
     b = sub.add_parser('bench', help='benchmarks')
-    b.add_argument('what', choices=['boot', 'vtep'])
+    b.add_argument('what', choices=['boot', 'vtep', 'controller'])
     b.add_argument('--fabric', choices=['vcf', 'clos', 'both'], default=None,
                    help='boot: vcf (default), clos, or both (the default '
                    'with --overlay)')
     b.add_argument('--sizes', default='10,25,50,100',
-                   help='boot: transport-node counts (default 10,25,50,100)')
+                   help='boot: transport-node counts (default 10,25,50,100);'
+                   ' controller: hypervisor counts (default 1,10,100)')
+    b.add_argument('--trials', type=int,
+                   help='controller: changes of each kind per size (20)')
     b.add_argument('--overlay', action='store_true',
                    help='boot: also start the controller, provision, verify '
                    'every VM pair, then measure the settled lab (--idle)')

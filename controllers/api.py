@@ -16,7 +16,7 @@ from .model import ApiError
 PREFIX = '/api/v1'
 
 
-def create_app(store, on_change=lambda: None, status=None):
+def create_app(store, on_change=lambda: None, status=None, pushes=None):
     app = FastAPI(title='nsx-l2gw-lab controller', version='1',
                   description='NSX-style API: transport nodes, logical '
                   'switches, logical ports.')
@@ -109,6 +109,23 @@ def create_app(store, on_change=lambda: None, status=None):
         Empty when the controller follows no hardware VTEP.
         """
         return status()['hardware_vteps'] if status is not None else []
+
+    @app.get(PREFIX + '/pushes')
+    def list_pushes(since: int = 0):
+        """What the controller pushed to the switches for each change of
+        the desired state (an API write, a VIF seen on a hypervisor), and
+        when each switch confirmed it:
+
+        - generation: the store's change counter now;
+        - pushes: [{gen: the change reconciled (the pass covered every
+          change up to it), node: the transport node, msgs: OpenFlow
+          messages (flow and group mods) sent to it, acked: when it
+          answered the barrier that followed them (Unix time, s)}] for
+          gen > since, oldest first.
+        """
+        if pushes is None:
+            return {'generation': store.generation, 'pushes': []}
+        return pushes(since)
 
     @app.get(PREFIX + '/gateway-connections')
     def list_connections():

@@ -32,6 +32,7 @@ class NsxController(app_manager.OSKenApp):
         self.group_content = {}  # dpid -> {group id: what we last sent}
         self.pending = {}        # dpid -> replies still expected
         self.ready = set()
+        self.inflight = {}       # barrier xid -> (node, generation, msgs)
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def _features(self, ev):
@@ -94,13 +95,22 @@ class NsxController(app_manager.OSKenApp):
                 self.dps.pop(dp.id, None)
                 self.ready.discard(dp.id)
 
+    @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
+    def _barrier(self, ev):
+        """A switch answered the barrier after a change's flow mods: from
+        here on its flows are what the change wanted (core.pushed)."""
+        got = self.inflight.pop((ev.msg.datapath.id, ev.msg.xid), None)
+        if got is not None:
+            self.core.pushed(*got)
+
     def reconcile_all(self):
         with self.core.lock:
+            gen = self.core.store.generation
             desired = self.core.store.desired()     # one snapshot per pass
             for dpid in sorted(self.ready):
-                self.reconcile(dpid, desired)
+                self.reconcile(dpid, desired, gen)
 
-    def reconcile(self, dpid, desired=None):
+    def reconcile(self, dpid, desired=None, gen=None):
         dp = self.dps.get(dpid)
         node = self.core.node_of_dpid(dpid)
         if dp is None or node is None:
@@ -123,4 +133,10 @@ class NsxController(app_manager.OSKenApp):
         if add or delete:
             LOG.info('%s: +%d -%d flows', node, len(add), len(delete))
         self.cookies[dpid] = want
-        dp.send_msg(dp.ofproto_parser.OFPBarrierRequest(dp))
+        barrier = dp.ofproto_parser.OFPBarrierRequest(dp)
+        dp.set_xid(barrier)
+        msgs = len(add) + len(delete) + sum(1 for g in groups if sent.get(
+            g['group_id']) is g)
+        if msgs and gen is not None:
+            self.inflight[(dpid, barrier.xid)] = (node, gen, msgs)
+        dp.send_msg(barrier)

@@ -2,6 +2,7 @@
 observed, the connected datapaths, and reconciliation of every device.
 Built from a lab plan: transport nodes and VM locations are its inventory.
 """
+import collections
 import logging
 import threading
 import time
@@ -63,9 +64,20 @@ class Core:
         self.lock = threading.RLock()
         self.app = None                   # the os-ken app, once running
         self.errors = []                  # OpenFlow errors seen
+        # what each change cost and when each switch confirmed it: {'gen',
+        # 'node', 'msgs', 'acked' (Unix time)}; the last PUSHES_KEPT
+        self.pushes = collections.deque(maxlen=self.PUSHES_KEPT)
         self._dirty = threading.Event()
         threading.Thread(target=self._reconciler, name='reconciler',
                          daemon=True).start()
+
+    PUSHES_KEPT = 20000
+
+    def pushed(self, node, gen, msgs):
+        """A switch confirmed (barrier reply) the flow mods of a pass that
+        reconciled store generation `gen` (controllers/app.py)."""
+        self.pushes.append({'gen': gen, 'node': node, 'msgs': msgs,
+                            'acked': time.time()})
 
     def node_of_dpid(self, dpid):
         for name, n in self.store.nodes.items():
@@ -219,6 +231,13 @@ class Core:
         not wait behind it)."""
         for session in list(self.vtep_sessions.values()):
             session.request()
+
+    def push_log(self, since_gen=0):
+        """Confirmed pushes of changes after store generation `since_gen`
+        (see pushed), oldest first, and the store's generation now."""
+        return {'generation': self.store.generation,
+                'pushes': [p for p in list(self.pushes)
+                           if p['gen'] > since_gen]}
 
     def status(self):
         """{'hardware_vteps': [status of each hardware VTEP's OVSDB

@@ -43,7 +43,7 @@ def main(argv=None):
     import uvicorn
     from controllers.api import create_app
     server = uvicorn.Server(uvicorn.Config(
-        create_app(core.store, core.on_change, core.status),
+        create_app(core.store, core.on_change, core.status, core.push_log),
         host=args.listen, port=args.api_port, log_level='warning'))
     threading.Thread(target=server.run, name='api', daemon=True).start()
 
