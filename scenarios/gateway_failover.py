@@ -158,6 +158,13 @@ def agent_log(lab, gw, since):
     return out
 
 
+def agent_events(lab, gw, since):
+    """[(epoch s, 'active' or 'standby')]: the state changes `gw`'s agent
+    applied after `since` (the demos show them)."""
+    return [(t, w[1]) for t, w in agent_log(lab, gw, since)
+            if w[:1] == ['seg1'] and w[1:2] in (['active'], ['standby'])]
+
+
 def first_ms(events, since, test):
     """ms from `since` to the first event whose words pass `test`."""
     for t, words in events:

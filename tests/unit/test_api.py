@@ -213,3 +213,28 @@ def test_hardware_vteps_lists_each_session_status():
     assert c.get(P + '/hardware-vteps').json() == []
     doc = c.get('/openapi.json').json()['paths'][P + '/hardware-vteps']
     assert 'reconnects' in doc['get']['description']
+
+
+def test_pushes_lists_what_each_switch_confirmed_after_a_generation():
+    from controllers.core import Core
+    log = []
+
+    class FakeCore:
+        pushes = log
+        push_log = Core.push_log
+        pushed = Core.pushed
+
+        def __init__(self, store):
+            self.store = store
+    store = model.Store(inventory=INV, nodes={})
+    core = FakeCore(store)
+    core.pushed('hv1', 1, 3)
+    core.pushed('hv2', 2, 5)
+    c = TestClient(api.create_app(store, pushes=core.push_log))
+    got = c.get(P + '/pushes?since=1').json()
+    assert got['generation'] == store.generation
+    assert [(p['node'], p['gen'], p['msgs']) for p in got['pushes']] == [
+        ('hv2', 2, 5)]
+    assert got['pushes'][0]['acked'] > 0
+    assert len(c.get(P + '/pushes').json()['pushes']) == 2
+    assert c.get(P + '/pushes?since=x').status_code == 422

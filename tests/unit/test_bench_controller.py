@@ -1,0 +1,28 @@
+"""bench controller's pure parts: the labs it builds and its summary."""
+from scenarios import bench_controller as bc
+from topologies import expand
+
+
+def test_every_hypervisor_has_two_vms_of_the_one_logical_switch():
+    for n in (1, 10, 100):
+        plan = expand.expand(bc.lab_spec(n))
+        hvs = bc.hypervisors(plan)
+        assert len(hvs) == n
+        on = {}
+        for name, p in plan['nodes'].items():
+            if p['role'] == 'vm':
+                assert p['ls'] == 'ls1'
+                hv = p['intfs'][0]['peer']
+                on[hv] = on.get(hv, 0) + 1
+        assert on == {hv: 2 for hv in hvs}
+
+
+def test_summary_to_all_and_per_hypervisor():
+    recs = [bc.figures('api', 2, {'hv1': 5.0, 'hv2': 7.0}, 4),
+            bc.figures('api', 2, {'hv1': 6.0, 'hv2': 9.0}, 4),
+            bc.figures('vif', 2, {'hv1': 8.0, 'hv2': 8.5}, 6)]
+    s = bc.summarize(recs)
+    assert s['api to 2']['to all'] == {'n': 2, 'p50': 7.0, 'p95': 9.0,
+                                       'max': 9.0}
+    assert s['api to 2']['per hypervisor']['n'] == 4
+    assert s['vif to 2']['messages per change']['p50'] == 6
