@@ -344,7 +344,7 @@ def stall_note(fig):
     if fig['sender_ok']:
         return ''
     return ('a probe sender fell behind its schedule by more than '
-            f"{probe.MAX_LAG_MS:.0f} ms during the outage: "
+            f"{probe.MAX_LAG_MS:.0f} ms at an edge of the outage: "
             f"{', '.join(fig['stalled'])} (the outage is an upper bound)")
 
 

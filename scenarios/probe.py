@@ -159,12 +159,16 @@ def silence_ms(times, rate):
 
 
 def stalled_during(stalls, start, end, slack=MAX_LAG_MS / 1000):
-    """Did the sender stall (more than MAX_LAG_MS late) while [start, end]
-    (a silence at the receiver, give or take the slack)? Then the silence
-    mixes the network's outage with the sender's: not a measurement."""
+    """Did the sender stall (more than MAX_LAG_MS late) at an edge of the
+    silence [start, end] at the receiver (give or take the slack)? A stall
+    at its start ends the arrivals early, one at its end delays the first
+    arrival after it: either mixes the sender's stall into the network's
+    outage, and the figure is not a measurement. A stall inside a longer
+    silence changes nothing: nothing would have arrived anyway."""
     if start is None:
         return False
-    return any(a < end + slack and b > start - slack for a, b in stalls)
+    return any(a < edge + slack and b > edge - slack
+               for a, b in stalls for edge in (start, end))
 
 
 def analyse(sent, received_seqs, rate, times=None, sender_lag_ms=None,
@@ -175,9 +179,9 @@ def analyse(sent, received_seqs, rate, times=None, sender_lag_ms=None,
     it was more than MAX_LAG_MS late. -> dict: received, lost, duplicates,
     longest gap (in packets and ms), gaps [(first missing seq, length)],
     the outage on both clocks (outage_ms is the receive clock when times
-    are given), sender_ok: the sender did not stall during the outage
-    (with no stall times: it never fell behind by more than MAX_LAG_MS).
-    A stall elsewhere only lengthens a silence: reported, not fatal."""
+    are given), sender_ok: the sender did not stall at an edge of the
+    outage (stalled_during; with no stall times: it never fell behind by
+    more than MAX_LAG_MS). A stall elsewhere is reported, not fatal."""
     got = set()
     dups = 0
     for s in received_seqs:

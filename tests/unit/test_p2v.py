@@ -16,9 +16,12 @@ def test_downtime_is_the_longest_gap_from_the_cut_over_on():
     assert p2v.cutover_gap(dict(res, times=times), 100.0, 102.0) == {
         'downtime_ms': 129.0, 'downtime_seq_ms': 120.0, 'clean_before': True,
         'sender_ok': True}
-    # the new sender stalled during that silence: not a measurement
-    stalled = dict(res, times=times, stalls=[(102.05, 102.07)])
+    # the new sender stalled as that silence ended: not a measurement
+    stalled = dict(res, times=times, stalls=[(102.11, 102.13)])
     assert p2v.cutover_gap(stalled, 100.0, 102.0)['sender_ok'] is False
+    # inside it, the stall shaped nothing
+    inside = dict(res, times=times, stalls=[(102.05, 102.07)])
+    assert p2v.cutover_gap(inside, 100.0, 102.0)['sender_ok'] is True
     # a stall long after it changes nothing
     later = dict(res, times=times, stalls=[(105.0, 105.02)])
     assert p2v.cutover_gap(later, 100.0, 102.0)['sender_ok'] is True

@@ -81,6 +81,18 @@ def test_both_clocks_and_a_late_sender():
     assert r['sender_ok'] is True
 
 
+def test_a_stall_inside_a_long_outage_changes_nothing():
+    from scenarios.probe import stalled_during
+    # silence from 1.0 to 3.0 s: a stall at 2.0 s did not shape it; one
+    # across its end delayed the first arrival after it; one across its
+    # start ended the arrivals before it early
+    assert not stalled_during([(2.0, 2.02)], 1.0, 3.0)
+    assert stalled_during([(2.99, 3.01)], 1.0, 3.0)
+    assert stalled_during([(0.99, 1.003)], 1.0, 3.0)
+    assert not stalled_during([], 1.0, 3.0)
+    assert not stalled_during([(2.0, 2.02)], None, None)
+
+
 def test_receive_clock_ignores_numbers_never_sent():
     r = probe.analyse(3, [0, 1, 2, 7], 1000, [0.0, 0.001, 0.012, 5.0], 0.0)
     assert r['outage_rx_ms'] == 10.0 and r['outage_seq_ms'] == 0.0
