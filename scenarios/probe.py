@@ -42,19 +42,22 @@ def first_seq(epoch, now, rate):
 
 
 def realtime(priority=20):
-    """Run the sender under SCHED_FIFO when allowed (root): a probe is the
-    measuring tape, and on a 2-core box busy with OVS a normal process
-    wakes up late by several ms. It sleeps between packets, so it takes a
-    few % of a core; the kernel keeps 5 % for others anyway."""
+    """Run this process (the `send` command) under SCHED_FIFO when allowed
+    (root): a probe is the measuring tape, and on a 2-core box busy with
+    OVS a normal process wakes up late by several ms. It sleeps between
+    packets, so it takes a few % of a core. Only the command line does
+    this, and with SCHED_RESET_ON_FORK: a caller that imported send() (a
+    test) once turned real-time itself, and every lab it started after
+    inherited it (bgpd spinning at real-time priority starved the box)."""
     try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK,
+                              os.sched_param(priority))
         return True
     except (OSError, AttributeError):
         return False
 
 
 def send(dst, port, rate, seconds, epoch=None):
-    realtime()
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)  # BUM probes
     # SIGTERM (the server is powered off) stops sending at once
@@ -234,6 +237,7 @@ def main(argv=None):
     b.add_argument('--seconds', type=float, required=True)
     args = p.parse_args(argv)
     if args.cmd == 'send':
+        realtime()
         send(args.dst, args.port, args.rate, args.seconds, args.epoch)
     else:
         recv(args.port, args.out, args.seconds)

@@ -115,3 +115,17 @@ def test_kernel_receive_time_is_used_when_the_kernel_gives_one():
     anc = [(socket.SOL_SOCKET, probe.SO_TIMESTAMPNS,
             struct.pack('@qq', 1700000000, 250000000))]
     assert probe.kernel_time(anc) == 1700000000.25
+
+
+def test_sending_from_python_leaves_the_caller_s_scheduling_alone():
+    """send() imported and called in-process (as a test does) must not make
+    the caller real-time: its children would inherit it."""
+    import os
+    import socket
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    before = os.sched_getscheduler(0)
+    probe.send('127.0.0.1', port, 1000, 0.01)
+    assert os.sched_getscheduler(0) == before
+    s.close()
