@@ -118,12 +118,14 @@ class NsxController(app_manager.OSKenApp):
         flows, groups = intent.device_intent(
             desired or self.core.store.desired(), node, self.core.observed)
         sent = self.group_content.setdefault(dpid, {})
+        group_mods = 0
         for g in groups:                 # a group mod only when it changes
             if sent.get(g['group_id']) != g:
                 dp.send_msg(ofdriver.group_mod(dp, g, g['group_id'] in
                                                self.groups[dpid]))
                 self.groups[dpid].add(g['group_id'])
                 sent[g['group_id']] = g
+                group_mods += 1
         add, delete, want = ofdriver.diff(flows, self.cookies[dpid],
                                           self.cookie_of)
         for ck in delete:
@@ -135,8 +137,7 @@ class NsxController(app_manager.OSKenApp):
         self.cookies[dpid] = want
         barrier = dp.ofproto_parser.OFPBarrierRequest(dp)
         dp.set_xid(barrier)
-        msgs = len(add) + len(delete) + sum(1 for g in groups if sent.get(
-            g['group_id']) is g)
+        msgs = len(add) + len(delete) + group_mods
         if msgs and gen is not None:
             self.inflight[(dpid, barrier.xid)] = (node, gen, msgs)
         dp.send_msg(barrier)

@@ -73,17 +73,17 @@ def send(dst, port, rate, seconds, epoch=None):
     for seq in range(start, total):
         due = t0 + seq * interval
         now = time.monotonic()
-        if due > now:                 # one wake-up per packet, no spinning
-            time.sleep(due - now)
-        elif now - due > MAX_LAG_MS / 1000:
-            lag = max(lag, now - due)
+        late = now - due
+        if late < 0:                  # one wake-up per packet, no spinning
+            time.sleep(-late)
+        else:
+            lag = max(lag, late)
+        if late > MAX_LAG_MS / 1000:
             wall = time.time()            # [when it was due, now], merged
-            if stalls and stalls[-1][1] >= wall - (now - due):
+            if stalls and stalls[-1][1] >= wall - late:
                 stalls[-1][1] = wall
             else:
-                stalls.append([wall - (now - due), wall])
-        else:
-            lag = max(lag, now - due)
+                stalls.append([wall - late, wall])
         try:
             s.sendto(HEADER.pack(seq, time.time()) + b'\0' * 32,
                      (dst, port))

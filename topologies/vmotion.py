@@ -18,9 +18,11 @@ What a hypervisor pair does, in the lab's terms:
 `plan_move` is pure (names, commands); `move_vm` runs it on a lab and
 returns when each step happened.
 """
+import json
+import os
 import subprocess
 
-from . import records
+from . import boot, records
 
 MOVED_OFPORT_BASE = 200          # ofport of a moved-in VM: base + its index
 
@@ -81,7 +83,6 @@ def plan_move(plan, vm, dst, src, neighbours=()):
 
 def neighbours_of(node):
     """[(ip, mac)] of the resolved entries of the VM's ARP cache."""
-    import json
     r = node.ns_run(['ip', '-j', 'neigh', 'show', 'dev', 'eth0'])
     try:
         rows = json.loads(r.stdout or '[]')
@@ -112,8 +113,6 @@ def move_vm(lab, vm, dst, located=None):
     """Move `vm` to hypervisor `dst` -> {'src', 'dst', 'switchover': epoch
     the VM switched vNICs, 'announced': epoch the destination's OVSDB
     write began, 'ofport'}. `located` ({vm: hypervisor}) is updated."""
-    import os
-    from . import boot
     located = located if located is not None else {}
     src = where_is(lab.plan, vm, located)
     m = plan_move(lab.plan, vm, dst, src, neighbours_of(lab.node(vm)))
