@@ -27,7 +27,8 @@ STALE_MS of 5 ms time bins) fails the run, and so does a capture that missed
 the stream (no evidence); probes forwarded by both without that (stale
 copies, see loop_check) are counted and reported against the target 0. A trial whose probe sender stalled
 during the outage measured nothing: it is kept as discarded and run again
-(at most DISCARDS_MAX x the trials planned per interval; measured here:
+(at most DISCARDS_MAX x the trials planned per interval, DISCARDS_MIN at
+least; measured here:
 process starts, kills and link changes stall even a SCHED_FIFO sender by
 5-15 ms now and then); any other invalid trial fails the run.
 
@@ -60,6 +61,7 @@ TARGETS = (('crash vm->server', 100), ('crash server->vm', 100),
            ('failback after link vm->server', 20),
            ('failback after link server->vm', 20))
 DISCARDS_MAX = 2.0        # x the trials planned at an interval
+DISCARDS_MIN = 10         # but at least this many (a 1-trial sweep step)
 CAPTURED_MIN = 0.9        # of the probes that arrived, seen leaving a gateway
 BIN_MS = 5                # loop check: time resolution of "both at once"
 # Both gateways forwarding in more than this much time fails the run. Less
@@ -376,7 +378,8 @@ def run_interval(fabric, interval, kinds, trials, rng, bar, out_dir,
             out, back = rec['outage_ms'], rec['failback_outage_ms']
             why = problems_of(rec)
             if rec['stalled_only'] and len(why) == 1 and \
-                    len(discarded) < DISCARDS_MAX * len(order):
+                    len(discarded) < max(DISCARDS_MIN,
+                                         DISCARDS_MAX * len(order)):
                 rec['discarded'] = rec['why_invalid']
                 discarded.append(rec)
                 progress(f'  {kind} @{interval} ms trial {n} discarded and '
