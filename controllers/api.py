@@ -16,7 +16,8 @@ from .model import ApiError
 PREFIX = '/api/v1'
 
 
-def create_app(store, on_change=lambda: None, status=None, pushes=None):
+def create_app(store, on_change=lambda: None, status=None, pushes=None,
+               learned=None):
     app = FastAPI(title='nsx-l2gw-lab controller', version='1',
                   description='NSX-style API: transport nodes, logical '
                   'switches, logical ports.')
@@ -81,8 +82,15 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None):
 
     @app.get(PREFIX + '/l2-gateways')
     def l2_gateways():
+        """Software gateways and hardware VTEPs: name, role, physical
+        ports, and `macs`: the physical MACs learned behind it that the
+        controller installs on the hypervisors ([{vni, mac}]; a software
+        gateway reports them while it is active, a hardware VTEP in its
+        Ucast_Macs_Local)."""
+        macs = learned() if learned is not None else {}
         return [{'name': n, 'role': p['role'],
-                 'ports': sorted(p.get('ports', {}))}
+                 'ports': sorted(p.get('ports', {})),
+                 'macs': [{'vni': v, 'mac': m} for v, m in macs.get(n, [])]}
                 for n, p in sorted(store.nodes.items())
                 if p['role'] in ('sw_gateway', 'hw_vtep')]
 

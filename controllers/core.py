@@ -53,6 +53,7 @@ class Core:
         self.store = Store(db_path, inventory=inv, nodes=nodes)
         self.observed = {'vtep_macs': {}, 'dead': set()}
         self.reported = {}           # hw VTEP -> its last local MAC set
+        self.gw_reports = {}         # sw gateway -> {(cable, vlan, mac)}
         self.liveness = {}             # (node, service node) -> live?
         self.bfd_pending = {}          # node -> tunnel ports awaiting BFD
         self.down_since, self.refreshed, self.refreshes = {}, {}, {}
@@ -179,9 +180,45 @@ class Core:
             ).start())
         for vtep in self.hw_vteps():
             self.vtep_sessions[vtep] = self._vtep_session(vtep).start()
+        gateways = {n for n, p in self.store.nodes.items()
+                    if p['role'] == 'sw_gateway'}
         self.follower = nodedb.NodeFollower(
             {n: self.ovsdb(n) for n, p in self.store.nodes.items()
-             if p['role'] == 'hypervisor'}, self.vifs_changed).start()
+             if p['role'] == 'hypervisor' or n in gateways},
+            self.vifs_changed, gateways, self.gateway_macs_changed).start()
+
+    def gateway_macs_changed(self, gw, raw):
+        """A software gateway published the physical MACs it learned
+        {(cable, vlan, mac)} (controllers.nodedb): they are placed behind
+        it like a hardware VTEP's Ucast_Macs_Local."""
+        with self.lock:
+            self.gw_reports[gw] = set(raw)
+        self._remap(gw, raw)
+
+    def _remap(self, gw, raw):
+        macs = intent.gateway_macs(self.store.desired(), gw, raw)
+        with self.lock:
+            same = macs == self.reported.get(gw)
+        if not same:
+            self.vtep_macs_changed(gw, macs)
+
+    def on_api_change(self):
+        """An API write: gateway connections may map a reported (cable,
+        VLAN) to another logical switch now."""
+        with self.lock:
+            reports = dict(self.gw_reports)
+        for gw, raw in sorted(reports.items()):
+            self._remap(gw, raw)
+        self.on_change()
+
+    def learned_macs(self):
+        """{gateway or hardware VTEP: [(vni, mac)]} the controller places
+        behind it (learned there and reported)."""
+        with self.lock:
+            out = {}
+            for (vni, mac), owner in self.observed['vtep_macs'].items():
+                out.setdefault(owner, []).append((vni, mac))
+        return {k: sorted(v) for k, v in out.items()}
 
     def vifs_changed(self, node, vifs):
         """A hypervisor's set of VIFs changed (controllers.nodedb): bind
@@ -214,8 +251,9 @@ class Core:
 
     def vtep_macs_changed(self, vtep, macs):
         """A hardware VTEP reported its whole Ucast_Macs_Local set
-        {(vni, mac)} (figure 15, step 6): hypervisors and the other VTEPs
-        learn where those MACs are."""
+        {(vni, mac)} (figure 15, step 6), or a software gateway its learned
+        MACs: hypervisors and the other VTEPs learn where those MACs
+        are."""
         with self.lock:
             self.observed['vtep_macs'] = intent.merge_vtep_macs(
                 self.observed['vtep_macs'], self.reported.get(vtep, set()),

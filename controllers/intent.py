@@ -266,6 +266,18 @@ def dead_service_nodes(nodes, liveness):
             if sum(1 for x in v if not x) * 2 > len(v)}
 
 
+def gateway_macs(desired, gw, raw):
+    """What software gateway `gw` reported, {(cable, vlan, mac)}, as
+    {(vni, mac)}: a (cable, VLAN) counts where a gateway connection binds
+    it to a logical switch; others are ignored."""
+    vni_of = {ls['id']: ls['vni'] for ls in desired['logical_switches']}
+    bound = {(c['port'], c['vlan'] or 0): vni_of[c['ls_id']]
+             for c in desired.get('gateway_connections', [])
+             if c['gateway'] == gw and c['ls_id'] in vni_of}
+    return {(bound[(cable, vlan)], mac) for cable, vlan, mac in raw
+            if (cable, vlan) in bound}
+
+
 def merge_vtep_macs(owners, previous, vtep, macs, others=None):
     """Who owns each MAC that hardware VTEPs learned, after `vtep` reports
     its whole Ucast_Macs_Local set `macs` (it reported `previous` before).

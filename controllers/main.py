@@ -43,7 +43,8 @@ def main(argv=None):
     import uvicorn
     from controllers.api import create_app
     server = uvicorn.Server(uvicorn.Config(
-        create_app(core.store, core.on_change, core.status, core.push_log),
+        create_app(core.store, core.on_api_change, core.status,
+                   core.push_log, core.learned_macs),
         host=args.listen, port=args.api_port, log_level='warning'))
     threading.Thread(target=server.run, name='api', daemon=True).start()
 

@@ -1,6 +1,6 @@
-"""The controller follows every hypervisor's own OVSDB: one persistent
-python-ovs IDL replica each (Interface: name, ofport, external_ids), all
-driven by one thread and one ovs.poller loop.
+"""The controller follows every hypervisor's and software gateway's own
+OVSDB: one persistent python-ovs IDL replica each (Interface: name,
+ofport, external_ids), all driven by one thread and one ovs.poller loop.
 
 A hypervisor announces what plugs into it as NSX and OVN hypervisors do:
 a VM's port carries external_ids:iface-id (the attachment its logical port
@@ -8,6 +8,13 @@ is bound by) and attached-mac. After each change of a node's replica the
 follower hands the node's whole set of VIFs to `on_vifs(node, vifs)`,
 vifs = {iface-id: {'ofport', 'mac', 'interface'}}: the controller binds a
 logical port where its VIF appears, without waiting for an API call.
+
+A software gateway's agent publishes, while it is active, the physical MACs
+it learned on a cable (devices.gwagent.learning): the cable's Interface
+external_ids:l2gw-macs = "VLAN/MAC ...". After each change the follower
+hands the gateway's whole set {(cable, vlan, mac)} to
+`on_macs(node, macs)`; a gateway whose OVSDB session is lost (powered off)
+reports the empty set: what it published may be stale.
 """
 import logging
 import os
@@ -24,6 +31,7 @@ if not _HAD_EVENTLET:
 LOG = logging.getLogger('nsx.nodedb')
 SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema'
 MAX_BACKOFF_MS = 1000
+MACS_KEY = 'l2gw-macs'
 
 
 def vifs_of(rows):
@@ -43,6 +51,24 @@ def vifs_of(rows):
     return out
 
 
+def gateway_macs_of(rows):
+    """Interface rows (dicts: name, external_ids) -> {(cable, vlan, mac)}
+    that the gateway published; malformed items are skipped."""
+    out = set()
+    for r in rows:
+        for item in ((r.get('external_ids') or {}).get(MACS_KEY) or
+                     '').split():
+            vlan, _, mac = item.partition('/')
+            parts = mac.split(':')
+            if not vlan.isdigit() or int(vlan) > 4095 or len(parts) != 6 \
+                    or not all(len(x) == 2 and all(
+                        c in '0123456789abcdef' for c in x.lower())
+                        for x in parts):
+                continue
+            out.add((r.get('name'), int(vlan), mac.lower()))
+    return out
+
+
 def _idl(remote):
     helper = ovs.db.idl.SchemaHelper(location=SCHEMA)
     helper.register_columns('Interface', ['name', 'ofport', 'external_ids'])
@@ -52,10 +78,14 @@ def _idl(remote):
 
 
 class NodeFollower:
-    def __init__(self, remotes, on_vifs):
-        """remotes: {node: OVSDB remote}."""
+    def __init__(self, remotes, on_vifs, gateways=(), on_macs=None):
+        """remotes: {node: OVSDB remote}; the nodes in `gateways` are
+        software gateways (their learned MACs go to on_macs), the others
+        hypervisors (their VIFs go to on_vifs)."""
         self.remotes, self.on_vifs = dict(remotes), on_vifs
+        self.gateways, self.on_macs = set(gateways), on_macs
         self.idls, self.seen, self.last = {}, {}, {}
+        self.up = {}
         self._stop = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
         self._thread = None
@@ -85,6 +115,10 @@ class NodeFollower:
                 except Exception:                # one node must not stop all
                     LOG.exception('%s: OVSDB replica failed', node)
                     continue
+                up = idl._session.is_connected()
+                if node in self.gateways and not up and self.up.get(node):
+                    self._deliver(node, set())       # what it said is stale
+                self.up[node] = up
                 if idl.change_seqno != self.seen.get(node):
                     self.seen[node] = idl.change_seqno
                     self._changed(node, idl)
@@ -100,11 +134,18 @@ class NodeFollower:
         rows = [{'name': r.name, 'ofport': r.ofport,
                  'external_ids': dict(r.external_ids)}
                 for r in idl.tables['Interface'].rows.values()]
-        vifs = vifs_of(rows)
-        if vifs == self.last.get(node):
+        self._deliver(node, gateway_macs_of(rows) if node in self.gateways
+                      else vifs_of(rows))
+
+    def _deliver(self, node, value):
+        if value == self.last.get(node):
             return
-        self.last[node] = vifs
+        self.last[node] = value
         try:
-            self.on_vifs(node, vifs)
+            if node in self.gateways:
+                if self.on_macs:
+                    self.on_macs(node, value)
+            else:
+                self.on_vifs(node, value)
         except Exception:
-            LOG.exception('%s: VIF change not handled', node)
+            LOG.exception('%s: change not handled', node)

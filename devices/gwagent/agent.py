@@ -6,13 +6,18 @@ ovs.poller loop, no subprocess, no thread.
              interval; Bridge: external_ids) and transactions on it: the
              state it publishes (br-<seg> external_ids:l2gw-state), and
              the CFM ID withheld while the data plane cannot forward.
-  OpenFlow   a persistent channel to br-<seg> (its two flows, the cable's
-             carrier from port-status messages, RARP packet-outs) and one
-             to br-int (is the gateway port programmed by the controller;
-             the VM MACs to announce), both on the bridges' .mgmt sockets.
+  OpenFlow   a persistent channel to br-<seg> (its flows, the cable's
+             carrier from port-status messages, the sources it learns
+             from packet-ins and ages out from flow-removed messages, RARP
+             packet-outs) and one to br-int (is the gateway port
+             programmed by the controller; the VM MACs to announce), both
+             on the bridges' .mgmt sockets.
   notices    one UDP socket; yield/claim/release/deny to the peer
              gateways on the same segment, over management and transport.
   pidfd      on ovs-vswitchd: its death is known at once.
+
+While active, the agent publishes the physical MACs it learned on the
+cable (devices.gwagent.learning) for the controller.
 
 The CFM ID is announced only while the data plane is up and br-int has
 the controller's flows for the gateway port: a restarted gateway does not
@@ -27,15 +32,17 @@ import time
 
 from devices.hwvtep import idl as idlmod      # (keeps eventlet out)
 from devices.hwvtep import ofmsg
+from devices.hwvtep.macs import MOVED, NEW, MacTable
 from devices.hwvtep.ofconn import OFConn
 
 import ovs.poller                               # noqa: E402  (after idl)
 
 from . import election as el
+from . import learning as ln
 
 LOG = logging.getLogger('gwagent')
 SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema'
-CABLE_OFPORT, PATCH_OFPORT = 1, 2
+CABLE_OFPORT = ln.CABLE
 STASH = 'l2gw-cfm-mpid'          # Interface external_ids: a withheld ID
 PROGRAMMED_POLL_MS = 20          # br-int dumped this often until programmed
 REFRESH_MS = 5000                # ... and this often after (VM MAC list)
@@ -93,6 +100,8 @@ class Agent:
         self.next_beat = 0.0
         self.pidfd = None
         self.published = None
+        self.macs = MacTable(limit=4 * ln.REPORT_LIMIT)   # (vlan, mac)
+        self.published_macs = None
         # called once the CFM ID is safe (withheld unless the data plane
         # is ready): what a gateway's boot waits for before it starts
         # ovs-vswitchd, so a returning gateway preempts nobody too early
@@ -101,6 +110,10 @@ class Agent:
     # -- OpenFlow ---------------------------------------------------------
     def _seg_connected(self, conn, _features):
         self.carrier, self.applied = None, None
+        self._flush_macs('the segment bridge (re)connected')
+        conn.send(ofmsg.delete_all())
+        for flow in ln.base_flows():
+            conn.send(ofmsg.flow_add(flow))
         conn.send(ofmsg.port_desc_request(), self._ports)
 
     def _ports(self, reply):
@@ -109,14 +122,46 @@ class Agent:
                 self._set_carrier(ofmsg.link_up(port), 'port description')
 
     def _seg_message(self, conn, msg):
-        if isinstance(msg, ofmsg.parser.OFPPortStatus) and \
+        p = ofmsg.parser
+        if isinstance(msg, p.OFPPortStatus) and \
                 msg.desc.port_no == CABLE_OFPORT:
             self._set_carrier(ofmsg.link_up(msg.desc), 'port status')
+        elif isinstance(msg, p.OFPPacketIn) and msg.table_id == ln.LEARN:
+            self._learn(msg.data)
+        elif isinstance(msg, p.OFPFlowRemoved) and \
+                msg.table_id == ln.LEARN and \
+                msg.reason == ofmsg.ofp.OFPRR_IDLE_TIMEOUT:
+            vid = msg.match.get('vlan_vid', 0)
+            vid = (vid[0] if isinstance(vid, tuple) else vid) & 0xfff
+            mac = (msg.match.get('eth_src') or '').lower()
+            if self.macs.aged(vid, mac, self.cable, self.cable, vid):
+                self.log(f'{time.time():.3f} {self.cable} {mac} VLAN {vid} '
+                         'aged out')
+
+    def _learn(self, data):
+        """A frame from the cable whose source is not known yet."""
+        src = ln.frame_source(data)
+        if src is None or self.carrier is False:
+            return
+        vlan, mac = src
+        res = self.macs.learn(vlan, mac, self.cable, self.cable, vlan)
+        if res in (NEW, MOVED):
+            self.seg_of.send(ofmsg.flow_add(ln.learned_flow(vlan, mac)))
+            self.log(f'{time.time():.3f} {self.cable} learned {mac} VLAN '
+                     f'{vlan}')
+
+    def _flush_macs(self, why):
+        gone = self.macs.flush(self.cable)
+        if gone:
+            self.log(f'{time.time():.3f} {self.cable} {len(gone)} learned '
+                     f'MAC(s) flushed ({why})')
 
     def _set_carrier(self, up, how):
         if up != self.carrier:
             self.log(f'{time.time():.3f} {self.cable} carrier '
                      f"{'up' if up else 'down'} ({how})")
+        if up is False and self.carrier is not False:
+            self._flush_macs('carrier lost')
         self.carrier = up
 
     def _int_connected(self, conn, _features):
@@ -146,8 +191,9 @@ class Agent:
         """Flows for `state` on br-<seg>, then a barrier: once it answers,
         the state holds in the data plane (releases owed go out then)."""
         conn = self.seg_of
-        conn.send(ofmsg.delete_all())
-        for flow in el.segment_flows(state):
+        conn.send(ofmsg.delete_all(ln.SEGMENT))
+        conn.send(ofmsg.delete_all(ln.FORWARD))
+        for flow in ln.state_flows(state == el.ACTIVE):
             conn.send(ofmsg.flow_add(flow))
         self.applying = state
         t = time.time()
@@ -212,6 +258,8 @@ class Agent:
         if cable is None or bridge is None:
             return
         state = self.applied if self.seg_of.ready else 'down'
+        macs = ln.report(self.macs.entries, self.announce) \
+            if state == el.ACTIVE else ''
         move = None
         if not ready and own is not None:
             move = 'withhold'
@@ -220,7 +268,8 @@ class Agent:
         if move is None and self.on_guarding:
             self.on_guarding()
             self.on_guarding = None
-        if state == self.published and move is None:
+        if state == self.published and move is None and \
+                macs == self.published_macs:
             return
 
         def build(txn):
@@ -228,19 +277,22 @@ class Agent:
                 ids = dict(bridge.external_ids)
                 ids['l2gw-state'] = state or 'standby'
                 bridge.external_ids = ids
+            ids = dict(cable.external_ids)
+            if macs:
+                ids[ln.REPORT_KEY] = macs
+            else:
+                ids.pop(ln.REPORT_KEY, None)
             if move == 'withhold':
-                ids = dict(cable.external_ids)
                 ids[STASH] = str(own)
-                cable.external_ids = ids
                 cable.cfm_mpid = []
             elif move == 'restore':
-                ids = dict(cable.external_ids)
                 ids.pop(STASH, None)
-                cable.external_ids = ids
                 cable.cfm_mpid = [stash]
+            if ids != dict(cable.external_ids):
+                cable.external_ids = ids
             return True
         if self.db.writer.start(build):
-            self.published = state
+            self.published, self.published_macs = state, macs
             if move:
                 self.log(f'{time.time():.3f} CFM ID '
                          f"{own if move == 'withhold' else stash} "
@@ -314,6 +366,7 @@ class Agent:
         if self._vswitchd_died():
             self.log(f'{time.time():.3f} ovs-vswitchd exited')
             self.programmed, self.carrier = False, None
+            self._flush_macs('ovs-vswitchd exited')
             if self.applied == el.ACTIVE or self.applying == el.ACTIVE:
                 self._everyone(el.YIELD)
             self.applied = self.applying = None

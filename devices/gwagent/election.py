@@ -188,19 +188,6 @@ def parse_notice(data, seg):
     return None
 
 
-def segment_flows(state):
-    """br-<seg>'s whole flow table for a state, as plain data: an active
-    gateway bridges the cable (port 1) and the patch to br-int (port 2); a
-    standby one has none, so the bridge (fail_mode secure) drops all. CFM
-    runs below the flow table and keeps working either way."""
-    if state != ACTIVE:
-        return []
-    return [{'table': 0, 'priority': 10, 'match': {'in_port': 1},
-             'actions': [('output', 2)], 'goto': None},
-            {'table': 0, 'priority': 10, 'match': {'in_port': 2},
-             'actions': [('output', 1)], 'goto': None}]
-
-
 def restore_id(stashed, current):
     """The CFM ID to put back on the cable once the data plane is ready:
     the one withheld at the crash, unless the controller set one since."""

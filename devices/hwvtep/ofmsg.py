@@ -181,8 +181,10 @@ def flow_delete(ck):
                              match=parser.OFPMatch())
 
 
-def delete_all():
-    return parser.OFPFlowMod(DP, table_id=ofp.OFPTT_ALL,
+def delete_all(table=None):
+    """Every flow, or every flow of one table."""
+    return parser.OFPFlowMod(DP, table_id=ofp.OFPTT_ALL if table is None
+                             else table,
                              command=ofp.OFPFC_DELETE, out_port=ofp.OFPP_ANY,
                              out_group=ofp.OFPG_ANY, match=parser.OFPMatch())
 

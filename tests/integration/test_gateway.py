@@ -1,6 +1,8 @@
 """Software L2 gateways on one segment elect as the whitepaper says: the
 lower CFM ID is active; when it dies the other takes over, on its own, with
 the controller down; a VM keeps reaching the physical server."""
+import re
+
 import pytest
 
 from controllers import provision
@@ -69,6 +71,65 @@ def test_a_cut_cable_is_signalled_and_the_new_active_announces_the_vms(lab):
     standby, active = _first(g2, ['seg1', 'standby']), \
         _first(g1, ['seg1', 'active'])
     assert standby and active and standby <= active, (g1, g2)
+
+
+def _reported(lab, gw):
+    return {m['mac'] for g in lab.ctl.get('/l2-gateways')
+            if g['name'] == gw for m in g['macs']}
+
+
+def _to_mac(lab, hv, mac):
+    """The output actions of hv's unicast flow(s) towards `mac`."""
+    out = lab.node(hv).ns_run(['ovs-ofctl', '-O', 'OpenFlow13', 'dump-flows',
+                               'br-int', f'dl_dst={mac}']).stdout
+    return [line.split('actions=')[1] for line in out.splitlines()
+            if 'actions=' in line and re.search(r'metadata=0[,/ ]', line)]
+
+
+def test_gateways_report_the_servers_they_learn_and_the_mac_follows(lab):
+    """The active gateway learns srv1's MAC on its cable and publishes it;
+    the controller places it behind that gateway (GET /l2-gateways) and
+    the VM's hypervisor sends unicast to srv1 straight to it. When gw2
+    takes over (gw1's cable cut), the MAC moves to gw2 with the first
+    frames from srv1 that arrive there."""
+    import time
+    from controllers import intent
+    plan = lab.plan
+    srv = plan['nodes']['srv1']['ip'].split('/')[0]
+    srv_mac = plan['nodes']['srv1']['mac']
+    vm = next(n for n, p in plan['nodes'].items()
+              if p['role'] == 'vm' and p.get('ls') == 'ls1')
+    hv = plan['nodes'][vm]['intfs'][0]['peer']
+    port = {gw: f"output:{intent.TUNNEL_BASE + plan['nodes'][gw]['index']}"
+            for gw in ('gw1', 'gw2')}
+    assert until(lambda: (state(lab, 'gw1'), state(lab, 'gw2')) ==
+                 ('active', 'standby'), 10) is not None
+
+    def ping():
+        return lab.node(vm).ns_run(['ping', '-c', '3', '-i', '0.2', '-W',
+                                    '1', srv])
+    assert until(lambda: ping().returncode == 0, 15) is not None
+    assert until(lambda: srv_mac in _reported(lab, 'gw1'), 5), \
+        lab.ctl.get('/l2-gateways')
+    assert srv_mac not in _reported(lab, 'gw2')
+    assert until(lambda: _to_mac(lab, hv, srv_mac) == [port['gw1']], 5), \
+        lab.node(hv).ns_run(['ovs-ofctl', '-O', 'OpenFlow13', 'dump-flows',
+                             'br-int', f'dl_dst={srv_mac}']).stdout
+    lab.node('gw1').ns_run(['ip', 'link', 'set', 'seg1', 'down'], check=True)
+    try:
+        assert until(lambda: state(lab, 'gw2') == 'active', 3) is not None
+        assert until(lambda: ping().returncode == 0, 10) is not None
+        assert until(lambda: srv_mac in _reported(lab, 'gw2'), 5), \
+            lab.ctl.get('/l2-gateways')
+        assert srv_mac not in _reported(lab, 'gw1')
+        assert until(lambda: _to_mac(lab, hv, srv_mac) == [port['gw2']],
+                     5), _to_mac(lab, hv, srv_mac)
+    finally:
+        time.sleep(2.5)               # link events spaced (platform.md)
+        lab.node('gw1').ns_run(['ip', 'link', 'set', 'seg1', 'up'],
+                               check=True)
+    assert until(lambda: (state(lab, 'gw1'), state(lab, 'gw2')) ==
+                 ('active', 'standby'), 5) is not None
 
 
 def test_standby_takes_over_with_the_controller_down(lab):

@@ -3,7 +3,7 @@ notices (yield / claim / release / deny), and what the agent derives from
 br-int's flows."""
 from devices.gwagent.election import (
     ACTIVE, CLAIM, DENY, RELEASE, STANDBY, YIELD, Election, announce_list,
-    notice, parse_notice, rarp_frame, restore_id, segment_flows)
+    notice, parse_notice, rarp_frame, restore_id)
 
 
 def test_lowest_id_becomes_active_after_four_intervals():
@@ -104,13 +104,6 @@ def test_notices_on_the_wire_and_garbage():
     for junk in (b'', b'{', b'[1]', b'{"v": 1, "kind": "x", "id": 1}',
                  b'{"v": 1, "kind": "claim", "id": "9", "seg": "seg1"}'):
         assert parse_notice(junk, 'seg1') is None
-
-
-def test_only_an_active_gateway_bridges_cable_and_br_int():
-    flows = segment_flows(ACTIVE)
-    assert [(f['match'], f['actions']) for f in flows] == [
-        ({'in_port': 1}, [('output', 2)]), ({'in_port': 2}, [('output', 1)])]
-    assert segment_flows(STANDBY) == []
 
 
 def test_withheld_id_returns_unless_the_controller_set_one_since():
