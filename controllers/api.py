@@ -75,6 +75,16 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
             return changed(store.bulk(lambda b: store.attach(ls_id, b), body))
         return changed(store.attach(ls_id, body))
 
+    @app.post(PREFIX + '/logical-ports/{port_id}/move', status_code=202)
+    async def move(port_id: int, request: Request):
+        """A vMotion starts: body {"transport_node": "hv2"}. The port is
+        bound there as soon as the destination hypervisor announces the
+        VM's VIF in its OVSDB (external_ids:iface-id), and only there
+        until then: a VIF of the VM seen on a third hypervisor is not
+        bound. 202: the port, with `requested_node` (null again once the
+        move is done)."""
+        return store.request_move(port_id, await body_of(request))
+
     @app.delete(PREFIX + '/logical-ports/{port_id}', status_code=204)
     def detach(port_id: int):
         store.detach(port_id)

@@ -43,6 +43,13 @@ def inventory_from_plan(plan):
     return inv, nodes
 
 
+def vifs_appeared(before, now):
+    """Attachments whose VIF is new in `now` ({iface-id: {'ofport', ...}})
+    or on another OpenFlow port than `before`, sorted."""
+    return sorted(att for att, v in now.items()
+                  if before.get(att, {}).get('ofport') != v['ofport'])
+
+
 class Core:
     def __init__(self, plan, db_path=':memory:', cfm_interval_ms=100):
         self.cfm_interval_ms = cfm_interval_ms
@@ -54,12 +61,12 @@ class Core:
         self.observed = {'vtep_macs': {}, 'dead': set()}
         self.reported = {}           # hw VTEP -> its last local MAC set
         self.gw_reports = {}         # sw gateway -> {(cable, vlan, mac)}
+        self.node_vifs = {}          # hypervisor -> its VIFs last seen
         self.liveness = {}             # (node, service node) -> live?
         self.bfd_pending = {}          # node -> tunnel ports awaiting BFD
         self.down_since, self.refreshed, self.refreshes = {}, {}, {}
         threading.Thread(target=self._healer, name='bfd-healer',
                          daemon=True).start()
-        self.monitors = []
         self.follower = None              # hypervisors' OVSDBs (nodedb)
         self.vtep_sessions = {}           # hw VTEP -> hwvtep.VtepSession
         self.lock = threading.RLock()
@@ -167,25 +174,24 @@ class Core:
     BFD_REPORTERS = 5
 
     def start_monitors(self):
-        """Follow the BFD status towards service nodes as a few edge nodes
-        see it (liveness.reporters: a majority of those that watch a
-        service node decides that it is down), and open one OVSDB session
-        per hardware VTEP: it writes the VTEP's hardware_vtep rows and
-        reports its Ucast_Macs_Local (figure 15)."""
-        for node in liveness.reporters(self.store.nodes,
-                                       self.BFD_REPORTERS):
-            self.monitors.append(tunnels.BfdMonitor(
-                self.ovsdb(node),
-                lambda live, node=node: self.tunnel_liveness(node, live)
-            ).start())
+        """Open one OVSDB session per hardware VTEP: it writes the VTEP's
+        hardware_vtep rows and reports its Ucast_Macs_Local (figure 15);
+        and follow the edges' own OVSDBs (controllers.nodedb, one IDL
+        each): hypervisors' VIFs, software gateways' learned MACs, and
+        the BFD status towards service nodes as a few edges see it
+        (liveness.reporters: a majority of those that watch a service
+        node decides that it is down)."""
         for vtep in self.hw_vteps():
             self.vtep_sessions[vtep] = self._vtep_session(vtep).start()
         gateways = {n for n, p in self.store.nodes.items()
                     if p['role'] == 'sw_gateway'}
+        reporters = set(liveness.reporters(self.store.nodes,
+                                           self.BFD_REPORTERS))
         self.follower = nodedb.NodeFollower(
             {n: self.ovsdb(n) for n, p in self.store.nodes.items()
-             if p['role'] == 'hypervisor' or n in gateways},
-            self.vifs_changed, gateways, self.gateway_macs_changed).start()
+             if p['role'] == 'hypervisor' or n in gateways | reporters},
+            self.vifs_changed, gateways, self.gateway_macs_changed,
+            reporters, self.tunnel_liveness).start()
 
     def gateway_macs_changed(self, gw, raw):
         """A software gateway published the physical MACs it learned
@@ -222,9 +228,16 @@ class Core:
 
     def vifs_changed(self, node, vifs):
         """A hypervisor's set of VIFs changed (controllers.nodedb): bind
-        each logical port where its VIF is now, then reconcile."""
-        moved = [att for att, v in sorted(vifs.items())
-                 if self.store.locate(att, node, v['ofport'])]
+        the logical port of each VIF that appeared (or changed its
+        OpenFlow port) where it is now, then reconcile. A VIF that stays
+        on a hypervisor after its VM left (a source not cleaned up yet)
+        does not pull the port back when something else changes there."""
+        with self.lock:
+            before = self.node_vifs.get(node, {})
+            self.node_vifs[node] = dict(vifs)
+        fresh = vifs_appeared(before, vifs)
+        moved = [att for att in fresh
+                 if self.store.locate(att, node, vifs[att]['ofport'])]
         if moved:
             LOG.info('%s: VIF %s bound here (announced in its OVSDB)', node,
                      ', '.join(moved))

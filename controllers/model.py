@@ -203,15 +203,49 @@ class Store:
             self._commit()
             return self.get_port(cur.lastrowid)
 
+    def request_move(self, port_id, body):
+        """A VM is about to move (a vMotion starts): its logical port is to
+        be bound on hypervisor body['transport_node'] once the VIF appears
+        there (see locate); until then the port stays where it is, and a
+        VIF of the VM seen on any third hypervisor is not bound. -> the
+        port, with 'requested_node'. The request is kept in memory: a
+        controller restarted during a move forgets it (the binding follows
+        the VIF as without a request)."""
+        with self.lock:
+            port = self.get_port(port_id)
+            if not isinstance(body, dict):
+                raise ApiError(400, 'body', 'a JSON object')
+            unknown = sorted(set(body) - {'transport_node'})
+            if unknown:
+                raise ApiError(400, unknown[0], 'unknown field; allowed: '
+                               'transport_node')
+            node = _require(body, 'transport_node', 'a hypervisor name')
+            hvs = sorted(n for n, p in self.nodes.items()
+                         if p.get('role') == 'hypervisor')
+            if node not in hvs:
+                raise ApiError(400, 'transport_node',
+                               f'no hypervisor {node!r}; hypervisors: '
+                               + ', '.join(hvs))
+            if node == port['transport_node']:
+                raise ApiError(409, 'transport_node',
+                               f"{port['attachment']} is on {node} already")
+            self.inventory[port['attachment']]['requested'] = node
+            return self.get_port(port_id)
+
     def locate(self, attachment, transport_node, ofport):
         """A hypervisor announced `attachment`'s VIF on its port `ofport`
         (controllers.nodedb): that is where the VM is now, and where its
         logical port, if any, is bound. -> True if that changed anything.
-        A VIF the lab's inventory does not know is ignored."""
+        A VIF the lab's inventory does not know is ignored; while a move
+        is requested (request_move), only a VIF on the requested
+        hypervisor is bound, and that ends the request."""
         with self.lock:
             where = self.inventory.get(attachment)
             if where is None or transport_node not in self.nodes:
                 return False
+            if where.get('requested') not in (None, transport_node):
+                return False
+            where.pop('requested', None)
             if (where['transport_node'], where['ofport']) == \
                     (transport_node, ofport):
                 return False
@@ -234,14 +268,20 @@ class Store:
                               (port_id,)).fetchone()
         if row is None:
             raise ApiError(404, 'id', f'no logical port {port_id}')
-        return dict(row)
+        return self._port(row)
+
+    def _port(self, row):
+        out = dict(row)
+        out['requested_node'] = self.inventory.get(
+            out['attachment'], {}).get('requested')
+        return out
 
     def list_ports(self, ls_id=None):
         if ls_id is not None:
             self.get_ls(ls_id)
         q = 'SELECT * FROM logical_ports' + (' WHERE ls_id=?' if ls_id
                                              is not None else '')
-        return [dict(r) for r in self.db.execute(
+        return [self._port(r) for r in self.db.execute(
             q + ' ORDER BY id', () if ls_id is None else (ls_id,))]
 
     # -- gateway connections ------------------------------------------------

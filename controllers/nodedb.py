@@ -15,6 +15,12 @@ external_ids:l2gw-macs = "VLAN/MAC ...". After each change the follower
 hands the gateway's whole set {(cable, vlan, mac)} to
 `on_macs(node, macs)`; a gateway whose OVSDB session is lost (powered off)
 reports the empty set: what it published may be stale.
+
+For the edges whose BFD view the controller follows (topologies.liveness.
+reporters), the follower also hands over, after each change, the state of
+their tunnels' BFD sessions: `on_bfd(node, {peer: forwarding?})` (tunnel
+vx<peer>, Interface bfd_status); a session that has no status yet is left
+out.
 """
 import logging
 import os
@@ -69,22 +75,37 @@ def gateway_macs_of(rows):
     return out
 
 
+def bfd_of(rows):
+    """Interface rows (dicts: name, bfd_status) -> {peer: forwarding?} for
+    the tunnel ports vx<peer> whose BFD reports a status."""
+    out = {}
+    for r in rows:
+        name, status = r.get('name') or '', r.get('bfd_status') or {}
+        if name.startswith('vx') and status:
+            out[name[2:]] = status.get('forwarding') == 'true'
+    return out
+
+
 def _idl(remote):
     helper = ovs.db.idl.SchemaHelper(location=SCHEMA)
-    helper.register_columns('Interface', ['name', 'ofport', 'external_ids'])
+    helper.register_columns('Interface', ['name', 'ofport', 'external_ids',
+                                          'bfd_status'])
     idl = ovs.db.idl.Idl(remote, helper)
     idl._session.reconnect.set_backoff(100, MAX_BACKOFF_MS)
     return idl
 
 
 class NodeFollower:
-    def __init__(self, remotes, on_vifs, gateways=(), on_macs=None):
+    def __init__(self, remotes, on_vifs, gateways=(), on_macs=None,
+                 bfd_nodes=(), on_bfd=None):
         """remotes: {node: OVSDB remote}; the nodes in `gateways` are
         software gateways (their learned MACs go to on_macs), the others
-        hypervisors (their VIFs go to on_vifs)."""
+        hypervisors (their VIFs go to on_vifs); those in `bfd_nodes` also
+        report their tunnels' BFD state to on_bfd."""
         self.remotes, self.on_vifs = dict(remotes), on_vifs
         self.gateways, self.on_macs = set(gateways), on_macs
-        self.idls, self.seen, self.last = {}, {}, {}
+        self.bfd_nodes, self.on_bfd = set(bfd_nodes), on_bfd
+        self.idls, self.seen, self.last, self.last_bfd = {}, {}, {}, {}
         self.up = {}
         self._stop = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
@@ -132,10 +153,19 @@ class NodeFollower:
 
     def _changed(self, node, idl):
         rows = [{'name': r.name, 'ofport': r.ofport,
-                 'external_ids': dict(r.external_ids)}
+                 'external_ids': dict(r.external_ids),
+                 'bfd_status': dict(r.bfd_status)}
                 for r in idl.tables['Interface'].rows.values()]
         self._deliver(node, gateway_macs_of(rows) if node in self.gateways
                       else vifs_of(rows))
+        if node in self.bfd_nodes and self.on_bfd:
+            bfd = bfd_of(rows)
+            if bfd != self.last_bfd.get(node):
+                self.last_bfd[node] = bfd
+                try:
+                    self.on_bfd(node, bfd)
+                except Exception:
+                    LOG.exception('%s: BFD change not handled', node)
 
     def _deliver(self, node, value):
         if value == self.last.get(node):

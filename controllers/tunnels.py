@@ -9,7 +9,6 @@ ports that are not wanted; touches nothing else.
 import json
 import subprocess
 
-from .ovsdbmon import Monitor
 
 
 def _vsctl(db, *args, timeout=20):
@@ -101,33 +100,3 @@ def set_bfd(db, ports, ms):
             args += ['--', 'set', 'interface', t['name'], 'bfd:enable=false']
     if args:
         _vsctl(db, *args)
-
-
-class BfdMonitor:
-    """Follows a node's tunnel BFD status (Interface bfd_status) and calls
-    on_change({peer: forwarding?})."""
-
-    def __init__(self, db, on_change):
-        self.on_change, self.state, self.names = on_change, {}, {}
-        self.mon = Monitor(db, 'Open_vSwitch', 'Interface', 'name,bfd_status',
-                           self._update)
-
-    def start(self):
-        self.mon.start()
-        return self
-
-    def stop(self):
-        self.mon.stop()
-
-    def _update(self, rows):
-        for row in rows:
-            if row.get('action') == 'old':
-                continue
-            name = row.get('name') or self.names.get(row.get('row'))
-            self.names[row.get('row')] = name
-            if not name or not name.startswith('vx'):
-                continue
-            status = _ovs_map(row.get('bfd_status'))
-            if status:
-                self.state[name[2:]] = status.get('forwarding') == 'true'
-        self.on_change(dict(self.state))

@@ -2,10 +2,14 @@
 its MAC and IP (vMotion-style, topologies/vmotion.py), under UDP probe
 streams at 1,000/s both ways with a VM on a third hypervisor.
 
-Nothing calls the controller's API: the destination hypervisor announces
-the VM's port in its own OVSDB (external_ids:iface-id), the controller
-follows every hypervisor's OVSDB (controllers/nodedb.py) and binds the
-logical port there, then reprograms the hypervisors. Per trial (one move,
+As vCenter tells NSX that a vMotion starts, each move begins with the API
+action POST /logical-ports/{id}/move {"transport_node": destination} (the
+port stays where it is; only a VIF on the destination will bind it). At
+the switchover the destination hypervisor announces the VM's port in its
+own OVSDB (external_ids:iface-id); the controller follows every
+hypervisor's OVSDB (controllers/nodedb.py) and binds the logical port
+there, then reprograms the hypervisors: no API call is on the cut-over
+path. Per trial (one move,
 alternately there and back): the downtime per direction on the receive
 clock (scenarios/probe.py, the sequence clock beside it), and when the
 controller bound the port, in ms after the VM switched vNICs (its log).
@@ -50,6 +54,22 @@ def hypervisors_for(plan, vm):
     return home, other[0]
 
 
+def port_id(ctl, vm):
+    """The logical port `vm` is attached to."""
+    return next(p['id'] for ls in ctl.get('/logical-switches')
+                for p in ctl.get(f"/logical-switches/{ls['id']}/ports")
+                if p['attachment'] == vm)
+
+
+def request_move(ctl, port, dst):
+    """The API action that starts a move -> None, or what went wrong."""
+    status, body = ctl.request('POST', f'/logical-ports/{port}/move',
+                               {'transport_node': dst})
+    if status != 202 or body.get('requested_node') != dst:
+        return f'POST /logical-ports/{port}/move answered {status} {body}'
+    return None
+
+
 def run(fabric='clos', progress=print, trials=20, seed=1, seconds=3.0):
     out_dir, rng, env = harness.measured_run('vm-move', fabric, seed,
                                              progress)
@@ -66,6 +86,7 @@ def run(fabric='clos', progress=print, trials=20, seed=1, seconds=3.0):
             problems.append(f'{VM} never reached {PEER}')
         bar = harness.TrialBar(trials, progress)
         located = {}
+        port = port_id(lab.ctl, VM)
         for k in range(1, trials + 1):
             if problems:
                 break
@@ -75,6 +96,11 @@ def run(fabric='clos', progress=print, trials=20, seed=1, seconds=3.0):
             probes = harness.Streams(lab, flows, seconds, out_dir, RATE,
                                      f'move-{k:02d}').start()
             time.sleep(1.0)
+            refused = request_move(lab.ctl, port, dst)
+            if refused:
+                problems.append(f'trial {k}: {refused}')
+                probes.finish()
+                break
             moved = vmotion.move_vm(lab, VM, dst, located)
             got = probes.finish()
             for path in probes.paths.values():

@@ -238,3 +238,25 @@ def test_pushes_lists_what_each_switch_confirmed_after_a_generation():
     assert got['pushes'][0]['acked'] > 0
     assert len(c.get(P + '/pushes').json()['pushes']) == 2
     assert c.get(P + '/pushes?since=x').status_code == 422
+
+
+def test_a_move_request_through_the_api():
+    import copy
+    store = model.Store(inventory=copy.deepcopy(INV), nodes={
+        'hv1': {'role': 'hypervisor', 'tunnel_ip': '1.0.0.1', 'index': 1},
+        'hv2': {'role': 'hypervisor', 'tunnel_ip': '1.0.0.3', 'index': 3}})
+    c = TestClient(api.create_app(store))
+    c.post(P + '/logical-switches', json={'name': 'web', 'vni': 5001})
+    port = c.post(P + '/logical-switches/1/ports',
+                  json={'attachment': 'vm1'}).json()
+    r = c.post(P + f"/logical-ports/{port['id']}/move",
+               json={'transport_node': 'hv7'})
+    assert r.status_code == 400 and r.json()['error']['field'] == \
+        'transport_node' and 'hv1, hv2' in r.json()['error']['message']
+    r = c.post(P + f"/logical-ports/{port['id']}/move",
+               json={'transport_node': 'hv2'})
+    assert r.status_code == 202 and r.json()['requested_node'] == 'hv2'
+    assert c.get(P + '/logical-switches/1/ports').json()[0][
+        'requested_node'] == 'hv2'
+    r = c.post(P + '/logical-ports/99/move', json={'transport_node': 'hv2'})
+    assert r.status_code == 404 and r.json()['error']['field'] == 'id'

@@ -38,9 +38,9 @@ class FakeSession:
         return {'name': self.name, 'database': self.db, 'connected': True}
 
 
-class FakeBfdMonitor:
-    def __init__(self, db, on_change):
-        pass
+class FakeFollower:
+    def __init__(self, remotes, *args):
+        self.remotes, self.args = remotes, args
 
     def start(self):
         return self
@@ -49,7 +49,7 @@ class FakeBfdMonitor:
 @pytest.fixture
 def core(monkeypatch):
     monkeypatch.setattr(core_mod.hwvtep, 'VtepSession', FakeSession)
-    monkeypatch.setattr(core_mod.tunnels, 'BfdMonitor', FakeBfdMonitor)
+    monkeypatch.setattr(core_mod.nodedb, 'NodeFollower', FakeFollower)
     c = core_mod.Core(PLAN)
     ls = c.store.create_ls({'name': 'web', 'vni': 5001})
     c.store.attach(ls['id'], {'attachment': 'vm1'})
@@ -87,3 +87,25 @@ def test_changes_ask_every_session_and_local_macs_are_observed(core):
     assert session.requests == 2
     session.on_local_macs(set())               # it aged out
     assert core.observed['vtep_macs'] == {}
+
+
+def test_bfd_state_comes_from_the_edges_ovsdb_replicas(core):
+    core.start_monitors()
+    f = core.follower
+    assert f.remotes == {'hv1': 'tcp:198.18.0.21:6640'}
+    _vifs, _gws, _macs, reporters, on_bfd = f.args
+    assert reporters == {'hv1'}
+    on_bfd('hv1', {'sn1': True})
+    assert core.observed['dead'] == set()
+    on_bfd('hv1', {'sn1': False})             # the only reporter sees it go
+    assert core.observed['dead'] == {'sn1'}
+
+
+def test_bfd_status_of_tunnel_ports_only():
+    from controllers import nodedb
+    rows = [{'name': 'vxsn1', 'bfd_status': {'forwarding': 'true',
+                                             'state': 'up'}},
+            {'name': 'vxsn2', 'bfd_status': {'forwarding': 'false'}},
+            {'name': 'vxhv2', 'bfd_status': {}},       # no BFD there
+            {'name': 'hv1-vm1', 'bfd_status': {'forwarding': 'true'}}]
+    assert nodedb.bfd_of(rows) == {'sn1': True, 'sn2': False}

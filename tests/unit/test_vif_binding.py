@@ -81,3 +81,50 @@ def test_vm_move_reads_the_binding_from_the_controller_log():
     plan = expand.expand(labs.resolve('clos'))
     home, away = vm_move.hypervisors_for(plan, 'vm1')
     assert home == 'hv1' and away not in ('hv1', 'hv3')
+
+
+def test_only_vifs_that_appear_rebind_a_port():
+    from controllers.core import vifs_appeared
+    vm1 = {'ofport': 2, 'mac': None, 'interface': 'vm1'}
+    assert vifs_appeared({}, {'vm1': vm1}) == ['vm1']
+    assert vifs_appeared({'vm1': vm1}, {'vm1': vm1, 'vm2': vm1}) == ['vm2']
+    assert vifs_appeared({'vm1': vm1}, {'vm1': dict(vm1, ofport=9)}) == \
+        ['vm1']
+    assert vifs_appeared({'vm1': vm1}, {}) == []
+
+
+def test_a_requested_move_binds_only_on_the_destination():
+    nodes = dict(NODES, hv3={'role': 'hypervisor', 'tunnel_ip': '1.0.0.3',
+                             'index': 3})
+    store = model.Store(inventory=copy.deepcopy(INV), nodes=nodes)
+    ls = store.create_ls({'name': 'web', 'vni': 5001})
+    port = store.attach(ls['id'], {'attachment': 'vm1'})
+    assert port['requested_node'] is None
+    got = store.request_move(port['id'], {'transport_node': 'hv2'})
+    assert (got['transport_node'], got['requested_node']) == ('hv1', 'hv2')
+    assert store.locate('vm1', 'hv3', 7) is False     # not where it goes
+    assert store.get_port(port['id'])['transport_node'] == 'hv1'
+    assert store.locate('vm1', 'hv2', 201) is True
+    done = store.get_port(port['id'])
+    assert (done['transport_node'], done['ofport'],
+            done['requested_node']) == ('hv2', 201, None)
+
+
+@pytest.mark.parametrize('body,status,field', [
+    ({'transport_node': 'hv9'}, 400, 'transport_node'),
+    ({'transport_node': 'hv1'}, 409, 'transport_node'),     # there already
+    ({}, 400, 'transport_node'),
+    ({'transport_node': 'hv2', 'when': 'now'}, 400, 'when'),
+    (['hv2'], 400, 'body')])
+def test_a_bad_move_request_names_the_field_and_changes_nothing(
+        body, status, field):
+    store = model.Store(inventory=copy.deepcopy(INV), nodes=NODES)
+    ls = store.create_ls({'name': 'web', 'vni': 5001})
+    port = store.attach(ls['id'], {'attachment': 'vm1'})
+    with pytest.raises(model.ApiError) as exc:
+        store.request_move(port['id'], body)
+    assert (exc.value.status, exc.value.field) == (status, field)
+    assert store.get_port(port['id']) == port
+    with pytest.raises(model.ApiError) as exc:
+        store.request_move(99, {'transport_node': 'hv2'})
+    assert exc.value.status == 404
