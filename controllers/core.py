@@ -32,6 +32,12 @@ def inventory_from_plan(plan):
                 nodes[name]['ports'] = {
                     i['name']: i['ofport'] for i in p['intfs']
                     if i['kind'] == 'physical'}
+            if p['role'] == 'sw_gateway':
+                # the physical segment each port is on: gateways of one
+                # segment are a redundant group (intent.gateway_group)
+                nodes[name]['segments'] = {
+                    i['name']: i['peer'] for i in p['intfs']
+                    if i['kind'] == 'physical'}
     for name, p in plan['nodes'].items():
         if p['role'] != 'vm':
             continue

@@ -14,7 +14,13 @@ Hypervisor (and software gateway) br-int pipeline, OpenFlow 1.3:
   table 1  forward by (VNI, destination MAC):
            local MAC          -> its port
            remote MAC         -> the tunnel to the VTEP that owns it (only
-                                 from local: split horizon)
+                                 from local: split horizon); a physical
+                                 MAC that a software gateway reported ->
+                                 the tunnels to every gateway of its
+                                 segment bound to the switch (only the
+                                 active one forwards, the others drop at
+                                 their segment bridge: a takeover needs
+                                 nobody to re-point anything)
            BUM from local     -> every other local port of the VNI, plus one
                                  live service node of the edge's own
                                  (topologies.liveness; a fast-failover
@@ -85,6 +91,30 @@ def tunnels(desired, node):
     return out
 
 
+def gateway_group(desired, gw, vni):
+    """The software gateways that bridge `vni` on the physical segment
+    where `gw` bridges it (gw first, then by index): one active, the
+    others standing by. [] if `gw` is not a software gateway bridging
+    `vni`."""
+    nodes = desired['nodes']
+    if nodes.get(gw, {}).get('role') != 'sw_gateway':
+        return []
+    vni_of = {ls['id']: ls['vni'] for ls in desired['logical_switches']}
+    conns = [c for c in desired.get('gateway_connections', [])
+             if vni_of.get(c['ls_id']) == vni and
+             nodes.get(c['gateway'], {}).get('role') == 'sw_gateway']
+
+    def segment(c):
+        return nodes[c['gateway']].get('segments', {}).get(c['port'],
+                                                           c['port'])
+    mine = {segment(c) for c in conns if c['gateway'] == gw}
+    if not mine:
+        return []
+    others = {c['gateway'] for c in conns
+              if segment(c) in mine and c['gateway'] != gw}
+    return [gw] + sorted(others, key=lambda n: nodes[n]['index'])
+
+
 def _flow(table, priority, match, actions=(), goto=None, metadata=None):
     return {'table': table, 'priority': priority, 'match': dict(match),
             'actions': list(actions), 'goto': goto, 'metadata': metadata}
@@ -147,12 +177,20 @@ def _edge(desired, node, observed):
             flows.append(_flow(1, 100, {'tunnel_id': vni, 'eth_dst': mac},
                                [('output', ofport)]))
     mine = set(local) | {v for v, n in mem.items() if node in n}
+    groups_of = {}
     for (vni, mac), peer in sorted(remote.items()):
         if peer not in tun or vni not in mine:
             continue
+        group = groups_of.get((peer, vni))
+        if group is None:
+            group = groups_of[(peer, vni)] = gateway_group(desired, peer,
+                                                           vni)
+        if node in group:
+            continue              # its own segment: frames go to its cable
+        outs = [('output', tun[g]['port']) for g in group or [peer]
+                if g in tun]
         flows.append(_flow(1, 100, {'tunnel_id': vni, 'eth_dst': mac,
-                                    'metadata': 0},
-                           [('output', tun[peer]['port'])]))
+                                    'metadata': 0}, outs))
         flows.append(_flow(1, 90, {'tunnel_id': vni, 'eth_dst': mac,
                                    'metadata': 1}))     # split horizon
     sns = [s for s in liveness.service_nodes_of_edges(nodes).get(node, ())

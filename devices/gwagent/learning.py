@@ -62,17 +62,21 @@ def learned_flow(vlan, mac, age=AGE_S):
             'actions': [], 'goto': FORWARD, 'idle': age, 'notify': True}
 
 
+CFM = b'\x89\x02'                # CCMs: the gateways' own cables
+
+
 def frame_source(data):
     """An Ethernet frame -> (VLAN, source MAC) (VLAN 0: untagged), or None
-    for a runt."""
+    for a runt or a CFM frame (another gateway's cable, not a server: OVS
+    hands CCMs to the flow table while a cable has no CFM ID)."""
     if len(data) < 14:
         return None
     mac = ':'.join('%02x' % b for b in data[6:12])
     if data[12:14] == b'\x81\x00':
-        if len(data) < 18:
+        if len(data) < 18 or data[16:18] == CFM:
             return None
         return int.from_bytes(data[14:16], 'big') & 0xfff, mac
-    return 0, mac
+    return None if data[12:14] == CFM else (0, mac)
 
 
 def report(entries, vm_macs=(), limit=REPORT_LIMIT):

@@ -9,10 +9,10 @@ from devices.gwagent import learning as ln
 SRV, VM = '02:00:00:0a:00:01', '02:00:00:01:00:11'
 
 
-def _frame(src, vlan=0):
+def _frame(src, vlan=0, ethertype=b'\x08\x06'):
     tag = b'\x81\x00' + vlan.to_bytes(2, 'big') if vlan else b''
     return b'\xff' * 6 + bytes.fromhex(src.replace(':', '')) + tag + \
-        b'\x08\x06' + b'\0' * 28
+        ethertype + b'\0' * 28
 
 
 def test_both_states_learn_only_an_active_gateway_forwards():
@@ -43,6 +43,8 @@ def test_the_source_of_untagged_and_tagged_frames():
     assert ln.frame_source(_frame(SRV)) == (0, SRV)
     assert ln.frame_source(_frame(SRV, 100)) == (100, SRV)
     assert ln.frame_source(b'\0' * 13) is None
+    assert ln.frame_source(_frame(SRV, 0, ln.CFM)) is None    # a CCM
+    assert ln.frame_source(_frame(SRV, 100, ln.CFM)) is None
     assert ln.frame_source(_frame(SRV, 100)[:16]) is None
 
 
@@ -108,29 +110,67 @@ PLAN = {'nodes': {
             'mgmt_ip': '198.18.0.41/16',
             'intfs': [{'name': 'seg1', 'peer': 'seg', 'ofport': 3,
                        'kind': 'physical'}]},
+    'gw2': {'role': 'sw_gateway', 'index': 22, 'tunnel_ip': '1.0.0.22/24',
+            'mgmt_ip': '198.18.0.42/16',
+            'intfs': [{'name': 'seg1', 'peer': 'seg', 'ofport': 3,
+                       'kind': 'physical'},
+                      {'name': 'lab2', 'peer': 'other', 'ofport': 4,
+                       'kind': 'physical'}]},
     'vm1': {'role': 'vm', 'mac': VM, 'ip': '10.1.0.11/24',
             'intfs': [{'name': 'vm1-eth0', 'peer': 'hv1'}]}}}
 
 
 def test_a_hypervisor_sends_to_a_reported_server_through_its_gateway():
+    """... and to the other gateway of that segment, which drops it while
+    standing by and forwards it the moment it takes over: the controller
+    re-points nothing at a takeover."""
     from controllers import core as core_mod
     core = core_mod.Core(PLAN)
     ls = core.store.create_ls({'name': 'web', 'vni': 5001})
     core.store.attach(ls['id'], {'attachment': 'vm1'})
     conn = core.store.connect_gateway({'ls_id': ls['id'], 'gateway': 'gw1',
                                        'port': 'seg1', 'vlan': 0})
+    core.store.connect_gateway({'ls_id': ls['id'], 'gateway': 'gw2',
+                                'port': 'seg1', 'vlan': 0})
     core.gateway_macs_changed('gw1', {('seg1', 0, SRV), ('seg1', 7, VM)})
     assert core.learned_macs() == {'gw1': [(5001, SRV)]}
 
-    def to_server():
-        flows, _ = intent.device_intent(core.store.desired(), 'hv1',
+    def to_server(node='hv1'):
+        flows, _ = intent.device_intent(core.store.desired(), node,
                                         core.observed)
         return [f['actions'] for f in flows if f['table'] == 1 and
                 f['match'].get('eth_dst') == SRV and
                 f['match'].get('metadata') == 0]
-    gw_tunnel = intent.tunnel_port(core.store.nodes, 'gw1')
-    assert to_server() == [[('output', gw_tunnel)]]
-    # the connection goes: the report no longer maps to a switch
+    t1, t2 = (intent.tunnel_port(core.store.nodes, g) for g in ('gw1', 'gw2'))
+    assert to_server() == [[('output', t1), ('output', t2)]]
+    assert to_server('gw2') == []        # its own segment: to its cable
+    # gw2 takes over and reports it: gw2 first now
+    core.gateway_macs_changed('gw2', {('seg1', 0, SRV)})
+    assert core.learned_macs() == {'gw2': [(5001, SRV)]}
+    assert to_server() == [[('output', t2), ('output', t1)]]
+    core.gateway_macs_changed('gw2', set())
+    assert to_server() == [[('output', t1), ('output', t2)]]
+    # gw1's connection goes: its report no longer maps to a switch
     core.store.disconnect_gateway(conn['id'])
     core.on_api_change()
     assert core.learned_macs() == {} and to_server() == []
+
+
+def test_the_gateways_of_one_segment_form_a_group():
+    from controllers import core as core_mod
+    _, nodes = core_mod.inventory_from_plan(PLAN)
+    desired = {'nodes': nodes,
+               'logical_switches': [{'id': 1, 'vni': 5001},
+                                    {'id': 2, 'vni': 5002}],
+               'gateway_connections': [
+                   {'gateway': 'gw2', 'port': 'seg1', 'vlan': 0, 'ls_id': 1},
+                   {'gateway': 'gw1', 'port': 'seg1', 'vlan': 0, 'ls_id': 1},
+                   {'gateway': 'gw2', 'port': 'lab2', 'vlan': 0, 'ls_id': 2},
+                   {'gateway': 'gw1', 'port': 'seg1', 'vlan': 7,
+                    'ls_id': 2}]}
+    assert intent.gateway_group(desired, 'gw2', 5001) == ['gw2', 'gw1']
+    assert intent.gateway_group(desired, 'gw1', 5001) == ['gw1', 'gw2']
+    # 5002 is bridged on two different segments: no group
+    assert intent.gateway_group(desired, 'gw1', 5002) == ['gw1']
+    assert intent.gateway_group(desired, 'gw2', 5002) == ['gw2']
+    assert intent.gateway_group(desired, 'hv1', 5001) == []
