@@ -4,6 +4,12 @@ the pure intent goes out through controllers.ofdriver.
 A datapath is a transport node's br-int, identified by its datapath id
 (node index + 1, set by the lab). On connect the app reads the installed
 flow cookies and groups, then applies only the difference.
+
+A pass after a change recomputes, on each datapath, only the sections of
+its intent that the change touched (intent.changed_sections: the flows of
+a MAC that moved or appeared, the flooding of its VNI) and compares them
+with what it sent for those sections; anything else (switches, gateway
+connections, membership) recomputes everything.
 """
 import logging
 
@@ -33,6 +39,8 @@ class NsxController(app_manager.OSKenApp):
         self.pending = {}        # dpid -> replies still expected
         self.ready = set()
         self.inflight = {}       # barrier xid -> (node, generation, msgs)
+        self.sections = {}       # dpid -> {section key: cookies sent}
+        self.last_ctx = None     # the context of the last pass
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def _features(self, ev):
@@ -53,6 +61,7 @@ class NsxController(app_manager.OSKenApp):
             self.group_content[dpid] = {}        # unknown: send once
             self.pending[dpid] = {'flows', 'groups'}
             self.ready.discard(dpid)
+            self.sections.pop(dpid, None)
         dp.send_msg(parser.OFPFlowStatsRequest(dp))
         dp.send_msg(parser.OFPGroupDescStatsRequest(dp))
 
@@ -94,6 +103,7 @@ class NsxController(app_manager.OSKenApp):
             with self.core.lock:
                 self.dps.pop(dp.id, None)
                 self.ready.discard(dp.id)
+                self.sections.pop(dp.id, None)
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
     def _barrier(self, ev):
@@ -106,17 +116,28 @@ class NsxController(app_manager.OSKenApp):
     def reconcile_all(self):
         with self.core.lock:
             gen = self.core.store.generation
-            desired = self.core.store.desired()     # one snapshot per pass
+            ctx = intent.context(self.core.store.desired(),   # one snapshot
+                                 self.core.observed)
+            keys = intent.changed_sections(self.last_ctx, ctx)
+            self.last_ctx = ctx
             for dpid in sorted(self.ready):
-                self.reconcile(dpid, desired, gen)
+                self.reconcile(dpid, ctx, gen, keys)
 
-    def reconcile(self, dpid, desired=None, gen=None):
+    def reconcile(self, dpid, ctx=None, gen=None, keys=None):
+        """Bring one datapath to the intent: all of it (keys None, or a
+        datapath not reconciled since it connected), or the sections in
+        `keys`."""
         dp = self.dps.get(dpid)
         node = self.core.node_of_dpid(dpid)
         if dp is None or node is None:
             return
-        flows, groups = intent.device_intent(
-            desired or self.core.store.desired(), node, self.core.observed)
+        if ctx is None:                  # a datapath (re)connected
+            ctx = intent.context(self.core.store.desired(),
+                                 self.core.observed)
+            self.last_ctx = None         # the next pass: all, everywhere
+        if dpid not in self.sections:
+            keys = None
+        sections, groups = intent.node_sections(ctx, node, keys)
         sent = self.group_content.setdefault(dpid, {})
         group_mods = 0
         for g in groups:                 # a group mod only when it changes
@@ -126,12 +147,24 @@ class NsxController(app_manager.OSKenApp):
                 self.groups[dpid].add(g['group_id'])
                 sent[g['group_id']] = g
                 group_mods += 1
-        add, delete, want = ofdriver.diff(flows, self.cookies[dpid],
-                                          self.cookie_of)
-        for ck in delete:
-            dp.send_msg(ofdriver.flow_mod(dp, None, 'delete', ck))
+        if keys is None:
+            add, delete, want = ofdriver.diff(
+                [f for fl in sections.values() for f in fl],
+                self.cookies[dpid], self.cookie_of)
+            self.sections[dpid] = {
+                k: {self.cookie_of(f): ofdriver.slot(f) for f in fl}
+                for k, fl in sections.items() if fl}
+        else:
+            add, delete, want = ofdriver.diff_sections(
+                sections, self.sections[dpid], self.cookies[dpid],
+                self.cookie_of)
+        # adds first: a flow that replaces another with the same match
+        # and priority takes its place at once (OpenFlow's add), and the
+        # delete of the old cookie then finds nothing
         for f in add:
             dp.send_msg(ofdriver.flow_mod(dp, f, ck=self.cookie_of(f)))
+        for ck in delete:
+            dp.send_msg(ofdriver.flow_mod(dp, None, 'delete', ck))
         if add or delete:
             LOG.info('%s: +%d -%d flows', node, len(add), len(delete))
         self.cookies[dpid] = want

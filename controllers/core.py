@@ -6,7 +6,6 @@ import collections
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from topologies import liveness
 
@@ -14,7 +13,7 @@ from . import hwvtep, intent, nodedb, tunnels
 from .model import Store
 
 LOG = logging.getLogger('nsx.core')
-OVSDB_WORKERS = 8        # nodes' OVSDBs written at once (tunnels, BFD)
+OVSDB_TIMEOUT_S = 30     # a node's OVSDB transaction (tunnels, BFD, CFM)
 CORE = None              # set by controllers.main before os-ken starts
 
 
@@ -104,32 +103,27 @@ class Core:
 
     def reconcile_tunnels(self, only=None):
         """Tunnel ports depend on the transport nodes only: done at start
-        (and by anyone who changes the inventory)."""
-        with self.lock:
-            self._reconcile_tunnels(only)
-
-    def _reconcile_tunnels(self, only):
+        (and by anyone who changes the inventory). Waits for the nodes'
+        transactions without holding the core's lock: the follower's
+        thread that runs them also delivers what it reads."""
         desired = self.store.desired()
         todo = [node for node, n in desired['nodes'].items()
                 if n['role'] != 'hw_vtep' and (not only or node in only)]
-
-        def one(node):
-            want = intent.tunnels(desired, node).values()
+        follower = self.start_follower()
+        # every node's transaction at once, on its own session
+        jobs = {node: follower.submit(node, tunnels.reconcile(
+            list(intent.tunnels(desired, node).values()))) for node in todo}
+        for node, job in sorted(jobs.items()):
             try:
-                changed, ports = tunnels.reconcile(self.ovsdb(node),
-                                                   list(want))
-                if changed:
-                    LOG.info('%s: %d tunnel port change(s)', node, changed)
-                return node, ports
-            except (RuntimeError, OSError) as exc:
+                changed, ports = job.wait(OVSDB_TIMEOUT_S)
+            except RuntimeError as exc:
                 LOG.error('%s: tunnels not reconciled: %s', node, exc)
-                return node, None
-        # each node has its own OVSDB: a few at once (100 nodes one after
-        # the other took 8 s of a large lab's start)
-        with ThreadPoolExecutor(OVSDB_WORKERS) as pool:
-            done = list(pool.map(one, todo))
-        # BFD goes on once every datapath has its flows (see enable_bfd)
-        self.bfd_pending.update({n: p for n, p in done if p is not None})
+                continue
+            if changed:
+                LOG.info('%s: %d tunnel port change(s)', node, changed)
+            # BFD goes on once every datapath has its flows (enable_bfd)
+            with self.lock:
+                self.bfd_pending[node] = ports
 
     def datapaths_ready(self, ready):
         """The app reports which datapaths are connected and reconciled;
@@ -146,15 +140,15 @@ class Core:
         routed hops for good; enabled afterwards, they come up."""
         with self.lock:
             pending, self.bfd_pending = self.bfd_pending, {}
-
-        def one(item):
-            node, ports = item
+        follower = self.start_follower()
+        jobs = {node: follower.submit(node, tunnels.set_bfd(ports,
+                                                            self.bfd_ms))
+                for node, ports in pending.items() if ports}
+        for node, job in sorted(jobs.items()):
             try:
-                tunnels.set_bfd(self.ovsdb(node), ports, self.bfd_ms)
-            except (RuntimeError, OSError) as exc:
+                job.wait(OVSDB_TIMEOUT_S)
+            except RuntimeError as exc:
                 LOG.error('%s: BFD not set: %s', node, exc)
-        with ThreadPoolExecutor(OVSDB_WORKERS) as pool:
-            list(pool.map(one, pending.items()))
         if pending:
             LOG.info('BFD enabled on %d node(s)', len(pending))
 
@@ -162,16 +156,17 @@ class Core:
         """Give every software gateway its unique CFM ID (node index + 1) on
         its segment port: the tie-breaker of the election (lowest active)."""
         interval_ms = interval_ms or self.cfm_interval_ms
-        for node, n in sorted(self.store.nodes.items()):
-            if n['role'] != 'sw_gateway':
-                continue
-            for port in sorted(n.get('ports', {})):
-                try:
-                    tunnels._vsctl(self.ovsdb(node), 'set', 'interface', port,
-                                   f"cfm_mpid={n['index'] + 1}",
-                                   f'other_config:cfm_interval={interval_ms}')
-                except (RuntimeError, OSError) as exc:
-                    LOG.error('%s: CFM ID not set: %s', node, exc)
+        follower = self.start_follower()
+        jobs = [(node, port, follower.submit(node, tunnels.set_cfm(
+                    port, n['index'] + 1, interval_ms)))
+                for node, n in sorted(self.store.nodes.items())
+                if n['role'] == 'sw_gateway'
+                for port in sorted(n.get('ports', {}))]
+        for node, port, job in jobs:
+            try:
+                job.wait(OVSDB_TIMEOUT_S)
+            except RuntimeError as exc:
+                LOG.error('%s: CFM ID not set on %s: %s', node, port, exc)
 
     def hw_vteps(self):
         return sorted(n for n, p in self.store.nodes.items()
@@ -189,15 +184,27 @@ class Core:
         node decides that it is down)."""
         for vtep in self.hw_vteps():
             self.vtep_sessions[vtep] = self._vtep_session(vtep).start()
-        gateways = {n for n, p in self.store.nodes.items()
-                    if p['role'] == 'sw_gateway'}
-        reporters = set(liveness.reporters(self.store.nodes,
-                                           self.BFD_REPORTERS))
-        self.follower = nodedb.NodeFollower(
-            {n: self.ovsdb(n) for n, p in self.store.nodes.items()
-             if p['role'] == 'hypervisor' or n in gateways | reporters},
-            self.vifs_changed, gateways, self.gateway_macs_changed,
-            reporters, self.tunnel_liveness).start()
+        self.start_follower()
+
+    def start_follower(self):
+        """The controller's sessions to every transport node's own OVSDB
+        (not the hardware VTEPs': see hwvtep.VtepSession), started once."""
+        with self.lock:
+            if self.follower is None:
+                nodes = self.store.nodes
+                self.follower = nodedb.NodeFollower(
+                    {n: self.ovsdb(n) for n, p in nodes.items()
+                     if p['role'] != 'hw_vtep'},
+                    on_vifs=self.vifs_changed,
+                    hypervisors={n for n, p in nodes.items()
+                                 if p['role'] == 'hypervisor'},
+                    gateways={n for n, p in nodes.items()
+                              if p['role'] == 'sw_gateway'},
+                    on_macs=self.gateway_macs_changed,
+                    bfd_nodes=set(liveness.reporters(nodes,
+                                                     self.BFD_REPORTERS)),
+                    on_bfd=self.tunnel_liveness).start()
+            return self.follower
 
     def gateway_macs_changed(self, gw, raw):
         """A software gateway published the physical MACs it learned
@@ -332,9 +339,10 @@ class Core:
                 n = self.refreshes[(node, sn)]
                 for a, b in ((node, sn), (sn, node)):
                     try:
-                        tunnels.refresh(self.ovsdb(a), intent.tunnel_name(b),
-                                        n)
-                    except (RuntimeError, OSError) as exc:
+                        self.start_follower().transact(
+                            a, tunnels.refresh(intent.tunnel_name(b), n),
+                            OVSDB_TIMEOUT_S)
+                    except Exception as exc:          # keep healing
                         LOG.info('%s: tunnel to %s not refreshed: %s', a, b,
                                  exc)
                 LOG.info('BFD %s<->%s down for %.0f s: tunnel ports '

@@ -122,113 +122,224 @@ def _flow(table, priority, match, actions=(), goto=None, metadata=None):
 
 def device_intent(desired, node, observed=None):
     """(flows, groups) for `node`'s br-int."""
-    role = desired['nodes'][node]['role']
-    if role == 'service_node':
-        return _service_node(desired, node, observed), []
-    return _edge(desired, node, observed)
+    sections, groups = node_sections(context(desired, observed), node)
+    return [f for _key, flows in sorted(sections.items(), key=_order)
+            for f in flows], groups
 
 
-def _edge(desired, node, observed):
+def _order(item):
+    return ORDER[item[0][0]], item[0][1:]
+
+
+# A device's flows come in sections, so that a change recomputes and
+# compares only the sections it touches (see changed_sections):
+#   ('base',)           table-miss flows, tunnel classification
+#   ('gw',)             a software gateway's physical ports -> VNI
+#   ('mac', vni, mac)   the flows one MAC gives this node: its port's
+#                       classification and delivery where it is local;
+#                       unicast to its owner (and split horizon) where not
+#   ('flood', vni)      BUM of one VNI on an edge
+#   ('replicate', vni)  a service node's replication of one VNI
+ORDER = {'base': 0, 'gw': 1, 'mac': 2, 'flood': 3, 'replicate': 4}
+
+
+def context(desired, observed=None):
+    """What every node's flows are computed from, once per pass (plain
+    data; two contexts compare with ==, see changed_sections)."""
     nodes = desired['nodes']
     vni_of = {ls['id']: ls['vni'] for ls in desired['logical_switches']}
-    mode_of = {ls['vni']: ls['replication_mode']
-               for ls in desired['logical_switches']}
-    mem = members(desired, observed)
-    tun = tunnels(desired, node)
-    flows = [_flow(0, 0, {}), _flow(1, 0, {})]
-    local = {}                            # vni -> [(ofport, mac)]
-    for p in desired['ports']:
-        vni = vni_of[p['ls_id']]
-        if p['transport_node'] == node:
-            local.setdefault(vni, []).append((p['ofport'], p['mac']))
-            flows.append(_flow(0, 100, {'in_port': p['ofport']},
-                               [('set_tunnel', vni)], goto=1, metadata=0))
-    gw_out = {}                           # vni -> [output_vlan action]
-    ports = desired['nodes'][node].get('ports', {})
-    for c in desired.get('gateway_connections', []):
-        if c['gateway'] != node or c['port'] not in ports:
-            continue
-        vni, ofport = vni_of[c['ls_id']], ports[c['port']]
-        if c['vlan']:
-            match = {'in_port': ofport, 'vlan_vid': c['vlan']}
-            acts = [('pop_vlan',), ('set_tunnel', vni)]
-        else:
-            match = {'in_port': ofport, 'vlan_vid': 0}
-            acts = [('set_tunnel', vni)]
-        flows.append(_flow(0, 100, match, acts, goto=1, metadata=0))
-        gw_out.setdefault(vni, []).append(('output_vlan', ofport, c['vlan']))
-        local.setdefault(vni, [])
-    for peer, t in sorted(tun.items()):
-        flows.append(_flow(0, 100, {'in_port': t['port']}, goto=1,
-                           metadata=1))
-    # (vni, mac) -> peer. A port declared through the API is authoritative
-    # over a MAC a hardware VTEP learned (after a P2V migration the VTEP's
-    # entry for the old server may linger until it ages out).
-    remote = {k: v for k, v in (observed or {}).get('vtep_macs', {}).items()
-              if v != node}
+    owner, local = {}, {}
+    # a port declared through the API is authoritative over a MAC a
+    # hardware VTEP learned (after a P2V migration the VTEP's entry for
+    # the old server may linger until it ages out)
+    for key, vtep in (observed or {}).get('vtep_macs', {}).items():
+        owner[key] = vtep
+    ports_of = {}                 # (node, vni) -> [ofport] in port order
     for p in desired['ports']:
         key = (vni_of[p['ls_id']], p['mac'])
-        if p['transport_node'] != node:
-            remote[key] = p['transport_node']
+        owner[key] = p['transport_node']
+        local[key] = p['ofport']
+        ports_of.setdefault((p['transport_node'], key[0]), []).append(
+            p['ofport'])
+    gw = {}                       # node -> [(vni, ofport, vlan)]
+    for c in desired.get('gateway_connections', []):
+        ofport = nodes.get(c['gateway'], {}).get('ports', {}).get(c['port'])
+        if ofport is not None:
+            gw.setdefault(c['gateway'], []).append(
+                (vni_of[c['ls_id']], ofport, c['vlan']))
+    macs = {}
+    for key in owner:
+        macs.setdefault(key[0], []).append(key)
+    return {'nodes': nodes, 'vni_of': vni_of,
+            'mode_of': {ls['vni']: ls['replication_mode']
+                        for ls in desired['logical_switches']},
+            'members': {v: frozenset(m) for v, m in
+                        members(desired, observed).items()},
+            'owner': owner, 'local': local, 'ports_of': ports_of,
+            'gw': gw, 'macs': {v: sorted(k) for v, k in macs.items()},
+            'groups': {(g, v): gateway_group(desired, g, v)
+                       for g, conns in gw.items() for v, _o, _l in conns},
+            'chosen': liveness.service_nodes_of_edges(nodes)}
+
+
+def changed_sections(before, after):
+    """The sections a change from context `before` to `after` touches, on
+    every node: a set of section keys, or None when anything beyond MACs,
+    ports and VNI membership moved (logical switches, gateway connections,
+    nodes: recompute everything). A VNI whose members changed recomputes
+    all its sections (a node that joined needs every MAC of it)."""
+    if before is None:
+        return None
+    for k in ('nodes', 'vni_of', 'mode_of', 'gw', 'chosen'):
+        if before[k] != after[k]:
+            return None
+    keys = set()
+    for vni in set(before['members']) | set(after['members']):
+        if before['members'].get(vni) != after['members'].get(vni):
+            keys |= {('flood', vni), ('replicate', vni)}
+            keys |= {('mac',) + k for k in before['macs'].get(vni, []) +
+                     after['macs'].get(vni, [])}
+    for key in set(before['owner']) | set(after['owner']):
+        if (before['owner'].get(key), before['local'].get(key)) != \
+                (after['owner'].get(key), after['local'].get(key)):
+            keys.add(('mac',) + key)
+    for nk in set(before['ports_of']) | set(after['ports_of']):
+        if before['ports_of'].get(nk) != after['ports_of'].get(nk):
+            keys.add(('flood', nk[1]))
+    return keys
+
+
+def node_sections(ctx, node, keys=None):
+    """({section key: [flows]}, groups) of `node`'s br-int: every section
+    it has, or only those in `keys` (a key the node does not have gives
+    [], so its flows go)."""
+    role = ctx['nodes'][node]['role']
+    want = None if keys is None else set(keys)
+    out = {}
+    if role == 'service_node':
+        for vni in sorted(ctx['members']) if want is None else \
+                sorted(k[1] for k in want if k[0] == 'replicate'):
+            out[('replicate', vni)] = _replicate(ctx, node, vni)
+        if want is None or ('base',) in want:
+            out[('base',)] = [_flow(0, 0, {})]
+        return out, []
+    mine = {v for v, m in ctx['members'].items() if node in m} | \
+        {v for v, _o, _l in ctx['gw'].get(node, [])}
+    if want is None:
+        want = {('base',), ('gw',)} | {('flood', v) for v in mine} | {
+            ('mac',) + k for v in mine for k in ctx['macs'].get(v, [])}
+    for key in want:
+        if key[0] == 'mac':
+            out[key] = _mac_flows(ctx, node, key[1], key[2], mine)
+        elif key[0] == 'flood':
+            out[key] = _flood(ctx, node, key[1]) if key[1] in mine else []
+        elif key == ('gw',):
+            out[key] = _gw_classify(ctx, node)
+        elif key == ('base',):
+            out[key] = [_flow(0, 0, {}), _flow(1, 0, {})] + [
+                _flow(0, 100, {'in_port': TUNNEL_BASE + p['index']},
+                      goto=1, metadata=1)
+                for peer, p in sorted(ctx['nodes'].items(),
+                                      key=lambda x: x[1]['index'])
+                if _tunnel_to(ctx, node, peer)]
+    return out, _ff_groups(ctx, node)
+
+
+def _tunnel_to(ctx, node, peer):
+    """Has `node` a tunnel port to `peer`? (see tunnels)"""
+    nodes = ctx['nodes']
+    if peer == node or peer not in nodes:
+        return False
+    return not (nodes[node]['role'] == 'service_node' and
+                nodes[peer]['role'] == 'service_node')
+
+
+def _port(ctx, peer):
+    return TUNNEL_BASE + ctx['nodes'][peer]['index']
+
+
+def _mac_flows(ctx, node, vni, mac, mine):
+    key = (vni, mac)
+    owner = ctx['owner'].get(key)
+    if owner is None:
+        return []
+    if owner == node:
+        ofport = ctx['local'].get(key)
+        if ofport is None:
+            return []          # a MAC a hardware VTEP says it has itself
+        return [_flow(0, 100, {'in_port': ofport}, [('set_tunnel', vni)],
+                      goto=1, metadata=0),
+                _flow(1, 100, {'tunnel_id': vni, 'eth_dst': mac},
+                      [('output', ofport)])]
+    if vni not in mine or not _tunnel_to(ctx, node, owner):
+        return []
+    group = ctx['groups'].get((owner, vni)) or [owner]
+    if node in group:
+        return []              # its own segment: frames go to its cable
+    outs = [('output', _port(ctx, g)) for g in group
+            if _tunnel_to(ctx, node, g)]
+    return [_flow(1, 100, {'tunnel_id': vni, 'eth_dst': mac, 'metadata': 0},
+                  outs),
+            _flow(1, 90, {'tunnel_id': vni, 'eth_dst': mac,
+                          'metadata': 1})]          # split horizon
+
+
+def _gw_classify(ctx, node):
+    flows = []
+    for vni, ofport, vlan in ctx['gw'].get(node, []):
+        if vlan:
+            flows.append(_flow(0, 100, {'in_port': ofport, 'vlan_vid': vlan},
+                               [('pop_vlan',), ('set_tunnel', vni)], goto=1,
+                               metadata=0))
         else:
-            remote.pop(key, None)
-    for vni, ports in sorted(local.items()):
-        for ofport, mac in ports:
-            flows.append(_flow(1, 100, {'tunnel_id': vni, 'eth_dst': mac},
-                               [('output', ofport)]))
-    mine = set(local) | {v for v, n in mem.items() if node in n}
-    groups_of = {}
-    for (vni, mac), peer in sorted(remote.items()):
-        if peer not in tun or vni not in mine:
+            flows.append(_flow(0, 100, {'in_port': ofport, 'vlan_vid': 0},
+                               [('set_tunnel', vni)], goto=1, metadata=0))
+    return flows
+
+
+def _sns(ctx, node):
+    return [s for s in ctx['chosen'].get(node, ())
+            if _tunnel_to(ctx, node, s)]
+
+
+def _ff_groups(ctx, node):
+    sns = _sns(ctx, node)
+    if not sns:
+        return []
+    return [{'group_id': GROUP_SERVICE_NODES, 'type': 'fast_failover',
+             'buckets': [{'watch_port': _port(ctx, s),
+                          'actions': [('output', _port(ctx, s))]}
+                         for s in sns]}]
+
+
+def _flood(ctx, node, vni):
+    # bridged VLAN copies go last: their push/pop must not tag others
+    outs = [('output', o) for o in ctx['ports_of'].get((node, vni), [])] + \
+        [('output_vlan', o, vlan) for v, o, vlan in ctx['gw'].get(node, [])
+         if v == vni]
+    others = sorted(ctx['members'].get(vni, set()) - {node})
+    if ctx['mode_of'].get(vni, 'service_node') == 'source_node':
+        up = [('output', _port(ctx, p)) for p in others
+              if _tunnel_to(ctx, node, p)]
+    else:
+        up = [('group', GROUP_SERVICE_NODES)] if others and \
+            _sns(ctx, node) else []
+    return [_flow(1, 50, {'tunnel_id': vni, 'metadata': 0}, outs + up),
+            _flow(1, 50, {'tunnel_id': vni, 'metadata': 1}, outs)]
+
+
+def _replicate(ctx, node, vni):
+    """A service node's replication of one VNI: a frame from a member
+    VTEP goes to every other member."""
+    vteps = sorted(ctx['members'].get(vni, ()))
+    flows = []
+    for src in vteps:
+        if not _tunnel_to(ctx, node, src):
             continue
-        group = groups_of.get((peer, vni))
-        if group is None:
-            group = groups_of[(peer, vni)] = gateway_group(desired, peer,
-                                                           vni)
-        if node in group:
-            continue              # its own segment: frames go to its cable
-        outs = [('output', tun[g]['port']) for g in group or [peer]
-                if g in tun]
-        flows.append(_flow(1, 100, {'tunnel_id': vni, 'eth_dst': mac,
-                                    'metadata': 0}, outs))
-        flows.append(_flow(1, 90, {'tunnel_id': vni, 'eth_dst': mac,
-                                   'metadata': 1}))     # split horizon
-    sns = [s for s in liveness.service_nodes_of_edges(nodes).get(node, ())
-           if s in tun]
-    groups = []
-    if sns:
-        groups.append({'group_id': GROUP_SERVICE_NODES,
-                       'type': 'fast_failover',
-                       'buckets': [{'watch_port': tun[s]['port'],
-                                    'actions': [('output', tun[s]['port'])]}
-                                   for s in sns]})
-    for vni in sorted(mine):
-        # bridged VLAN copies go last: their push/pop must not tag others
-        outs = [('output', ofport) for ofport, _ in local.get(vni, [])] + \
-            gw_out.get(vni, [])
-        others = sorted(mem.get(vni, set()) - {node})
-        if mode_of.get(vni, 'service_node') == 'source_node':
-            up = [('output', tun[p]['port']) for p in others if p in tun]
-        else:
-            up = [('group', GROUP_SERVICE_NODES)] if others and sns else []
-        flows.append(_flow(1, 50, {'tunnel_id': vni, 'metadata': 0},
-                           outs + up))
-        flows.append(_flow(1, 50, {'tunnel_id': vni, 'metadata': 1}, outs))
-    return flows, groups
-
-
-def _service_node(desired, node, observed):
-    tun = tunnels(desired, node)
-    mem = members(desired, observed)
-    flows = [_flow(0, 0, {})]
-    for vni, vteps in sorted(mem.items()):
-        for src in sorted(vteps):
-            if src not in tun:
-                continue
-            outs = [('output', tun[d]['port']) for d in sorted(vteps)
-                    if d != src and d in tun]
-            flows.append(_flow(0, 100, {'in_port': tun[src]['port'],
-                                        'tunnel_id': vni}, outs))
+        outs = [('output', _port(ctx, d)) for d in vteps
+                if d != src and _tunnel_to(ctx, node, d)]
+        flows.append(_flow(0, 100, {'in_port': _port(ctx, src),
+                                    'tunnel_id': vni}, outs))
     return flows
 
 

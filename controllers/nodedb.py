@@ -21,6 +21,12 @@ reporters), the follower also hands over, after each change, the state of
 their tunnels' BFD sessions: `on_bfd(node, {peer: forwarding?})` (tunnel
 vx<peer>, Interface bfd_status); a session that has no status yet is left
 out.
+
+The same sessions carry the controller's writes to those databases
+(tunnel ports, BFD, CFM IDs: controllers.tunnels builds them):
+`transact(node, build)` runs build(tables, txn) in the follower's thread
+on the node's replica once it is current, commits, and waits for the
+outcome (one transaction per call; a conflict is rebuilt and retried).
 """
 import logging
 import os
@@ -38,6 +44,12 @@ LOG = logging.getLogger('nsx.nodedb')
 SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema'
 MAX_BACKOFF_MS = 1000
 MACS_KEY = 'l2gw-macs'
+COLUMNS = {'Interface': ['name', 'ofport', 'external_ids', 'bfd_status',
+                         'type', 'options', 'ofport_request', 'bfd',
+                         'cfm_mpid', 'other_config'],
+           'Port': ['name', 'interfaces'],
+           'Bridge': ['name', 'ports']}
+RETRIES = 5                      # a transaction that conflicted, rebuilt
 
 
 def vifs_of(rows):
@@ -88,28 +100,75 @@ def bfd_of(rows):
 
 def _idl(remote):
     helper = ovs.db.idl.SchemaHelper(location=SCHEMA)
-    helper.register_columns('Interface', ['name', 'ofport', 'external_ids',
-                                          'bfd_status'])
+    for table, columns in COLUMNS.items():
+        helper.register_columns(table, columns)
     idl = ovs.db.idl.Idl(remote, helper)
     idl._session.reconnect.set_backoff(100, MAX_BACKOFF_MS)
     return idl
 
 
+class _Job:
+    """One transaction asked of the follower's thread."""
+
+    def __init__(self, node, build):
+        self.node, self.build = node, build
+        self.txn, self.tries = None, 0
+        self.result, self.error = None, None
+        self.done = threading.Event()
+
+    def finish(self, error=None):
+        self.error = error
+        self.done.set()
+
+    def wait(self, timeout):
+        """-> build's result; RuntimeError if the transaction failed or
+        did not end within `timeout` seconds."""
+        if not self.done.wait(timeout):
+            raise RuntimeError(f'{self.node}: OVSDB transaction not done '
+                               f'within {timeout:.0f} s')
+        if self.error:
+            raise RuntimeError(f'{self.node}: {self.error}')
+        return self.result
+
+
 class NodeFollower:
-    def __init__(self, remotes, on_vifs, gateways=(), on_macs=None,
-                 bfd_nodes=(), on_bfd=None):
-        """remotes: {node: OVSDB remote}; the nodes in `gateways` are
-        software gateways (their learned MACs go to on_macs), the others
-        hypervisors (their VIFs go to on_vifs); those in `bfd_nodes` also
-        report their tunnels' BFD state to on_bfd."""
+    def __init__(self, remotes, on_vifs=None, gateways=(), on_macs=None,
+                 bfd_nodes=(), on_bfd=None, hypervisors=None):
+        """remotes: {node: OVSDB remote}; the nodes in `hypervisors` (all
+        but the gateways if None) report their VIFs to on_vifs; those in
+        `gateways` are software gateways (their learned MACs go to
+        on_macs); those in `bfd_nodes` report their tunnels' BFD state to
+        on_bfd. Any of them takes transactions (transact)."""
         self.remotes, self.on_vifs = dict(remotes), on_vifs
         self.gateways, self.on_macs = set(gateways), on_macs
         self.bfd_nodes, self.on_bfd = set(bfd_nodes), on_bfd
+        self.hypervisors = set(self.remotes) - self.gateways \
+            if hypervisors is None else set(hypervisors)
         self.idls, self.seen, self.last, self.last_bfd = {}, {}, {}, {}
         self.up = {}
         self._stop = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
         self._thread = None
+        self._jobs_lock = threading.Lock()
+        self._queued, self._active = [], []
+
+    def submit(self, node, build):
+        """Ask for one transaction on `node`'s database: build(tables,
+        txn) -> a result (tables: the replica's tables; write through
+        txn.insert and the rows' attributes, setkey, addvalue...). -> a
+        job; job.wait(timeout) -> the result."""
+        job = _Job(node, build)
+        if node not in self.remotes:
+            job.finish(f'not followed (OVSDB of {node} unknown)')
+            return job
+        with self._jobs_lock:
+            self._queued.append(job)
+        os.write(self._wake_w, b'x')
+        return job
+
+    def transact(self, node, build, timeout=20.0):
+        return self.submit(node, build).wait(timeout)
 
     def start(self):
         self._thread = threading.Thread(target=self._loop, daemon=True,
@@ -130,6 +189,10 @@ class NodeFollower:
     def _loop(self):
         self.idls = {n: _idl(r) for n, r in self.remotes.items()}
         while not self._stop.is_set():
+            try:
+                os.read(self._wake_r, 4096)
+            except BlockingIOError:
+                pass
             for node, idl in self.idls.items():
                 try:
                     idl.run()
@@ -143,21 +206,67 @@ class NodeFollower:
                 if idl.change_seqno != self.seen.get(node):
                     self.seen[node] = idl.change_seqno
                     self._changed(node, idl)
+            self._run_jobs()
             poller = ovs.poller.Poller()
             for idl in self.idls.values():
                 idl.wait(poller)
+            for job in self._active:
+                if job.txn is not None:
+                    job.txn.wait(poller)
+                else:
+                    poller.timer_wait(50)      # replica not current yet
             poller.fd_wait(self._wake_r, ovs.poller.POLLIN)
             poller.block()
         for idl in self.idls.values():
             idl.close()
+        with self._jobs_lock:
+            jobs, self._queued = self._active + self._queued, []
+        for job in jobs:
+            job.finish('the follower stopped')
+
+    def _run_jobs(self):
+        """Start queued transactions on replicas that are current, and
+        collect the outcome of those in flight."""
+        T = ovs.db.idl.Transaction
+        with self._jobs_lock:
+            jobs, self._queued = self._active + self._queued, []
+        self._active = []
+        for job in jobs:
+            idl = self.idls[job.node]
+            if job.txn is None:
+                if not (idl._session.is_connected() and
+                        idl.state == idl.IDL_S_MONITORING):
+                    self._active.append(job)         # not current yet
+                    continue
+                job.txn = T(idl)
+                try:
+                    job.result = job.build(idl.tables, job.txn)
+                except Exception as exc:
+                    job.txn.abort()
+                    LOG.exception('%s: transaction not built', job.node)
+                    job.finish(f'transaction not built: {exc}')
+                    continue
+            status = job.txn.commit()
+            if status == T.INCOMPLETE:
+                self._active.append(job)
+            elif status == T.TRY_AGAIN and job.tries < RETRIES:
+                job.txn, job.tries = None, job.tries + 1
+                self._active.append(job)             # rebuilt next round
+            elif status in (T.SUCCESS, T.UNCHANGED):
+                job.finish()
+            else:
+                job.finish(f'transaction {T.status_to_string(status)}: '
+                           f'{job.txn.get_error()}')
 
     def _changed(self, node, idl):
         rows = [{'name': r.name, 'ofport': r.ofport,
                  'external_ids': dict(r.external_ids),
                  'bfd_status': dict(r.bfd_status)}
                 for r in idl.tables['Interface'].rows.values()]
-        self._deliver(node, gateway_macs_of(rows) if node in self.gateways
-                      else vifs_of(rows))
+        if node in self.gateways:
+            self._deliver(node, gateway_macs_of(rows))
+        elif node in self.hypervisors:
+            self._deliver(node, vifs_of(rows))
         if node in self.bfd_nodes and self.on_bfd:
             bfd = bfd_of(rows)
             if bfd != self.last_bfd.get(node):

@@ -53,6 +53,39 @@ def diff(desired_flows, installed_cookies, cookie_of=cookie):
     return add, delete, set(want)
 
 
+def slot(flow):
+    """Where a flow sits: (table, priority, match). OpenFlow's add of a
+    flow whose slot is taken replaces the flow there, cookie included."""
+    return flow['table'], flow['priority'], tuple(sorted(
+        flow['match'].items()))
+
+
+def diff_sections(sections, sent, installed, cookie_of=cookie):
+    """Only some sections recomputed: sections {key: [flows]} against
+    `sent` {key: {cookie: slot} last sent for it} and `installed` (every
+    cookie on the switch); both are updated in place. -> (flows to add,
+    cookies to delete, `installed`). A flow replaced in its slot by an
+    added one needs no delete (one message per changed flow, not two)."""
+    add, gone = [], {}
+    for key, flows in sorted(sections.items()):
+        want = {cookie_of(f): f for f in flows}
+        old = sent.get(key, {})
+        add += [f for c, f in sorted(want.items()) if c not in installed]
+        gone.update((c, s) for c, s in old.items() if c not in want)
+        if want:
+            sent[key] = {c: slot(f) for c, f in want.items()}
+        else:
+            sent.pop(key, None)
+    taken = {slot(f) for f in add}
+    # a flow another section also has stays (sections' matches differ,
+    # so this is a safety net)
+    delete = sorted(c for c, s in gone.items() if s not in taken and
+                    not any(c in cks for cks in sent.values()))
+    installed.difference_update(gone)
+    installed.update(cookie_of(f) for f in add)
+    return add, delete, installed
+
+
 def _match(parser, m):
     kw = {}
     for k, v in m.items():

@@ -1,42 +1,38 @@
-"""Thin OVSDB (Open_vSwitch) driver: the tunnel ports of one transport node.
+"""Thin OVSDB (Open_vSwitch) driver: the tunnel ports of one transport node,
+and the software gateways' CFM IDs.
 
-Reads and writes the node's Interface/Port tables over its management OVSDB
-(tcp:MGMT_IP:6640) with ovs-vsctl: one vxlan port per remote VTEP named
-vx<peer> (key=flow: the VNI comes from the flow), BFD where intent asks for
-it. Reconciles: adds what is missing, changes what differs, deletes vx*
-ports that are not wanted; touches nothing else.
+Each function returns a `build(tables, txn)` for one transaction on the
+node's own database, run by controllers.nodedb.NodeFollower.transact on
+the controller's persistent IDL session to that node (no ovs-vsctl): one
+vxlan port per remote VTEP named vx<peer> (key=flow: the VNI comes from
+the flow), BFD where intent asks for it. Reconciles: adds what is
+missing, changes what differs, deletes vx* ports that are not wanted;
+touches nothing else.
 """
-import json
-import subprocess
 
 
-
-def _vsctl(db, *args, timeout=20):
-    res = subprocess.run(['ovs-vsctl', f'--db={db}', f'--timeout={timeout}',
-                          *args], capture_output=True, text=True,
-                         timeout=timeout + 5)
-    if res.returncode != 0:
-        raise RuntimeError(f'ovs-vsctl {db}: {res.stderr.strip()}')
-    return res.stdout
+def _one(value):
+    """An optional column's value (python-ovs gives a list) or None."""
+    if isinstance(value, list):
+        return value[0] if value else None
+    return value
 
 
-def _ovs_map(value):
-    return dict(value[1]) if isinstance(value, list) and value[:1] == ['map'] \
-        else {}
+def _by_name(tables, table):
+    return {r.name: r for r in tables[table].rows.values()}
 
 
-def installed(db):
-    """{port name: {'remote_ip', 'ofport', 'bfd'}} of our vx* tunnels."""
-    out = json.loads(_vsctl(db, '--format=json', '--columns=name,options,'
-                            'ofport_request,bfd', 'list', 'Interface'))
+def installed(tables):
+    """{port name: {'remote_ip', 'ofport', 'bfd'}} of our vx* tunnels in a
+    replica's tables."""
     rows = {}
-    for name, options, ofport_req, bfd in out['data']:
+    for name, r in _by_name(tables, 'Interface').items():
         if not name.startswith('vx'):
             continue
-        rows[name] = {'remote_ip': _ovs_map(options).get('remote_ip'),
-                      'ofport': ofport_req if isinstance(ofport_req, int)
-                      else None,
-                      'bfd': _ovs_map(bfd).get('enable') == 'true'}
+        ofport = _one(r.ofport_request)
+        rows[name] = {'remote_ip': dict(r.options).get('remote_ip'),
+                      'ofport': ofport if isinstance(ofport, int) else None,
+                      'bfd': dict(r.bfd).get('enable') == 'true'}
     return rows
 
 
@@ -60,43 +56,76 @@ def plan_changes(want, have):
     return add, delete, bfd
 
 
-def reconcile(db, want, bridge='br-int'):
-    """Ports first (no BFD); returns the ports whose BFD must then be set
-    with `set_bfd` (see Core.enable_bfd for when)."""
-    have = installed(db)
-    add, delete, bfd = plan_changes(want, have)
+def reconcile(want, bridge='br-int'):
+    """Ports first (no BFD). The build returns (changes, the ports whose
+    BFD must then be set with `set_bfd`; see Core.enable_bfd for when)."""
     by_name = {t['name']: t for t in want}
-    args = []
-    for name in delete:
-        args += ['--', '--if-exists', 'del-port', bridge, name]
-    for name in add:
-        t = by_name[name]
-        args += ['--', 'add-port', bridge, name, '--', 'set', 'interface',
-                 name, 'type=vxlan', f"options:remote_ip={t['remote_ip']}",
-                 'options:key=flow', f"ofport_request={t['port']}"]
-    if args:
-        _vsctl(db, *args)
-    return len(add) + len(delete), [by_name[n] for n in bfd]
+
+    def build(tables, txn):
+        add, delete, bfd = plan_changes(want, installed(tables))
+        if not add and not delete:
+            return 0, [by_name[n] for n in bfd]
+        br = _by_name(tables, 'Bridge').get(bridge)
+        if br is None:
+            raise RuntimeError(f'no bridge {bridge}')
+        ports = _by_name(tables, 'Port')
+        for name in delete:
+            port = ports.get(name)
+            if port is None:
+                continue
+            br.delvalue('ports', port)
+            for iface in port.interfaces:
+                iface.delete()
+            port.delete()
+        for name in add:
+            t = by_name[name]
+            iface = txn.insert(tables['Interface'])
+            iface.name, iface.type = name, 'vxlan'
+            iface.options = {'remote_ip': t['remote_ip'], 'key': 'flow'}
+            iface.ofport_request = [t['port']]
+            port = txn.insert(tables['Port'])
+            port.name, port.interfaces = name, [iface]
+            br.addvalue('ports', port)
+        return len(add) + len(delete), [by_name[n] for n in bfd]
+    return build
 
 
-def refresh(db, name, n):
+def refresh(name, n):
     """Reconfigure one tunnel port (toggles options:ttl between OVS's
     default made explicit and unset) so OVS re-creates its tunnel state."""
-    if n % 2:
-        _vsctl(db, 'remove', 'interface', name, 'options', 'ttl')
-    else:
-        _vsctl(db, 'set', 'interface', name, 'options:ttl=64')
+    def build(tables, _txn):
+        iface = _by_name(tables, 'Interface').get(name)
+        if iface is None:
+            raise RuntimeError(f'no interface {name}')
+        if n % 2:
+            iface.delkey('options', 'ttl')
+        else:
+            iface.setkey('options', 'ttl', '64')
+    return build
 
 
-def set_bfd(db, ports, ms):
+def set_bfd(ports, ms):
     """Enable (or disable) BFD on tunnel ports, as intent says, every `ms`
     (the lab's bfd_interval_ms)."""
-    args = []
-    for t in ports:
-        if t['bfd']:
-            args += ['--', 'set', 'interface', t['name'], 'bfd:enable=true',
-                     f'bfd:min_tx={ms}', f'bfd:min_rx={ms}']
-        else:
-            args += ['--', 'set', 'interface', t['name'], 'bfd:enable=false']
-    if args:
-        _vsctl(db, *args)
+    def build(tables, _txn):
+        rows = _by_name(tables, 'Interface')
+        for t in ports:
+            iface = rows.get(t['name'])
+            if iface is None:
+                raise RuntimeError(f"no interface {t['name']}")
+            iface.setkey('bfd', 'enable', 'true' if t['bfd'] else 'false')
+            if t['bfd']:
+                iface.setkey('bfd', 'min_tx', str(ms))
+                iface.setkey('bfd', 'min_rx', str(ms))
+    return build
+
+
+def set_cfm(port, mpid, interval_ms):
+    """A software gateway's CFM ID and interval on its segment port."""
+    def build(tables, _txn):
+        iface = _by_name(tables, 'Interface').get(port)
+        if iface is None:
+            raise RuntimeError(f'no interface {port}')
+        iface.cfm_mpid = [mpid]
+        iface.setkey('other_config', 'cfm_interval', str(interval_ms))
+    return build

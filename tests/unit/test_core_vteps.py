@@ -39,8 +39,12 @@ class FakeSession:
 
 
 class FakeFollower:
-    def __init__(self, remotes, *args):
-        self.remotes, self.args = remotes, args
+    def __init__(self, remotes, **kwargs):
+        self.remotes, self.kwargs = remotes, kwargs
+        self.done = []
+
+    def transact(self, node, build, timeout=None):
+        self.done.append(node)
 
     def start(self):
         return self
@@ -92,9 +96,11 @@ def test_changes_ask_every_session_and_local_macs_are_observed(core):
 def test_bfd_state_comes_from_the_edges_ovsdb_replicas(core):
     core.start_monitors()
     f = core.follower
-    assert f.remotes == {'hv1': 'tcp:198.18.0.21:6640'}
-    _vifs, _gws, _macs, reporters, on_bfd = f.args
-    assert reporters == {'hv1'}
+    assert f.remotes == {'hv1': 'tcp:198.18.0.21:6640',
+                         'sn1': 'tcp:198.18.0.11:6640'}
+    assert f.kwargs['bfd_nodes'] == {'hv1'}
+    assert f.kwargs['hypervisors'] == {'hv1'}
+    on_bfd = f.kwargs['on_bfd']
     on_bfd('hv1', {'sn1': True})
     assert core.observed['dead'] == set()
     on_bfd('hv1', {'sn1': False})             # the only reporter sees it go

@@ -42,3 +42,31 @@ def test_diff_adds_the_missing_and_deletes_the_unwanted():
     assert delete == [ofdriver.cookie(old[0])]
     assert want == {ofdriver.cookie(f) for f in new}
     assert ofdriver.diff(new, want, memo)[:2] == ([], [])
+
+
+def test_a_change_recomputes_only_its_sections():
+    from controllers import intent
+    from controllers.ofdriver import cookie, diff_sections, slot
+    a = intent._flow(1, 100, {'tunnel_id': 5, 'eth_dst': 'm1'},
+                     [('output', 2)])
+    a2 = intent._flow(1, 100, {'tunnel_id': 5, 'eth_dst': 'm1'},
+                      [('output', 1001)])
+    b = intent._flow(1, 100, {'tunnel_id': 5, 'eth_dst': 'm2'},
+                     [('output', 3)])
+    sent = {('mac', 5, 'm1'): {cookie(a): slot(a)},
+            ('mac', 5, 'm2'): {cookie(b): slot(b)}}
+    installed = {cookie(a), cookie(b), 77}
+    # a2 takes a's slot: added, and a needs no delete
+    add, delete, after = diff_sections({('mac', 5, 'm1'): [a2]}, sent,
+                                       installed)
+    assert add == [a2] and delete == []
+    assert after == {cookie(a2), cookie(b), 77}
+    assert sent == {('mac', 5, 'm1'): {cookie(a2): slot(a2)},
+                    ('mac', 5, 'm2'): {cookie(b): slot(b)}}
+    # a section that is now empty goes, with its flows
+    add, delete, after = diff_sections({('mac', 5, 'm2'): []}, sent, after)
+    assert add == [] and delete == [cookie(b)] and \
+        ('mac', 5, 'm2') not in sent and after == {cookie(a2), 77}
+    # unchanged: nothing sent
+    assert diff_sections({('mac', 5, 'm1'): [a2]}, sent, after)[:2] == \
+        ([], [])
