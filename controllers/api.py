@@ -137,8 +137,9 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
         - generation: the store's change counter now;
         - pushes: [{gen: the change reconciled (the pass covered every
           change up to it), node: the transport node, msgs: OpenFlow
-          messages (flow and group mods) sent to it, acked: when it
-          answered the barrier that followed them (Unix time, s)}] for
+          messages (flow and group mods) sent to it, sent: when the
+          controller had sent them and a barrier, acked: when the switch
+          answered the barrier (Unix time, s)}] for
           gen > since, oldest first.
         """
         if pushes is None:

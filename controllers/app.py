@@ -12,6 +12,7 @@ with what it sent for those sections; anything else (switches, gateway
 connections, membership) recomputes everything.
 """
 import logging
+import time
 
 from os_ken.base import app_manager
 from os_ken.controller import ofp_event
@@ -172,5 +173,6 @@ class NsxController(app_manager.OSKenApp):
         dp.set_xid(barrier)
         msgs = len(add) + len(delete) + group_mods
         if msgs and gen is not None:
-            self.inflight[(dpid, barrier.xid)] = (node, gen, msgs)
+            self.inflight[(dpid, barrier.xid)] = (node, gen, msgs,
+                                                  time.time())
         dp.send_msg(barrier)

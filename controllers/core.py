@@ -86,11 +86,12 @@ class Core:
 
     PUSHES_KEPT = 20000
 
-    def pushed(self, node, gen, msgs):
+    def pushed(self, node, gen, msgs, sent=None):
         """A switch confirmed (barrier reply) the flow mods of a pass that
-        reconciled store generation `gen` (controllers/app.py)."""
+        reconciled store generation `gen` (controllers/app.py); `sent`:
+        when the controller had sent them and the barrier."""
         self.pushes.append({'gen': gen, 'node': node, 'msgs': msgs,
-                            'acked': time.time()})
+                            'sent': sent, 'acked': time.time()})
 
     def node_of_dpid(self, dpid):
         for name, n in self.store.nodes.items():

@@ -9,7 +9,8 @@ jitter) the active gateway gw1 (the lower CFM ID) fails:
           death through a pidfd and tells gw2 (a `yield` notice over the
           management network).
   link    its cable into the segment is cut; its agent sees the carrier go
-          (OpenFlow port status) and tells gw2 over both networks.
+          (the kernel's link event, or OVS's port status if that comes
+          first) and tells gw2 over both networks.
   power   its agent and ovs-vswitchd die together: nobody tells, gw2 learns
           it from CFM alone (3.5 intervals without a CCM): the figure that
           depends on the CFM interval.

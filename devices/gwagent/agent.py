@@ -15,6 +15,8 @@ ovs.poller loop, no subprocess, no thread.
   notices    one UDP socket; yield/claim/release/deny to the peer
              gateways on the same segment, over management and transport.
   pidfd      on ovs-vswitchd: its death is known at once.
+  netlink    the cable's link events from the kernel (devices.gwagent.
+             carrier): a lost carrier is known before OVS reports it.
 
 While active, the agent publishes the physical MACs it learned on the
 cable (devices.gwagent.learning) for the controller.
@@ -37,6 +39,7 @@ from devices.hwvtep.ofconn import OFConn
 
 import ovs.poller                               # noqa: E402  (after idl)
 
+from . import carrier as carriermod
 from . import election as el
 from . import learning as ln
 
@@ -91,7 +94,15 @@ class Agent:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(('0.0.0.0', el.PEER_PORT))
         self.sock.setblocking(False)
-        self.carrier = None                 # the cable's, from OpenFlow
+        self.carrier = None                 # the cable's, as we count it
+        self.ovs_carrier = None             # OVS's word (port status)
+        self.kernel_up = None               # the kernel's (netlink)
+        try:
+            self.nl = carriermod.Carrier(cable)
+        except OSError as exc:               # OVS's word alone, then
+            self.nl = None
+            log(f'{time.time():.3f} no netlink link events for {cable}: '
+                f'{exc}')
         self.programmed, self.announce = False, []
         self.dump, self.next_dump = [], 0.0
         self.applied, self.applying = None, None
@@ -109,7 +120,7 @@ class Agent:
 
     # -- OpenFlow ---------------------------------------------------------
     def _seg_connected(self, conn, _features):
-        self.carrier, self.applied = None, None
+        self.carrier, self.ovs_carrier, self.applied = None, None, None
         self._flush_macs('the segment bridge (re)connected')
         conn.send(ofmsg.delete_all())
         for flow in ln.base_flows():
@@ -157,7 +168,20 @@ class Agent:
                      f'MAC(s) flushed ({why})')
 
     def _set_carrier(self, up, how):
-        if up != self.carrier:
+        """OVS's word on the cable's carrier."""
+        self.ovs_carrier = up
+        self._count_carrier(how)
+
+    def _kernel_link(self, up):
+        """The kernel's word: a loss counts at once; a return once OVS
+        also sees the port up."""
+        self.kernel_up = up
+        self._count_carrier('netlink')
+
+    def _count_carrier(self, how):
+        up = False if self.kernel_up is False and \
+            self.ovs_carrier is not None else self.ovs_carrier
+        if up != self.carrier and up is not None:
             self.log(f'{time.time():.3f} {self.cable} carrier '
                      f"{'up' if up else 'down'} ({how})")
         if up is False and self.carrier is not False:
@@ -360,12 +384,17 @@ class Agent:
 
     # -- the loop ---------------------------------------------------------
     def step(self):
+        if self.nl is not None:
+            up = self.nl.read()
+            if up is not None:
+                self._kernel_link(up)
         now = time.monotonic()
         own, heard, interval, stash = self._cfm()
         self._read_notices(interval)
         if self._vswitchd_died():
             self.log(f'{time.time():.3f} ovs-vswitchd exited')
             self.programmed, self.carrier = False, None
+            self.ovs_carrier = None
             self._flush_macs('ovs-vswitchd exited')
             if self.applied == el.ACTIVE or self.applying == el.ACTIVE:
                 self._everyone(el.YIELD)
@@ -432,6 +461,8 @@ class Agent:
             self.seg_of.wait(poller)
             self.int_of.wait(poller)
             poller.fd_wait(self.sock, ovs.poller.POLLIN)
+            if self.nl is not None:
+                poller.fd_wait(self.nl.fileno(), ovs.poller.POLLIN)
             if self.pidfd is not None:
                 poller.fd_wait(self.pidfd, ovs.poller.POLLIN)
             if wake is not None:

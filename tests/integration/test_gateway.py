@@ -46,7 +46,7 @@ def _first(events, words):
 
 
 def test_a_cut_cable_is_signalled_and_the_new_active_announces_the_vms(lab):
-    """gw1's agent sees its carrier go (OpenFlow port status) and tells gw2
+    """gw1's agent sees its carrier go (a kernel link event) and tells gw2
     (a yield notice); gw2 takes over and sends a RARP per VM MAC into the
     segment. Once the cable is back, gw1 claims, and gw2 stands down
     before gw1 forwards again (break before make)."""

@@ -26,3 +26,13 @@ def test_summary_to_all_and_per_hypervisor():
                                        'max': 9.0}
     assert s['api to 2']['per hypervisor']['n'] == 4
     assert s['vif to 2']['messages per change']['p50'] == 6
+
+
+def test_when_the_controller_had_sent_is_kept_beside_the_acks():
+    rec = bc.figures('api', 2, {'hv1': 5.0, 'hv2': 9.0}, 4,
+                     {'hv1': 1.5, 'hv2': 2.5})
+    assert rec['sent_all_ms'] == 2.5 and rec['to_all_ms'] == 9.0
+    s = bc.summarize([rec])
+    assert s['api to 2']['sent to all']['p50'] == 2.5
+    assert bc.summarize([bc.figures('api', 1, {'hv1': 1.0}, 2)])[
+        'api to 1']['sent to all'] == {}

@@ -174,3 +174,43 @@ def test_the_gateways_of_one_segment_form_a_group():
     assert intent.gateway_group(desired, 'gw1', 5002) == ['gw1']
     assert intent.gateway_group(desired, 'gw2', 5002) == ['gw2']
     assert intent.gateway_group(desired, 'hv1', 5001) == []
+
+
+def _link_msg(index, flags, kind=16):
+    import struct
+    from devices.gwagent import carrier
+    body = carrier.IFINFO.pack(0, 1, index, flags, 0) + b'\0' * 8   # attrs
+    return carrier.NLMSG_HDR.pack(16 + len(body), kind, 0, 0, 0) + body
+
+
+def test_link_messages_from_the_kernel():
+    from devices.gwagent import carrier as c
+    up, admin_up_no_carrier = c.IFF_UP | c.IFF_LOWER_UP, c.IFF_UP
+    data = _link_msg(7, up) + _link_msg(8, admin_up_no_carrier) + \
+        _link_msg(9, 0) + _link_msg(7, up, kind=c.RTM_DELLINK)
+    assert c.parse(data) == [(7, True), (8, False), (9, False), (7, False)]
+    assert c.parse(b'') == [] and c.parse(b'\x05\0\0\0') == []
+    # a message claiming more than the datagram holds ends the parse
+    assert c.parse(_link_msg(7, up)[:-4]) == []
+
+
+def test_the_kernel_says_a_cable_is_gone_before_ovs_and_back_only_with_it():
+    """The agent counts a kernel loss at once, a kernel return only once
+    OVS's port status agrees (a claim needs a port the data plane uses)."""
+    from devices.gwagent.agent import Agent
+    a = Agent.__new__(Agent)
+    a.cable, a.carrier, a.ovs_carrier, a.kernel_up = 'seg1', None, None, None
+    a.log = lambda msg: None
+    a.macs = __import__('devices.hwvtep.macs', fromlist=['x']).MacTable()
+    a._set_carrier(True, 'port description')
+    assert a.carrier is True
+    a._kernel_link(False)                    # cut: known at once
+    assert a.carrier is False
+    a._kernel_link(True)                     # back in the kernel...
+    assert a.carrier is True                 # OVS never saw it go
+    a._kernel_link(False)
+    a._set_carrier(False, 'port status')     # OVS catches up
+    a._kernel_link(True)
+    assert a.carrier is False                # ... not until OVS says so
+    a._set_carrier(True, 'port status')
+    assert a.carrier is True
