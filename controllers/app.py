@@ -35,6 +35,7 @@ class NsxController(app_manager.OSKenApp):
         self.dps = {}            # dpid -> datapath
         self.cookies = {}        # dpid -> installed flow cookies
         self.cookie_of = ofdriver.Cookies()
+        self.wire = ofdriver.Wire()
         self.groups = {}         # dpid -> installed group ids
         self.group_content = {}  # dpid -> {group id: what we last sent}
         self.pending = {}        # dpid -> replies still expected
@@ -163,9 +164,9 @@ class NsxController(app_manager.OSKenApp):
         # and priority takes its place at once (OpenFlow's add), and the
         # delete of the old cookie then finds nothing
         for f in add:
-            dp.send_msg(ofdriver.flow_mod(dp, f, ck=self.cookie_of(f)))
+            dp.send(self.wire.add(dp, f, self.cookie_of(f)))
         for ck in delete:
-            dp.send_msg(ofdriver.flow_mod(dp, None, 'delete', ck))
+            dp.send(self.wire.delete(dp, ck))
         if add or delete:
             LOG.info('%s: +%d -%d flows', node, len(add), len(delete))
         self.cookies[dpid] = want

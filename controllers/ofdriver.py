@@ -45,6 +45,36 @@ class Cookies:
         return len(self._memo)
 
 
+class Wire:
+    """A flow mod's bytes, built once and sent to every switch that needs
+    it (OpenFlow 1.3 messages do not depend on the switch; xid 0). os-ken
+    builds and serializes a flow mod in about 220 us here (its match
+    fields), so a change that sends the same flow to 100 hypervisors cost
+    22 ms in that alone; a lookup instead. Emptied at `limit` entries."""
+
+    def __init__(self, limit=100000):
+        self.limit = limit
+        self._add, self._delete = {}, {}
+
+    def _keep(self, memo, key, build):
+        buf = memo.get(key)
+        if buf is None:
+            if len(memo) >= self.limit:
+                memo.clear()
+            msg = build()
+            msg.set_xid(0)
+            msg.serialize()
+            buf = memo[key] = bytes(msg.buf)
+        return buf
+
+    def add(self, dp, flow, ck):
+        return self._keep(self._add, ck, lambda: flow_mod(dp, flow, ck=ck))
+
+    def delete(self, dp, ck):
+        return self._keep(self._delete, ck,
+                          lambda: flow_mod(dp, None, 'delete', ck))
+
+
 def diff(desired_flows, installed_cookies, cookie_of=cookie):
     """-> (flows to add, cookies to delete, every desired cookie)."""
     want = {cookie_of(f): f for f in desired_flows}

@@ -70,3 +70,30 @@ def test_a_change_recomputes_only_its_sections():
     # unchanged: nothing sent
     assert diff_sections({('mac', 5, 'm1'): [a2]}, sent, after)[:2] == \
         ([], [])
+
+
+def test_a_flow_mod_is_built_once_for_every_switch():
+    from os_ken.ofproto import ofproto_v1_3 as ofp
+    from os_ken.ofproto import ofproto_v1_3_parser as parser
+    from controllers import intent
+    from controllers.ofdriver import Wire, cookie, flow_mod
+
+    class DP:
+        ofproto, ofproto_parser = ofp, parser
+    f = intent._flow(1, 100, {'tunnel_id': 5, 'eth_dst': '02:00:00:00:00:01',
+                              'metadata': 0}, [('output', 1005)])
+    wire = Wire()
+    buf = wire.add(DP(), f, cookie(f))
+    assert wire.add(DP(), f, cookie(f)) is buf            # built once
+    ref = flow_mod(DP(), f, ck=cookie(f))
+    ref.set_xid(0)
+    ref.serialize()
+    assert buf == bytes(ref.buf)
+    import struct
+    # OpenFlow header: any switch, xid 0; a flow mod's cookie follows it
+    assert struct.unpack_from('!BBHI', buf) == (ofp.OFP_VERSION,
+                                                ofp.OFPT_FLOW_MOD, len(buf), 0)
+    assert struct.unpack_from('!Q', buf, 8)[0] == cookie(f)
+    dbuf = wire.delete(DP(), cookie(f))
+    assert struct.unpack_from('!Q', dbuf, 8)[0] == cookie(f)
+    assert dbuf[25] == ofp.OFPFC_DELETE          # after table_id
