@@ -245,13 +245,22 @@ class Core:
         the logical port of each VIF that appeared (or changed its
         OpenFlow port) where it is now, then reconcile. A VIF that stays
         on a hypervisor after its VM left (a source not cleaned up yet)
-        does not pull the port back when something else changes there."""
+        does not pull the port back when something else changes there. A
+        VIF that went away from where its VM was bound unbinds the port
+        (the VM is plugged nowhere) until it appears again."""
         with self.lock:
             before = self.node_vifs.get(node, {})
             self.node_vifs[node] = dict(vifs)
         fresh = vifs_appeared(before, vifs)
         moved = [att for att in fresh
                  if self.store.locate(att, node, vifs[att]['ofport'])]
+        gone = [att for att in sorted(set(before) - set(vifs))
+                if self.store.unlocate(att, node)]
+        if gone:
+            LOG.info('%s: VIF %s unplugged: its port is unbound', node,
+                     ', '.join(gone))
+            if not moved:
+                self.on_change()
         if moved:
             LOG.info('%s: VIF %s bound here (announced in its OVSDB)', node,
                      ', '.join(moved))

@@ -3,7 +3,9 @@
 Tables (written only through this module, which the API calls):
   logical_switches(id, name, vni UNIQUE, replication_mode)
   logical_ports(id, ls_id, attachment, transport_node, ofport, mac, ip)
-      (mac and ip unique within a logical switch; one port per attachment)
+      (mac and ip unique within a logical switch; one port per attachment;
+      transport_node '' while the VM's vNIC is plugged nowhere: the port
+      is unbound, the API shows null, and it is in no device's intent)
 
   gateway_connections(id, ls_id, gateway, port, vlan)
       (one gateway port + VLAN binds to one logical switch)
@@ -20,6 +22,7 @@ import threading
 
 REPLICATION_MODES = ('service_node', 'source_node')
 MAC_RE = re.compile(r'^([0-9a-f]{2}:){5}[0-9a-f]{2}$')
+UNBOUND = ''                 # logical_ports.transport_node of an unbound port
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS logical_switches (
@@ -198,8 +201,8 @@ class Store:
             cur = self.db.execute(
                 'INSERT INTO logical_ports (ls_id, attachment, transport_node,'
                 ' ofport, mac, ip) VALUES (?, ?, ?, ?, ?, ?)',
-                (ls_id, att, where['transport_node'], where['ofport'], mac,
-                 ip))
+                (ls_id, att, where['transport_node'] or UNBOUND,
+                 where['ofport'] or 0, mac, ip))
             self._commit()
             return self.get_port(cur.lastrowid)
 
@@ -256,6 +259,23 @@ class Store:
             self._commit()
             return True
 
+    def unlocate(self, attachment, transport_node):
+        """`attachment`'s VIF went away from `transport_node` (its vNIC
+        unplugged, controllers.nodedb): if the VM was bound there, it is
+        plugged nowhere now and its logical port is unbound (in no
+        device's intent) until its VIF appears again. -> True if that
+        changed anything."""
+        with self.lock:
+            where = self.inventory.get(attachment)
+            if where is None or where['transport_node'] != transport_node:
+                return False
+            where.update(transport_node=None, ofport=None)
+            self.db.execute('UPDATE logical_ports SET transport_node=?, '
+                            'ofport=0 WHERE attachment=?',
+                            (UNBOUND, attachment))
+            self._commit()
+            return True
+
     def detach(self, port_id):
         with self.lock:
             self.get_port(port_id)
@@ -272,6 +292,8 @@ class Store:
 
     def _port(self, row):
         out = dict(row)
+        if out['transport_node'] == UNBOUND:
+            out['transport_node'] = out['ofport'] = None
         out['requested_node'] = self.inventory.get(
             out['attachment'], {}).get('requested')
         return out
@@ -386,6 +408,7 @@ class Store:
         """Everything reconciliation needs, as plain data."""
         with self.lock:
             return {'logical_switches': self.list_ls(),
-                    'ports': self.list_ports(),
+                    'ports': [p for p in self.list_ports()
+                              if p['transport_node'] is not None],
                     'gateway_connections': self.list_connections(),
                     'nodes': dict(self.nodes)}

@@ -16,7 +16,10 @@ What a hypervisor pair does, in the lab's terms:
   clean up   the source's port is deleted from its OVSDB.
 
 `plan_move` is pure (names, commands); `move_vm` runs it on a lab and
-returns when each step happened.
+returns when each step happened. `unplug` and `plug` take a VM's vNIC off
+its hypervisor's books and put it back (its iface-id, what the controller
+binds the VM's logical port by), as a hypervisor does when a vNIC is
+disconnected and connected again; the port stays.
 """
 import json
 import os
@@ -134,3 +137,37 @@ def move_vm(lab, vm, dst, located=None):
     located[vm] = dst
     return {'src': src, 'dst': dst, 'switchover': t_switch,
             'announced': t_announce, 'ofport': m['ofport']}
+
+
+def vnic_port(plan, vm, hv=None):
+    """The name of `vm`'s port on its hypervisor's br-int."""
+    hv = hv or plan['nodes'][vm]['intfs'][0]['peer']
+    return next(i['name'] for i in plan['nodes'][hv]['intfs']
+                if i['peer'] == vm)
+
+
+def unplug(lab, vm, hv=None):
+    """Disconnect `vm`'s vNIC: its hypervisor forgets the iface-id (the
+    controller unbinds the VM's logical port)."""
+    hv = hv or where_is(lab.plan, vm)
+    port = vnic_port(lab.plan, vm, hv)
+    lab.node(hv).ns_run(['ovs-vsctl', 'remove', 'interface', port,
+                         'external_ids', 'iface-id', '--', 'remove',
+                         'interface', port, 'external_ids', 'attached-mac'],
+                        check=True)
+
+
+def plug(lab, vm, mac=None, hv=None):
+    """Connect `vm`'s vNIC: its hypervisor announces it in its OVSDB
+    (iface-id, attached-mac: `mac`, or the VM's own). -> epoch when the
+    OVSDB write began (a shell armed ahead, fired at once)."""
+    hv = hv or where_is(lab.plan, vm)
+    port = vnic_port(lab.plan, vm, hv)
+    mac = mac or lab.plan['nodes'][vm]['mac']
+    env = dict(os.environ, **boot.env(lab.node(hv).run_dir))
+    shell = _armed(lab.node(hv), f'exec ovs-vsctl set interface {port} '
+                   f'external_ids:iface-id={vm} '
+                   f'external_ids:attached-mac="{mac}"', env)
+    shell.stdin.write('go\n')
+    shell.stdin.close()
+    return _fired(shell, f'{hv}: plugging {vm}')

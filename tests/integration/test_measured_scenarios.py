@@ -59,6 +59,8 @@ def test_p2v_migration_leaves_no_stale_entry():
     assert t['stale_after'] == [] and t['converged_after_s'] is not None
     assert set(t['outage_ms']) == {'vm1->server', 'bm1->server',
                                    'server->vm1', 'server->bm1'}
+    # the cut-over was the vNIC plugged on hv3, not an API call
+    assert t['plug_after_power_off_ms'] is not None and t['api'] == [204]
 
 
 @pytest.mark.parametrize('mappings', [4094])

@@ -128,3 +128,39 @@ def test_a_bad_move_request_names_the_field_and_changes_nothing(
     with pytest.raises(model.ApiError) as exc:
         store.request_move(99, {'transport_node': 'hv2'})
     assert exc.value.status == 404
+
+
+def test_a_vm_plugged_nowhere_has_an_unbound_port_in_no_intent():
+    store = model.Store(inventory=copy.deepcopy(INV), nodes=NODES)
+    ls = store.create_ls({'name': 'web', 'vni': 5001})
+    assert store.unlocate('vm1', 'hv2') is False     # it is not there
+    assert store.unlocate('vm1', 'hv1') is True      # plugged nowhere now
+    assert store.inventory['vm1']['transport_node'] is None
+    port = store.attach(ls['id'], {'attachment': 'vm1'})
+    assert (port['transport_node'], port['ofport']) == (None, None)
+    assert store.desired()['ports'] == []            # in no device's intent
+    gen = store.generation
+    assert store.locate('vm1', 'hv2', 7) is True     # its vNIC connected
+    assert store.generation == gen + 1
+    bound = store.get_port(port['id'])
+    assert (bound['transport_node'], bound['ofport']) == ('hv2', 7)
+    assert [p['attachment'] for p in store.desired()['ports']] == ['vm1']
+    assert store.unlocate('vm1', 'hv2') is True      # disconnected again
+    assert store.get_port(port['id'])['transport_node'] is None
+    assert store.desired()['ports'] == []
+
+
+def test_a_vif_that_goes_away_unbinds_its_port(monkeypatch):
+    from controllers import core as core_mod
+    plan = expand.expand(labs.resolve('clos'))
+    c = core_mod.Core(plan)
+    ls = c.store.create_ls({'name': 'web', 'vni': 5001})
+    port = c.store.attach(ls['id'], {'attachment': 'vm1'})
+    hv = port['transport_node']
+    vif = {'vm1': {'ofport': port['ofport'], 'mac': None,
+                   'interface': 'x'}}
+    c.vifs_changed(hv, vif)
+    c.vifs_changed(hv, {})                            # unplugged
+    assert c.store.get_port(port['id'])['transport_node'] is None
+    c.vifs_changed(hv, vif)                           # plugged again
+    assert c.store.get_port(port['id'])['transport_node'] == hv
