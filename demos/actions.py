@@ -128,7 +128,6 @@ def migrate(lab, ctx, say, server, vm):
                 if (c['gateway'], c['port']) == (vtep, port))
     lab.node(server).ns_run(['ip', 'link', 'set',
                              n[server]['intfs'][0]['name'], 'down'])
-    t = time.time()
     s1, _ = ctl.request('POST', f'/logical-switches/{ls_id}/ports',
                         {'attachment': vm, 'mac': mac, 'ip': ip})
     hv = n[vm]['intfs'][0]['peer']

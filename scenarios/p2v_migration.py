@@ -331,6 +331,7 @@ def run(fabric='clos', progress=print, trials=10, seed=1, seconds=11.0,
             time.sleep(max(0.0, st.epoch + CUT_AT_S - time.time()))
             for w in watches.values():
                 w.start()
+            plug = vmotion.Plug(lab, SPARE, mac, hv)      # armed ahead
             # cut-over: the server goes away (its switch port loses carrier
             # and the switch flushes what it learned there), the VM's vNIC is
             # attached with the server's MAC and IP, the physical binding is
@@ -339,7 +340,7 @@ def run(fabric='clos', progress=print, trials=10, seed=1, seconds=11.0,
             st.power_off_server()
             lab.node(SERVER).ns_run(['ip', 'link', 'set', server_intf,
                                      'down'])
-            t_plug = vmotion.plug(lab, SPARE, mac, hv)
+            t_plug = plug.fire()
             # the VM's vNIC comes up once its hypervisor has programmed its
             # port (what hv3's flow monitor shows); then it forgets the
             # neighbours it failed to resolve while isolated (a cold VM

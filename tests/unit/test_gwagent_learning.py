@@ -177,7 +177,6 @@ def test_the_gateways_of_one_segment_form_a_group():
 
 
 def _link_msg(index, flags, kind=16):
-    import struct
     from devices.gwagent import carrier
     body = carrier.IFINFO.pack(0, 1, index, flags, 0) + b'\0' * 8   # attrs
     return carrier.NLMSG_HDR.pack(16 + len(body), kind, 0, 0, 0) + body
