@@ -121,7 +121,7 @@ def move_vm(lab, vm, dst, located=None):
     lab.node(vm).ns_run(['ethtool', '-K', 'mv0', 'tx', 'off'])
     lab.node(dst).ns_run(['bash', '-c', m['dst_prepare']], check=True)
     switch = _armed(lab.node(vm), 'exec ip -b -')
-    announce = Plug(lab, vm, mac=m['mac'], hv=dst)     # its session, ahead
+    announce = Plug(lab, vm, mac=m['mac'], hv=dst, port=m['port'])  # ahead
     switch.stdin.write('go\n' + m['vm_switchover'] + '\n')
     switch.stdin.close()
     t_announce = announce.fire()
@@ -159,10 +159,10 @@ class Plug:
     announcement and returns the epoch when the transaction began (an
     `ovs-vsctl` started for it took 10 to 40 ms more under load)."""
 
-    def __init__(self, lab, vm, mac=None, hv=None, timeout=10.0):
+    def __init__(self, lab, vm, mac=None, hv=None, port=None, timeout=10.0):
         from devices.hwvtep import idl as idlmod    # python-ovs, no eventlet
         hv = hv or where_is(lab.plan, vm)
-        self.port = vnic_port(lab.plan, vm, hv)
+        self.port = port or vnic_port(lab.plan, vm, hv)
         self.vm, self.what = vm, f'{hv}: plugging {vm}'
         self.mac = mac or lab.plan['nodes'][vm]['mac']
         self.idlmod = idlmod

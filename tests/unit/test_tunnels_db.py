@@ -112,3 +112,28 @@ def test_a_failed_build_says_which_node_and_why(node):
         follower.transact('n1', tunnels.set_cfm('nope', 9, 10))
     with pytest.raises(RuntimeError, match='not followed'):
         follower.transact('n9', tunnels.set_cfm('seg1', 9, 10))
+
+
+def test_a_hypervisor_announces_a_vnic_from_its_open_session(node, tmp_path):
+    """topologies.vmotion.Plug: the session is opened ahead; fire()
+    writes iface-id and attached-mac on the VM's port in one transaction
+    (here on the private server, as the hypervisor's own database)."""
+    from topologies import vmotion
+
+    class Lab:
+        plan = {'nodes': {'vm1': {'mac': '02:00:00:00:00:01',
+                                  'intfs': [{'peer': 'n1'}]},
+                          'n1': {'intfs': [{'name': 'seg1',
+                                            'peer': 'vm1'}]}}}
+
+        def node(self, name):
+            return type('Node', (), {'run_dir': str(tmp_path)})()
+    _follower, vsctl = node
+    t = vmotion.Plug(Lab(), 'vm1', hv='n1').fire()
+    assert abs(t - time.time()) < 5
+    ids = subprocess.run(vsctl + ['get', 'interface', 'seg1',
+                                  'external_ids'], check=True,
+                         capture_output=True, text=True).stdout
+    assert 'iface-id=vm1' in ids and '02:00:00:00:00:01' in ids
+    with pytest.raises(RuntimeError, match='no port nope'):
+        vmotion.Plug(Lab(), 'vm1', hv='n1', port='nope').fire()
