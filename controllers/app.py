@@ -67,11 +67,17 @@ class NsxController(app_manager.OSKenApp):
         dp.send_msg(parser.OFPFlowStatsRequest(dp))
         dp.send_msg(parser.OFPGroupDescStatsRequest(dp))
 
-    @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
+    @set_ev_cls(ofp_event.EventOFPFlowStatsReply,
+                [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _flow_stats(self, ev):
+        # also in CONFIG: the replies to the requests _features sends can
+        # come before os-ken moves the datapath to MAIN (seen: the first
+        # switch after the app started was never programmed, so BFD never
+        # went on anywhere)
         self._collect(ev, self.cookies, 'flows', lambda s: s.cookie)
 
-    @set_ev_cls(ofp_event.EventOFPGroupDescStatsReply, MAIN_DISPATCHER)
+    @set_ev_cls(ofp_event.EventOFPGroupDescStatsReply,
+                [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _group_desc(self, ev):
         self._collect(ev, self.groups, 'groups', lambda g: g.group_id)
 
@@ -107,7 +113,8 @@ class NsxController(app_manager.OSKenApp):
                 self.ready.discard(dp.id)
                 self.sections.pop(dp.id, None)
 
-    @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
+    @set_ev_cls(ofp_event.EventOFPBarrierReply,
+                [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _barrier(self, ev):
         """A switch answered the barrier after a change's flow mods: from
         here on its flows are what the change wanted (core.pushed)."""

@@ -32,9 +32,8 @@ def ready(lab, demo, ctx):
 
 
 def _known(lab, src, dst):
-    """Has `src`'s VTEP a unicast flow for `dst`'s MAC? (Only asked for
-    hosts behind hypervisors and hardware VTEPs: MACs behind software
-    gateways are flooded, the lab does not learn them.)"""
+    """Has `src`'s VTEP a unicast flow for `dst`'s MAC? (A MAC behind
+    software gateways has one once the active gateway reported it.)"""
     plan = lab.plan
     edge = wire.attachment(plan, src)
     mac = plan['nodes'][dst]['mac']
@@ -44,7 +43,8 @@ def _known(lab, src, dst):
 def warm(lab, ctx, src, dst):
     """Before the captures start: `src` has resolved `dst` (ARP) and, for a
     host behind a hypervisor or hardware VTEP, `src`'s VTEP has a unicast
-    flow for its MAC, so the captured ping shows known unicast only."""
+    flow for its MAC (behind software gateways: once the active one
+    reported it), so the captured ping shows known unicast only."""
     plan = lab.plan
     ip = _ip(plan, dst)
     if harness.until(lambda: lab.node(src).ns_run(
@@ -52,7 +52,11 @@ def warm(lab, ctx, src, dst):
             0.2) is None:
         return [f'{src} could not reach {dst} ({ip}) within 15 s']
     edge = wire.attachment(plan, dst)
-    if edge and plan['nodes'][edge]['role'] in ('hypervisor', 'hw_vtep'):
+    nodes = plan['nodes']
+    on_segment = nodes[nodes[dst]['intfs'][0]['peer']]['role'] == \
+        'l2_segment'                           # behind software gateways
+    if on_segment or (edge and nodes[edge]['role'] in ('hypervisor',
+                                                       'hw_vtep')):
         if harness.until(lambda: _known(lab, src, dst), 15, 0.2) is None:
             return [f"{wire.attachment(plan, src)} has no flow for {dst}'s "
                     'MAC after 15 s']

@@ -220,22 +220,22 @@ CFM_QUOTE = ('If an L2 gateway hears from another L2 gateway on the same '
              'inactive, the standby can start forwarding frames.')
 
 
-BUM_QUOTE = ('Multicast in underlay is not required as Broadcast, Unknown '
-             'Unicast, and Multicast (BUM) traffic is handled by a service '
-             'node that performs the replication.')
-
-
 def _via_gateway(gw, other, why_other, fig='figure 8'):
-    return [Step("srv1's MAC is unknown unicast to HV1: a service node "
-                 'replicates the request to both gateways',
-                 BUM_QUOTE + ' (This lab\'s software gateways do not report '
-                 'the MACs they learn on the segment, so HV1 floods srv1\'s '
-                 'MAC.)', figure='traffic flow example',
+    return [Step("srv1's MAC is known to HV1 (the active gateway learned "
+                 'it on the segment and reported it): HV1 sends the request '
+                 'to both gateways of the segment, not through a service '
+                 'node',
+                 'The active gateway reports the physical MACs it learns; '
+                 'the controller installs them on the hypervisors, towards '
+                 'every gateway of that segment (the standby drops them), so '
+                 'a takeover re-points nothing.', figure='traffic flow '
+                 'example',
                  expect=[P('vm1', 'hv1', 'ICMP echo request'),
-                         P('hv1', 'SN', 'ICMP echo request', n=1, vni=VNI1),
-                         P('SN', gw, 'ICMP echo request', n=1, vni=VNI1),
-                         P('SN', other, 'ICMP echo request', vni=VNI1),
-                         P('SN', '*', 'ICMP echo request', vni=VNI1)]),
+                         P('hv1', gw, 'ICMP echo request', n=1, vni=VNI1),
+                         P('hv1', other, 'ICMP echo request', n=1,
+                           vni=VNI1)],
+                 never=[(P('hv1', 'SN', 'ICMP echo request'),
+                         "srv1's MAC is known: nothing is flooded")]),
             Step(f'Only {gw} forwards it to srv1 (VLAN 100); srv1\'s reply '
                  f'is tunnelled by {gw} straight to HV1', CFM_QUOTE,
                  figure=fig,

@@ -33,7 +33,9 @@ def test_short_failover_benchmark_writes_plots_and_trials():
         sorted([(10, k) for k in ('crash', 'link', 'power')] * 2 +
                [(iv, 'power') for iv in (3, 100, 1000)])
     for t in trials:
-        assert t['valid'], t
+        # a trial whose sender stalled at an edge of the outage after the
+        # repeats were spent is kept as an upper bound, marked
+        assert t['valid'] or t.get('upper_bound'), t
         assert t['active_after_fault'] == ['gw2'], t
         assert t['active_after_repair'] == ['gw1'], t
         # a real takeover always costs something: a zero would mean the
