@@ -213,10 +213,10 @@ class Core:
         it like a hardware VTEP's Ucast_Macs_Local."""
         with self.lock:
             self.gw_reports[gw] = set(raw)
-        self._remap(gw, raw)
+        self._remap(self.store.desired(), gw, raw)
 
-    def _remap(self, gw, raw):
-        macs = intent.gateway_macs(self.store.desired(), gw, raw)
+    def _remap(self, desired, gw, raw):
+        macs = intent.gateway_macs(desired, gw, raw)
         with self.lock:
             same = macs == self.reported.get(gw)
         if not same:
@@ -227,8 +227,9 @@ class Core:
         VLAN) to another logical switch now."""
         with self.lock:
             reports = dict(self.gw_reports)
+        desired = self.store.desired() if reports else None
         for gw, raw in sorted(reports.items()):
-            self._remap(gw, raw)
+            self._remap(desired, gw, raw)
         self.on_change()
 
     def learned_macs(self):
@@ -259,11 +260,10 @@ class Core:
         if gone:
             LOG.info('%s: VIF %s unplugged: its port is unbound', node,
                      ', '.join(gone))
-            if not moved:
-                self.on_change()
         if moved:
             LOG.info('%s: VIF %s bound here (announced in its OVSDB)', node,
                      ', '.join(moved))
+        if moved or gone:
             self.on_change()
 
     def _vtep_session(self, vtep):

@@ -40,6 +40,8 @@ import ovs.poller      # noqa: E402
 if not _HAD_EVENTLET:
     sys.modules.pop('eventlet', None)
 
+from .model import MAC_RE  # noqa: E402
+
 LOG = logging.getLogger('nsx.nodedb')
 SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema'
 MAX_BACKOFF_MS = 1000
@@ -77,13 +79,9 @@ def gateway_macs_of(rows):
         for item in ((r.get('external_ids') or {}).get(MACS_KEY) or
                      '').split():
             vlan, _, mac = item.partition('/')
-            parts = mac.split(':')
-            if not vlan.isdigit() or int(vlan) > 4095 or len(parts) != 6 \
-                    or not all(len(x) == 2 and all(
-                        c in '0123456789abcdef' for c in x.lower())
-                        for x in parts):
-                continue
-            out.add((r.get('name'), int(vlan), mac.lower()))
+            mac = mac.lower()
+            if vlan.isdigit() and int(vlan) <= 4095 and MAC_RE.match(mac):
+                out.add((r.get('name'), int(vlan), mac))
     return out
 
 

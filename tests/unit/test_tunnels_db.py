@@ -13,19 +13,12 @@ import pytest
 
 from controllers import nodedb, tunnels
 
+from .test_hwvtep_session import wait_for
+
 pytestmark = pytest.mark.skipif(
     not (shutil.which('ovsdb-server') and shutil.which('ovs-vsctl') and
          os.path.exists(nodedb.SCHEMA)),
     reason='needs ovsdb-server, ovs-vsctl and the vswitch schema')
-
-
-def wait_for(pred, timeout=5.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return pred()
 
 
 @pytest.fixture
