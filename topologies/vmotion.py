@@ -102,11 +102,13 @@ def _armed(node, script, env=None):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def _fired(proc, what):
+def _fired(proc, what, started=None):
+    """The armed shell's time (`started`: already read from its first
+    line), once it has finished."""
     out, err = proc.stdout.read(), proc.stderr.read()   # stdin is closed
     if proc.wait(30):
         raise RuntimeError(f'{what} failed: {err.strip()}')
-    return float(out.split()[0])
+    return started if started is not None else float(out.split()[0])
 
 
 def move_vm(lab, vm, dst, located=None):
@@ -124,8 +126,11 @@ def move_vm(lab, vm, dst, located=None):
     announce = Plug(lab, vm, mac=m['mac'], hv=dst, port=m['port'])  # ahead
     switch.stdin.write('go\n' + m['vm_switchover'] + '\n')
     switch.stdin.close()
+    # the destination announces once the VM has started switching (its
+    # shell printed the time): the binding never precedes the switchover
+    t_switch = float(switch.stdout.readline().split()[0])
     t_announce = announce.fire()
-    t_switch = _fired(switch, f'{vm}: switching vNICs')
+    _fired(switch, f'{vm}: switching vNICs', t_switch)
     lab.node(vm).ns_run(['bash', '-c', m['vm_announce']])
     lab.node(src).ns_run(['bash', '-c', m['src_cleanup']], check=True)
     located[vm] = dst
