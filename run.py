@@ -158,7 +158,9 @@ def cmd_cli(args):
     with env as lab:
         progress(f"lab {lab.plan['name']} is up, provisioned through the API "
                  f"({lab.ctl.url}, OpenAPI at "
-                 f"{lab.ctl.url.rsplit('/api', 1)[0]}/docs).\nNodes: "
+                 f"{lab.ctl.url.rsplit('/api', 1)[0]}/docs; writes need "
+                 f"'Authorization: Bearer {lab.ctl.token}', kept in "
+                 f"{lab.ctl.token_path}).\nNodes: "
                  + ' '.join(lab.plan['nodes']) + "\n'help' lists the lab's "
                  "commands (flows, macs, trace, fail, restore, tenants); "
                  "'exit' tears it down.")

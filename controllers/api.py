@@ -2,35 +2,175 @@
 
 Reads and writes desired state only through controllers.model.Store; every
 bad request gets a 4xx JSON error {"error": {"field", "message"}} naming the
-field and the fix, and changes nothing. `on_change()` is called after each
-committed write so the controller reconciles. `status()` (optional) tells
-how the controller's device sessions are doing (GET /hardware-vteps).
+field and the fix, and changes nothing: a bad value in the body or the path
+(400), an unknown id (404), a conflict (409), an unknown path (404, field
+"path") or method (405, field "method"), a body over MAX_BODY bytes (413),
+a write without the lab's token (401) or with another (403).
+`on_change()` is called after each committed write so the controller
+reconciles. `status()` (optional) tells how the controller's device
+sessions are doing (GET /hardware-vteps).
+
+Writes (POST, PUT, DELETE) need `Authorization: Bearer TOKEN` when the app
+is made with a token (the lab makes one at boot, controllers.service);
+reads are open to whoever reaches the management network.
 """
+import hmac
 import json
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException
 
+from . import model
 from .model import ApiError
 
 PREFIX = '/api/v1'
+MAX_BODY = 4 * 1024 * 1024   # bytes: a 20,000-item bulk request is ~1.5 MB
+
+_LS = {'type': 'object', 'additionalProperties': False,
+       'properties': {
+           'name': {'type': 'string', 'pattern': model.NAME_RE.pattern},
+           'vni': {'type': 'integer', 'minimum': 1, 'maximum': 16777215},
+           'replication_mode': {'enum': list(model.REPLICATION_MODES)},
+           'subnet': {'type': ['string', 'null'],
+                      'description': 'a CIDR network, e.g. 10.1.0.0/16'}}}
+
+
+def _names(names, what):
+    """A string from the lab's inventory: listed in the OpenAPI document,
+    so /docs shows the choices."""
+    names = sorted(names)
+    return {'type': 'string', 'description': what,
+            **({'enum': names} if names else {})}
+
+
+def _bodies(store):
+    """OpenAPI schemas of the port, move and gateway-connection bodies,
+    with this lab's VMs, hypervisors, gateways and their ports."""
+    nodes = store.nodes
+    gws = {n: p for n, p in nodes.items()
+           if p.get('role') in ('sw_gateway', 'hw_vtep')}
+    port = {'type': 'object', 'additionalProperties': False,
+            'required': ['attachment'],
+            'properties': {
+                'attachment': _names(store.inventory, 'a VM of the lab'),
+                'mac': {'type': 'string', 'pattern': model.MAC_RE.pattern,
+                        'description': 'unicast; default: the VM\'s'},
+                'ip': {'type': 'string', 'description': 'e.g. 10.1.0.11/16,'
+                       " in the switch's subnet; default: the VM's"}}}
+    move = {'type': 'object', 'additionalProperties': False,
+            'required': ['transport_node'],
+            'properties': {'transport_node': _names(
+                [n for n, p in nodes.items() if p.get('role') ==
+                 'hypervisor'], 'the destination hypervisor')}}
+    gwc = {'type': 'object', 'additionalProperties': False,
+           'required': ['ls_id', 'gateway', 'port'],
+           'properties': {
+               'ls_id': {'type': 'integer', 'minimum': 1,
+                         'maximum': model.MAX_ID},
+               'gateway': _names(gws, 'an L2 gateway (GET /l2-gateways)'),
+               'port': _names({q for p in gws.values()
+                               for q in p.get('ports', ())},
+                              "a port of that gateway"),
+               'vlan': {'type': 'integer', 'minimum': 0, 'maximum': 4094,
+                        'description': '0: untagged'}}}
+    return port, move, gwc
+
+
+def _body(schema, bulk=False):
+    """OpenAPI for a JSON body the handler parses itself (the Store
+    validates it, with the project's messages)."""
+    if bulk:
+        schema = {'oneOf': [schema, {'type': 'array', 'minItems': 1,
+                                     'maxItems': model.Store.MAX_BULK,
+                                     'items': schema}]}
+    return {'requestBody': {'required': True, 'content': {
+        'application/json': {'schema': schema}}}}
+
+
+def _id(name):
+    return Path(ge=1, le=model.MAX_ID, alias=name)
 
 
 def create_app(store, on_change=lambda: None, status=None, pushes=None,
-               learned=None):
+               learned=None, token=None):
     app = FastAPI(title='nsx-l2gw-lab controller', version='1',
                   description='NSX-style API: transport nodes, logical '
-                  'switches, logical ports.')
+                  'switches, logical ports. Writes need the lab\'s token '
+                  '(Authorization: Bearer ...; `./run.py cli` shows it).')
+    bearer = HTTPBearer(auto_error=False, description='the lab\'s API '
+                        'token, written at boot to <records>/controller/'
+                        'api-token')
+
+    def authorized(creds: HTTPAuthorizationCredentials = Depends(bearer)):
+        if token is None:
+            return
+        if creds is None:
+            raise ApiError(401, 'authorization', 'writes need the lab\'s '
+                           'token: Authorization: Bearer TOKEN (`./run.py '
+                           'cli` prints it; the lab keeps it in '
+                           '<records>/controller/api-token)')
+        if not hmac.compare_digest(creds.credentials.encode(),
+                                   token.encode()):
+            raise ApiError(403, 'authorization', 'this token is not the '
+                           "lab's; use the one in <records>/controller/"
+                           'api-token')
+    write = [Depends(authorized)]
+    port_body, move_body, gwc_body = _bodies(store)
 
     @app.exception_handler(ApiError)
     async def _api_error(_request, exc):
-        return JSONResponse(status_code=exc.status, content=exc.body())
+        headers = {'www-authenticate': 'Bearer'} if exc.status == 401 \
+            else None
+        return JSONResponse(status_code=exc.status, content=exc.body(),
+                            headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_param(_request, exc):
+        err = exc.errors()[0]
+        loc = [str(x) for x in err.get('loc', ())]
+        field = loc[-1] if loc else 'request'
+        where = loc[0] if loc else 'request'
+        hint = f'an id is an integer 1..{model.MAX_ID}' if where == 'path' \
+            else 'see /docs'
+        return JSONResponse(status_code=400, content=ApiError(
+            400, field, f"{err.get('msg', 'bad value')} ({where} parameter "
+            f'{field}: {hint})').body())
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(_request, exc):
+        field, message = {
+            404: ('path', 'no such API path; the paths are listed at /docs'),
+            405: ('method', 'this path does not take this method; see '
+                  '/docs')}.get(exc.status_code, ('request', str(exc.detail)))
+        return JSONResponse(status_code=exc.status_code, headers=getattr(
+            exc, 'headers', None), content=ApiError(
+                exc.status_code, field, message).body())
+
+    @app.middleware('http')
+    async def _limit_size(request, call_next):
+        length = request.headers.get('content-length', '0')
+        if not length.isdigit() or int(length) > MAX_BODY:
+            return JSONResponse(status_code=413, content=ApiError(
+                413, 'body', f'at most {MAX_BODY} bytes per request (got '
+                f'{length}); split a bulk request').body())
+        return await call_next(request)
 
     async def body_of(request):
+        chunks, size = [], 0
+        async for chunk in request.stream():   # chunked: no content-length
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise ApiError(413, 'body', f'at most {MAX_BODY} bytes per '
+                               'request; split a bulk request')
+            chunks.append(chunk)
         try:
-            return json.loads(await request.body() or b'null')
-        except ValueError:
-            raise ApiError(400, 'body', 'not valid JSON') from None
+            return json.loads(b''.join(chunks) or b'null')
+        except (ValueError, RecursionError):
+            raise ApiError(400, 'body', 'not valid JSON (UTF-8, nested at '
+                           'most a few hundred levels)') from None
 
     def changed(result):
         on_change()
@@ -44,7 +184,9 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
     def list_ls():
         return store.list_ls()
 
-    @app.post(PREFIX + '/logical-switches', status_code=201)
+    @app.post(PREFIX + '/logical-switches', status_code=201,
+              dependencies=write, openapi_extra=_body(
+                  dict(_LS, required=['name', 'vni']), bulk=True))
     async def create_ls(request: Request):
         body = await body_of(request)
         if isinstance(body, list):               # bulk: all or nothing
@@ -52,31 +194,35 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
         return changed(store.create_ls(body))
 
     @app.get(PREFIX + '/logical-switches/{ls_id}')
-    def get_ls(ls_id: int):
+    def get_ls(ls_id: int = _id('ls_id')):
         return store.get_ls(ls_id)
 
-    @app.put(PREFIX + '/logical-switches/{ls_id}')
-    async def update_ls(ls_id: int, request: Request):
+    @app.put(PREFIX + '/logical-switches/{ls_id}', dependencies=write,
+             openapi_extra=_body(_LS))
+    async def update_ls(request: Request, ls_id: int = _id('ls_id')):
         return changed(store.update_ls(ls_id, await body_of(request)))
 
-    @app.delete(PREFIX + '/logical-switches/{ls_id}', status_code=204)
-    def delete_ls(ls_id: int):
+    @app.delete(PREFIX + '/logical-switches/{ls_id}', status_code=204,
+                dependencies=write)
+    def delete_ls(ls_id: int = _id('ls_id')):
         store.delete_ls(ls_id)
         on_change()
 
     @app.get(PREFIX + '/logical-switches/{ls_id}/ports')
-    def list_ports(ls_id: int):
+    def list_ports(ls_id: int = _id('ls_id')):
         return store.list_ports(ls_id)
 
-    @app.post(PREFIX + '/logical-switches/{ls_id}/ports', status_code=201)
-    async def attach(ls_id: int, request: Request):
+    @app.post(PREFIX + '/logical-switches/{ls_id}/ports', status_code=201,
+              dependencies=write, openapi_extra=_body(port_body, bulk=True))
+    async def attach(request: Request, ls_id: int = _id('ls_id')):
         body = await body_of(request)
         if isinstance(body, list):               # bulk: all or nothing
             return changed(store.bulk(lambda b: store.attach(ls_id, b), body))
         return changed(store.attach(ls_id, body))
 
-    @app.post(PREFIX + '/logical-ports/{port_id}/move', status_code=202)
-    async def move(port_id: int, request: Request):
+    @app.post(PREFIX + '/logical-ports/{port_id}/move', status_code=202,
+              dependencies=write, openapi_extra=_body(move_body))
+    async def move(request: Request, port_id: int = _id('port_id')):
         """A vMotion starts: body {"transport_node": "hv2"}. The port is
         bound there as soon as the destination hypervisor announces the
         VM's VIF in its OVSDB (external_ids:iface-id), and only there
@@ -85,8 +231,9 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
         move is done)."""
         return store.request_move(port_id, await body_of(request))
 
-    @app.delete(PREFIX + '/logical-ports/{port_id}', status_code=204)
-    def detach(port_id: int):
+    @app.delete(PREFIX + '/logical-ports/{port_id}', status_code=204,
+                dependencies=write)
+    def detach(port_id: int = _id('port_id')):
         store.detach(port_id)
         on_change()
 
@@ -129,7 +276,7 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
         return status()['hardware_vteps'] if status is not None else []
 
     @app.get(PREFIX + '/pushes')
-    def list_pushes(since: int = 0):
+    def list_pushes(since: int = Query(0, ge=0)):
         """What the controller pushed to the switches for each change of
         the desired state (an API write, a VIF seen on a hypervisor), and
         when each switch confirmed it:
@@ -150,15 +297,17 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
     def list_connections():
         return store.list_connections()
 
-    @app.post(PREFIX + '/gateway-connections', status_code=201)
+    @app.post(PREFIX + '/gateway-connections', status_code=201,
+              dependencies=write, openapi_extra=_body(gwc_body, bulk=True))
     async def connect(request: Request):
         body = await body_of(request)
         if isinstance(body, list):               # bulk: all or nothing
             return changed(store.bulk(store.connect_gateway, body))
         return changed(store.connect_gateway(body))
 
-    @app.delete(PREFIX + '/gateway-connections/{conn_id}', status_code=204)
-    def disconnect(conn_id: int):
+    @app.delete(PREFIX + '/gateway-connections/{conn_id}', status_code=204,
+                dependencies=write)
+    def disconnect(conn_id: int = _id('conn_id')):
         store.disconnect_gateway(conn_id)
         on_change()
 

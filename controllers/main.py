@@ -28,6 +28,9 @@ def parse(argv=None):
     p.add_argument('--api-port', type=int, default=API_PORT)
     p.add_argument('--cfm-interval', type=int, default=100,
                    help='CFM interval of software gateways, ms (10..1000)')
+    p.add_argument('--token-file', help='file holding the token the API '
+                   'asks of writes (Authorization: Bearer); without it, '
+                   'writes are open')
     return p.parse_args(argv)
 
 
@@ -37,6 +40,12 @@ def main(argv=None):
                         '%(levelname)s %(message)s')
     with open(args.plan) as f:
         plan = json.load(f)
+    token = None
+    if args.token_file:
+        with open(args.token_file) as f:
+            token = f.read().strip()
+        if not token:
+            sys.exit(f'error: --token-file {args.token_file} is empty')
     core = core_mod.Core(plan, args.db, cfm_interval_ms=args.cfm_interval)
     core_mod.CORE = core
 
@@ -44,7 +53,7 @@ def main(argv=None):
     from controllers.api import create_app
     server = uvicorn.Server(uvicorn.Config(
         create_app(core.store, core.on_api_change, core.status,
-                   core.push_log, core.learned_macs),
+                   core.push_log, core.learned_macs, token=token),
         host=args.listen, port=args.api_port, log_level='warning'))
     threading.Thread(target=server.run, name='api', daemon=True).start()
 

@@ -1,7 +1,9 @@
 """Desired state of the NSX-like controller, in SQLite.
 
 Tables (written only through this module, which the API calls):
-  logical_switches(id, name, vni UNIQUE, replication_mode)
+  logical_switches(id, name UNIQUE, vni UNIQUE, replication_mode, subnet)
+      (subnet: optional CIDR; a port's ip must lie in it, or, without it,
+      in the same network as the switch's other ports)
   logical_ports(id, ls_id, attachment, transport_node, ofport, mac, ip)
       (mac and ip unique within a logical switch; one port per attachment;
       transport_node '' while the VM's vNIC is plugged nowhere: the port
@@ -14,6 +16,14 @@ Transport nodes are not stored: they are the lab's inventory (read-only),
 given to the store at start. Every write validates first and changes
 nothing on error: ApiError names the field and the fix, with the HTTP status
 the API returns (400 bad value, 404 unknown id, 409 conflict).
+
+What every device accepts, hence what is accepted here (docs/api.md):
+names of logical switches are NAME_RE (letters, digits, '.', '_', '-',
+1..63, a letter or digit first: a word for vtep-ctl, ovs-vsctl and a file
+name, with no quoting); a port's MAC is a unicast, non-zero MAC (a group
+MAC would be installed as one port's unicast destination and dropped by
+split horizon, breaking the switch's broadcast); ids are 1..2**63-1
+(SQLite's integers).
 """
 import ipaddress
 import re
@@ -22,12 +32,15 @@ import threading
 
 REPLICATION_MODES = ('service_node', 'source_node')
 MAC_RE = re.compile(r'^([0-9a-f]{2}:){5}[0-9a-f]{2}$')
+NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$')
+MAX_ID = 2 ** 63 - 1
 UNBOUND = ''                 # logical_ports.transport_node of an unbound port
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS logical_switches (
     id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
-    vni INTEGER NOT NULL UNIQUE, replication_mode TEXT NOT NULL);
+    vni INTEGER NOT NULL UNIQUE, replication_mode TEXT NOT NULL,
+    subnet TEXT);
 CREATE TABLE IF NOT EXISTS logical_ports (
     id INTEGER PRIMARY KEY,
     ls_id INTEGER NOT NULL REFERENCES logical_switches(id),
@@ -57,6 +70,88 @@ def _require(body, key, kind, status=400):
     return body[key]
 
 
+def _check_fields(body, allowed):
+    """body must be a JSON object with no field outside `allowed`."""
+    if not isinstance(body, dict):
+        raise ApiError(400, 'body', 'a JSON object')
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise ApiError(400, unknown[0] or 'body', f'unknown field '
+                       f'{unknown[0]!r}; allowed: ' + ', '.join(allowed))
+
+
+def check_id(value, field, what):
+    """An id as the API takes it (path or body): an integer 1..MAX_ID, or
+    ApiError 400 naming `field`."""
+    if not isinstance(value, int) or isinstance(value, bool) or \
+            not 1 <= value <= MAX_ID:
+        raise ApiError(400, field, f'{what} id is an integer 1..{MAX_ID}')
+    return value
+
+
+def check_mac(value, field='mac'):
+    """-> value if it is a lower-case unicast MAC that is not all zero."""
+    if not isinstance(value, str) or not MAC_RE.match(value):
+        raise ApiError(400, field, 'a MAC like 02:00:00:00:00:01 (lower case)')
+    if int(value[:2], 16) & 1:
+        raise ApiError(400, field, f'{value} is a group (multicast or '
+                       'broadcast) MAC; a port needs a unicast MAC (first '
+                       'octet even, e.g. 02:...)')
+    if value == '00:00:00:00:00:00':
+        raise ApiError(400, field, 'the all-zero MAC is no address; give the '
+                       "VM's unicast MAC")
+    return value
+
+
+def check_name(value, field='name'):
+    if not isinstance(value, str) or not NAME_RE.match(value):
+        raise ApiError(400, field, 'a name of 1..63 letters, digits, ".", "_"'
+                       ' or "-", starting with a letter or digit (no spaces or'
+                       ' quotes: it is used as a word by the devices\' tools)')
+    return value
+
+
+def check_subnet(value, field='subnet'):
+    """-> the network in canonical form ('10.1.0.0/16'), or None."""
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, str) or '/' not in value:
+            raise ValueError
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError:
+        raise ApiError(400, field, 'a network with prefix and no host bits, '
+                       'e.g. 10.1.0.0/16 (or null for none)') from None
+
+
+def check_ip(value, subnet, others, field='ip'):
+    """-> the interface address in canonical form ('10.1.0.11/16'). It must
+    be an address with a prefix, a host of `subnet` (the switch's) with the
+    switch's prefix, or, without a subnet, in the network of each of
+    `others` (the switch's other ports' ip)."""
+    try:
+        if not isinstance(value, str) or '/' not in value:
+            raise ValueError
+        iface = ipaddress.ip_interface(value)
+    except ValueError:
+        raise ApiError(400, field, 'an address with prefix, e.g. '
+                       '10.1.0.11/24') from None
+    net = iface.network
+    if subnet is not None and net != ipaddress.ip_network(subnet):
+        raise ApiError(400, field, f'{value} is not a host of the logical '
+                       f"switch's subnet {subnet} (same prefix length)")
+    for other in others:
+        if other is not None and ipaddress.ip_interface(other).network != net:
+            raise ApiError(400, field, f'{value} is not in the network of the '
+                           f"switch's other ports ({other}); set the switch's"
+                           ' subnet or use an address in that network')
+    if net.num_addresses > 2 and iface.ip in (net.network_address,
+                                               net.broadcast_address):
+        raise ApiError(400, field, f'{iface.ip} is the network or broadcast '
+                       f'address of {net}; give a host address')
+    return str(iface)
+
+
 class Store:
     """Desired state. `inventory` maps attachment (VM) name -> where it is:
     {'transport_node', 'ofport', 'mac', 'ip'}; `nodes` maps transport node
@@ -66,6 +161,11 @@ class Store:
         self.db = sqlite3.connect(path, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         self.db.executescript(SCHEMA)
+        cols = {r[1] for r in self.db.execute(
+            'PRAGMA table_info(logical_switches)')}
+        if 'subnet' not in cols:         # a database from before subnets
+            self.db.execute('ALTER TABLE logical_switches ADD COLUMN subnet '
+                            'TEXT')
         self.lock = threading.RLock()
         self.inventory = inventory or {}
         self.nodes = nodes or {}
@@ -77,9 +177,10 @@ class Store:
             row = self._ls_fields(body, partial=False)
             self._check_unique_ls(row)
             cur = self.db.execute(
-                'INSERT INTO logical_switches (name, vni, replication_mode) '
-                'VALUES (?, ?, ?)', (row['name'], row['vni'],
-                                     row['replication_mode']))
+                'INSERT INTO logical_switches (name, vni, replication_mode, '
+                'subnet) VALUES (?, ?, ?, ?)',
+                (row['name'], row['vni'], row['replication_mode'],
+                 row.get('subnet')))
             self._commit()
             return self.get_ls(cur.lastrowid)
 
@@ -88,10 +189,20 @@ class Store:
             cur = self.get_ls(ls_id)
             row = dict(cur, **self._ls_fields(body, partial=True))
             self._check_unique_ls(row, ls_id)
+            if row['subnet'] is not None:
+                for p in self.list_ports(ls_id):
+                    if p['ip'] is not None and ipaddress.ip_interface(
+                            p['ip']).network != ipaddress.ip_network(
+                                row['subnet']):
+                        raise ApiError(409, 'subnet', f"port {p['id']} "
+                                       f"({p['attachment']}) has {p['ip']}, "
+                                       f"not a host of {row['subnet']}; "
+                                       'detach it first or pick its subnet')
             self.db.execute(
                 'UPDATE logical_switches SET name=?, vni=?, replication_mode=?'
-                ' WHERE id=?', (row['name'], row['vni'],
-                                row['replication_mode'], ls_id))
+                ', subnet=? WHERE id=?', (row['name'], row['vni'],
+                                          row['replication_mode'],
+                                          row['subnet'], ls_id))
             self._commit()
             return self.get_ls(ls_id)
 
@@ -110,11 +221,12 @@ class Store:
                             (ls_id,))
             self._commit()
 
-    def get_ls(self, ls_id):
+    def get_ls(self, ls_id, field='id'):
+        check_id(ls_id, field, 'a logical switch')
         row = self.db.execute('SELECT * FROM logical_switches WHERE id=?',
                               (ls_id,)).fetchone()
         if row is None:
-            raise ApiError(404, 'id', f'no logical switch {ls_id}; list them '
+            raise ApiError(404, field, f'no logical switch {ls_id}; list them '
                            'with GET /api/v1/logical-switches')
         return dict(row)
 
@@ -123,18 +235,10 @@ class Store:
             'SELECT * FROM logical_switches ORDER BY id')]
 
     def _ls_fields(self, body, partial):
-        if not isinstance(body, dict):
-            raise ApiError(400, 'body', 'a JSON object')
-        unknown = sorted(set(body) - {'name', 'vni', 'replication_mode'})
-        if unknown:
-            raise ApiError(400, unknown[0], 'unknown field; allowed: name, '
-                           'vni, replication_mode')
+        _check_fields(body, ('name', 'vni', 'replication_mode', 'subnet'))
         out = {}
         if 'name' in body or not partial:
-            name = _require(body, 'name', 'a non-empty string')
-            if not isinstance(name, str) or not name.strip():
-                raise ApiError(400, 'name', 'a non-empty string')
-            out['name'] = name
+            out['name'] = check_name(_require(body, 'name', 'a name'))
         if 'vni' in body or not partial:
             vni = _require(body, 'vni', 'integer 1..16777215')
             if not isinstance(vni, int) or isinstance(vni, bool) or \
@@ -148,6 +252,8 @@ class Store:
                 raise ApiError(400, 'replication_mode', 'use service_node '
                                'or source_node')
             out['replication_mode'] = mode
+        if 'subnet' in body:
+            out['subnet'] = check_subnet(body['subnet'])
         return out
 
     def _check_unique_ls(self, row, ls_id=None):
@@ -162,28 +268,21 @@ class Store:
     # -- logical ports ------------------------------------------------------
     def attach(self, ls_id, body):
         with self.lock:
-            self.get_ls(ls_id)
-            if not isinstance(body, dict):
-                raise ApiError(400, 'body', 'a JSON object')
-            unknown = sorted(set(body) - {'attachment', 'mac', 'ip'})
-            if unknown:
-                raise ApiError(400, unknown[0], 'unknown field; allowed: '
-                               'attachment, mac, ip')
+            ls = self.get_ls(ls_id)
+            _check_fields(body, ('attachment', 'mac', 'ip'))
             att = _require(body, 'attachment', 'a VM name')
+            if not isinstance(att, str):
+                raise ApiError(400, 'attachment', 'a VM name (string); see '
+                               'GET /api/v1/transport-nodes')
             where = self.inventory.get(att)
             if where is None:
                 raise ApiError(404, 'attachment', f'no VM {att!r} in this '
                                'lab; see GET /api/v1/transport-nodes')
-            mac = body.get('mac', where['mac'])
-            if not isinstance(mac, str) or not MAC_RE.match(mac):
-                raise ApiError(400, 'mac', 'a MAC like 02:00:00:00:00:01')
+            mac = check_mac(body.get('mac', where['mac']))
             ip = body.get('ip', where.get('ip'))
             if ip is not None:
-                try:
-                    ip = str(ipaddress.ip_interface(ip))
-                except ValueError:
-                    raise ApiError(400, 'ip', 'an address with prefix, e.g. '
-                                   '10.1.0.11/24') from None
+                ip = check_ip(ip, ls['subnet'], [r[0] for r in self.db.execute(
+                    'SELECT ip FROM logical_ports WHERE ls_id=?', (ls_id,))])
             if self.db.execute('SELECT 1 FROM logical_ports WHERE '
                                'attachment=?', (att,)).fetchone():
                 raise ApiError(409, 'attachment', f'{att} is already attached;'
@@ -216,16 +315,11 @@ class Store:
         the VIF as without a request)."""
         with self.lock:
             port = self.get_port(port_id)
-            if not isinstance(body, dict):
-                raise ApiError(400, 'body', 'a JSON object')
-            unknown = sorted(set(body) - {'transport_node'})
-            if unknown:
-                raise ApiError(400, unknown[0], 'unknown field; allowed: '
-                               'transport_node')
+            _check_fields(body, ('transport_node',))
             node = _require(body, 'transport_node', 'a hypervisor name')
             hvs = sorted(n for n, p in self.nodes.items()
                          if p.get('role') == 'hypervisor')
-            if node not in hvs:
+            if not isinstance(node, str) or node not in hvs:
                 raise ApiError(400, 'transport_node',
                                f'no hypervisor {node!r}; hypervisors: '
                                + ', '.join(hvs))
@@ -284,6 +378,7 @@ class Store:
             self._commit()
 
     def get_port(self, port_id):
+        check_id(port_id, 'id', 'a logical port')
         row = self.db.execute('SELECT * FROM logical_ports WHERE id=?',
                               (port_id,)).fetchone()
         if row is None:
@@ -311,23 +406,16 @@ class Store:
         """Bind a logical switch to VLAN `vlan` on `port` of L2 gateway
         `gateway` (a software gateway or a hardware VTEP)."""
         with self.lock:
-            if not isinstance(body, dict):
-                raise ApiError(400, 'body', 'a JSON object')
-            unknown = sorted(set(body) - {'ls_id', 'gateway', 'port',
-                                          'vlan'})
-            if unknown:
-                raise ApiError(400, unknown[0], 'unknown field; allowed: '
-                               'ls_id, gateway, port, vlan')
-            ls_id = _require(body, 'ls_id', 'a logical switch id')
-            if not isinstance(ls_id, int):
-                raise ApiError(400, 'ls_id', 'a logical switch id (integer)')
+            _check_fields(body, ('ls_id', 'gateway', 'port', 'vlan'))
+            ls_id = check_id(_require(body, 'ls_id', 'a logical switch id'),
+                             'ls_id', 'a logical switch')
             gw = _require(body, 'gateway', 'an L2 gateway name')
-            node = self.nodes.get(gw)
+            node = self.nodes.get(gw) if isinstance(gw, str) else None
             if node is None or node['role'] not in ('sw_gateway', 'hw_vtep'):
                 raise ApiError(404, 'gateway', f'no L2 gateway {gw!r}; see '
                                'GET /api/v1/l2-gateways')
             port = _require(body, 'port', 'a port of the gateway')
-            if port not in node.get('ports', ()):
+            if not isinstance(port, str) or port not in node.get('ports', ()):
                 raise ApiError(404, 'port', f'{gw} has no port {port!r}; '
                                f"its ports: {', '.join(node.get('ports', ()))}")
             vlan = body.get('vlan', 0)
@@ -335,7 +423,7 @@ class Store:
                     not 0 <= vlan <= 4094:
                 raise ApiError(400, 'vlan', 'a VLAN id is an integer 0..4094 '
                                '(0 = untagged)')
-            self.get_ls(ls_id)
+            self.get_ls(ls_id, 'ls_id')
             clash = self.db.execute(
                 'SELECT ls_id FROM gateway_connections WHERE gateway=? AND '
                 'port=? AND vlan=?', (gw, port, vlan)).fetchone()
@@ -349,6 +437,7 @@ class Store:
             return self.get_connection(cur.lastrowid)
 
     def get_connection(self, conn_id):
+        check_id(conn_id, 'id', 'a gateway connection')
         row = self.db.execute('SELECT * FROM gateway_connections WHERE id=?',
                               (conn_id,)).fetchone()
         if row is None:

@@ -12,7 +12,9 @@ def requests_for(plan):
     switches = sorted(plan['logical_switches'].items(),
                       key=lambda kv: kv[1]['vni'])
     reqs = [('POST', '/logical-switches',
-             [{'name': name, 'vni': ls['vni']} for name, ls in switches])]
+             [{'name': name, 'vni': ls['vni'],
+               **({'subnet': ls['subnet']} if ls.get('subnet') else {})}
+              for name, ls in switches])]
     for name, _ in switches:
         vms = [{'attachment': n} for n, p in plan['nodes'].items()
                if p['role'] == 'vm' and p.get('ls') == name]

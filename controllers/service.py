@@ -1,7 +1,12 @@
 """Start and stop the controller process for a running lab (root
-namespace, management address), recorded by PID for `./run.py clean`."""
+namespace, management address), recorded by PID for `./run.py clean`.
+
+The API's writes need a token made here at the first start (kept for
+restarts) and saved beside the controller's log as `api-token` (mode 0600);
+`request()` sends it, `./run.py cli` prints it."""
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -24,6 +29,11 @@ class Controller:
         self.host = plan['mgmt']['root_ip'].split('/')[0]
         self.url = f'http://{self.host}:{API_PORT}/api/v1'
         self.proc = None
+        self.token = None
+
+    @property
+    def token_path(self):
+        return os.path.join(self.dir, 'api-token')
 
     @property
     def log_path(self):
@@ -34,6 +44,12 @@ class Controller:
         plan_path = os.path.join(self.dir, 'plan.json')
         with open(plan_path, 'w') as f:
             json.dump(self.plan, f)
+        if self.token is None:
+            self.token = secrets.token_urlsafe(24)
+            fd = os.open(self.token_path, os.O_WRONLY | os.O_CREAT |
+                         os.O_TRUNC, 0o600)
+            with os.fdopen(fd, 'w') as f:
+                f.write(self.token + '\n')
         log = open(self.log_path, 'a')
         # The controller is management plane: on a 2-core box its start-up
         # (imports, first reconciliation) must not starve the userspace
@@ -42,7 +58,8 @@ class Controller:
             ['nice', '-n', str(NICE), sys.executable, '-m',
              'controllers.main', '--plan', plan_path,
              '--db', os.path.join(self.dir, 'nsx.db'), '--listen',
-             self.host, '--cfm-interval', str(self.cfm_interval_ms)],
+             self.host, '--cfm-interval', str(self.cfm_interval_ms),
+             '--token-file', self.token_path],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True)
         log.close()
@@ -72,9 +89,11 @@ class Controller:
 
     def request(self, method, path, body=None):
         data = None if body is None else json.dumps(body).encode()
+        headers = {'content-type': 'application/json'}
+        if method != 'GET' and self.token:
+            headers['authorization'] = f'Bearer {self.token}'
         req = urllib.request.Request(self.url + path, data=data,
-                                     method=method, headers={
-                                         'content-type': 'application/json'})
+                                     method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 text = resp.read()

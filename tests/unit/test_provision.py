@@ -1,13 +1,16 @@
 """Provisioning a lab through the API: the requests, in order."""
-from controllers import core, provision
-from topologies import builders, expand
+import pytest
+
+from controllers import core, model, provision
+from topologies import builders, expand, labs
 
 
 def test_requests_create_switches_then_attach_every_vm():
     plan = expand.expand(builders.clos())
     reqs = provision.requests_for(plan)
     assert reqs[0] == ('POST', '/logical-switches', [
-        {'name': 'ls1', 'vni': 5001}, {'name': 'ls2', 'vni': 5002}])
+        {'name': 'ls1', 'vni': 5001, 'subnet': '10.1.0.0/16'},
+        {'name': 'ls2', 'vni': 5002, 'subnet': '10.2.0.0/16'}])
     ports = {path: [b['attachment'] for b in bodies]
              for _, path, bodies in reqs if path.endswith('/ports')}
     assert sorted(sum(ports.values(), [])) == ['vm1', 'vm2', 'vm3', 'vm4',
@@ -33,3 +36,18 @@ def test_inventory_locates_each_vm_on_its_hypervisor_port():
     assert nodes['hv1']['dpid'] == plan['nodes']['hv1']['index'] + 1
     assert set(nodes) == {n for n, p in plan['nodes'].items()
                           if 'tunnel_ip' in p}
+
+
+@pytest.mark.parametrize('topo', sorted(labs.shipped()))
+def test_every_shipped_lab_provisions_within_the_api_rules(topo):
+    """What the API refuses (controllers.model) no shipped lab asks for:
+    names, subnets, and each VM's MAC and address in its switch's subnet."""
+    plan = expand.expand(labs.resolve(topo))
+    for name, ls in plan['logical_switches'].items():
+        model.check_name(name)
+        subnet = model.check_subnet(ls.get('subnet'))
+        for vm, p in plan['nodes'].items():
+            if p['role'] == 'vm' and p.get('ls') == name:
+                model.check_mac(p['mac'])
+                if p.get('ip'):
+                    model.check_ip(p['ip'], subnet, [])
