@@ -10,7 +10,13 @@ applies.
 Hypervisor (and software gateway) br-int pipeline, OpenFlow 1.3:
   table 0  classify: a VM port sets the VNI (tunnel_id) of its logical
            switch and metadata=0 (from local); a tunnel port sets
-           metadata=1 (from a tunnel; the VNI came in the VXLAN header).
+           metadata=1 (from a tunnel; the VNI came in the VXLAN header),
+           only for a VNI its peer may send: one it has a member of (a VM,
+           a gateway connection, a MAC a hardware VTEP learned) or any, from
+           a service node (it replicates for all); anything else from a
+           tunnel is dropped (a peer cannot inject into a tenant it does
+           not carry; an outer source that is no peer matches no tunnel
+           port at all).
   table 1  forward by (VNI, destination MAC):
            local MAC          -> its port
            remote MAC         -> the tunnel to the VTEP that owns it (only
@@ -236,12 +242,7 @@ def node_sections(ctx, node, keys=None):
         elif key == ('gw',):
             out[key] = _gw_classify(ctx, node)
         elif key == ('base',):
-            out[key] = [_flow(0, 0, {}), _flow(1, 0, {})] + [
-                _flow(0, 100, {'in_port': TUNNEL_BASE + p['index']},
-                      goto=1, metadata=1)
-                for peer, p in sorted(ctx['nodes'].items(),
-                                      key=lambda x: x[1]['index'])
-                if _tunnel_to(ctx, node, peer)]
+            out[key] = [_flow(0, 0, {}), _flow(1, 0, {})]
     return out, _ff_groups(ctx, node)
 
 
@@ -324,8 +325,15 @@ def _flood(ctx, node, vni):
     else:
         up = [('group', GROUP_SERVICE_NODES)] if others and \
             _sns(ctx, node) else []
-    return [_flow(1, 50, {'tunnel_id': vni, 'metadata': 0}, outs + up),
-            _flow(1, 50, {'tunnel_id': vni, 'metadata': 1}, outs)]
+    senders = (ctx['members'].get(vni, frozenset()) |
+               set(service_nodes(ctx['nodes']))) - {node}
+    ingress = [_flow(0, 100, {'in_port': _port(ctx, p), 'tunnel_id': vni},
+                     goto=1, metadata=1)
+               for p in sorted(senders, key=lambda n: ctx['nodes'][n]['index'])
+               if _tunnel_to(ctx, node, p)]
+    return ingress + [
+        _flow(1, 50, {'tunnel_id': vni, 'metadata': 0}, outs + up),
+        _flow(1, 50, {'tunnel_id': vni, 'metadata': 1}, outs)]
 
 
 def _replicate(ctx, node, vni):

@@ -103,6 +103,27 @@ def test_split_horizon_never_sends_tunnel_traffic_back_into_tunnels(store):
     assert out == []
 
 
+def test_a_peer_delivers_only_the_vnis_it_carries(store):
+    """hv3 carries only VNI 5002; gw1 only 5001: frames they tunnel with
+    another VNI are dropped at hv2's ingress (a forged or buggy VTEP
+    cannot inject into a tenant it is no member of); members and service
+    nodes still deliver."""
+    for vm in ('vm3', 'vm4'):
+        mac = VMS[vm][2]
+        vni = 5001 if vm == 'vm3' else 5002
+        for peer, want in (('hv1', vni == 5001), ('gw1', vni == 5001),
+                           ('hv3', vni == 5002), ('sn1', True),
+                           ('sn2', True)):
+            for dst in (mac, BCAST):
+                out = at(store, 'hv2', {'in_port': tun(peer),
+                                        'tunnel_id': vni, 'eth_dst': dst})
+                assert bool(out) == want, (peer, vni, dst, out)
+                assert all(v == vni for _, v in out)
+    # a VNI nobody here carries, from a service node: nowhere
+    assert at(store, 'hv2', {'in_port': tun('sn1'), 'tunnel_id': 7777,
+                             'eth_dst': BCAST}) == []
+
+
 def test_logical_switches_are_isolated(store):
     out = at(store, 'hv2', {'in_port': 3, 'eth_dst': VMS['vm3'][2]})
     assert (2, 5002) not in out and all(v == 5002 for _, v in out)
