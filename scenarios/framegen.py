@@ -12,6 +12,12 @@
         killed or `seconds` pass (a sender whose destination moves); a
         sender stopped (SIGSTOP) and continued sends on at its rate, with
         no burst to catch up
+    python3 framegen.py frames --intf eth0 --repeat 3 HEX [HEX ...]
+        send the given Ethernet frames (hex) as they are, `repeat` times,
+        10 ms apart (crafted frames: spoofed sources, VLAN tags)
+    python3 framegen.py packets --dst IP --repeat 3 HEX [HEX ...]
+        send the given IPv4 packets (hex, header included: any source
+        address) through the namespace's routing (a raw IP socket)
 
 Frames carry the local-experimental EtherType 0x88b5: no host answers
 them, switches forward them like any other frame.
@@ -70,6 +76,23 @@ def stream(intf, dst, rate, seconds):
             due = time.monotonic()
 
 
+def frames(intf, repeat, hexes):
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    s.bind((intf, 0))
+    for _ in range(repeat):
+        for h in hexes:
+            s.send(bytes.fromhex(h))
+        time.sleep(0.01)
+
+
+def packets(dst, repeat, hexes):
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    for _ in range(repeat):
+        for h in hexes:
+            s.sendto(bytes.fromhex(h), (dst, 0))
+        time.sleep(0.01)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
     sub = p.add_subparsers(dest='cmd', required=True)
@@ -83,11 +106,23 @@ def main(argv=None):
     st.add_argument('--dst', required=True)
     st.add_argument('--rate', type=float, default=1000)
     st.add_argument('--seconds', type=float, default=30)
+    fr = sub.add_parser('frames')
+    fr.add_argument('--intf', required=True)
+    fr.add_argument('--repeat', type=int, default=3)
+    fr.add_argument('hex', nargs='+')
+    pk = sub.add_parser('packets')
+    pk.add_argument('--dst', required=True)
+    pk.add_argument('--repeat', type=int, default=3)
+    pk.add_argument('hex', nargs='+')
     a = p.parse_args(argv)
     if a.cmd == 'macs':
         macs(a.intf, a.count, a.interval, a.prefix)
-    else:
+    elif a.cmd == 'stream':
         stream(a.intf, a.dst, a.rate, a.seconds)
+    elif a.cmd == 'frames':
+        frames(a.intf, a.repeat, a.hex)
+    else:
+        packets(a.dst, a.repeat, a.hex)
 
 
 if __name__ == '__main__':

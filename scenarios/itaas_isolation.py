@@ -14,6 +14,11 @@ isolation  every ordered pair inside a tenant pings (overlapping
            another tenant's host on any port, and, as a positive control,
            every port saw the broadcasts and floods of every other host of
            its own tenant (a capture that saw nothing would prove nothing).
+escape     tenant escape and spoofed VXLAN (scenarios/escape.py): crafted
+           frames from a VM, a physical server and a transport-network
+           host, each with a marker, captured on every tenant port and
+           gw1's cable: no marker may reach another tenant; two controls
+           must arrive where stated.
 scale      through the API (bulk requests), map the remaining VLANs of
            gw1's segment port to new logical switches: 4,094 mappings in
            all. Measure the time to provision (API) and until gw1's data
@@ -28,7 +33,7 @@ import time
 
 from topologies import labs
 
-from . import harness, results
+from . import escape, harness, results
 
 LAB = 'itaas'
 TARGET_S = 10.0
@@ -201,6 +206,12 @@ def run(fabric='vcf', progress=print, trials=1, seed=1, mappings=4094):
                     f"{h}: positive control failed, no broadcast from "
                     f"{v['missing_broadcast_from']} or flood from "
                     f"{v['missing_flood_from']}")
+        progress('escape: crafted frames from a tenant VM, a tenant server '
+                 'and the transport network')
+        attacks, escape_pcaps, escape_problems = escape.run_phase(
+            lab, lab.ctl, out_dir, progress)
+        problems += escape_problems
+        pcaps += escape_pcaps
         progress('scale: bulk provisioning through the API')
         sc = scale(lab, rng, mappings, progress)
         if 'problem' in sc:
@@ -223,6 +234,11 @@ def run(fabric='vcf', progress=print, trials=1, seed=1, mappings=4094):
         'cross_tenant_frames': sum(len(v['foreign'])
                                    for v in verdict.values()),
         'ports': verdict, 'scale': sc,
+        'attacks': attacks,
+        'attacks_tried': sum(a['kind'] != 'control' for a in attacks),
+        'attacks_crossed': sum(bool(a['crossed']) for a in attacks),
+        'controls_seen': sum(a['ok'] for a in attacks
+                             if a['kind'] == 'control'),
         'targets': [] if 'problem' in sc else [
             {'key': f"provision {sc['mappings']} mappings (API)",
              'stat': 'time', 'limit_ms': TARGET_S * 1000,

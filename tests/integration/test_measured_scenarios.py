@@ -71,6 +71,11 @@ def test_itaas_tenants_are_isolated_and_scale_to_4094_mappings(mappings):
     for port in m['ports'].values():        # positive controls held
         assert not port['missing_broadcast_from']
         assert not port['missing_flood_from']
+    # tenant escape and spoofed VXLAN: no marker crossed, both controls
+    # arrived (the captures and the forging path work)
+    assert m['attacks_tried'] >= 9 and m['attacks_crossed'] == 0, \
+        [a for a in m['attacks'] if a['crossed']]
+    assert m['controls_seen'] == 2, m['attacks']
     assert m['scale']['mappings'] == mappings
     assert m['scale']['forwarding_s'] is not None
     assert m['scale']['sample_wrong'] == {}
