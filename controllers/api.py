@@ -275,6 +275,23 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
         """
         return status()['hardware_vteps'] if status is not None else []
 
+    @app.get(PREFIX + '/status')
+    def controller_status():
+        """How the controller's device sessions are doing:
+
+        - switches: {node: its br-int's OpenFlow session: connected, since
+          (Unix time of the last connect or loss), connects, passes
+          (reconciliations), flows_added, flows_deleted, group_mods (sent
+          since the controller started), flows (installed after the last
+          pass; null until the first), last_pass};
+        - hardware_vteps: as GET /hardware-vteps;
+        - openflow_errors: error messages the switches sent.
+        """
+        if status is None:
+            return {'switches': {}, 'hardware_vteps': [],
+                    'openflow_errors': 0}
+        return status()
+
     @app.get(PREFIX + '/pushes')
     def list_pushes(since: int = Query(0, ge=0)):
         """What the controller pushed to the switches for each change of

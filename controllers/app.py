@@ -64,6 +64,7 @@ class NsxController(app_manager.OSKenApp):
             self.pending[dpid] = {'flows', 'groups'}
             self.ready.discard(dpid)
             self.sections.pop(dpid, None)
+        self.core.switch_event(node, 'connected')
         dp.send_msg(parser.OFPFlowStatsRequest(dp))
         dp.send_msg(parser.OFPGroupDescStatsRequest(dp))
 
@@ -108,6 +109,9 @@ class NsxController(app_manager.OSKenApp):
         dp = ev.datapath
         if dp.id is not None and self.dps.get(dp.id) is dp:
             LOG.info('datapath %016x disconnected', dp.id)
+            node = self.core.node_of_dpid(dp.id)
+            if node is not None:
+                self.core.switch_event(node, 'gone')
             with self.core.lock:
                 self.dps.pop(dp.id, None)
                 self.ready.discard(dp.id)
@@ -176,6 +180,8 @@ class NsxController(app_manager.OSKenApp):
             dp.send(self.wire.delete(dp, ck))
         if add or delete:
             LOG.info('%s: +%d -%d flows', node, len(add), len(delete))
+        self.core.switch_event(node, 'pass', len(add), len(delete),
+                               group_mods, len(want))
         self.cookies[dpid] = want
         barrier = dp.ofproto_parser.OFPBarrierRequest(dp)
         dp.set_xid(barrier)

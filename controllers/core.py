@@ -80,6 +80,7 @@ class Core:
         # what each change cost and when each switch confirmed it: {'gen',
         # 'node', 'msgs', 'acked' (Unix time)}; the last PUSHES_KEPT
         self.pushes = collections.deque(maxlen=self.PUSHES_KEPT)
+        self.switches = {}                # node -> its OpenFlow session
         self._dirty = threading.Event()
         threading.Thread(target=self._reconciler, name='reconciler',
                          daemon=True).start()
@@ -92,6 +93,33 @@ class Core:
         when the controller had sent them and the barrier."""
         self.pushes.append({'gen': gen, 'node': node, 'msgs': msgs,
                             'sent': sent, 'acked': time.time()})
+
+    def switch_event(self, node, event, add=0, delete=0, groups=0,
+                     flows=None):
+        """Count what happened on `node`'s OpenFlow session (the app
+        calls it): 'connected', 'gone', or 'pass' (a reconciliation that
+        sent `add` flow adds, `delete` flow deletes and `groups` group
+        mods, leaving `flows` installed). GET /status shows the counts;
+        headless judges "no flow changes after a restart" from them, the
+        soak compares `flows` with the switch's own count."""
+        s = self.switches.setdefault(node, {
+            'connected': False, 'since': None, 'connects': 0, 'passes': 0,
+            'flows_added': 0, 'flows_deleted': 0, 'group_mods': 0,
+            'flows': None, 'last_pass': None})
+        now = time.time()
+        if event == 'connected':
+            s.update(connected=True, since=now, connects=s['connects'] + 1,
+                     flows=None)
+        elif event == 'gone':
+            s.update(connected=False, since=now, flows=None)
+        else:
+            s['passes'] += 1
+            s['flows_added'] += add
+            s['flows_deleted'] += delete
+            s['group_mods'] += groups
+            s['flows'] = flows
+            s['last_pass'] = {'at': now, 'flows_added': add,
+                              'flows_deleted': delete, 'group_mods': groups}
 
     def node_of_dpid(self, dpid):
         for name, n in self.store.nodes.items():
@@ -314,9 +342,11 @@ class Core:
                            if p['gen'] > since_gen]}
 
     def status(self):
-        """{'hardware_vteps': [status of each hardware VTEP's OVSDB
-        session]} (see hwvtep.VtepSession.status); a VTEP without a session
-        yet (start_monitors not called) is listed as not connected."""
+        """{'switches': {node: its OpenFlow session (switch_event)},
+        'hardware_vteps': [status of each hardware VTEP's OVSDB session]}
+        (see hwvtep.VtepSession.status; a VTEP without a session yet,
+        start_monitors not called, is listed as not connected),
+        'openflow_errors': how many error messages switches sent."""
         out = []
         for vtep in self.hw_vteps():
             session = self.vtep_sessions.get(vtep)
@@ -326,7 +356,9 @@ class Core:
                 'last_error': 'no session yet', 'last_commit': None,
                 'counts': {'logical_switches': 0, 'bindings': 0,
                            'local_macs': 0, 'remote_macs': 0}})
-        return {'hardware_vteps': out}
+        switches = {n: dict(s) for n, s in sorted(self.switches.items())}
+        return {'switches': switches, 'hardware_vteps': out,
+                'openflow_errors': len(self.errors)}
 
     STUCK_S, REFRESH_EVERY_S = 3.0, 10.0
 

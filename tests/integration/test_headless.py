@@ -18,3 +18,8 @@ def test_headless_loses_nothing(topo):
         assert st['sent'] >= 20000 and st['lost'] == 0
         assert set(st['by_phase']) == {'before', 'headless', 'reconciling'}
     assert m['flow_changes_after_restart'] == []
+    # counted by the controller itself: every switch had its first pass
+    assert m['switches_reconciled'] >= 5 and \
+        m['switches_not_reconciled'] == []
+    assert all(c['passes'] >= 1 for c in
+               m['first_pass_after_restart'].values())

@@ -78,7 +78,7 @@ def test_one_session_per_hardware_vtep_wanting_the_intent(core):
     assert want['bindings'] == {('bm1', 0): 'web'}
     assert want['ucast_remote'] == {('web', MAC1): '1.0.0.11'}
     assert set(want['bfd']) == {'1.0.0.1'}
-    assert core.status() == {'hardware_vteps': [session.status()]}
+    assert core.status()['hardware_vteps'] == [session.status()]
 
 
 def test_changes_ask_every_session_and_local_macs_are_observed(core):
@@ -115,3 +115,19 @@ def test_bfd_status_of_tunnel_ports_only():
             {'name': 'vxhv2', 'bfd_status': {}},       # no BFD there
             {'name': 'hv1-vm1', 'bfd_status': {'forwarding': 'true'}}]
     assert nodedb.bfd_of(rows) == {'sn1': True, 'sn2': False}
+
+
+def test_switch_sessions_are_counted_for_status():
+    core = object.__new__(core_mod.Core)
+    core.switches, core.errors = {}, []
+    core.hw_vteps = lambda: []
+    core.switch_event('hv1', 'connected')
+    core.switch_event('hv1', 'pass', 5, 1, 1)
+    core.switch_event('hv1', 'pass', 0, 0, 0)
+    core.switch_event('hv1', 'gone')
+    core.switch_event('hv1', 'connected')
+    s = core.status()['switches']['hv1']
+    assert (s['connected'], s['connects'], s['passes']) == (True, 2, 2)
+    assert (s['flows_added'], s['flows_deleted'], s['group_mods']) == \
+        (5, 1, 1)
+    assert s['last_pass']['flows_added'] == 0
