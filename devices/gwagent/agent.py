@@ -315,12 +315,18 @@ class Agent:
             if ids != dict(cable.external_ids):
                 cable.external_ids = ids
             return True
-        if self.db.writer.start(build):
-            self.published, self.published_macs = state, macs
-            if move:
-                self.log(f'{time.time():.3f} CFM ID '
-                         f"{own if move == 'withhold' else stash} "
-                         f"{'withheld' if move == 'withhold' else 'announced'}")
+        def done(status):
+            what = f"CFM ID {own if move == 'withhold' else stash} " + (
+                'withheld' if move == 'withhold' else 'announced')
+            if status in (idlmod.Transaction.SUCCESS,
+                          idlmod.Transaction.UNCHANGED):
+                self.published, self.published_macs = state, macs
+                if move:
+                    self.log(f'{time.time():.3f} {what}')
+            elif move:                   # not written: the next step retries
+                self.log(f'{time.time():.3f} {what}: NOT written '
+                         f'(transaction {status}); retrying')
+        self.db.writer.start(build, done)
 
     # -- notices ----------------------------------------------------------
     def _send(self, kind, addresses):

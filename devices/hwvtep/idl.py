@@ -84,8 +84,10 @@ def connected(idl):
 
 
 class Writer:
-    """One transaction in flight at a time. `start(build)` builds and
-    commits; `poll()` after every idl.run() returns its final status once.
+    """One transaction in flight at a time. `start(build, done)` builds and
+    commits; `poll()` after every idl.run() returns its final status once,
+    and gives it to `done(status)` if given (so a caller records what it
+    wrote only once the database took it).
     After a failure the next start waits until the replica changed (what
     it was built from, at the start), or RETRY_S passed."""
     RETRY_S = 1.0
@@ -94,6 +96,7 @@ class Writer:
         self.idl, self.name = idl, name
         self.txn, self.blocked_at, self.built_at = None, None, None
         self.retry_at, self.started_at = None, None
+        self.done = None
 
     def busy(self):
         return self.txn is not None
@@ -103,7 +106,7 @@ class Writer:
             self.blocked_at != self.idl.change_seqno or
             self.retry_at is None or time.monotonic() >= self.retry_at)
 
-    def start(self, build):
+    def start(self, build, done=None):
         """build(txn) fills the transaction; -> False if it did nothing."""
         txn = Transaction(self.idl)
         self.built_at = self.idl.change_seqno
@@ -115,7 +118,7 @@ class Writer:
         if not wanted:
             txn.abort()
             return False
-        self.txn = txn
+        self.txn, self.done = txn, done
         self.started_at = time.monotonic()
         self.poll()
         return True
@@ -127,6 +130,7 @@ class Writer:
         if status == Transaction.INCOMPLETE:
             return None
         txn, self.txn = self.txn, None
+        done, self.done = self.done, None
         LOG.debug('%s: transaction %s in %.1f ms', self.name, status,
                   (time.monotonic() - self.started_at) * 1000)
         if status not in (Transaction.SUCCESS, Transaction.UNCHANGED):
@@ -140,6 +144,8 @@ class Writer:
                             status, error)
         else:
             self.blocked_at = None
+        if done is not None:
+            done(status)
         return status
 
     def wait(self, poller):

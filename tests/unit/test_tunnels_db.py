@@ -130,3 +130,43 @@ def test_a_hypervisor_announces_a_vnic_from_its_open_session(node, tmp_path):
     assert 'iface-id=vm1' in ids and '02:00:00:00:00:01' in ids
     with pytest.raises(RuntimeError, match='no port nope'):
         vmotion.Plug(Lab(), 'vm1', hv='n1', port='nope').fire()
+
+
+def test_a_writer_reports_the_outcome_only_once_the_database_answered(
+        tmp_path, node):
+    """devices.hwvtep.idl.Writer: `done(status)` comes with the server's
+    answer (the gateway agent logs "CFM ID announced" only then): success
+    for a good write, an error for one the server refuses."""
+    from devices.hwvtep import idl as idlmod
+    follower, vsctl = node
+    sock = vsctl[1].split('=', 1)[1]
+    db = idlmod.Replica(sock, nodedb.SCHEMA, {
+        'Interface': ['name', 'external_ids'],
+        'Port': ['name', 'interfaces']}, 'writer-test')
+
+    def settle(until):
+        return wait_for(lambda: (db.run(), until())[1])
+    assert settle(db.ready)
+    got = []
+
+    def tag(txn):
+        row = next(r for r in db.idl.tables['Interface'].rows.values()
+                   if r.name == 'seg1')
+        row.external_ids = {'who': 'writer-test'}
+        return True
+    assert db.writer.start(tag, got.append)
+    assert settle(lambda: got) and got == [idlmod.Transaction.SUCCESS]
+    assert 'writer-test' in subprocess.run(
+        vsctl + ['get', 'Interface', 'seg1', 'external_ids'],
+        capture_output=True, text=True).stdout
+
+    def duplicate(txn):                  # a second Port named seg1
+        port = txn.insert(db.idl.tables['Port'])
+        port.name = 'seg1'
+        return True
+    got.clear()
+    assert settle(db.writer.may_start)
+    assert db.writer.start(duplicate, got.append)
+    assert settle(lambda: got)
+    assert got[0] not in (idlmod.Transaction.SUCCESS,
+                          idlmod.Transaction.UNCHANGED), got
