@@ -3,12 +3,19 @@
 The usual data-centre design (RFC 7938): eBGP on every spine-leaf link, all
 spines share one ASN, each leaf has its own; `maximum-paths` gives ECMP over
 every spine. Only underlay prefixes are redistributed (never management).
+
+Zebra installs routes with their next hops inline, not as kernel nexthop
+objects (`no zebra nexthop kernel enable`): with kernel nexthop groups,
+FRR 8.4 (Debian's) lost routes for good after a quick interface flap
+("Nexthop id does not exist ... Route install failed", never retried),
+found by the fault soak and measured in docs/security.md.
 """
 
 
 def frr_conf(node, plan, underlay):
     peers = {n: plan['nodes'][n] for n in plan['nodes']}
     lines = ['frr defaults datacenter', f"hostname {node['name']}",
+             'no zebra nexthop kernel enable',
              'log stdout informational', 'no ipv6 forwarding', '!',
              f'ip prefix-list UNDERLAY seq 5 permit {underlay} le 32',
              'route-map CONNECTED permit 10',
