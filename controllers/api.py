@@ -285,10 +285,14 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
           since the controller started), flows (installed after the last
           pass; null until the first), last_pass};
         - hardware_vteps: as GET /hardware-vteps;
+        - node_ovsdb: the controller's session to each hypervisor's and
+          gateway's own OVSDB ({nodes: {node: {connected, since,
+          reconnects}}, loop_restarts});
         - openflow_errors: error messages the switches sent.
         """
         if status is None:
             return {'switches': {}, 'hardware_vteps': [],
+                    'node_ovsdb': {'nodes': {}, 'loop_restarts': 0},
                     'openflow_errors': 0}
         return status()
 

@@ -357,8 +357,10 @@ class Core:
                 'counts': {'logical_switches': 0, 'bindings': 0,
                            'local_macs': 0, 'remote_macs': 0}})
         switches = {n: dict(s) for n, s in sorted(self.switches.items())}
+        nodes = self.follower.sessions() if self.follower is not None \
+            else {'nodes': {}, 'loop_restarts': 0}
         return {'switches': switches, 'hardware_vteps': out,
-                'openflow_errors': len(self.errors)}
+                'node_ovsdb': nodes, 'openflow_errors': len(self.errors)}
 
     STUCK_S, REFRESH_EVERY_S = 3.0, 10.0
 

@@ -32,6 +32,7 @@ import logging
 import os
 import sys
 import threading
+import time
 
 _HAD_EVENTLET = 'eventlet' in sys.modules
 sys.modules.setdefault('eventlet', None)       # see controllers/hwvtep.py
@@ -144,6 +145,8 @@ class NodeFollower:
             if hypervisors is None else set(hypervisors)
         self.idls, self.seen, self.last, self.last_bfd = {}, {}, {}, {}
         self.up = {}
+        self.session = {}          # node -> {connected, since, reconnects}
+        self.restarts = 0          # the loop failed and was started again
         self._stop = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -169,8 +172,8 @@ class NodeFollower:
         return self.submit(node, build).wait(timeout)
 
     def start(self):
-        self._thread = threading.Thread(target=self._loop, daemon=True,
-                                        name='node-ovsdb')
+        self._thread = threading.Thread(target=self._supervise,
+                                        daemon=True, name='node-ovsdb')
         self._thread.start()
         return self
 
@@ -184,8 +187,42 @@ class NodeFollower:
         """The last set of VIFs seen on `node` (None: not read yet)."""
         return self.last.get(node)
 
+    def sessions(self):
+        """{node: {'connected', 'since' (Unix time of the last change),
+        'reconnects'}} of the OVSDB sessions (each reconnects by itself,
+        backing off up to MAX_BACKOFF_MS), and the loop's restarts."""
+        return {'nodes': {n: dict(s) for n, s in sorted(
+            self.session.items())}, 'loop_restarts': self.restarts}
+
+    def _supervise(self):
+        """The loop, started again (and logged) if it ever fails: the
+        sessions and their replicas are kept."""
+        while not self._stop.is_set():
+            try:
+                self._loop()
+            except Exception:
+                self.restarts += 1
+                LOG.exception('OVSDB follower loop failed (restart %d)',
+                              self.restarts)
+                self._stop.wait(0.5)
+
+    def _note(self, node, up):
+        s = self.session.setdefault(node, {'connected': False, 'since': None,
+                                           'reconnects': 0, 'ever': False})
+        if up != s['connected']:
+            s.update(connected=up, since=time.time())
+            if up:
+                if s['ever']:
+                    s['reconnects'] += 1
+                    LOG.info('%s: OVSDB session back (reconnect %d)', node,
+                             s['reconnects'])
+                s['ever'] = True
+            else:
+                LOG.warning('%s: OVSDB session lost; reconnecting', node)
+
     def _loop(self):
-        self.idls = {n: _idl(r) for n, r in self.remotes.items()}
+        if not self.idls:
+            self.idls = {n: _idl(r) for n, r in self.remotes.items()}
         while not self._stop.is_set():
             try:
                 os.read(self._wake_r, 4096)
@@ -201,6 +238,7 @@ class NodeFollower:
                 if node in self.gateways and not up and self.up.get(node):
                     self._deliver(node, set())       # what it said is stale
                 self.up[node] = up
+                self._note(node, up)
                 if idl.change_seqno != self.seen.get(node):
                     self.seen[node] = idl.change_seqno
                     self._changed(node, idl)

@@ -49,6 +49,9 @@ class FakeFollower:
     def start(self):
         return self
 
+    def sessions(self):
+        return {'nodes': {}, 'loop_restarts': 0}
+
 
 @pytest.fixture
 def core(monkeypatch):
@@ -119,7 +122,7 @@ def test_bfd_status_of_tunnel_ports_only():
 
 def test_switch_sessions_are_counted_for_status():
     core = object.__new__(core_mod.Core)
-    core.switches, core.errors = {}, []
+    core.switches, core.errors, core.follower = {}, [], None
     core.hw_vteps = lambda: []
     core.switch_event('hv1', 'connected')
     core.switch_event('hv1', 'pass', 5, 1, 1)

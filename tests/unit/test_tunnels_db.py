@@ -170,3 +170,36 @@ def test_a_writer_reports_the_outcome_only_once_the_database_answered(
     assert settle(lambda: got)
     assert got[0] not in (idlmod.Transaction.SUCCESS,
                           idlmod.Transaction.UNCHANGED), got
+
+
+def test_a_lost_session_comes_back_and_is_counted(tmp_path):
+    """The follower's session to a node's OVSDB: the server goes away and
+    comes back; the session reconnects by itself and sessions() says so."""
+    db, sock = str(tmp_path / 'conf.db'), str(tmp_path / 'db.sock')
+    subprocess.run(['ovsdb-tool', 'create', db, nodedb.SCHEMA], check=True)
+
+    def serve():
+        return subprocess.Popen(
+            ['ovsdb-server', f'--remote=punix:{sock}', '--no-chdir',
+             f'--unixctl={tmp_path}/ctl', db],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = serve()
+    assert wait_for(lambda: os.path.exists(sock))
+    follower = nodedb.NodeFollower({'n1': f'unix:{sock}'},
+                                   hypervisors=()).start()
+    try:
+        def state():
+            return follower.sessions()['nodes'].get('n1', {})
+        assert wait_for(lambda: state().get('connected'))
+        assert state()['reconnects'] == 0
+        proc.terminate()
+        proc.wait(5)
+        assert wait_for(lambda: not state()['connected'])
+        proc = serve()
+        assert wait_for(lambda: state().get('connected'), timeout=8)
+        assert state()['reconnects'] == 1
+        assert follower.sessions()['loop_restarts'] == 0
+    finally:
+        follower.stop()
+        proc.terminate()
+        proc.wait(5)
