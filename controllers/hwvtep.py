@@ -371,7 +371,7 @@ class VtepSession:
             self._ever = True
             self.request()                # the database may have changed
         else:
-            LOG.error('%s: session to %s lost; reconnecting', self.name,
+            LOG.warning('%s: session to %s lost; reconnecting', self.name,
                       self.db)
 
     def _read_replica(self):
