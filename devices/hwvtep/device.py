@@ -142,6 +142,7 @@ class Device(OpenFlowEvents):
                        if old.get(k) != new.get(k)]
             LOG.debug('%d remote MAC(s) changed', len(changed))
             self.dirty.update(('remote',) + k for k in changed)
+            self._moved_away([k for k in changed if k in new])
             return
         self.config = config
         self.splits = pl.split(self.layout['members'], config)
@@ -153,6 +154,19 @@ class Device(OpenFlowEvents):
                      len(gone))
         self.on_members()
         self.recompute()
+        self._moved_away(list(config['ucast_remote']))
+
+    def _moved_away(self, keys):
+        """Remote MACs the NVC placed elsewhere win over entries learned
+        here (MacTable.placed_elsewhere)."""
+        gone = self.macs.placed_elsewhere(keys)
+        for k in gone:
+            self.mac_changed(k)
+        if gone:
+            self.dirty_db = True
+            LOG.info('%d learned MAC(s) moved to another VTEP (the NVC placed '
+                     'them there): %s', len(gone), ', '.join(
+                         f'{ls}/{mac}' for ls, mac in gone[:5]))
 
     def on_members(self):
         """Member databases changed (BFD status, uplinks, BFD ports) or the

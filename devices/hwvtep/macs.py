@@ -85,6 +85,18 @@ class MacTable:
             del self.entries[k]
         return gone
 
+    def placed_elsewhere(self, keys):
+        """The NVC placed these (ls, mac) on another VTEP (new or changed
+        Ucast_Macs_Remote): the host moved there (e.g. a dual-homed
+        server's bond failed back to its other switch), so an entry learned
+        here is forgotten, as a switch forgets a MAC that moved; it is
+        learned again from the next frame that enters here. -> the removed
+        keys, sorted."""
+        gone = sorted(k for k in keys if k in self.entries)
+        for k in gone:
+            del self.entries[k]
+        return gone
+
     def local_keys(self):
         """{(ls, mac)} the switch reports in Ucast_Macs_Local."""
         return set(self.entries)

@@ -55,3 +55,18 @@ def test_unbinding_drops_what_was_learned_there():
     t.learn('ls1', M2, 'v', 'bm2', 100)
     assert t.unbound({('v', 'bm1', 0): 'ls1'}) == [('ls1', M2)]
     assert t.forget_ls({'ls2'}) == [('ls1', M1)]
+
+
+def test_a_mac_the_nvc_placed_elsewhere_is_forgotten_here():
+    """A dual-homed server's bond fails back to its other switch: that
+    switch learns it anew, the NVC places it there, and this switch must
+    stop delivering to it locally (found by the fault soak: its stale entry
+    kept the server's replies on the backup link until it aged out)."""
+    t = MacTable()
+    t.learn('ls1', '02:00:00:00:00:0e', 'vtep2', 'bm1', 0)
+    t.learn('ls1', '02:00:00:00:00:0f', 'vtep2', 'bm2', 0)
+    gone = t.placed_elsewhere([('ls1', '02:00:00:00:00:0e'),
+                               ('ls1', '02:00:00:00:00:99')])
+    assert gone == [('ls1', '02:00:00:00:00:0e')]
+    assert t.local_keys() == {('ls1', '02:00:00:00:00:0f')}
+    assert t.learn('ls1', '02:00:00:00:00:0e', 'vtep2', 'bm1', 0) == NEW
