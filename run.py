@@ -81,7 +81,10 @@ def print_result(res, as_json):
                         'target_met',
                         'intra_tenant_pairs', 'intra_tenant_reached',
                         'frames_captured', 'cross_tenant_frames',
-                        'steps_total', 'steps_held', 'arrows')
+                        'steps_total', 'steps_held', 'arrows',
+                        'faults_planned', 'faults_survived',
+                        'permanent_losses', 'attacks_tried',
+                        'attacks_crossed')
             if k in m]
     print(f"{status} {res['name']} {res['topology']}: " + ', '.join(
         f'{k}={m[k]}' for k in keys))
@@ -166,6 +169,21 @@ def cmd_cli(args):
                  "'exit' tears it down.")
         LabCLI(lab, script=args.script)
     return 0
+
+
+def cmd_soak(args):
+    need_root('soak')
+    if args.replay and not os.path.isfile(args.replay):
+        sys.exit(f'error: --replay {args.replay}: no such file (give the '
+                 'result.json of an earlier soak)')
+    from scenarios import soak
+    res = soak.run(fabric=args.topo, progress=progress, count=args.faults,
+                   seed=args.seed, hold=args.hold, settle=args.settle,
+                   replay=args.replay)
+    for p in res['metrics']['problems']:
+        print(f'  problem: {p}')
+    print_result(res, args.json)
+    return 0 if res['passed'] else 1
 
 
 def cmd_demo(args):
@@ -483,6 +501,22 @@ def parser():
                     'shared gateway, 3..4094 (4094)')
     sc.add_argument('--seed', type=int, default=1,
                     help='seeds fault timing jitter and trial order (1)')
+    so = sub.add_parser('soak', help='inject N seeded faults (crash, freeze, '
+                        'cut, partition, controller kill, several at once) '
+                        'with an oracle after each repair')
+    so.add_argument('--faults', type=count_arg(1, 10000), default=100,
+                    help='how many faults (100)')
+    so.add_argument('--seed', type=int, default=1,
+                    help='same lab, count and seed: same faults (1)')
+    so.add_argument('--topo', choices=['clos', 'vcf'], default='clos')
+    so.add_argument('--hold', type=float, default=2.0,
+                    help='seconds each fault lasts before its repair (2)')
+    so.add_argument('--settle', type=float, default=60.0,
+                    help='seconds the oracle may take to hold again after '
+                    'a repair (60)')
+    so.add_argument('--replay', help="an earlier soak's result.json: run "
+                    'its lab and fault sequence again')
+    so.add_argument('--json', action='store_true')
     sub.add_parser('report', help='summary of the latest results '
                    '(results/report.md and .png)')
     sub.add_parser('clean', help="remove a crashed run's leftovers")
@@ -528,7 +562,7 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     handlers = {'list': cmd_list, 'topo': cmd_topo, 'cli': cmd_cli,
                 'scenario': cmd_scenario, 'report': cmd_report,
-                'demo': cmd_demo,
+                'demo': cmd_demo, 'soak': cmd_soak,
                 'clean': cmd_clean, 'bench': cmd_bench, None: cmd_default}
     try:
         return handlers[args.command](args) or 0

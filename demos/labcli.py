@@ -16,13 +16,11 @@ language (`help` lists them):
     tenants               logical switches, their ports and gateway
                           bindings, from the controller's API
 """
-import os
-import signal
 
 from mininet.cli import CLI
 from mininet.log import LEVELS, lg, output, setLogLevel
 
-from topologies import boot
+from scenarios import faults
 
 from . import readable
 
@@ -136,65 +134,44 @@ class LabCLI(CLI):
                                 for ln in out.splitlines()))
 
     def do_fail(self, line):
-        "fail NODE|A-B: crash NODE's ovs-vswitchd (a hardware VTEP: all "\
-            "its daemons; routers and hosts: "\
-            "interfaces down), or cut link A-B."
+        "fail NODE|A-B: crash NODE's daemons (kill -9; a hardware VTEP: "\
+            "all of them; routers and hosts: interfaces down), or cut link "\
+            "A-B (the lab's fault catalog, scenarios/faults.py)."
         try:
             target = readable.failure_target(self.plan, line.strip())
         except ValueError as exc:
             self.say(f'*** {exc}')
             return
+        offered = faults.targets(self.plan)
         if target[0] == 'link':
-            _, a, ai, b, bi = target
-            for n, i in ((a, ai), (b, bi)):
-                self.lab.node(n).ns_run(['ip', 'link', 'set', i, 'down'])
-            self.failed.append(target)
-            self.say(f'link {a}:{ai} - {b}:{bi} cut (both ends down)')
+            fault = {'kind': 'cut', 'target': f'{target[1]}-{target[3]}'}
+        elif target[1] in offered['crash']:
+            fault = {'kind': 'crash', 'target': target[1]}
+        elif target[1] in offered['down']:
+            fault = {'kind': 'down', 'target': target[1]}
+        else:
+            self.say(f'*** {target[1]}: nothing to fail there')
             return
-        name = target[1]
-        node = self.lab.node(name)
-        pn = self.plan['nodes'][name]
-        if pn['role'] in OVS_ROLES:
-            killed = []
-            for pidfile in boot.daemons(pn, self.plan):
-                try:
-                    with open(os.path.join(node.run_dir, pidfile)) as f:
-                        pid = int(f.read().strip())
-                    os.kill(pid, signal.SIGKILL)
-                    killed.append(f"{pidfile.rsplit('.', 1)[0]} (pid {pid})")
-                except (OSError, ValueError) as exc:
-                    self.say(f'*** {name}: {pidfile}: not running ({exc})')
-            if not killed:
-                return
-            self.failed.append(('daemons', name))
-            self.say(f"{name}: killed {', '.join(killed)}")
+        try:
+            rec = faults.apply(self.lab, fault)
+        except (RuntimeError, OSError, ValueError) as exc:
+            self.say(f'*** {faults.describe(fault)}: {exc}')
             return
-        intfs = [i['name'] for i in self.plan['nodes'][name]['intfs']]
-        for i in intfs:
-            node.ns_run(['ip', 'link', 'set', i, 'down'])
-        self.failed.append(('intfs', name, intfs))
-        self.say(f'{name}: interfaces down: ' + ' '.join(intfs))
+        self.failed.append(rec)
+        self.say(f"{faults.describe(fault)}: {'; '.join(rec['done'])}")
 
     def do_restore(self, _line):
         "restore: undo every `fail`, the last one first."
         if not self.failed:
             self.say('nothing to restore')
         while self.failed:
-            t = self.failed.pop()
-            if t[0] == 'link':
-                for n, i in ((t[1], t[2]), (t[3], t[4])):
-                    self.lab.node(n).ns_run(['ip', 'link', 'set', i, 'up'])
-                self.say(f'link {t[1]}-{t[3]} up')
-            elif t[0] == 'daemons':
-                node = self.lab.node(t[1])
-                r = node.ns_run(['bash', '-c', boot.restart(
-                    self.plan['nodes'][t[1]], self.plan, node.run_dir)])
-                self.say(f'{t[1]}: started again' if r.returncode == 0 else
-                         f'*** {t[1]}: did not start: {r.stderr.strip()}')
-            else:
-                for i in t[2]:
-                    self.lab.node(t[1]).ns_run(['ip', 'link', 'set', i, 'up'])
-                self.say(f'{t[1]}: interfaces up')
+            rec = self.failed.pop()
+            what = faults.describe(rec['fault'])
+            try:
+                faults.repair(self.lab, rec)
+                self.say(f'undone: {what}')
+            except (RuntimeError, OSError) as exc:
+                self.say(f'*** {what}: not undone: {exc}')
 
     def do_tenants(self, _line):
         "tenants: logical switches, ports and gateway bindings (API)."

@@ -127,10 +127,11 @@ def test_cli_lab_commands_on_a_running_lab(tmp_path):
             'ucast-mac-remote',                               # vtep-ctl
             'Datapath actions: tnl_push',                     # trace
             'hv1 has no port facing vm9',
-            'link leaf1:hv1 - hv1:leaf1 cut',
+            'cut link leaf1-hv1: leaf1:hv1 down; hv1:leaf1 down',
             '1 packets transmitted, 0 received',      # the cut is real
-            'link leaf1-hv1 up', 'gw1: killed ovs-vswitchd (pid',
-            'gw1: started again',
+            'undone: cut link leaf1-hv1',
+            'crash gw1 (kill -9): ovs-vswitchd pid',
+            'undone: crash gw1 (kill -9)',
             'gateway gw1 port seg1 VLAN 100',                 # tenants
             "'nothere' is neither a node nor a link"):
         assert expected in out, expected

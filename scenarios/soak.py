@@ -1,0 +1,357 @@
+"""The fault soak: `./run.py soak --faults N --seed S [--topo clos|vcf]`.
+
+One lab, N faults from the catalog (scenarios/faults.py) in a seeded order
+(same lab, N and seed: same faults), each held `hold` seconds and then
+repaired; after each repair an oracle must hold within `settle` seconds:
+
+  reach     every pair of hosts of a logical switch pings (each pair's
+            first direction; VMs, physical servers);
+  switches  every switch's OpenFlow session is up and reconciled, and the
+            flows on its br-int are as many as the controller says it
+            installed (a stale or missing flow shows as a difference);
+            the controller's session to each node's OVSDB is up;
+  errors    no new ERROR line or traceback in the controller's log.
+
+During the whole soak tcpdump runs on every host's port: at the end, no
+frame may carry the source MAC of a host of another logical switch.
+
+The first fault after which the oracle does not hold within `settle` ends
+the soak: the result names it and the sequence that led to it, the
+evidence is saved, and `--replay results/soak/<UTC>/result.json` runs that
+same sequence again. Results: result.json (every fault: when applied,
+repaired, healed, and the oracle's last answer), report.md and
+timeline.png (faults and heal times).
+"""
+import json
+import os
+import threading
+import time
+
+from topologies import labs
+
+from . import faults as catalog, harness, results
+
+HOLD_S, SETTLE_S = 2.0, 60.0
+SWITCH_ROLES = ('hypervisor', 'service_node', 'sw_gateway')
+
+
+def pairs(plan):
+    """[(a, b, b's address)]: each unordered pair of hosts of one logical
+    switch, once."""
+    n = plan['nodes']
+    hosts = sorted(h for h, p in n.items() if p.get('ls') and p.get('ip')
+                   and p['role'] in ('vm', 'bare_metal', 'appliance'))
+    return [(a, b, n[b]['ip'].split('/')[0]) for i, a in enumerate(hosts)
+            for b in hosts[i + 1:] if n[a]['ls'] == n[b]['ls']]
+
+
+def foreign_frames(frames, plan):
+    """frames: {host: [decoded frames on its port]} -> ['host: src (owner,
+    its switch)'] for frames whose source MAC is a host of another logical
+    switch."""
+    n = plan['nodes']
+    owner = {p['mac']: h for h, p in n.items() if p.get('mac') and
+             p.get('ls')}
+    out = []
+    for host, recs in sorted(frames.items()):
+        for r in recs:
+            src = owner.get(r.get('src'))
+            if src is not None and n[src]['ls'] != n[host]['ls']:
+                out.append(f"{host}: {r['src']} ({src}, {n[src]['ls']})")
+    return out
+
+
+def switch_problems(status, device_flows, plan):
+    """[problem] from the controller's /status and {switch: its br-int's
+    flow count (None: could not read)}."""
+    sw, out = status.get('switches', {}), []
+    for name in sorted(n for n, p in plan['nodes'].items()
+                       if p['role'] in SWITCH_ROLES):
+        s = sw.get(name)
+        if not s or not s.get('connected'):
+            out.append(f'{name}: no OpenFlow session to the controller')
+        elif s.get('flows') is None:
+            out.append(f'{name}: not reconciled yet')
+        elif device_flows.get(name) != s['flows']:
+            out.append(f"{name}: {device_flows.get(name)} flows on br-int, "
+                       f"the controller installed {s['flows']}")
+    for name, s in sorted(status.get('node_ovsdb', {}).get('nodes',
+                                                            {}).items()):
+        if not s.get('connected'):
+            out.append(f'{name}: no OVSDB session to the controller')
+    return out
+
+
+def _ping_all(lab, todo, workers=8):
+    """-> [pairs of `todo` that did not answer]."""
+    failed, lock, queue = [], threading.Lock(), list(todo)
+
+    def work():
+        while True:
+            with lock:
+                if not queue:
+                    return
+                a, b, ip = queue.pop()
+            ok = lab.node(a).ns_run(['ping', '-c', '1', '-W', '1', ip],
+                                    timeout=10).returncode == 0
+            if not ok:
+                with lock:
+                    failed.append((a, b, ip))
+    threads = [threading.Thread(target=work) for _ in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sorted(failed)
+
+
+def _flow_count(lab, name):
+    r = lab.node(name).ns_run(['ovs-ofctl', '-O', 'OpenFlow13',
+                               'dump-aggregate', 'br-int'], timeout=10)
+    for word in r.stdout.split():
+        if word.startswith('flow_count='):
+            return int(word.split('=')[1])
+    return None
+
+
+def oracle(lab, plan, todo, errors_before):
+    """-> {'unreached': [...], 'switches': [...], 'errors': [...]}."""
+    status = lab.ctl.get('/status')
+    counts = {n: _flow_count(lab, n) for n, p in plan['nodes'].items()
+              if p['role'] in SWITCH_ROLES}
+    errs = harness.log_errors(lab.ctl.log_path)[errors_before:]
+    return {'unreached': [f'{a}->{b}' for a, b, _ in _ping_all(lab, todo)],
+            'switches': switch_problems(status, counts, plan),
+            'errors': errs[:10]}
+
+
+STATE_CMDS = {
+    'ovs': [['ovs-ofctl', '-O', 'OpenFlow13', 'dump-flows', 'br-int'],
+            ['ovs-vsctl', 'show'], ['ovs-appctl', 'bfd/show'],
+            ['ovs-appctl', 'tnl/neigh/show'], ['ovs-appctl',
+                                                'ovs/route/show'],
+            ['ip', 'addr'], ['ip', 'route'], ['ip', 'neigh']],
+    'router': [['ip', 'addr'], ['ip', 'route'], ['ip', 'neigh'],
+               ['vtysh', '--vty_socket', '{run_dir}', '-c',
+                'show ip bgp summary'],
+               ['vtysh', '--vty_socket', '{run_dir}', '-c',
+                'show ip route']],
+    'host': [['ip', 'addr'], ['ip', 'neigh']]}
+
+
+def save_state(lab, where):
+    """Every node's forwarding state, as text, into `where` (a failed
+    oracle's evidence: what a user would look at next)."""
+    os.makedirs(where, exist_ok=True)
+    for name, p in sorted(lab.plan['nodes'].items()):
+        kind = 'ovs' if p['role'] in SWITCH_ROLES + ('hw_vtep',) else \
+            'router' if p['role'] in ('spine', 'leaf') else 'host'
+        with open(os.path.join(where, f'{name}.txt'), 'w') as f:
+            for cmd in STATE_CMDS[kind]:
+                cmd = [c.format(run_dir=lab.node(name).run_dir)
+                       for c in cmd]
+                try:
+                    r = lab.node(name).ns_run(cmd, timeout=15)
+                    text = r.stdout + r.stderr
+                except Exception as exc:      # evidence, best effort
+                    text = f'({exc})'
+                f.write(f"$ {' '.join(cmd)}\n{text}\n")
+    return where
+
+
+def settle_until_healed(lab, plan, todo, errors_before, settle):
+    """The oracle, again every 0.5 s until it holds or `settle` s pass ->
+    its last answer."""
+    t0 = time.time()
+    while True:
+        o = oracle(lab, plan, todo, errors_before)
+        if healed(o) or time.time() - t0 > settle:
+            return o
+        time.sleep(0.5)
+
+
+def healed(o):
+    return not (o['unreached'] or o['switches'] or o['errors'])
+
+
+def run(fabric='clos', progress=print, count=10, seed=1, hold=HOLD_S,
+        settle=SETTLE_S, replay=None):
+    if replay is not None:
+        with open(replay) as f:
+            old = json.load(f)
+        fabric = old['metrics']['fabric']
+        sequence = old['metrics']['sequence']
+        seed = old['metrics'].get('seed')
+    out_dir = results.run_dir(f'soak-{fabric}')
+    env = harness.ControlledLab(labs.resolve(fabric), progress, out_dir)
+    log, problems, t_start = [], [], time.time()
+    frames = {}
+    with env as lab:
+        plan = lab.plan
+        if replay is None:
+            sequence = catalog.schedule(plan, count, seed)
+        for f in sequence:
+            catalog.check(f, plan)
+        todo = pairs(plan)
+        progress(f'soak: {len(sequence)} faults on {plan["name"]} (seed '
+                 f'{seed}); oracle: {len(todo)} pairs, every switch, the '
+                 f'controller log; hold {hold} s, settle <= {settle} s')
+        # a fresh userspace OVS drops the first tunnelled frame to each next
+        # hop while it resolves it: the lab is warmed up in rounds first
+        o = settle_until_healed(lab, plan, todo, 0, settle)
+        errors_seen = len(harness.log_errors(lab.ctl.log_path))
+        if not healed(o):
+            problems.append(f'the lab was not healthy before any fault: {o}')
+        hosts = sorted({a for a, _, _ in todo} | {b for _, b, _ in todo})
+        caps = harness.Captures(lab, {h: 'eth0' for h in hosts}, out_dir,
+                                snaplen=96)
+        with caps:
+            for i, fault in enumerate(sequence if not problems else []):
+                what = catalog.describe(fault)
+                entry = {'index': i + 1, 'fault': fault, 'what': what}
+                log.append(entry)
+                try:
+                    rec = catalog.apply(lab, fault)
+                    entry.update(applied=round(rec['at'] - t_start, 3),
+                                 done=rec['done'])
+                    time.sleep(hold)
+                    entry['repaired'] = round(catalog.repair(lab, rec) -
+                                              t_start, 3)
+                except (RuntimeError, OSError, ValueError) as exc:
+                    entry['error'] = str(exc)
+                    problems.append(f'fault {i + 1} ({what}): {exc}')
+                    break
+                t_rep = time.time()
+                o = settle_until_healed(lab, plan, todo, errors_seen, settle)
+                entry['oracle'] = o
+                if healed(o):
+                    entry['healed_s'] = round(time.time() - t_rep, 3)
+                    progress(f'  [{i + 1}/{len(sequence)}] {what}: healed '
+                             f"{entry['healed_s']:.1f} s after the repair")
+                else:
+                    entry['healed_s'] = None
+                    problems.append(
+                        f'fault {i + 1} ({what}) not healed within '
+                        f'{settle} s: {o}; sequence so far: '
+                        + '; '.join(e['what'] for e in log))
+                    progress(f'  [{i + 1}/{len(sequence)}] {what}: NOT '
+                             f'healed within {settle} s: {o}')
+                    entry['state'] = save_state(
+                        lab, os.path.join(out_dir, 'state-at-failure'))
+                    break
+        frames = caps.frames()
+        foreign = foreign_frames(frames, plan)
+        if foreign:
+            problems.append(f'{len(foreign)} frame(s) crossed logical '
+                            f'switches, e.g. {foreign[:3]}')
+        name = plan['name']
+    heals = [e['healed_s'] for e in log if e.get('healed_s') is not None]
+    metrics = {
+        'fabric': fabric, 'seed': seed, 'sequence': sequence,
+        'faults_planned': len(sequence),
+        'faults_survived': len(heals), 'faults': log,
+        'permanent_losses': sum(1 for e in log if 'oracle' in e and
+                                e.get('healed_s') is None),
+        'heal_s': _stats(heals), 'pairs': len(todo),
+        'frames_captured': sum(len(v) for v in frames.values()),
+        'cross_tenant_frames': len(foreign), 'problems': problems,
+        'by_kind': _by_kind(log)}
+    passed = not problems and len(heals) == len(sequence)
+    artifacts = sorted(caps.files.values()) + [
+        os.path.join(out_dir, 'controller.log')]
+    for path in (report(metrics, name, out_dir), timeline(log, out_dir)):
+        if path:
+            artifacts.append(path)
+    res = results.result('soak', name, passed, metrics, artifacts)
+    results.save(res, out_dir)
+    return res
+
+
+def _stats(xs):
+    if not xs:
+        return None
+    xs = sorted(xs)
+    return {'n': len(xs), 'p50': xs[len(xs) // 2],
+            'p95': xs[min(len(xs) - 1, int(round(0.95 * (len(xs) - 1))))],
+            'max': xs[-1]}
+
+
+def _by_kind(log):
+    out = {}
+    for e in log:
+        k = e['fault']['kind']
+        d = out.setdefault(k, {'faults': 0, 'healed': 0, 'heal_s': []})
+        d['faults'] += 1
+        if e.get('healed_s') is not None:
+            d['healed'] += 1
+            d['heal_s'].append(e['healed_s'])
+    for d in out.values():
+        d['heal_s'] = _stats(d['heal_s'])
+    return out
+
+
+def report(m, name, out_dir):
+    lines = [f"# Fault soak on {name} (seed {m['seed']})", '',
+             f"{m['faults_survived']} of {m['faults_planned']} faults "
+             f"survived; {m['permanent_losses']} permanent loss(es); "
+             f"{m['cross_tenant_frames']} cross-tenant frame(s) in "
+             f"{m['frames_captured']} captured; oracle over {m['pairs']} "
+             'pairs after each repair.', '',
+             '| kind | faults | healed | heal p50 / p95 / max, s |',
+             '|---|---|---|---|']
+    for k, d in sorted(m['by_kind'].items()):
+        h = d['heal_s']
+        lines.append(f"| {k} | {d['faults']} | {d['healed']} | " + (
+            f"{h['p50']:.1f} / {h['p95']:.1f} / {h['max']:.1f}" if h
+            else '-') + ' |')
+    lines += ['', '| # | fault | healed after, s |', '|---|---|---|']
+    for e in m['faults']:
+        lines.append(f"| {e['index']} | {e['what']} | "
+                     f"{e.get('healed_s', '-')} |")
+    if m['problems']:
+        lines += ['', '## Problems', ''] + [f'- {p}' for p in m['problems']]
+    path = os.path.join(out_dir, 'report.md')
+    with open(path, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    return path
+
+
+def timeline(log, out_dir):
+    """PNG: one row per fault, the fault held (applied -> repaired) and the
+    time until the oracle held again."""
+    done = [e for e in log if 'repaired' in e]
+    if not done:
+        return None
+    from .failplots import _plt
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(10, max(3, 0.25 * len(done) + 1)))
+    colors = {'crash': 'tab:red', 'freeze': 'tab:purple', 'cut': 'tab:orange',
+              'partition': 'tab:brown', 'controller': 'tab:blue',
+              'several': 'black'}
+    for row, e in enumerate(done):
+        k = e['fault']['kind']
+        ax.barh(row, e['repaired'] - e['applied'], left=e['applied'],
+                color=colors.get(k, 'grey'), height=0.6)
+        if e.get('healed_s') is not None:
+            ax.barh(row, e['healed_s'], left=e['repaired'], color='tab:green',
+                    height=0.3)
+        else:
+            ax.plot(e['repaired'], row, 'kx', ms=10)
+    ax.set_yticks(range(len(done)))
+    ax.set_yticklabels([f"{e['index']} {e['what']}"[:48] for e in done],
+                       fontsize=6)
+    ax.invert_yaxis()
+    from matplotlib.patches import Patch
+    used = sorted({e['fault']['kind'] for e in done})
+    handles = [Patch(color=colors.get(k, 'grey'), label=k) for k in used] + [
+        Patch(color='tab:green', label='until the oracle held')]
+    ax.set_xlabel('seconds since the soak started')
+    ax.set_title('fault soak: faults held, then time to heal (x: never)')
+    ax.legend(handles=handles, fontsize=7, loc='upper left',
+              bbox_to_anchor=(1.01, 1.0))
+    ax.grid(alpha=0.3, axis='x')
+    fig.tight_layout()
+    path = os.path.join(out_dir, 'timeline.png')
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

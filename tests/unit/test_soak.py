@@ -1,0 +1,109 @@
+"""The fault catalog and the soak's oracle (pure parts)."""
+import pytest
+
+from scenarios import faults, soak
+from topologies import builders, expand
+
+
+@pytest.fixture(scope='module')
+def plan():
+    return expand.expand(builders.clos())
+
+
+def test_the_same_seed_gives_the_same_faults(plan):
+    a = faults.schedule(plan, 100, seed=7)
+    assert a == faults.schedule(plan, 100, seed=7)
+    assert a != faults.schedule(plan, 100, seed=8)
+    assert len(a) == 100
+    kinds = {f['kind'] for f in a}
+    assert kinds == set(faults.KINDS), kinds
+    for f in a:
+        faults.check(f, plan)                 # every target exists
+        if f['kind'] == 'several':
+            ts = [p['target'] for p in f['faults']]
+            assert len(ts) == len(set(ts)) >= 2
+            assert 'controller' not in {p['kind'] for p in f['faults']}
+
+
+def test_targets_are_the_labs_devices_and_links(plan):
+    t = faults.targets(plan)
+    assert 'hv1' in t['crash'] and 'vtep1' in t['crash']
+    assert 'vm1' not in t['crash'] and 'spine1' not in t['crash']
+    assert any(x.startswith('spine1-') for x in t['cut'])
+    assert t['controller'] == ['controller']
+
+
+@pytest.mark.parametrize('bad, text', [
+    ({'kind': 'melt', 'target': 'hv1'}, 'kind must be one of'),
+    ({'kind': 'crash', 'target': 'vm1'}, "no target 'vm1'"),
+    ({'kind': 'cut', 'target': 'hv1-hv2'}, "no target 'hv1-hv2'"),
+    ({'kind': 'several', 'faults': [{'kind': 'crash', 'target': 'hv1'}]},
+     'two or more'),
+])
+def test_a_bad_fault_is_named(plan, bad, text):
+    with pytest.raises(ValueError, match=text):
+        faults.check(bad, plan)
+
+
+def test_describe_reads_like_what_happens():
+    assert faults.describe({'kind': 'several', 'faults': [
+        {'kind': 'crash', 'target': 'gw1'},
+        {'kind': 'cut', 'target': 'leaf1-hv1'}]}) == \
+        'crash gw1 (kill -9) + cut link leaf1-hv1'
+
+
+def test_pairs_stay_inside_a_logical_switch(plan):
+    ps = soak.pairs(plan)
+    n = plan['nodes']
+    assert ps and all(n[a]['ls'] == n[b]['ls'] for a, b, _ in ps)
+    assert len({(a, b) for a, b, _ in ps}) == len(ps)
+
+
+def test_a_frame_from_another_switch_is_foreign(plan):
+    n = plan['nodes']
+    ls1 = [h for h, p in n.items() if p.get('ls') == 'ls1'
+           and p['role'] == 'vm']
+    ls2 = [h for h, p in n.items() if p.get('ls') == 'ls2'
+           and p['role'] == 'vm']
+    frames = {ls1[0]: [{'src': n[ls1[1]]['mac']}, {'src': n[ls2[0]]['mac']},
+                       {'src': '02:99:99:99:99:99'}]}
+    got = soak.foreign_frames(frames, plan)
+    assert len(got) == 1 and ls2[0] in got[0]
+
+
+def test_switch_problems_name_the_switch_and_the_difference(plan):
+    sws = [n for n, p in plan['nodes'].items()
+           if p['role'] in soak.SWITCH_ROLES]
+    status = {'switches': {n: {'connected': True, 'flows': 10}
+                           for n in sws}}
+    assert soak.switch_problems(status, {n: 10 for n in sws}, plan) == []
+    status['node_ovsdb'] = {'nodes': {'hv1': {'connected': False}}}
+    assert soak.switch_problems(status, {n: 10 for n in sws}, plan) == [
+        'hv1: no OVSDB session to the controller']
+    status.pop('node_ovsdb')
+    status['switches'][sws[0]]['flows'] = None
+    status['switches'].pop(sws[1])
+    got = soak.switch_problems(status, dict({n: 10 for n in sws},
+                                            **{sws[2]: 12}), plan)
+    assert sorted(got) == sorted([
+        f'{sws[0]}: not reconciled yet',
+        f'{sws[1]}: no OpenFlow session to the controller',
+        f'{sws[2]}: 12 flows on br-int, the controller installed 10'])
+
+
+def test_report_and_timeline_from_a_soak_log(tmp_path):
+    log = [{'index': 1, 'fault': {'kind': 'crash', 'target': 'hv1'},
+            'what': 'crash hv1 (kill -9)', 'applied': 1.0, 'repaired': 3.0,
+            'healed_s': 2.5},
+           {'index': 2, 'fault': {'kind': 'cut', 'target': 'leaf1-hv1'},
+            'what': 'cut link leaf1-hv1', 'applied': 7.0, 'repaired': 9.0,
+            'healed_s': None}]
+    m = {'seed': 1, 'faults_survived': 1, 'faults_planned': 2,
+         'permanent_losses': 1, 'cross_tenant_frames': 0,
+         'frames_captured': 40, 'pairs': 12, 'faults': log,
+         'by_kind': soak._by_kind(log), 'problems': ['fault 2 not healed']}
+    md = open(soak.report(m, 'clos', str(tmp_path))).read()
+    assert '| crash | 1 | 1 | 2.5 / 2.5 / 2.5 |' in md
+    assert '| cut | 1 | 0 | - |' in md and 'fault 2 not healed' in md
+    png = soak.timeline(log, str(tmp_path))
+    assert open(png, 'rb').read(8) == b'\x89PNG\r\n\x1a\n'
