@@ -46,9 +46,11 @@ def attacks(plan, probe_vni=PROBE_LS['vni']):
     from scapy.all import IP, UDP, VXLAN, Dot1Q, Ether, Raw
     n = plan['nodes']
 
-    def inner(aid, src=FORGED_MAC, dst=BCAST):
-        return (Ether(src=src, dst=dst) /
-                IP(src='10.0.0.66', dst='10.0.0.255') /
+    def inner(aid, src=FORGED_MAC, dst=BCAST, vlans=()):
+        frame = Ether(src=src, dst=dst)
+        for vlan in vlans:                    # outermost first
+            frame = frame / Dot1Q(vlan=vlan)
+        return (frame / IP(src='10.0.0.66', dst='10.0.0.255') /
                 UDP(sport=9999, dport=9999) / Raw(MARK + aid.encode()))
 
     def vxlan(aid, src_ip, dst_ip, vni):
@@ -75,9 +77,7 @@ def attacks(plan, probe_vni=PROBE_LS['vni']):
         [eth('vm-unicast-foreign-mac', src=ta1['mac'], dst=n['tb2']['mac'])],
         'foreign', "a VM sends unicast to tenant tb's VM MAC")
     add('vm-vlan-tag', 'ta1', ('frames', 'eth0'),
-        [Ether(src=ta1['mac'], dst=BCAST) / Dot1Q(vlan=102) /
-         IP(src='10.0.0.66', dst='10.0.0.255') / UDP(dport=9999) /
-         Raw(MARK + b'vm-vlan-tag')], 'foreign',
+        [eth('vm-vlan-tag', src=ta1['mac'], vlans=(102,))], 'foreign',
         "a VM tags its frame with tenant tb's VLAN (102), hoping the "
         'gateway puts it on that VLAN')
     add('vm-vxlan-to-gateway', 'ta1', ('frames', 'eth0'),
@@ -88,15 +88,12 @@ def attacks(plan, probe_vni=PROBE_LS['vni']):
         "a VM sends VXLAN for tenant tb's VNI to the gateway's tunnel "
         'address and MAC')
     add('server-vlan-hop', 'tap', ('frames', 'eth0'),
-        [Ether(src=tap['mac'], dst=BCAST) / Dot1Q(vlan=102) /
-         IP(src='10.0.0.66', dst='10.0.0.255') / UDP(dport=9999) /
-         Raw(MARK + b'server-vlan-hop')], 'foreign',
+        [eth('server-vlan-hop', src=tap['mac'], vlans=(102,))], 'foreign',
         "a physical server tags its frame with tenant tb's VLAN (102) on "
         'its access port (VLAN 101)')
     add('server-double-tag', 'tap', ('frames', 'eth0'),
-        [Ether(src=tap['mac'], dst=BCAST) / Dot1Q(vlan=101) /
-         Dot1Q(vlan=102) / IP(src='10.0.0.66', dst='10.0.0.255') /
-         UDP(dport=9999) / Raw(MARK + b'server-double-tag')], 'foreign',
+        [eth('server-double-tag', src=tap['mac'], vlans=(101, 102))],
+        'foreign',
         'a physical server double-tags (101 outside, 102 inside)')
     add('server-spoofed-source', 'tap', ('frames', 'eth0'),
         [eth('server-spoofed-source', src=n['tbp']['mac'])], 'foreign',
