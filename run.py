@@ -163,7 +163,8 @@ def cmd_cli(args):
                  f"({lab.ctl.url}, OpenAPI at "
                  f"{lab.ctl.url.rsplit('/api', 1)[0]}/docs; writes need "
                  f"'Authorization: Bearer {lab.ctl.token}', kept in "
-                 f"{lab.ctl.token_path}).\nNodes: "
+                 f"{lab.ctl.token_path}; HTTPS signed by the lab's CA, "
+                 f"{lab.ctl.ca_path}).\nNodes: "
                  + ' '.join(lab.plan['nodes']) + "\n'help' lists the lab's "
                  "commands (flows, macs, trace, fail, restore, tenants); "
                  "'exit' tears it down.")

@@ -31,6 +31,9 @@ def parse(argv=None):
     p.add_argument('--token-file', help='file holding the token the API '
                    'asks of writes (Authorization: Bearer); without it, '
                    'writes are open')
+    p.add_argument('--tls-cert', help='the API serves HTTPS with this '
+                   'certificate (PEM; with --tls-key); without it, HTTP')
+    p.add_argument('--tls-key', help='the key of --tls-cert (PEM)')
     return p.parse_args(argv)
 
 
@@ -46,6 +49,9 @@ def main(argv=None):
             token = f.read().strip()
         if not token:
             sys.exit(f'error: --token-file {args.token_file} is empty')
+    if bool(args.tls_cert) != bool(args.tls_key):
+        sys.exit('error: --tls-cert and --tls-key go together (the '
+                 "certificate and its key); give both, or neither for HTTP")
     core = core_mod.Core(plan, args.db, cfm_interval_ms=args.cfm_interval)
     core_mod.CORE = core
 
@@ -54,7 +60,8 @@ def main(argv=None):
     server = uvicorn.Server(uvicorn.Config(
         create_app(core.store, core.on_api_change, core.status,
                    core.push_log, core.learned_macs, token=token),
-        host=args.listen, port=args.api_port, log_level='warning'))
+        host=args.listen, port=args.api_port, log_level='warning',
+        ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key))
     threading.Thread(target=server.run, name='api', daemon=True).start()
 
     core.reconcile_tunnels()

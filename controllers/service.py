@@ -3,10 +3,14 @@ namespace, management address), recorded by PID for `./run.py clean`.
 
 The API's writes need a token made here at the first start (kept for
 restarts) and saved beside the controller's log as `api-token` (mode 0600);
-`request()` sends it, `./run.py cli` prints it."""
+`request()` sends it, `./run.py cli` prints it. The API is HTTPS: at the
+first start a lab CA (controllers/pki.py) signs a certificate for the
+management address; `pki/ca.pem` beside the log is what clients trust
+(`request()` does)."""
 import json
 import os
 import secrets
+import ssl
 import subprocess
 import sys
 import time
@@ -15,6 +19,7 @@ import urllib.request
 
 from topologies import records
 
+from . import pki
 from .main import API_PORT
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,9 +32,24 @@ class Controller:
         self.cfm_interval_ms = cfm_interval_ms
         self.dir = os.path.join(run_root or records.RUN_ROOT, 'controller')
         self.host = plan['mgmt']['root_ip'].split('/')[0]
-        self.url = f'http://{self.host}:{API_PORT}/api/v1'
+        self.url = f'https://{self.host}:{API_PORT}/api/v1'
         self.proc = None
         self.token = None
+        self.tls = None          # {'ca', 'cert', 'key', 'ms'} once made
+        self._ssl = None
+
+    @property
+    def ca_path(self):
+        return os.path.join(self.dir, 'pki', 'ca.pem')
+
+    def _make_tls(self):
+        t0 = time.monotonic()
+        ca = pki.make_ca(os.path.join(self.dir, 'pki'))
+        cert, key = pki.issue(os.path.dirname(ca), 'controller',
+                              ips=[self.host])
+        self.tls = {'ca': ca, 'cert': cert, 'key': key,
+                    'ms': round((time.monotonic() - t0) * 1000, 1)}
+        self._ssl = ssl.create_default_context(cafile=ca)
 
     @property
     def token_path(self):
@@ -44,6 +64,8 @@ class Controller:
         plan_path = os.path.join(self.dir, 'plan.json')
         with open(plan_path, 'w') as f:
             json.dump(self.plan, f)
+        if self.tls is None:
+            self._make_tls()
         if self.token is None:
             self.token = secrets.token_urlsafe(24)
             fd = os.open(self.token_path, os.O_WRONLY | os.O_CREAT |
@@ -59,7 +81,8 @@ class Controller:
              'controllers.main', '--plan', plan_path,
              '--db', os.path.join(self.dir, 'nsx.db'), '--listen',
              self.host, '--cfm-interval', str(self.cfm_interval_ms),
-             '--token-file', self.token_path],
+             '--token-file', self.token_path,
+             '--tls-cert', self.tls['cert'], '--tls-key', self.tls['key']],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True)
         log.close()
@@ -95,7 +118,8 @@ class Controller:
         req = urllib.request.Request(self.url + path, data=data,
                                      method=method, headers=headers)
         try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
+            with urllib.request.urlopen(req, timeout=30,
+                                        context=self._ssl) as resp:
                 text = resp.read()
                 return resp.status, json.loads(text) if text else None
         except urllib.error.HTTPError as exc:
