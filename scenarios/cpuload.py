@@ -9,6 +9,8 @@ root namespace: pass it as node '(controller)'.
 import os
 import time
 
+from topologies import spec as specmod
+
 HZ = os.sysconf('SC_CLK_TCK')
 
 
@@ -88,7 +90,7 @@ def lab_flaps(lab):
     import json
     total = {'bfd': 0, 'cfm': 0}
     for name, p in lab.plan['nodes'].items():
-        if p['role'] not in ('hypervisor', 'service_node', 'sw_gateway'):
+        if p['role'] not in specmod.BR_INT_ROLES:
             continue
         out = lab.node(name).ns_run(
             ['ovs-vsctl', '--format=json', '--columns=name,bfd_status,'

@@ -30,11 +30,11 @@ import random
 import signal
 import time
 
-from topologies import boot
+from topologies import boot, spec as specmod
 
 KINDS = ('crash', 'freeze', 'cut', 'down', 'partition', 'controller',
          'several')
-DEVICE_ROLES = ('hypervisor', 'service_node', 'sw_gateway', 'hw_vtep')
+DEVICE_ROLES = specmod.BR_INT_ROLES + ('hw_vtep',)
 # how often each kind is drawn (a controller kill is rarer: it restarts a
 # process that then reads every switch)
 WEIGHTS = {'crash': 4, 'freeze': 2, 'cut': 5, 'down': 1, 'partition': 2,

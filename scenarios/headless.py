@@ -18,12 +18,11 @@ evidence saved.
 import os
 import time
 
-from topologies import labs
+from topologies import labs, spec as specmod
 
 from . import harness, results
 
 RATE = 1000
-SWITCH_ROLES = ('hypervisor', 'service_node', 'sw_gateway')
 
 
 def first_passes(status, plan):
@@ -31,7 +30,7 @@ def first_passes(status, plan):
     that has reconciled, [switches that have not])."""
     sw = status.get('switches', {})
     names = sorted(n for n, p in plan['nodes'].items()
-                   if p['role'] in SWITCH_ROLES)
+                   if p['role'] in specmod.BR_INT_ROLES)
     done = {n: {k: sw[n][k] for k in ('flows_added', 'flows_deleted',
                                       'group_mods', 'passes')}
             for n in names if sw.get(n, {}).get('passes', 0) >= 1}

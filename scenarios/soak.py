@@ -27,12 +27,12 @@ import os
 import threading
 import time
 
-from topologies import labs
+from topologies import labs, spec as specmod
 
 from . import faults as catalog, harness, results
 
 HOLD_S, SETTLE_S = 2.0, 60.0
-SWITCH_ROLES = ('hypervisor', 'service_node', 'sw_gateway')
+SWITCH_ROLES = specmod.BR_INT_ROLES
 
 
 def pairs(plan):

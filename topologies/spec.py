@@ -38,6 +38,9 @@ ROLES = {
     'appliance': (('ls', 'ip', 'mac'), 'host'),
 }
 TRANSPORT = {r for r, (_, kind) in ROLES.items() if kind == 'transport'}
+# transport nodes whose br-int the controller programs over OpenFlow (a
+# hardware VTEP is programmed through its hardware_vtep database instead)
+BR_INT_ROLES = ('hypervisor', 'service_node', 'sw_gateway')
 PHYSICAL_HOSTS = {'bare_metal', 'appliance'}
 FABRICS = ('clos', 'vcf')
 TOP_KEYS = {'name', 'fabric', 'description', 'nodes', 'links',
