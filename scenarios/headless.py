@@ -89,15 +89,15 @@ def run(fabric='clos', progress=print, lead=3.0, headless=60.0, tail=15.0):
         t_restart = time.monotonic()
         lab.ctl.start()
         progress('  controller restarted from its database')
-        state = {}
-        took = harness.until(lambda: not state.update(zip(
-            ('done', 'missing'), first_passes(lab.ctl.get('/status'),
-                                              plan))) and
-            not state['missing'], 30, 0.5)
-        done, missing = state['done'], state['missing']
-        progress(f'  {len(done)} switches reconciled'
-                 + (f' after {took:.1f} s' if took is not None else
-                    f'; never: {missing}'))
+        t_up = time.monotonic()
+        while True:
+            done, missing = first_passes(lab.ctl.get('/status'), plan)
+            if not missing or time.monotonic() - t_up > 30:
+                break
+            time.sleep(0.5)
+        progress(f'  {len(done)} switches reconciled' + (
+            f' after {time.monotonic() - t_up:.1f} s' if not missing else
+            f'; never: {missing}'))
         got = probes.finish()
     span = phases(lead, headless, tail, t_kill, t_restart, t0)
     changes = [f"{n}: +{c['flows_added']} -{c['flows_deleted']}"
