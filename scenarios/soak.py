@@ -29,7 +29,7 @@ import time
 
 from topologies import labs, spec as specmod
 
-from . import faults as catalog, harness, results
+from . import faults as catalog, harness, results, stats
 
 HOLD_S, SETTLE_S = 2.0, 60.0
 SWITCH_ROLES = specmod.BR_INT_ROLES
@@ -252,7 +252,7 @@ def run(fabric='clos', progress=print, count=10, seed=1, hold=HOLD_S,
         'faults_survived': len(heals), 'faults': log,
         'permanent_losses': sum(1 for e in log if 'oracle' in e and
                                 e.get('healed_s') is None),
-        'heal_s': _stats(heals), 'pairs': len(todo),
+        'heal_s': _describe(heals), 'pairs': len(todo),
         'frames_captured': sum(len(v) for v in frames.values()),
         'cross_tenant_frames': len(foreign), 'problems': problems,
         'by_kind': _by_kind(log)}
@@ -267,13 +267,8 @@ def run(fabric='clos', progress=print, count=10, seed=1, hold=HOLD_S,
     return res
 
 
-def _stats(xs):
-    if not xs:
-        return None
-    xs = sorted(xs)
-    return {'n': len(xs), 'p50': xs[len(xs) // 2],
-            'p95': xs[min(len(xs) - 1, int(round(0.95 * (len(xs) - 1))))],
-            'max': xs[-1]}
+def _describe(xs):
+    return stats.describe(xs) if xs else None
 
 
 def _by_kind(log):
@@ -286,7 +281,7 @@ def _by_kind(log):
             d['healed'] += 1
             d['heal_s'].append(e['healed_s'])
     for d in out.values():
-        d['heal_s'] = _stats(d['heal_s'])
+        d['heal_s'] = _describe(d['heal_s'])
     return out
 
 
