@@ -191,8 +191,10 @@ class NodeFollower:
         """{node: {'connected', 'since' (Unix time of the last change),
         'reconnects'}} of the OVSDB sessions (each reconnects by itself,
         backing off up to MAX_BACKOFF_MS), and the loop's restarts."""
-        return {'nodes': {n: dict(s) for n, s in sorted(
-            self.session.items())}, 'loop_restarts': self.restarts}
+        return {'nodes': {n: {k: s[k] for k in ('connected', 'since',
+                                                'reconnects')}
+                          for n, s in sorted(self.session.items())},
+                'loop_restarts': self.restarts}
 
     def _supervise(self):
         """The loop, started again (and logged) if it ever fails: the
