@@ -24,8 +24,8 @@ timeline.png (faults and heal times).
 """
 import json
 import os
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from topologies import labs, spec as specmod
 
@@ -84,25 +84,13 @@ def switch_problems(status, device_flows, plan):
 
 def _ping_all(lab, todo, workers=8):
     """-> [pairs of `todo` that did not answer]."""
-    failed, lock, queue = [], threading.Lock(), list(todo)
-
-    def work():
-        while True:
-            with lock:
-                if not queue:
-                    return
-                a, b, ip = queue.pop()
-            ok = lab.node(a).ns_run(['ping', '-c', '1', '-W', '1', ip],
-                                    timeout=10).returncode == 0
-            if not ok:
-                with lock:
-                    failed.append((a, b, ip))
-    threads = [threading.Thread(target=work) for _ in range(workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return sorted(failed)
+    def ping(pair):
+        a, _b, ip = pair
+        return lab.node(a).ns_run(['ping', '-c', '1', '-W', '1', ip],
+                                  timeout=10).returncode == 0
+    with ThreadPoolExecutor(workers) as pool:
+        return sorted(p for p, ok in zip(todo, pool.map(ping, todo))
+                      if not ok)
 
 
 def _flow_count(lab, name):
