@@ -124,6 +124,13 @@ def check_subnet(value, field='subnet'):
                        'e.g. 10.1.0.0/16 (or null for none)') from None
 
 
+def in_subnet(ip, subnet):
+    """Is interface address `ip` ('10.1.0.11/16') a host of network
+    `subnet` with its prefix length?"""
+    return ipaddress.ip_interface(ip).network == \
+        ipaddress.ip_network(subnet)
+
+
 def check_ip(value, subnet, others, field='ip'):
     """-> the interface address in canonical form ('10.1.0.11/16'). It must
     be an address with a prefix, a host of `subnet` (the switch's) with the
@@ -137,7 +144,7 @@ def check_ip(value, subnet, others, field='ip'):
         raise ApiError(400, field, 'an address with prefix, e.g. '
                        '10.1.0.11/24') from None
     net = iface.network
-    if subnet is not None and net != ipaddress.ip_network(subnet):
+    if subnet is not None and not in_subnet(value, subnet):
         raise ApiError(400, field, f'{value} is not a host of the logical '
                        f"switch's subnet {subnet} (same prefix length)")
     for other in others:
@@ -191,9 +198,8 @@ class Store:
             self._check_unique_ls(row, ls_id)
             if row['subnet'] is not None:
                 for p in self.list_ports(ls_id):
-                    if p['ip'] is not None and ipaddress.ip_interface(
-                            p['ip']).network != ipaddress.ip_network(
-                                row['subnet']):
+                    if p['ip'] is not None and not in_subnet(
+                            p['ip'], row['subnet']):
                         raise ApiError(409, 'subnet', f"port {p['id']} "
                                        f"({p['attachment']}) has {p['ip']}, "
                                        f"not a host of {row['subnet']}; "
