@@ -95,10 +95,11 @@ def print_result(res, as_json):
 
 
 def lab_spec(args):
-    """--topo with its sizes, --vtep-device and --bfd-interval applied; the
-    spec is validated when the lab is expanded."""
+    """--topo with its sizes, --vtep-device, --no-tls and --bfd-interval
+    applied; the spec is validated when the lab is expanded."""
     spec = labs.with_vtep_device(labs.resolve(args.topo, sizes_of(args)),
                                  args.vtep_device)
+    spec = labs.with_tls(spec, False if args.no_tls else None)
     return labs.with_bfd_interval(spec, args.bfd_interval)
 
 
@@ -441,6 +442,9 @@ def parser():
                         help='BFD to the service nodes every MS ms, 50..10000 '
                         "(default: the lab's bfd_interval_ms, or sized to the "
                         'lab: 100 ms for the small labs)')
+        sp.add_argument('--no-tls', action='store_true',
+                        help='plain TCP/HTTP control channels instead of TLS '
+                        "with the lab's CA (to measure what TLS costs)")
         for k in SIZES:
             sp.add_argument('--' + k.replace('_', '-'), dest=k, type=int,
                             help=f'builder size: {k} (with --topo clos|vcf)')

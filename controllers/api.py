@@ -257,7 +257,7 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
         hardware_vtep database, one item per VTEP:
 
         - name: the VTEP (its Physical_Switch has the same name);
-        - database: the OVSDB remote, tcp:MGMT_IP:6640;
+        - database: the OVSDB remote, ssl:MGMT_IP:6640 (tcp: without TLS);
         - connected: the session is up and its replica is current;
         - since: when `connected` last changed (Unix time, seconds);
         - reconnects: how many times the session came back after a loss;
@@ -288,12 +288,16 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
         - node_ovsdb: the controller's session to each hypervisor's and
           gateway's own OVSDB ({nodes: {node: {connected, since,
           reconnects}}, loop_restarts});
-        - openflow_errors: error messages the switches sent.
+        - openflow_errors: error messages the switches sent;
+        - openflow_tls_refused: TLS sessions the OpenFlow listener refused
+          ({count, last: [{at, address, node (null: not a lab node),
+          reason}]}, the last 20).
         """
         if status is None:
             return {'switches': {}, 'hardware_vteps': [],
                     'node_ovsdb': {'nodes': {}, 'loop_restarts': 0},
-                    'openflow_errors': 0}
+                    'openflow_errors': 0,
+                    'openflow_tls_refused': {'count': 0, 'last': []}}
         return status()
 
     @app.get(PREFIX + '/pushes')

@@ -56,8 +56,12 @@ def vifs_appeared(before, now):
 
 
 class Core:
-    def __init__(self, plan, db_path=':memory:', cfm_interval_ms=100):
+    def __init__(self, plan, db_path=':memory:', cfm_interval_ms=100,
+                 ovsdb_scheme='tcp'):
         self.cfm_interval_ms = cfm_interval_ms
+        # how the nodes' OVSDBs are reached: ssl (the process's
+        # ovs.stream SSL files are set by controllers.main) or tcp
+        self.ovsdb_scheme = ovsdb_scheme
         self.bfd_ms = plan.get('bfd_interval_ms', intent.BFD_MS)
         # a session down this long while both ends run is stuck (_healer)
         self.stuck_s = max(self.STUCK_S, 10 * self.bfd_ms / 1000)
@@ -81,11 +85,29 @@ class Core:
         # 'node', 'msgs', 'acked' (Unix time)}; the last PUSHES_KEPT
         self.pushes = collections.deque(maxlen=self.PUSHES_KEPT)
         self.switches = {}                # node -> its OpenFlow session
+        # OpenFlow TLS sessions refused (controllers/oflisten.py): how
+        # many, and the last REFUSALS_KEPT {'at', 'address', 'node',
+        # 'reason'}
+        self.refused = {'count': 0, 'last': collections.deque(
+            maxlen=self.REFUSALS_KEPT)}
         self._dirty = threading.Event()
         threading.Thread(target=self._reconciler, name='reconciler',
                          daemon=True).start()
 
-    PUSHES_KEPT = 20000
+    PUSHES_KEPT, REFUSALS_KEPT = 20000, 20
+
+    def tls_refused(self, address, reason):
+        """The OpenFlow listener refused a TLS session from `address` (a
+        certificate the lab's CA did not sign, or no TLS at all)."""
+        node = next((n for n, p in self.store.nodes.items()
+                     if p.get('mgmt_ip') == address), None)
+        LOG.warning('OpenFlow: refused a TLS session from %s (%s): %s',
+                    address, node or 'not a lab node', reason)
+        with self.lock:
+            self.refused['count'] += 1
+            self.refused['last'].append({'at': time.time(),
+                                         'address': address, 'node': node,
+                                         'reason': reason})
 
     def pushed(self, node, gen, msgs, sent=None):
         """A switch confirmed (barrier reply) the flow mods of a pass that
@@ -128,7 +150,8 @@ class Core:
         return None
 
     def ovsdb(self, node):
-        return f"tcp:{self.store.nodes[node]['mgmt_ip']}:6640"
+        ip = self.store.nodes[node]['mgmt_ip']
+        return f'{self.ovsdb_scheme}:{ip}:6640'
 
     def reconcile_tunnels(self, only=None):
         """Tunnel ports depend on the transport nodes only: done at start
@@ -346,7 +369,9 @@ class Core:
         'hardware_vteps': [status of each hardware VTEP's OVSDB session]}
         (see hwvtep.VtepSession.status; a VTEP without a session yet,
         start_monitors not called, is listed as not connected),
-        'openflow_errors': how many error messages switches sent."""
+        'openflow_errors': how many error messages switches sent,
+        'openflow_tls_refused': {'count', 'last': [{'at', 'address',
+        'node', 'reason'}]} (see tls_refused)."""
         out = []
         for vtep in self.hw_vteps():
             session = self.vtep_sessions.get(vtep)
@@ -359,8 +384,12 @@ class Core:
         switches = {n: dict(s) for n, s in sorted(self.switches.items())}
         nodes = self.follower.sessions() if self.follower is not None \
             else {'nodes': {}, 'loop_restarts': 0}
+        with self.lock:
+            refused = {'count': self.refused['count'],
+                       'last': list(self.refused['last'])}
         return {'switches': switches, 'hardware_vteps': out,
-                'node_ovsdb': nodes, 'openflow_errors': len(self.errors)}
+                'node_ovsdb': nodes, 'openflow_errors': len(self.errors),
+                'openflow_tls_refused': refused}
 
     STUCK_S, REFRESH_EVERY_S = 3.0, 10.0
 

@@ -31,10 +31,36 @@ def parse(argv=None):
     p.add_argument('--token-file', help='file holding the token the API '
                    'asks of writes (Authorization: Bearer); without it, '
                    'writes are open')
-    p.add_argument('--tls-cert', help='the API serves HTTPS with this '
-                   'certificate (PEM; with --tls-key); without it, HTTP')
-    p.add_argument('--tls-key', help='the key of --tls-cert (PEM)')
+    p.add_argument('--pki', metavar='DIR', help="the lab's PKI directory "
+                   '(topologies/pki.py: ca.pem, controller.pem, '
+                   'controller.key): the API serves HTTPS, OpenFlow listens '
+                   "for TLS and asks each switch for a certificate of the "
+                   "lab's CA, OVSDB sessions are ssl:; without it, all plain")
     return p.parse_args(argv)
+
+
+def tls_files(directory):
+    """The controller's key, certificate and CA in `directory`, or exit
+    naming the one that is missing."""
+    from topologies import pki
+    files = pki.controller_files(directory)
+    for what, path in files.items():
+        if not os.path.isfile(path):
+            sys.exit(f'error: --pki {directory}: no {os.path.basename(path)} '
+                     f"(the {what}); give the lab's PKI directory, made at "
+                     "the lab's start")
+    return files
+
+
+def openflow_args(args, files):
+    """os-ken's listener: TLS with client certificates checked against the
+    lab's CA when `files`, else plain TCP."""
+    out = ['--ofp-listen-host', args.listen]
+    if files:
+        return out + ['--ofp-ssl-listen-port', str(args.of_port),
+                      '--ctl-privkey', files['key'], '--ctl-cert',
+                      files['cert'], '--ca-certs', files['ca']]
+    return out + ['--ofp-tcp-listen-port', str(args.of_port)]
 
 
 def main(argv=None):
@@ -49,10 +75,14 @@ def main(argv=None):
             token = f.read().strip()
         if not token:
             sys.exit(f'error: --token-file {args.token_file} is empty')
-    if bool(args.tls_cert) != bool(args.tls_key):
-        sys.exit('error: --tls-cert and --tls-key go together (the '
-                 "certificate and its key); give both, or neither for HTTP")
-    core = core_mod.Core(plan, args.db, cfm_interval_ms=args.cfm_interval)
+    files = tls_files(args.pki) if args.pki else None
+    if files:                 # every OVSDB session this process opens
+        import ovs.stream
+        ovs.stream.Stream.ssl_set_private_key_file(files['key'])
+        ovs.stream.Stream.ssl_set_certificate_file(files['cert'])
+        ovs.stream.Stream.ssl_set_ca_cert_file(files['ca'])
+    core = core_mod.Core(plan, args.db, cfm_interval_ms=args.cfm_interval,
+                         ovsdb_scheme='ssl' if files else 'tcp')
     core_mod.CORE = core
 
     import uvicorn
@@ -61,7 +91,8 @@ def main(argv=None):
         create_app(core.store, core.on_api_change, core.status,
                    core.push_log, core.learned_macs, token=token),
         host=args.listen, port=args.api_port, log_level='warning',
-        ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key))
+        ssl_certfile=files and files['cert'],
+        ssl_keyfile=files and files['key']))
     threading.Thread(target=server.run, name='api', daemon=True).start()
 
     core.reconcile_tunnels()
@@ -70,8 +101,9 @@ def main(argv=None):
     from os_ken import cfg
     from os_ken.base import app_manager
     import os_ken.controller.controller  # noqa: F401  registers ofp options
-    cfg.CONF(args=['--ofp-listen-host', args.listen, '--ofp-tcp-listen-port',
-                   str(args.of_port)], project='os_ken')
+    cfg.CONF(args=openflow_args(args, files), project='os_ken')
+    from controllers import oflisten
+    oflisten.install(core.tls_refused, cfg.CONF)
     app_manager.AppManager.run_apps(['controllers.app'])
 
 

@@ -3,10 +3,11 @@ namespace, management address), recorded by PID for `./run.py clean`.
 
 The API's writes need a token made here at the first start (kept for
 restarts) and saved beside the controller's log as `api-token` (mode 0600);
-`request()` sends it, `./run.py cli` prints it. The API is HTTPS: at the
-first start a lab CA (controllers/pki.py) signs a certificate for the
-management address; `pki/ca.pem` beside the log is what clients trust
-(`request()` does)."""
+`request()` sends it, `./run.py cli` prints it. With TLS (the lab's
+default) the controller uses the certificate the lab's CA made for it at
+the lab's start (topologies/pki.py, in the lab's `pki/` directory): the API
+is HTTPS, OpenFlow and OVSDB run over TLS, and `pki/ca.pem` is what
+clients trust (`request()` does)."""
 import json
 import os
 import secrets
@@ -17,9 +18,8 @@ import time
 import urllib.error
 import urllib.request
 
-from topologies import records
+from topologies import boot, pki, records
 
-from . import pki
 from .main import API_PORT
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -30,26 +30,33 @@ class Controller:
     def __init__(self, plan, run_root=None, cfm_interval_ms=100):
         self.plan = plan
         self.cfm_interval_ms = cfm_interval_ms
-        self.dir = os.path.join(run_root or records.RUN_ROOT, 'controller')
+        root = run_root or records.RUN_ROOT
+        self.dir = os.path.join(root, 'controller')
+        self.pki_dir = os.path.join(root, 'pki')
         self.host = plan['mgmt']['root_ip'].split('/')[0]
-        self.url = f'https://{self.host}:{API_PORT}/api/v1'
+        self.tls = boot.tls(plan)
+        scheme = 'https' if self.tls else 'http'
+        self.url = f'{scheme}://{self.host}:{API_PORT}/api/v1'
         self.proc = None
         self.token = None
-        self.tls = None          # {'ca', 'cert', 'key', 'ms'} once made
         self._ssl = None
 
     @property
     def ca_path(self):
-        return os.path.join(self.dir, 'pki', 'ca.pem')
+        return pki.controller_files(self.pki_dir)['ca'] if self.tls else None
 
-    def _make_tls(self):
-        t0 = time.monotonic()
-        ca = pki.make_ca(os.path.join(self.dir, 'pki'))
-        cert, key = pki.issue(os.path.dirname(ca), 'controller',
-                              ips=[self.host])
-        self.tls = {'ca': ca, 'cert': cert, 'key': key,
-                    'ms': round((time.monotonic() - t0) * 1000, 1)}
-        self._ssl = ssl.create_default_context(cafile=ca)
+    def _tls_args(self):
+        """--pki for the controller, once the lab's CA made its
+        certificate (Lab.start does, before any node boots)."""
+        files = pki.controller_files(self.pki_dir)
+        missing = [f for f in files.values() if not os.path.exists(f)]
+        if missing:
+            raise RuntimeError(
+                f"TLS is on but the lab's PKI is missing {missing[0]}: start "
+                "the lab first (its start makes the CA and every "
+                "certificate), or set tls: false in the lab's spec")
+        self._ssl = ssl.create_default_context(cafile=files['ca'])
+        return ['--pki', self.pki_dir]
 
     @property
     def token_path(self):
@@ -64,14 +71,10 @@ class Controller:
         plan_path = os.path.join(self.dir, 'plan.json')
         with open(plan_path, 'w') as f:
             json.dump(self.plan, f)
-        if self.tls is None:
-            self._make_tls()
+        tls_args = self._tls_args() if self.tls else []
         if self.token is None:
             self.token = secrets.token_urlsafe(24)
-            fd = os.open(self.token_path, os.O_WRONLY | os.O_CREAT |
-                         os.O_TRUNC, 0o600)
-            with os.fdopen(fd, 'w') as f:
-                f.write(self.token + '\n')
+            pki.write_private(self.token_path, self.token + '\n')
         log = open(self.log_path, 'a')
         # The controller is management plane: on a 2-core box its start-up
         # (imports, first reconciliation) must not starve the userspace
@@ -81,8 +84,7 @@ class Controller:
              'controllers.main', '--plan', plan_path,
              '--db', os.path.join(self.dir, 'nsx.db'), '--listen',
              self.host, '--cfm-interval', str(self.cfm_interval_ms),
-             '--token-file', self.token_path,
-             '--tls-cert', self.tls['cert'], '--tls-key', self.tls['key']],
+             '--token-file', self.token_path] + tls_args,
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True)
         log.close()

@@ -183,7 +183,7 @@ def do(lab, what, ctx, say):
 
 
 def _vtep_ctl(lab, vtep, *args):
-    db = f"--db=tcp:{wire.addr(lab.plan['nodes'][vtep]['mgmt_ip'])}:6640"
+    db = f'--db={lab.db(vtep)}'
     return subprocess.run(['vtep-ctl', db, *args], capture_output=True,
                           text=True, timeout=10).stdout
 

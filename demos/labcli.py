@@ -90,7 +90,7 @@ class LabCLI(CLI):
         if p is None:
             return
         if p['role'] == 'hw_vtep':
-            db = f"--db=tcp:{p['mgmt_ip'].split('/')[0]}:6640"
+            db = f'--db={self.lab.db(name)}'
             for ls in self.lab.node(name).ns_run(
                     ['vtep-ctl', db, 'list-ls']).stdout.split():
                 for what in ('list-local-macs', 'list-remote-macs'):

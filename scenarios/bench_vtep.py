@@ -263,7 +263,7 @@ def scale(lab, device, n_macs, n_bindings, progress, timeout=300):
     from . import vtepscale
     lab.ctl.stop()
     plan = lab.plan
-    db = vtepscale.Db(f"tcp:{_ip(plan, SCALE_VTEP, 'mgmt_ip')}:6640")
+    db = vtepscale.Db(lab.db(SCALE_VTEP))
     pid = device_pid(lab, device, SCALE_VTEP)
     pids = {'device': pid, 'ovs-vswitchd': _pidfile(lab, 'ovs-vswitchd')}
     out = {'memory_before_mb': {k: results.pss_mb([p])

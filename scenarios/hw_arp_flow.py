@@ -105,7 +105,7 @@ def run(fabric='clos', progress=print, vtep_device=None):
     with env as lab:
         plan = lab.plan
         ip5, mac5 = _ip(plan, 'bm5'), plan['nodes']['bm5']['mac']
-        db = f"tcp:{plan['nodes']['vtep1']['mgmt_ip'].split('/')[0]}:6640"
+        db = lab.db('vtep1')
         vtep_port = intent.tunnel_port(plan['nodes'], 'vtep1')
         ready = harness.until(lambda: lab.node('vm1').ns_run(
             ['ping', '-c', '1', '-W', '1', _ip(plan, 'vm3')]).returncode == 0

@@ -137,7 +137,7 @@ def edge_outputs(lab, edge, mac):
 
 
 def vtep_view(lab, vtep, ls, mac):
-    db = f"--db=tcp:{lab.plan['nodes'][vtep]['mgmt_ip'].split('/')[0]}:6640"
+    db = f'--db={lab.db(vtep)}'
 
     def ctl(*args):
         return subprocess.run(['vtep-ctl', db, *args], capture_output=True,

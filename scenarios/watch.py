@@ -125,11 +125,10 @@ class _Replica:
     (the first call is the initial content)."""
 
     def __init__(self, lab, vtep, tables, on_change):
-        ip = lab.plan['nodes'][vtep]['mgmt_ip'].split('/')[0]
         helper = ovs.db.idl.SchemaHelper(location=VTEP_SCHEMA)
         for table, cols in tables.items():
             helper.register_columns(table, cols)
-        self.idl = ovs.db.idl.Idl(f'tcp:{ip}:6640', helper)
+        self.idl = ovs.db.idl.Idl(lab.db(vtep), helper)
         self.on_change, self.stopped, self.seen = on_change, False, 0
         self.wake_r, self.wake_w = os.pipe()
         self.ready = threading.Event()

@@ -26,7 +26,8 @@ import json
 import os
 import shlex
 
-from . import frr, hwvtep, vcf
+from . import frr, hwvtep, pki, vcf
+from .spec import BR_INT_ROLES
 
 OVS_SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema'
 VTEP_SCHEMA = '/usr/share/openvswitch/vtep.ovsschema'
@@ -71,7 +72,7 @@ def _common(node, plan):
     return ['sysctl -qw ' + ' '.join(sysctls)] + _ip_batch(cmds)
 
 
-def _ovs_start(node, run_dir, vtep=False, remote=False, switch=True):
+def _ovs_start(node, plan, run_dir, vtep=False, remote=False, switch=True):
     """A private OVS instance; `remote`: its OVSDB also listens on the
     management address (for the controller), as a VTEP's always does;
     `switch`: False for an OVSDB without ovs-vswitchd (a VCF pod VTEP's
@@ -82,25 +83,58 @@ def _ovs_start(node, run_dir, vtep=False, remote=False, switch=True):
         lines.append(f'ovsdb-tool create {d}/conf.db {OVS_SCHEMA}')
     if vtep:
         lines.append(f'ovsdb-tool create {d}/vtep.db {VTEP_SCHEMA}')
-    lines.append(ovsdb_cmd(node, run_dir, vtep, remote, switch))
+    lines.append(ovsdb_cmd(node, plan, run_dir, vtep, remote, switch))
     if switch:
-        lines += ['ovs-vsctl --no-wait init', vswitchd_cmd(d)]
+        lines.append('ovs-vsctl --no-wait init')
+        if tls(plan) and remote:      # its bridges' OpenFlow sessions
+            f = pki.node_files(run_dir)
+            lines.append(f"ovs-vsctl --no-wait set-ssl {f['key']} "
+                         f"{f['cert']} {f['ca']}")
+        lines.append(vswitchd_cmd(d))
     return lines
 
 
-def ovsdb_cmd(node, run_dir, vtep=False, remote=False, switch=True):
+def tls(plan):
+    """Whether the lab's control channels (OpenFlow, OVSDB, the API) run
+    over TLS with the lab's CA (the default; `tls: false` in the spec or
+    --no-tls turns it off)."""
+    return bool(plan.get('tls'))
+
+
+def local_db(run_dir):
+    """A node's OVSDB as the lab's own tools reach it: its unix socket
+    (the management address takes only the controller, over TLS)."""
+    return f'unix:{run_dir}/db.sock'
+
+
+def ovsdb_cmd(node, plan, run_dir, vtep=False, remote=False, switch=True):
     """How a node's ovsdb-server starts (also to restart it): its
     databases, on a unix socket and, for the controller, on the management
-    address."""
+    address: TLS with the node's certificate (pssl:, the peer's certificate
+    must be the lab CA's), or plain TCP without TLS."""
     d = run_dir
     dbs = (f'{d}/conf.db ' if switch else '') + \
         (f'{d}/vtep.db' if vtep else '')
     remotes = f'--remote=punix:{d}/db.sock'
     if vtep or remote:
         mgmt_ip = node['mgmt_ip'].split('/')[0]
-        remotes += f' --remote=ptcp:{OVSDB_PORT}:{mgmt_ip}'
+        if tls(plan):
+            f = pki.node_files(run_dir)
+            remotes += (f' --remote=pssl:{OVSDB_PORT}:{mgmt_ip} '
+                        f"--private-key={f['key']} --certificate={f['cert']} "
+                        f"--ca-cert={f['ca']}")
+        else:
+            remotes += f' --remote=ptcp:{OVSDB_PORT}:{mgmt_ip}'
     return (f'ovsdb-server {dbs} {remotes} --pidfile={d}/ovsdb-server.pid '
             f'--log-file={d}/ovsdb-server.log --detach --no-chdir')
+
+
+def tls_nodes(plan):
+    """The nodes that talk to the controller (and so get a certificate
+    from the lab's CA): transport nodes (OpenFlow and OVSDB) and hardware
+    VTEPs (OVSDB)."""
+    return sorted(n for n, p in plan['nodes'].items()
+                  if p['role'] in BR_INT_ROLES + ('hw_vtep',))
 
 
 def vswitchd_cmd(run_dir):
@@ -150,15 +184,16 @@ def _br_phy(node, plan):
 
 
 def controller_target(plan):
-    return f"tcp:{plan['mgmt']['root_ip'].split('/')[0]}:{OPENFLOW_PORT}"
+    scheme = 'ssl' if tls(plan) else 'tcp'
+    return f"{scheme}:{plan['mgmt']['root_ip'].split('/')[0]}:{OPENFLOW_PORT}"
 
 
 def transport_node(node, plan, run_dir):
     """br-int: fail_mode secure (headless: forwarding stays when the
     controller is gone), a fixed datapath id (node index + 1) and the
     controller on the management network."""
-    lines = _common(node, plan) + _ovs_start(node, run_dir, remote=True) + \
-        _br_phy(node, plan)
+    lines = _common(node, plan) + \
+        _ovs_start(node, plan, run_dir, remote=True) + _br_phy(node, plan)
     ports = [i for i in node['intfs'] if i['kind'] == 'host']
     cmd = ('ovs-vsctl -- add-br br-int -- set bridge br-int '
            'datapath_type=netdev fail_mode=secure '
@@ -264,11 +299,11 @@ def hw_vtep(node, plan, run_dir):
                                   os.path.dirname(run_dir))
     lines = _common(node, plan)
     if node.get('pod'):          # a VCF pod: its OVSDB and device only
-        lines += _ovs_start(node, run_dir, vtep=True, switch=False)
+        lines += _ovs_start(node, plan, run_dir, vtep=True, switch=False)
     else:
         phys = [(i['name'], i['ofport']) for i in node['intfs']
                 if i['kind'] == 'physical']
-        lines += _ovs_start(node, run_dir, vtep=True) + \
+        lines += _ovs_start(node, plan, run_dir, vtep=True) + \
             _br_phy(node, plan) + [hwvtep.vtep_bridge(phys)]
     lines += [f"cat > {run_dir}/hwvtep.json <<'EOF'\n"
               + json.dumps(layout, indent=1) + '\nEOF',
@@ -278,8 +313,9 @@ def hw_vtep(node, plan, run_dir):
 
 def ovs_vtep(node, plan, run_dir):
     """OVS's own VTEP emulator as the device (the reference)."""
-    lines = _common(node, plan) + _ovs_start(node, run_dir, vtep=True) + \
-        _br_phy(node, plan) + [PER_FRAME_LEARNING]
+    lines = _common(node, plan) + \
+        _ovs_start(node, plan, run_dir, vtep=True) + _br_phy(node, plan) + \
+        [PER_FRAME_LEARNING]
     ps = node['name']
     ports = [i for i in node['intfs'] if i['kind'] == 'physical']
     lines.append(' '.join(
@@ -324,7 +360,7 @@ def clos_router(node, plan, run_dir):
 
 def vcf_member(node, plan, run_dir):
     d = run_dir
-    lines = _common(node, plan) + _ovs_start(node, run_dir)
+    lines = _common(node, plan) + _ovs_start(node, plan, run_dir)
     lines.append(' '.join(
         ['ovs-vsctl -- add-br fabric -- set bridge fabric datapath_type=netdev '
          'fail_mode=secure protocols=OpenFlow13,OpenFlow15 '
@@ -346,7 +382,7 @@ def vcf_member(node, plan, run_dir):
 
 
 def l2_segment(node, plan, run_dir):
-    lines = _common(node, plan) + _ovs_start(node, run_dir)
+    lines = _common(node, plan) + _ovs_start(node, plan, run_dir)
     ports = []
     for i in node['intfs']:
         port = _port('seg', i)
@@ -370,7 +406,7 @@ def host(node, plan, run_dir):
             lines.append(f"ethtool -K {intfs[0]['name']} tx off >/dev/null")
         dev = intfs[0]['name'] if intfs else None
     else:
-        lines += _ovs_start(node, run_dir)
+        lines += _ovs_start(node, plan, run_dir)
         names = [i['name'] for i in intfs]
         if len(names) > 1:
             # A server's bond decides per frame, as Linux bonding does: an
@@ -419,8 +455,8 @@ def restart(node, plan, run_dir):
     role = node['role']
     native = plan.get('vtep_device', 'native') == 'native'
     if role == 'hw_vtep':
-        lines.append(ovsdb_cmd(node, d, vtep=True, switch=not node.get(
-            'pod')))
+        lines.append(ovsdb_cmd(node, plan, d, vtep=True,
+                               switch=not node.get('pod')))
         if not node.get('pod'):
             lines.append(vswitchd_cmd(d))
         if native:

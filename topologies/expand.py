@@ -114,7 +114,7 @@ def expand(spec):
                 [i.get('vlan', 0) for i in n['intfs']] or [0])
             n['host_bridge'] = n['bond'] or bool(n['vlan'])
     return {'name': spec['name'], 'fabric': fabric, 'mtu': mtu,
-            'vtep_device': device,
+            'vtep_device': device, 'tls': spec.get('tls', True),
             'vtep_mac_age_s': spec.get('vtep_mac_age_s',
                                        specmod.DEFAULT_MAC_AGE_S),
             'bfd_interval_ms': spec.get(

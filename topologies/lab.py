@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from mininet.net import Mininet
 from mininet.util import fixLimits
 
-from . import boot, records
+from . import boot, pki, records
 from .nodes import node_class
 
 WORKERS = max(8, 8 * (os.cpu_count() or 1))
@@ -54,6 +54,8 @@ class Lab:
             self._mgmt_bridge()
             self._step('namespaces', self._make_nodes)
             self._step('links', self._make_links)
+            if boot.tls(self.plan):
+                self._step('pki', self._make_pki)
             self._step('boot', self._boot_nodes)
             if self.plan['fabric'] == 'vcf':
                 self._step('announce', self._announce)
@@ -140,6 +142,18 @@ class Lab:
         self.progress(f"  links: {len(self.plan['links'])} data + {mgmt} "
                       'management')
 
+    def _make_pki(self):
+        """The lab's CA, the controller's certificate and one per node that
+        talks to the controller, before any daemon starts (they load them
+        at start)."""
+        nodes = {n: (self.nodes[n].run_dir,
+                     self.plan['nodes'][n]['mgmt_ip'].split('/')[0])
+                 for n in boot.tls_nodes(self.plan)}
+        pki.make_lab(os.path.join(records.RUN_ROOT, 'pki'),
+                     self.plan['mgmt']['root_ip'].split('/')[0], nodes)
+        self.progress(f'  TLS: the lab CA signed {len(nodes) + 1} '
+                      'certificates (controller and nodes)')
+
     def _boot_nodes(self):
         total = len(self.nodes)
         failures = []
@@ -182,6 +196,12 @@ class Lab:
     # -- access ----------------------------------------------------------
     def node(self, name):
         return self.nodes[name]
+
+    def db(self, name):
+        """Node `name`'s OVSDB for the lab's own tools (vtep-ctl, an IDL):
+        its unix socket. The management address serves the controller
+        only, over TLS (boot.ovsdb_cmd)."""
+        return boot.local_db(self.nodes[name].run_dir)
 
     def mininet(self):
         """A Mininet object over the running nodes, for its CLI."""

@@ -61,6 +61,12 @@ def with_bfd_interval(spec, ms):
     return spec if ms is None else dict(spec, bfd_interval_ms=ms)
 
 
+def with_tls(spec, on):
+    """The same lab with its control channels over TLS (`on`), or plain
+    (False); None: the lab's own setting (TLS unless it says)."""
+    return spec if on is None else dict(spec, tls=on)
+
+
 def with_vtep_device(spec, device):
     """The same lab with its hardware VTEPs run by `device` (native or
     ovs-vtep). A VCF pod VTEP moves with it: OVS's emulator is one node

@@ -16,6 +16,8 @@ A spec is a plain dict (usually read from YAML), netlab-like:
     vtep_mac_age_s: 300               # how long a VTEP keeps a silent MAC
     bfd_interval_ms: 100              # BFD to service nodes (default: sized
                                       # to the lab, see topologies/liveness)
+    tls: true                         # OpenFlow, OVSDB and the API over TLS
+                                      # with the lab's CA (default true)
 
 `validate(spec)` returns the list of problems (empty if the spec is good);
 `load(source)` raises SpecError listing all of them. Nothing here does I/O
@@ -45,7 +47,7 @@ PHYSICAL_HOSTS = {'bare_metal', 'appliance'}
 FABRICS = ('clos', 'vcf')
 TOP_KEYS = {'name', 'fabric', 'description', 'nodes', 'links',
             'logical_switches', 'mgmt_subnet', 'underlay_subnet', 'mtu',
-            'vtep_device', 'vtep_mac_age_s', 'bfd_interval_ms'}
+            'vtep_device', 'vtep_mac_age_s', 'bfd_interval_ms', 'tls'}
 # The hardware VTEP device: the lab's own event-driven device (native) or
 # OVS's polling emulator (ovs-vtep), kept as the reference to compare with.
 VTEP_DEVICES = ('native', 'ovs-vtep')
@@ -347,6 +349,10 @@ def _check_top(spec, problems):
                         f'nodes, an integer {BFD_MIN_MS}..{BFD_MAX_MS} ms '
                         '(--bfd-interval); leave it out for the default '
                         'sized to the lab')
+    if not isinstance(spec.get('tls', True), bool):
+        problems.append('tls: true (the default: the control channels run '
+                        "over TLS with the lab's CA) or false (plain TCP and "
+                        'HTTP, e.g. to measure what TLS costs; --no-tls)')
     mtu = spec.get('mtu', DEFAULT_MTU)
     if not isinstance(mtu, int) or not 1550 <= mtu <= 9000:
         problems.append('mtu: underlay MTU 1550..9000 (VXLAN adds 50 bytes '

@@ -2,6 +2,7 @@
 reachability, the hardware VTEP's OVSDB from the root namespace, and VCF
 multihoming through the pod VTEP (OVS's VTEP emulator, programmed by the
 controller over hardware_vtep)."""
+import os
 import re
 import subprocess
 import time
@@ -9,7 +10,7 @@ import time
 import pytest
 
 from scenarios import harness
-from topologies import check, labs
+from topologies import check, labs, pki, records
 
 
 @pytest.fixture(scope='module')
@@ -31,12 +32,15 @@ def test_every_node_is_reachable_from_the_root_namespace(vcf_lab):
 
 
 def test_hardware_vtep_database_answers_over_management(vcf_lab):
+    """Over TLS, with the controller's certificate (test_tls.py has the
+    refusals)."""
     vtep = vcf_lab.plan['nodes']['vtep1']
-    db = f"tcp:{vtep['mgmt_ip'].split('/')[0]}:6640"
-    r = subprocess.run(['vtep-ctl', f'--db={db}', 'list-ps'],
+    db = [f"--db=ssl:{vtep['mgmt_ip'].split('/')[0]}:6640"] + \
+        pki.client_args(os.path.join(records.RUN_ROOT, 'pki'))
+    r = subprocess.run(['vtep-ctl', *db, 'list-ps'],
                        capture_output=True, text=True, timeout=20)
     assert r.stdout.split() == ['vtep1'], r.stderr
-    r = subprocess.run(['vtep-ctl', f'--db={db}', 'list-ports', 'vtep1'],
+    r = subprocess.run(['vtep-ctl', *db, 'list-ports', 'vtep1'],
                        capture_output=True, text=True, timeout=20)
     assert r.stdout.split() == ['leaf1p1', 'leaf2p1', 'leaf2p2']
 

@@ -23,8 +23,7 @@ def until(fn, timeout, step=0.1):
 
 
 def vtep_ctl(lab, vtep, *args):
-    ip = lab.plan['nodes'][vtep]['mgmt_ip'].split('/')[0]
-    return subprocess.run(['vtep-ctl', f'--db=tcp:{ip}:6640', *args],
+    return subprocess.run(['vtep-ctl', f'--db={lab.db(vtep)}', *args],
                           capture_output=True, text=True, timeout=20).stdout
 
 

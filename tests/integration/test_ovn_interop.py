@@ -34,7 +34,7 @@ import pytest
 
 from scenarios import harness
 from scenarios.harness import Captures, decode
-from topologies import check, records
+from topologies import check, pki, records
 from topologies.expand import expand
 from topologies.lab import Lab
 
@@ -164,10 +164,12 @@ class Ovn:
         # northd is up when it answers a round trip NB -> SB
         self.ctl('ovn-nbctl', '--wait=sb', 'sync', timeout=20)
 
-    def start_controller_vtep(self, vtep_db):
+    def start_controller_vtep(self, vtep_db, tls=()):
+        """`tls`: the key, certificate and CA options for an ssl: vtep_db
+        (pki.client_args)."""
         d = self.dir
         return self._start('ovn-controller-vtep', [
-            'ovn-controller-vtep', f'--vtep-db={vtep_db}',
+            'ovn-controller-vtep', f'--vtep-db={vtep_db}', *tls,
             f'--ovnsb-db={self.sb}', f'--log-file={d}/ovn-controller-vtep.log',
             '--no-chdir'])
 
@@ -294,7 +296,7 @@ def collect(lab, plan, ovn, out):
             ['ovs-ofctl', '-O', 'OpenFlow13', 'dump-flows', br]).stdout +
             vtep.ns_run(['ovs-ofctl', '-O', 'OpenFlow13', 'dump-groups',
                          br]).stdout)
-    db = f"--db=tcp:{_addr(plan['nodes']['vtep1']['mgmt_ip'])}:6640"
+    db = f"--db={lab.db('vtep1')}"
     dumps.append('== vtep-ctl show\n' + run(['vtep-ctl', db, 'show']).stdout)
     dumps.append('== remote MACs\n' + run(
         ['vtep-ctl', db, 'list-remote-macs', VTEP_LS]).stdout)
@@ -337,14 +339,19 @@ def test_ovn_controller_vtep_drives_the_hardware_vtep(device,
     nodes = plan['nodes']
     hv_ip = _addr(nodes['hv1']['tunnel_ip'])
     vtep_ip = _addr(nodes['vtep1']['tunnel_ip'])
-    vtep_db = f"tcp:{_addr(nodes['vtep1']['mgmt_ip'])}:6640"
+    # OVN's gateway controller reaches the switch as the NSX controller
+    # does, over TLS with a certificate of the lab's CA (Juniper's OVSDB
+    # asks for ssl:); the test's own vtep-ctl uses the switch's socket
+    vtep_db = f"ssl:{_addr(nodes['vtep1']['mgmt_ip'])}:6640"
+    assert plan['tls']
     uplink = nodes['vtep1']['uplink']
     out = str(tmp_path_factory.mktemp(f'ovn-{device}'))
     ovn = Ovn(str(tmp_path_factory.mktemp('ovn')))
     t = Timings()
 
     def vtep_ctl(*args):
-        return run(['vtep-ctl', f'--db={vtep_db}', '--timeout=5', *args])
+        return run(['vtep-ctl', f'--db={lab.db("vtep1")}', '--timeout=5',
+                    *args])
 
     def vc(*args):
         r = vtep_ctl(*args)
@@ -377,7 +384,7 @@ def test_ovn_controller_vtep_drives_the_hardware_vtep(device,
                 return r.stdout.split() == [SERVER], r.stdout + r.stderr
             t.wait(f'vtep DB: Physical_Switch {PS}, port {SERVER} (after '
                    'boot)', f'{device}: Physical_Switch {PS} with '
-                   f'Physical_Port {SERVER} in the vtep DB at {vtep_db}',
+                   f'Physical_Port {SERVER} in the vtep DB',
                    ps_rows)
             got = vc('get', 'Physical_Switch', PS, 'tunnel_ips')
             assert got == f'["{vtep_ip}"]', \
@@ -393,7 +400,8 @@ def test_ovn_controller_vtep_drives_the_hardware_vtep(device,
             ovn.start_central()
             t.took('OVN NB + SB ovsdb-servers and ovn-northd up')
             t.mark()
-            ovn.start_controller_vtep(vtep_db)
+            ovn.start_controller_vtep(vtep_db, pki.client_args(
+                os.path.join(records.RUN_ROOT, 'pki')))
 
             def chassis():
                 got = sbq('get', 'Chassis', PS, 'other_config:is-vtep')

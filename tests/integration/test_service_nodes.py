@@ -31,10 +31,10 @@ def test_service_node_failover(topo, tmp_path):
             return True
         assert harness.until(bfd_up, 30, 0.2) is not None, \
             'BFD to both service nodes never up'
-        vtep = plan['nodes']['vtep1']['mgmt_ip'].split('/')[0]
+        vtep = lab.db('vtep1')
 
         def unknown_dst():
-            out = subprocess.run(['vtep-ctl', f'--db=tcp:{vtep}:6640',
+            out = subprocess.run(['vtep-ctl', f'--db={vtep}',
                                   'list-remote-macs', 'ls1'],
                                  capture_output=True, text=True).stdout
             return sorted(line.split('/')[-1] for line in out.splitlines()
@@ -64,11 +64,12 @@ def test_service_node_failover(topo, tmp_path):
     assert env.controller_errors() == []
 
 
-def tunnel_forwarding(vtep, remote_ip):
+def tunnel_forwarding(db, remote_ip):
     """`forwarding` of the hardware VTEP's Tunnel to remote_ip, as the switch
-    reports it in bfd_status (None: no such tunnel or no BFD on it)."""
+    reports it in bfd_status (None: no such tunnel or no BFD on it); `db`:
+    the VTEP's OVSDB (Lab.db)."""
     def ctl(*args):
-        return subprocess.run(['vtep-ctl', f'--db=tcp:{vtep}:6640', '--bare',
+        return subprocess.run(['vtep-ctl', f'--db={db}', '--bare',
                                *args], capture_output=True, text=True,
                               timeout=10).stdout.split()
     for loc in ctl('--columns=_uuid', 'find', 'Physical_Locator',

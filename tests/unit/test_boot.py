@@ -34,14 +34,46 @@ def test_hypervisor_has_private_ovs_br_phy_and_secure_br_int():
     assert f"default via {clos['nodes']['hv1']['gateway']}" in s
 
 
+def test_transport_node_reaches_the_controller_over_tls_by_default():
+    clos, _ = plans()
+    root = clos['mgmt']['root_ip'].split('/')[0]
+    s = script(clos, 'hv1')
+    ssl = ('ovs-vsctl --no-wait set-ssl /run/x/hv1/tls.key /run/x/hv1/tls.pem '
+           '/run/x/hv1/ca.pem')
+    assert ssl in s and f'set-controller br-int ssl:{root}:6653' in s
+    # the certificates are in place before ovs-vswitchd reads them
+    assert s.index(ssl) < s.index('ovs-vswitchd --pidfile')
+    plain = script(dict(clos, tls=False), 'hv1')
+    assert f'set-controller br-int tcp:{root}:6653' in plain
+    assert 'set-ssl' not in plain and 'pssl' not in plain
+
+
+def test_certificates_go_to_the_nodes_that_talk_to_the_controller():
+    clos, vcfp = plans()
+    for plan in (clos, vcfp):
+        want = sorted(n for n, p in plan['nodes'].items() if p['role'] in (
+            'hypervisor', 'service_node', 'sw_gateway', 'hw_vtep'))
+        assert boot.tls_nodes(plan) == want and 'vtep1' in want
+    # a restarted hardware VTEP's database comes back on TLS too
+    node = clos['nodes']['vtep1']
+    assert '--remote=pssl:6640:' in boot.restart(node, clos, '/run/x/vtep1')
+
+
 def test_hardware_vtep_serves_hardware_vtep_db_on_management():
     clos, vcfp = plans()
     emulated = expand.expand(builders.clos(vtep_device='ovs-vtep'))
     for plan in (clos, vcfp, emulated):
         s = script(plan, 'vtep1')
         mgmt = plan['nodes']['vtep1']['mgmt_ip'].split('/')[0]
-        assert f'--remote=ptcp:6640:{mgmt}' in s
+        # TLS by default: only pssl on the management address, with the
+        # node's own key and certificate and the lab's CA
+        assert f'--remote=pssl:6640:{mgmt} --private-key=/run/x/vtep1/' \
+            'tls.key --certificate=/run/x/vtep1/tls.pem ' \
+            '--ca-cert=/run/x/vtep1/ca.pem' in s
+        assert 'ptcp:' not in s
         assert 'vtep.ovsschema' in s
+        plain = script(dict(plan, tls=False), 'vtep1')
+        assert f'--remote=ptcp:6640:{mgmt}' in plain and 'pssl' not in plain
     assert 'vtep-ctl -- add-ps vtep1' in script(emulated, 'vtep1')
     assert 'ovs-vtep' in script(emulated, 'vtep1')
 

@@ -85,6 +85,8 @@ def test_all_errors_are_reported_at_once():
      'bfd_interval_ms: the BFD interval to the service nodes, an integer '
      '50..10000 ms (--bfd-interval); leave it out for the default sized to the lab'),
     (lambda s: s.update(bfd_interval_ms='1s'), 'bfd_interval_ms: '),
+    (lambda s: s.update(tls='yes'), 'tls: true (the default: the control '
+     "channels run over TLS with the lab's CA) or false"),
     (lambda s: s['nodes'].update({'Bad-Name': {'role': 'vm'}}),
      'node names are 1-10 lowercase letters or digits'),
 ])
