@@ -160,12 +160,14 @@ def cmd_cli(args):
     spec = lab_spec(args)
     env = harness.ControlledLab(spec, progress)
     with env as lab:
+        tls = (f"HTTPS, OpenFlow and OVSDB over TLS with the lab's CA, "
+               f'{lab.ctl.ca_path}' if lab.ctl.tls else
+               'plain HTTP, OpenFlow and OVSDB (--no-tls)')
         progress(f"lab {lab.plan['name']} is up, provisioned through the API "
                  f"({lab.ctl.url}, OpenAPI at "
                  f"{lab.ctl.url.rsplit('/api', 1)[0]}/docs; writes need "
                  f"'Authorization: Bearer {lab.ctl.token}', kept in "
-                 f"{lab.ctl.token_path}; HTTPS signed by the lab's CA, "
-                 f"{lab.ctl.ca_path}).\nNodes: "
+                 f"{lab.ctl.token_path}; {tls}).\nNodes: "
                  + ' '.join(lab.plan['nodes']) + "\n'help' lists the lab's "
                  "commands (flows, macs, trace, fail, restore, tenants); "
                  "'exit' tears it down.")

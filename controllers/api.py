@@ -266,6 +266,9 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
         - last_commit: the last transaction {status (success, try again,
           error...), ms (from commit to its outcome), ops (plan operations),
           at (Unix time)}, or null;
+        - pending_ops: how many changes the last comparison of the VTEP's
+          tables with what the controller wants found (0: in step, no
+          stale or missing row; null before the first);
         - counts: rows in the VTEP's database now: logical_switches,
           bindings (port/VLAN -> logical switch), local_macs (learned by
           the VTEP: Ucast_Macs_Local), remote_macs (written by the

@@ -379,6 +379,7 @@ class Core:
                 'name': vtep, 'database': self.ovsdb(vtep),
                 'connected': False, 'since': None, 'reconnects': 0,
                 'last_error': 'no session yet', 'last_commit': None,
+                'pending_ops': None,
                 'counts': {'logical_switches': 0, 'bindings': 0,
                            'local_macs': 0, 'remote_macs': 0}})
         switches = {n: dict(s) for n, s in sorted(self.switches.items())}

@@ -1,6 +1,6 @@
 """OVSDB driver for hardware VTEPs (the `hardware_vtep` schema, vtep(5)):
 one persistent python-ovs IDL session per VTEP database, over its
-management address (tcp:MGMT_IP:6640).
+management address (ssl:MGMT_IP:6640; tcp: in a lab without TLS).
 
     apply_ops(txn, ...)    controllers.vtepplan operations -> rows of one
                            transaction
@@ -259,6 +259,7 @@ class VtepSession:
         self._status = {'name': name, 'database': db, 'connected': False,
                         'since': time.time(), 'reconnects': 0,
                         'last_error': None, 'last_commit': None,
+                        'pending_ops': None,
                         'counts': {'logical_switches': 0, 'bindings': 0,
                                    'local_macs': 0, 'remote_macs': 0}}
 
@@ -284,7 +285,10 @@ class VtepSession:
     def status(self):
         """name, database, connected, since (epoch s of the last change of
         `connected`), reconnects, last_error, last_commit ({'status', 'ms',
-        'ops', 'at'}), counts (logical_switches, bindings, local_macs,
+        'ops', 'at'}), pending_ops (what the last comparison of the
+        database with the controller's want found to change: 0 when the
+        VTEP holds exactly what the controller wants; None before the
+        first), counts (logical_switches, bindings, local_macs,
         remote_macs)."""
         with self._lock:
             return {k: dict(v) if isinstance(v, dict) else v
@@ -432,6 +436,7 @@ class VtepSession:
         if requested:
             self._repeats, self._stuck = 0, False
         ops = plan(self._want, self._have)
+        self._set_status(pending_ops=len(ops))
         if ops and ops == self._last_ops and \
                 self._repeats >= self.MAX_REPEATS:
             self._stuck = True                # a fight: stop until asked

@@ -10,6 +10,11 @@ repaired; after each repair an oracle must hold within `settle` seconds:
             flows on its br-int are as many as the controller says it
             installed (a stale or missing flow shows as a difference);
             the controller's session to each node's OVSDB is up;
+  vteps     every hardware VTEP's OVSDB session is up, its tables hold
+            exactly what the controller wants (its last comparison found
+            nothing to change: no stale or missing MAC, locator or
+            binding), and the remote MACs in its database, read directly,
+            are as many as the controller's replica holds;
   errors    no new ERROR line or traceback in the controller's log.
 
 During the whole soak tcpdump runs on every host's port: at the end, no
@@ -24,6 +29,7 @@ timeline.png (faults and heal times).
 """
 import json
 import os
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -82,6 +88,44 @@ def switch_problems(status, device_flows, plan):
     return out
 
 
+def vtep_problems(status, db_macs, plan):
+    """[problem] from the controller's /status (hardware_vteps) and
+    {VTEP: remote MACs in its database, read directly (None: could not
+    read)}."""
+    by_name = {v['name']: v for v in status.get('hardware_vteps', [])}
+    out = []
+    for name in sorted(n for n, p in plan['nodes'].items()
+                       if p['role'] == 'hw_vtep'):
+        v = by_name.get(name)
+        if not v or not v.get('connected'):
+            out.append(f'{name}: no OVSDB session to the controller')
+        elif v.get('pending_ops') is None:
+            out.append(f'{name}: not compared with the controller yet')
+        elif v['pending_ops']:
+            out.append(f"{name}: {v['pending_ops']} change(s) between its "
+                       "tables and the controller's view")
+        elif db_macs.get(name) != v['counts']['remote_macs']:
+            out.append(f'{name}: {db_macs.get(name)} remote MACs in its '
+                       f"database, the controller's replica has "
+                       f"{v['counts']['remote_macs']}")
+    return out
+
+
+def _remote_macs(lab, name):
+    """Rows of Ucast_Macs_Remote in VTEP `name`'s database, asked on its
+    own socket (not through the controller)."""
+    query = json.dumps(['hardware_vtep', {
+        'op': 'select', 'table': 'Ucast_Macs_Remote', 'where': [],
+        'columns': ['MAC']}])
+    r = subprocess.run(['ovsdb-client', '--timeout=10', 'transact',
+                        lab.db(name), query], capture_output=True,
+                       text=True, timeout=20)
+    try:
+        return len(json.loads(r.stdout)[0]['rows'])
+    except (ValueError, LookupError, TypeError):
+        return None
+
+
 def _ping_all(lab, todo, workers=8):
     """-> [pairs of `todo` that did not answer]."""
     def ping(pair):
@@ -107,9 +151,12 @@ def oracle(lab, plan, todo, errors_before):
     status = lab.ctl.get('/status')
     counts = {n: _flow_count(lab, n) for n, p in plan['nodes'].items()
               if p['role'] in SWITCH_ROLES}
+    macs = {n: _remote_macs(lab, n) for n, p in plan['nodes'].items()
+            if p['role'] == 'hw_vtep'}
     errs = harness.log_errors(lab.ctl.log_path)[errors_before:]
     return {'unreached': [f'{a}->{b}' for a, b, _ in _ping_all(lab, todo)],
             'switches': switch_problems(status, counts, plan),
+            'vteps': vtep_problems(status, macs, plan),
             'errors': errs[:10]}
 
 
@@ -159,7 +206,8 @@ def settle_until_healed(lab, plan, todo, errors_before, settle):
 
 
 def healed(o):
-    return not (o['unreached'] or o['switches'] or o['errors'])
+    return not (o['unreached'] or o['switches'] or o['vteps'] or
+                o['errors'])
 
 
 def run(fabric='clos', progress=print, count=10, seed=1, hold=HOLD_S,
@@ -182,8 +230,9 @@ def run(fabric='clos', progress=print, count=10, seed=1, hold=HOLD_S,
             catalog.check(f, plan)
         todo = pairs(plan)
         progress(f'soak: {len(sequence)} faults on {plan["name"]} (seed '
-                 f'{seed}); oracle: {len(todo)} pairs, every switch, the '
-                 f'controller log; hold {hold} s, settle <= {settle} s')
+                 f'{seed}); oracle: {len(todo)} pairs, every switch, every '
+                 "hardware VTEP's tables, the controller log; hold "
+                 f'{hold} s, settle <= {settle} s')
         # a fresh userspace OVS drops the first tunnelled frame to each next
         # hop while it resolves it: the lab is warmed up in rounds first
         o = settle_until_healed(lab, plan, todo, 0, settle)

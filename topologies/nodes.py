@@ -88,7 +88,7 @@ class SoftwareGateway(TransportNode):
 
 
 class HardwareVtep(OVSNode):
-    """QFX5100-like VTEP: hardware_vtep OVSDB on MGMT_IP:6640."""
+    """QFX5100-like VTEP: hardware_vtep OVSDB on MGMT_IP:6640 (TLS)."""
 
 
 class L2Segment(OVSNode):

@@ -2,6 +2,10 @@
 want is vtep_intent on a fresh snapshot, its local MACs become observed
 state, and every change asks every session to reconcile. Sessions are
 faked (no OVSDB)."""
+import collections
+import threading
+import types
+
 import pytest
 
 from controllers import core as core_mod
@@ -123,6 +127,8 @@ def test_bfd_status_of_tunnel_ports_only():
 def test_switch_sessions_are_counted_for_status():
     core = object.__new__(core_mod.Core)
     core.switches, core.errors, core.follower = {}, [], None
+    core.lock = threading.RLock()
+    core.refused = {'count': 0, 'last': collections.deque(maxlen=2)}
     core.hw_vteps = lambda: []
     core.switch_event('hv1', 'connected')
     core.switch_event('hv1', 'pass', 5, 1, 1)
@@ -133,4 +139,16 @@ def test_switch_sessions_are_counted_for_status():
     assert (s['connected'], s['connects'], s['passes']) == (True, 2, 2)
     assert (s['flows_added'], s['flows_deleted'], s['group_mods']) == \
         (5, 1, 1)
+    # refused OpenFlow TLS sessions: counted, the last ones kept, named
+    core.store = types.SimpleNamespace(nodes={'hv1': {'mgmt_ip':
+                                                      '198.18.0.12'}})
+    for _ in range(3):
+        core.tls_refused('198.18.0.12', 'certificate signature failure')
+    core.tls_refused('198.18.0.99', 'no TLS')
+    refused = core.status()['openflow_tls_refused']
+    assert refused['count'] == 4
+    assert [(r['address'], r['node'], r['reason']) for r in
+            refused['last']] == [
+        ('198.18.0.12', 'hv1', 'certificate signature failure'),
+        ('198.18.0.99', None, 'no TLS')]
     assert s['last_pass']['flows_added'] == 0

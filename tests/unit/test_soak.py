@@ -91,6 +91,35 @@ def test_switch_problems_name_the_switch_and_the_difference(plan):
         f'{sws[2]}: 12 flows on br-int, the controller installed 10'])
 
 
+def test_vtep_problems_compare_tables_with_the_controllers_view(plan):
+    vteps = sorted(n for n, p in plan['nodes'].items()
+                   if p['role'] == 'hw_vtep')
+    assert len(vteps) >= 1
+
+    def ok(name):
+        return {'name': name, 'connected': True, 'pending_ops': 0,
+                'counts': {'remote_macs': 7}}
+    status = {'hardware_vteps': [ok(v) for v in vteps]}
+    assert soak.vtep_problems(status, {v: 7 for v in vteps}, plan) == []
+    first = status['hardware_vteps'][0]
+    first['pending_ops'] = 2
+    assert soak.vtep_problems(status, {v: 7 for v in vteps}, plan) == [
+        f"{vteps[0]}: 2 change(s) between its tables and the controller's "
+        'view']
+    first['pending_ops'] = 0
+    # the database, read directly, disagrees with the controller's replica
+    # (or could not be read)
+    assert soak.vtep_problems(status, {vteps[0]: 9}, plan)[0] == \
+        f"{vteps[0]}: 9 remote MACs in its database, the controller's " \
+        'replica has 7'
+    first['pending_ops'] = None
+    assert soak.vtep_problems(status, {v: 7 for v in vteps}, plan)[0] == \
+        f'{vteps[0]}: not compared with the controller yet'
+    # a VTEP the controller does not follow, or no session
+    assert soak.vtep_problems({'hardware_vteps': []}, {}, plan) == [
+        f'{v}: no OVSDB session to the controller' for v in vteps]
+
+
 def test_report_and_timeline_from_a_soak_log(tmp_path):
     log = [{'index': 1, 'fault': {'kind': 'crash', 'target': 'hv1'},
             'what': 'crash hv1 (kill -9)', 'applied': 1.0, 'repaired': 3.0,
