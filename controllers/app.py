@@ -20,7 +20,7 @@ from os_ken.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER,
                                        MAIN_DISPATCHER, set_ev_cls)
 from os_ken.ofproto import ofproto_v1_3
 
-from . import core as core_mod, intent, ofdriver
+from . import intent, ofdriver
 
 LOG = logging.getLogger('nsx.app')
 
@@ -28,10 +28,11 @@ LOG = logging.getLogger('nsx.app')
 class NsxController(app_manager.OSKenApp):
     OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, core=None, **kwargs):
+        """`core`: the controllers.core.Core this app drives (controllers
+        .main gives it to os-ken's app manager, which passes it here)."""
         super().__init__(*args, **kwargs)
-        self.core = core_mod.CORE
-        self.core.app = self
+        self.core = core
         self.dps = {}            # dpid -> datapath
         self.cookies = {}        # dpid -> installed flow cookies
         self.cookie_of = ofdriver.Cookies()

@@ -14,7 +14,6 @@ from .model import Store
 
 LOG = logging.getLogger('nsx.core')
 OVSDB_TIMEOUT_S = 30     # a node's OVSDB transaction (tunnels, BFD, CFM)
-CORE = None              # set by controllers.main before os-ken starts
 
 
 def inventory_from_plan(plan):
@@ -79,7 +78,9 @@ class Core:
         self.follower = None              # hypervisors' OVSDBs (nodedb)
         self.vtep_sessions = {}           # hw VTEP -> hwvtep.VtepSession
         self.lock = threading.RLock()
-        self.app = None                   # the os-ken app, once running
+        # one reconciliation pass of every connected datapath (the os-ken
+        # app's, given by set_datapath_pass once it runs)
+        self._datapath_pass = None
         self.errors = []                  # OpenFlow errors seen
         # what each change cost and when each switch confirmed it: {'gen',
         # 'node', 'msgs', 'acked' (Unix time)}; the last PUSHES_KEPT
@@ -445,6 +446,13 @@ class Core:
                 self.observed['dead'] = dead
                 self.on_change()
 
+    def set_datapath_pass(self, fn):
+        """`fn()`: one reconciliation pass of every connected datapath,
+        run by the reconciler thread after changes (the os-ken app gives
+        it when it starts; the core holds no reference to the app)."""
+        self._datapath_pass = fn
+        self._dirty.set()
+
     def on_change(self):
         """Called after each committed API write and each observed change:
         a burst of changes gives one reconciliation pass of the datapaths
@@ -460,7 +468,7 @@ class Core:
             self._dirty.clear()
             try:
                 with self.lock:
-                    if self.app is not None:
-                        self.app.reconcile_all()
+                    if self._datapath_pass is not None:
+                        self._datapath_pass()
             except Exception:            # keep reconciling; log the bug
                 LOG.exception('reconciliation failed')

@@ -83,7 +83,6 @@ def main(argv=None):
         ovs.stream.Stream.ssl_set_ca_cert_file(files['ca'])
     core = core_mod.Core(plan, args.db, cfm_interval_ms=args.cfm_interval,
                          ovsdb_scheme='ssl' if files else 'tcp')
-    core_mod.CORE = core
 
     import uvicorn
     from controllers.api import create_app
@@ -104,7 +103,24 @@ def main(argv=None):
     cfg.CONF(args=openflow_args(args, files), project='os_ken')
     from controllers import oflisten
     oflisten.install(core.tls_refused, cfg.CONF)
-    app_manager.AppManager.run_apps(['controllers.app'])
+    run_app(app_manager, core)
+
+
+def run_app(app_manager, core):
+    """os-ken's AppManager.run_apps, with `core` handed to the lab's app
+    (and to os-ken's own, which ignore it) instead of a module global;
+    blocks until the apps stop."""
+    from os_ken.lib import hub
+    mgr = app_manager.AppManager.get_instance()
+    mgr.load_apps(['controllers.app'])
+    contexts = mgr.create_contexts()
+    services = mgr.instantiate_apps(core=core, **contexts)
+    app = mgr.applications['NsxController']
+    core.set_datapath_pass(app.reconcile_all)
+    try:
+        hub.joinall(services)
+    finally:
+        mgr.close()
 
 
 if __name__ == '__main__':
