@@ -212,6 +212,19 @@ def make_idl(db):
     return idl
 
 
+def failure_level(status, moved):
+    """How loud a failed transaction is: TRY_AGAIN is OVSDB's ordinary
+    "someone changed what you read" (INFO); any other failure while the
+    database changed under it (another writer's update arrived before the
+    answer: e.g. a locator the plan referenced was garbage-collected
+    meanwhile, a referential integrity error) is that same race, retried
+    on the new state (WARNING); a failure on an unchanged database is the
+    controller's own mistake (ERROR)."""
+    if status == ovs.db.idl.Transaction.TRY_AGAIN:
+        return logging.INFO
+    return logging.WARNING if moved else logging.ERROR
+
+
 class VtepSession:
     """One hardware VTEP's database, followed and written through one
     persistent IDL session, in its own thread.
@@ -480,7 +493,10 @@ class VtepSession:
         error = txn.get_error() or status
         self._retry, self._last_ops = (status, seqno), None
         self._dirty = True
-        log = LOG.info if status == txn.TRY_AGAIN else LOG.error
-        log('%s: transaction of %d op(s): %s', self.name, n, error)
+        moved = self.idl.change_seqno != seqno
+        LOG.log(failure_level(status, moved), '%s: transaction of %d op(s): '
+                '%s%s', self.name, n, error, '; the database changed while '
+                'it was in flight: planned again on the new state' if moved
+                else '')
         self._set_status(last_commit=commit,
                          last_error=f'transaction: {error}')

@@ -273,6 +273,21 @@ class Streams:
                 stdout=subprocess.PIPE, text=True)
         return self
 
+    def stop(self):
+        """End every stream now (senders by PID, then receivers) ->
+        {name: [receive times]} of what arrived (for streams run for an
+        open-ended time, e.g. the whole of a soak)."""
+        for p in self.sends.values():
+            p.terminate()
+        for p in self.sends.values():
+            p.wait(10)
+        time.sleep(0.3)                     # the last packets land
+        for p in self.recvs.values():
+            p.terminate()
+            p.wait(10)
+        return {name: probe.read(path)[1]
+                for name, path in self.paths.items()}
+
     def finish(self):
         report = {n: probe.sender_report(p.communicate()[0])
                   for n, p in self.sends.items()}

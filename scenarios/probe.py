@@ -154,6 +154,13 @@ def longest_silence(times):
                default=(0.0, None, None))
 
 
+def silences(times, min_s):
+    """[(last arrival before, first arrival after)] of every time between
+    two arrivals of at least `min_s` seconds, in order."""
+    ts = sorted(times)
+    return [(a, b) for a, b in zip(ts, ts[1:]) if b - a >= min_s]
+
+
 def silence_ms(times, rate):
     """The receive clock: the longest time between two arrivals, minus one
     probe interval (a stream without loss has 0)."""

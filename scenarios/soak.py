@@ -18,7 +18,13 @@ repaired; after each repair an oracle must hold within `settle` seconds:
   errors    no new ERROR line or traceback in the controller's log.
 
 During the whole soak tcpdump runs on every host's port: at the end, no
-frame may carry the source MAC of a host of another logical switch.
+frame may carry the source MAC of a host of another logical switch. UDP
+probe streams (one pair of hosts per logical switch, PROBE_RATE each way
+the stream goes) run for the whole soak too: every silence of at least
+PROBE_GAP_S is a probe gap, put against the fault it fell in (the report
+and the timeline show them; the gaps are measured, not judged, but a
+stream that delivered nothing at the start or at the end measured nothing
+and fails the soak).
 
 The first fault after which the oracle does not hold within `settle` ends
 the soak: the result names it and the sequence that led to it, the
@@ -27,6 +33,7 @@ same sequence again. Results: result.json (every fault: when applied,
 repaired, healed, and the oracle's last answer), report.md and
 timeline.png (faults and heal times).
 """
+import contextlib
 import json
 import os
 import subprocess
@@ -35,10 +42,79 @@ from concurrent.futures import ThreadPoolExecutor
 
 from topologies import labs, spec as specmod
 
-from . import faults as catalog, harness, results, stats
+from . import faults as catalog, harness, probe, results, stats
 
 HOLD_S, SETTLE_S = 2.0, 60.0
 SWITCH_ROLES = specmod.BR_INT_ROLES
+PROBE_RATE, PROBE_GAP_S, PROBE_STREAMS, PROBE_PORT = 100, 0.1, 4, 9300
+PROBE_EDGE_S = 10       # a stream must deliver in its first and last 10 s
+
+
+def probe_pairs(plan, todo, most=PROBE_STREAMS):
+    """[(a, b)]: the first pair of hosts of each logical switch (at most
+    `most`), for the soak's probe streams."""
+    n, out, seen = plan['nodes'], [], set()
+    for a, b, _ in todo:
+        if n[a]['ls'] not in seen and len(out) < most:
+            seen.add(n[a]['ls'])
+            out.append((a, b))
+    return out
+
+
+def fault_windows(log, settle):
+    """[(index, kind, start, end)]: each fault from when it was applied to
+    when the oracle held again (or `settle` after the repair)."""
+    out = []
+    for e in log:
+        if 'applied' not in e or 'repaired' not in e:
+            continue
+        heal = e.get('healed_s')
+        out.append((e['index'], e['fault']['kind'], e['applied'],
+                    e['repaired'] + (heal if heal is not None else settle)))
+    return out
+
+
+def probe_gaps(times, t_start, log, settle, min_s=PROBE_GAP_S):
+    """{stream: [receive times]} -> [{'stream', 'at' (s since the soak's
+    start), 'ms', 'fault' (index, or None: outside every fault), 'kind'}],
+    in time order."""
+    windows = fault_windows(log, settle)
+    out = []
+    for name, ts in sorted(times.items()):
+        for a, b in probe.silences(ts, min_s):
+            at = a - t_start
+            hit = next((w for w in windows if w[2] - min_s <= at <= w[3]),
+                       None)
+            out.append({'stream': name, 'at': round(at, 3),
+                        'ms': round((b - a) * 1000, 1),
+                        'fault': hit[0] if hit else None,
+                        'kind': hit[1] if hit else None})
+    return sorted(out, key=lambda g: (g['at'], g['stream']))
+
+
+def stream_problems(times, started, stopped, edge=PROBE_EDGE_S):
+    """[problem] for each stream that delivered nothing within `edge` s of
+    its start, or of its end: it measured nothing there."""
+    out = []
+    for name, ts in sorted(times.items()):
+        if not any(started <= t <= started + edge for t in ts):
+            out.append(f'probe stream {name}: nothing arrived in its first '
+                       f'{edge} s')
+        if not any(stopped - edge <= t <= stopped for t in ts):
+            out.append(f'probe stream {name}: nothing arrived in its last '
+                       f'{edge} s')
+    return out
+
+
+def gaps_by_kind(gaps):
+    """{kind (or 'outside faults'): {'gaps', 'longest_ms'}}."""
+    out = {}
+    for g in gaps:
+        d = out.setdefault(g['kind'] or 'outside faults',
+                           {'gaps': 0, 'longest_ms': 0.0})
+        d['gaps'] += 1
+        d['longest_ms'] = max(d['longest_ms'], g['ms'])
+    return out
 
 
 def pairs(plan):
@@ -221,7 +297,7 @@ def run(fabric='clos', progress=print, count=10, seed=1, hold=HOLD_S,
     out_dir = results.run_dir(f'soak-{fabric}')
     env = harness.ControlledLab(labs.resolve(fabric), progress, out_dir)
     log, problems, t_start = [], [], time.time()
-    frames = {}
+    frames, probe_times, span = {}, {}, {}
     with env as lab:
         plan = lab.plan
         if replay is None:
@@ -240,9 +316,32 @@ def run(fabric='clos', progress=print, count=10, seed=1, hold=HOLD_S,
         if not healed(o):
             problems.append(f'the lab was not healthy before any fault: {o}')
         hosts = sorted({a for a, _, _ in todo} | {b for _, b, _ in todo})
-        caps = harness.Captures(lab, {h: 'eth0' for h in hosts}, out_dir,
-                                snaplen=96)
-        with caps:
+        flows = [(f'{a}-{b}', a, b, PROBE_PORT + i)
+                 for i, (a, b) in enumerate(probe_pairs(plan, todo))]
+        # every port captured; a stream's own frames not on its two ends
+        # (they would be most of the capture), anyone else's still are
+        own = {h: f'not udp port {port}' for _, a, b, port in flows
+               for h in (a, b)}
+        groups = {}
+        for h in hosts:
+            groups.setdefault(own.get(h, ''), []).append(h)
+        caps = [harness.Captures(lab, {h: 'eth0' for h in hs}, out_dir,
+                                 bpf=bpf, snaplen=96)
+                for bpf, hs in sorted(groups.items())]
+        streams = harness.Streams(lab, flows, 24 * 3600, out_dir,
+                                  rate=PROBE_RATE, tag='probe')
+        def stop_streams():
+            span['stopped'] = time.time()
+            probe_times.update(streams.stop())
+
+        with contextlib.ExitStack() as stack:
+            for c in caps:
+                stack.enter_context(c)
+            stack.callback(stop_streams)        # before the captures end
+            streams.start()
+            span['started'] = time.time()
+            progress(f'  probe streams ({PROBE_RATE}/s): '
+                     + ', '.join(f[0] for f in flows))
             for i, fault in enumerate(sequence if not problems else []):
                 what = catalog.describe(fault)
                 entry = {'index': i + 1, 'fault': fault, 'what': what}
@@ -276,12 +375,17 @@ def run(fabric='clos', progress=print, count=10, seed=1, hold=HOLD_S,
                     entry['state'] = save_state(
                         lab, os.path.join(out_dir, 'state-at-failure'))
                     break
-        frames = caps.frames()
+        frames = {h: fs for c in caps for h, fs in c.frames().items()}
         foreign = foreign_frames(frames, plan)
         if foreign:
             problems.append(f'{len(foreign)} frame(s) crossed logical '
                             f'switches, e.g. {foreign[:3]}')
         name = plan['name']
+    # a stream that streams.start() did not get going has no times at all
+    problems += stream_problems(
+        {f[0]: probe_times.get(f[0], []) for f in flows},
+        span.get('started', t_start), span.get('stopped', time.time()))
+    gaps = probe_gaps(probe_times, t_start, log, settle)
     heals = [e['healed_s'] for e in log if e.get('healed_s') is not None]
     metrics = {
         'fabric': fabric, 'seed': seed, 'sequence': sequence,
@@ -292,11 +396,17 @@ def run(fabric='clos', progress=print, count=10, seed=1, hold=HOLD_S,
         'heal_s': _describe(heals), 'pairs': len(todo),
         'frames_captured': sum(len(v) for v in frames.values()),
         'cross_tenant_frames': len(foreign), 'problems': problems,
-        'by_kind': _by_kind(log)}
+        'by_kind': _by_kind(log),
+        'probe': {'rate': PROBE_RATE, 'min_gap_ms': PROBE_GAP_S * 1000,
+                  'streams': {f[0]: len(probe_times.get(f[0], []))
+                              for f in flows},
+                  'gaps': gaps, 'by_kind': gaps_by_kind(gaps)}}
     passed = not problems and len(heals) == len(sequence)
-    artifacts = sorted(caps.files.values()) + [
-        os.path.join(out_dir, 'controller.log')]
-    for path in (report(metrics, name, out_dir), timeline(log, out_dir)):
+    artifacts = sorted(f for c in caps for f in c.files.values()) + \
+        sorted(streams.paths.values()) + [
+            os.path.join(out_dir, 'controller.log')]
+    for path in (report(metrics, name, out_dir),
+                 timeline(log, out_dir, gaps)):
         if path:
             artifacts.append(path)
     res = results.result('soak', name, passed, metrics, artifacts)
@@ -336,6 +446,24 @@ def report(m, name, out_dir):
         lines.append(f"| {k} | {d['faults']} | {d['healed']} | " + (
             f"{h['p50']:.1f} / {h['p95']:.1f} / {h['max']:.1f}" if h
             else '-') + ' |')
+    pr = m.get('probe')
+    if pr:
+        gaps = pr['gaps']
+        lines += ['', '## Probe gaps', '',
+                  f"Streams at {pr['rate']}/s for the whole soak: "
+                  + ', '.join(f'{k} ({v} received)' for k, v in
+                              sorted(pr['streams'].items()))
+                  + f"; {len(gaps)} silence(s) of at least "
+                  f"{pr['min_gap_ms']:.0f} ms.", '',
+                  '| during | gaps | longest, ms |', '|---|---|---|']
+        for k, d in sorted(pr['by_kind'].items()):
+            lines.append(f"| {k} | {d['gaps']} | {d['longest_ms']:.0f} |")
+        longest = sorted(gaps, key=lambda g: -g['ms'])[:10]
+        if longest:
+            lines += ['', '| stream | at, s | ms | fault |', '|---|---|---|---|']
+            lines += [f"| {g['stream']} | {g['at']:.1f} | {g['ms']:.0f} | "
+                      f"{g['fault'] if g['fault'] else '-'} |"
+                      for g in longest]
     lines += ['', '| # | fault | healed after, s |', '|---|---|---|']
     for e in m['faults']:
         lines.append(f"| {e['index']} | {e['what']} | "
@@ -348,15 +476,19 @@ def report(m, name, out_dir):
     return path
 
 
-def timeline(log, out_dir):
-    """PNG: one row per fault, the fault held (applied -> repaired) and the
-    time until the oracle held again."""
+def timeline(log, out_dir, gaps=()):
+    """PNG: one row per fault, the fault held (applied -> repaired), the
+    time until the oracle held again, and the probe gaps that fell in it
+    (gaps outside every fault on a last row)."""
     done = [e for e in log if 'repaired' in e]
     if not done:
         return None
     from .failplots import _plt
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(10, max(3, 0.25 * len(done) + 1)))
+    row_of = {e['index']: row for row, e in enumerate(done)}
+    outside = [g for g in gaps if g['fault'] not in row_of]
+    rows = len(done) + (1 if outside else 0)
+    fig, ax = plt.subplots(figsize=(10, max(3, 0.25 * rows + 1)))
     colors = {'crash': 'tab:red', 'freeze': 'tab:purple', 'cut': 'tab:orange',
               'partition': 'tab:brown', 'controller': 'tab:blue',
               'several': 'black'}
@@ -369,16 +501,23 @@ def timeline(log, out_dir):
                     height=0.3)
         else:
             ax.plot(e['repaired'], row, 'kx', ms=10)
-    ax.set_yticks(range(len(done)))
-    ax.set_yticklabels([f"{e['index']} {e['what']}"[:48] for e in done],
-                       fontsize=6)
+    for g in gaps:
+        row = row_of.get(g['fault'], len(done))
+        ax.barh(row, max(g['ms'] / 1000, 0.05), left=g['at'], color='red',
+                height=0.15)
+    labels = [f"{e['index']} {e['what']}"[:48] for e in done] + (
+        ['probe gaps outside faults'] if outside else [])
+    ax.set_yticks(range(rows))
+    ax.set_yticklabels(labels, fontsize=6)
     ax.invert_yaxis()
     from matplotlib.patches import Patch
     used = sorted({e['fault']['kind'] for e in done})
     handles = [Patch(color=colors.get(k, 'grey'), label=k) for k in used] + [
-        Patch(color='tab:green', label='until the oracle held')]
+        Patch(color='tab:green', label='until the oracle held')] + (
+        [Patch(color='red', label='probe gap')] if gaps else [])
     ax.set_xlabel('seconds since the soak started')
-    ax.set_title('fault soak: faults held, then time to heal (x: never)')
+    ax.set_title('fault soak: faults held, time to heal (x: never), probe '
+                 'gaps')
     ax.legend(handles=handles, fontsize=7, loc='upper left',
               bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3, axis='x')

@@ -240,3 +240,16 @@ def test_a_database_that_undoes_our_writes_is_not_fought_forever(lab):
     assert reverts == session.MAX_REPEATS + 1
     session.request()                      # a change: it tries again
     assert wait_for(lambda: switch.have()['tunnels']['1.0.0.1'] == BFD)
+
+
+def test_a_failed_transaction_is_an_error_only_on_an_unchanged_database():
+    import logging
+
+    import ovs.db.idl
+
+    from controllers.hwvtep import failure_level
+    T = ovs.db.idl.Transaction
+    assert failure_level(T.TRY_AGAIN, False) == logging.INFO
+    assert failure_level(T.ERROR, True) == logging.WARNING    # a race
+    assert failure_level(T.ERROR, False) == logging.ERROR     # our bug
+    assert failure_level(T.NOT_LOCKED, False) == logging.ERROR

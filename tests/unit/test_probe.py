@@ -129,3 +129,8 @@ def test_sending_from_python_leaves_the_caller_s_scheduling_alone():
     probe.send('127.0.0.1', port, 1000, 0.01)
     assert os.sched_getscheduler(0) == before
     s.close()
+
+
+def test_silences_are_the_gaps_of_at_least_min_s():
+    assert probe.silences([3.0, 1.0, 1.05, 2.8], 0.5) == [(1.05, 2.8)]
+    assert probe.silences([1.0, 1.1], 0.5) == [] == probe.silences([], 0.1)

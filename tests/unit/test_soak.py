@@ -127,12 +127,61 @@ def test_report_and_timeline_from_a_soak_log(tmp_path):
            {'index': 2, 'fault': {'kind': 'cut', 'target': 'leaf1-hv1'},
             'what': 'cut link leaf1-hv1', 'applied': 7.0, 'repaired': 9.0,
             'healed_s': None}]
+    gaps = soak.probe_gaps({'vm1-vm3': [100.0, 101.0, 101.01, 109.5]},
+                           100.0, log, 60)
     m = {'seed': 1, 'faults_survived': 1, 'faults_planned': 2,
          'permanent_losses': 1, 'cross_tenant_frames': 0,
          'frames_captured': 40, 'pairs': 12, 'faults': log,
-         'by_kind': soak._by_kind(log), 'problems': ['fault 2 not healed']}
+         'by_kind': soak._by_kind(log), 'problems': ['fault 2 not healed'],
+         'probe': {'rate': 100, 'min_gap_ms': 100.0,
+                   'streams': {'vm1-vm3': 4}, 'gaps': gaps,
+                   'by_kind': soak.gaps_by_kind(gaps)}}
     md = open(soak.report(m, 'clos', str(tmp_path))).read()
     assert '| crash | 1 | 1 | 2.5 / 2.5 / 2.5 |' in md
     assert '| cut | 1 | 0 | - |' in md and 'fault 2 not healed' in md
-    png = soak.timeline(log, str(tmp_path))
+    # 100.0 -> 101.0 before any fault; 101.01 -> 109.5 during the crash
+    assert '| outside faults | 1 | 1000 |' in md
+    assert '| crash | 1 | 8490 |' in md
+    assert '| vm1-vm3 | 1.0 | 8490 | 1 |' in md
+    png = soak.timeline(log, str(tmp_path), gaps)
     assert open(png, 'rb').read(8) == b'\x89PNG\r\n\x1a\n'
+
+
+def test_probe_gaps_fall_in_the_fault_they_happened_in():
+    log = [{'index': 1, 'fault': {'kind': 'crash'}, 'applied': 10.0,
+            'repaired': 12.0, 'healed_s': 1.0},
+           {'index': 2, 'fault': {'kind': 'cut'}, 'applied': 20.0,
+            'repaired': 22.0, 'healed_s': None},
+           {'index': 3, 'fault': {'kind': 'down'}, 'error': 'no such'}]
+    assert soak.fault_windows(log, 60) == [(1, 'crash', 10.0, 13.0),
+                                           (2, 'cut', 20.0, 82.0)]
+    t0 = 1000.0
+    times = {'a-b': [t0 + x for x in (1.0, 1.01, 10.5, 10.51, 16.0)],
+             'c-d': [t0 + x for x in (1.0, 1.01, 1.02)]}
+    gaps = soak.probe_gaps(times, t0, log, 60)
+    assert gaps == [
+        {'stream': 'a-b', 'at': 1.01, 'ms': 9490.0, 'fault': None,
+         'kind': None},
+        {'stream': 'a-b', 'at': 10.51, 'ms': 5490.0, 'fault': 1,
+         'kind': 'crash'}]
+    assert soak.gaps_by_kind(gaps) == {
+        'outside faults': {'gaps': 1, 'longest_ms': 9490.0},
+        'crash': {'gaps': 1, 'longest_ms': 5490.0}}
+
+
+def test_a_stream_that_delivered_nothing_at_an_end_fails_the_soak():
+    ts = {'a-b': [100.5, 150.0, 199.0], 'c-d': [100.5, 120.0],
+          'e-f': []}
+    assert soak.stream_problems(ts, 100.0, 200.0) == [
+        'probe stream c-d: nothing arrived in its last 10 s',
+        'probe stream e-f: nothing arrived in its first 10 s',
+        'probe stream e-f: nothing arrived in its last 10 s']
+
+
+def test_one_probe_stream_per_logical_switch(plan):
+    todo = soak.pairs(plan)
+    got = soak.probe_pairs(plan, todo)
+    n = plan['nodes']
+    assert len({n[a]['ls'] for a, _ in got}) == len(got) >= 2
+    assert all(n[a]['ls'] == n[b]['ls'] for a, b in got)
+    assert len(soak.probe_pairs(plan, todo, most=1)) == 1
