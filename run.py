@@ -142,12 +142,16 @@ def cmd_topo(args):
     return 0 if res['passed'] else 1
 
 
+def default_args(as_json=False):
+    """What `./run.py` alone (`make run`) runs: `topo --topo clos --check
+    --overlay`, every other option at its default."""
+    return parser().parse_args(['topo', '--topo', 'clos', '--check',
+                                '--overlay'] + (['--json'] if as_json
+                                                else []))
+
+
 def cmd_default(args):
-    args.topo, args.check, args.plan, args.deadline = 'clos', True, False, 90
-    args.overlay, args.idle = True, 0
-    for k in SIZES:
-        setattr(args, k, None)
-    return cmd_topo(args)
+    return cmd_topo(default_args(args.json))
 
 
 def cmd_cli(args):

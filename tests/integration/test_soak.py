@@ -17,7 +17,15 @@ def test_a_short_soak_heals_every_fault_and_replays():
     assert m['permanent_losses'] == 0 and m['cross_tenant_frames'] == 0
     assert m['frames_captured'] > 0 and m['pairs'] >= 10
     assert all(f['healed_s'] is not None and f['oracle']['unreached'] == []
-               for f in m['faults'])
+               and f['oracle']['vteps'] == [] for f in m['faults'])
+    # probe streams ran the whole soak (one per logical switch, 100/s),
+    # and each gap names the fault it fell in (or none)
+    p = m['probe']
+    assert len(p['streams']) == 2 and all(n > 1000 for n in
+                                          p['streams'].values()), p
+    indices = {f['index'] for f in m['faults']}
+    assert all(g['fault'] in indices | {None} and g['ms'] >= 100
+               for g in p['gaps'])
     path = next(a for a in res['artifacts'] if a.endswith('result.json'))
     assert any(a.endswith('timeline.png') for a in res['artifacts'])
     r2 = run_py('soak', '--replay', path, '--json', timeout=900)

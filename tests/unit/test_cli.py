@@ -13,6 +13,19 @@ def run(*args):
                            *args], capture_output=True, text=True, cwd=ROOT)
 
 
+def test_the_default_job_is_the_small_clos_lab_checked_with_overlay():
+    """`./run.py` alone (make run) once failed before any lab started: it
+    built its own options and missed the ones added to topo since."""
+    sys.path.insert(0, ROOT)
+    import run as runpy
+    args = runpy.default_args()
+    assert (args.command, args.topo, args.check, args.overlay) == \
+        ('topo', 'clos', True, True)
+    spec = runpy.lab_spec(args)            # every option it reads is set
+    assert spec['name'] == 'clos-small' and 'tls' not in spec
+    assert runpy.default_args(as_json=True).json
+
+
 def test_list_shows_labs():
     r = run('list')
     assert r.returncode == 0
