@@ -403,10 +403,8 @@ class Core:
             time.sleep(1.0)
             now = time.monotonic()
             with self.lock:
-                stuck = [k for k, t in self.down_since.items()
-                         if now - t > self.stuck_s and
-                         now - self.refreshed.get(k, 0) >
-                         max(self.REFRESH_EVERY_S, 2 * self.stuck_s)]
+                stuck = intent.stuck_bfd(self.down_since, self.refreshed, now,
+                                         self.stuck_s, self.REFRESH_EVERY_S)
                 for k in stuck:
                     self.refreshed[k] = now
                     self.refreshes[k] = self.refreshes.get(k, 0) + 1

@@ -423,6 +423,16 @@ def dead_service_nodes(nodes, liveness):
             if sum(1 for x in v if not x) * 2 > len(v)}
 
 
+def stuck_bfd(down_since, refreshed, now, stuck_s, every_s):
+    """The BFD sessions to refresh at `now` (sorted): down for more than
+    `stuck_s` (down_since: {(node, service node): since}) and not refreshed
+    in the last max(every_s, 2 * stuck_s) (refreshed: {key: when})."""
+    wait = max(every_s, 2 * stuck_s)
+    return sorted(k for k, t in down_since.items()
+                  if now - t > stuck_s and
+                  now - refreshed.get(k, float('-inf')) > wait)
+
+
 def gateway_macs(desired, gw, raw):
     """What software gateway `gw` reported, {(cable, vlan, mac)}, as
     {(vni, mac)}: a (cable, VLAN) counts where a gateway connection binds

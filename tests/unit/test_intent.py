@@ -344,3 +344,17 @@ def test_a_pass_over_the_touched_sections_ends_where_a_full_one_does(lab):
             assert installed[n] == {cookie(f) for f in full}, (
                 change.__name__, n)
         ctx = after
+
+
+def test_stuck_bfd_sessions_are_refreshed_at_most_every_so_often():
+    down = {('hv1', 'sn1'): 100.0, ('hv2', 'sn1'): 104.0}
+    # hv1's has been down 5 s (> 3 s): refresh it; hv2's only 1 s
+    assert intent.stuck_bfd(down, {}, 105.0, 3.0, 10.0) == [('hv1', 'sn1')]
+    # refreshed at 105: not again before max(10, 2 * 3) s have passed
+    done = {('hv1', 'sn1'): 105.0}
+    assert intent.stuck_bfd(down, done, 110.0, 3.0, 10.0) == [('hv2', 'sn1')]
+    assert intent.stuck_bfd(down, done, 115.5, 3.0, 10.0) == [
+        ('hv1', 'sn1'), ('hv2', 'sn1')]
+    # a long stuck interval stretches the wait: 2 * 8 s
+    assert intent.stuck_bfd(down, done, 118.0, 8.0, 10.0) == [('hv2', 'sn1')]
+    assert intent.stuck_bfd({}, {}, 1e9, 3.0, 10.0) == []
