@@ -426,6 +426,17 @@ class Captures:
         return {node: decode(path) for node, path in self.files.items()}
 
 
+def foreign(recs, host, group_of, mac_of):
+    """[(frame, its source host)] of the frames captured at `host` (decoded
+    records) whose source MAC is a host of another group (`group_of`:
+    {host: logical switch or tenant}; `mac_of`: {host: MAC}): what a
+    tenant must never see."""
+    owner = {mac: h for h, mac in mac_of.items()}
+    return [(r, owner[r['src']]) for r in recs
+            if r.get('src') in owner and
+            group_of[owner[r['src']]] != group_of[host]]
+
+
 def decode(path):
     """A pcap -> [frame records]: outer VXLAN (src/dst IP, UDP ports, VNI)
     if any, and the inner Ethernet (src/dst MAC, VLAN, ARP op and addresses, or

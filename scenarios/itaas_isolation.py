@@ -57,12 +57,12 @@ def judge(frames, tenant_of, mac_of):
     out = {}
     for host, recs in frames.items():
         t = tenant_of[host]
-        foreign, bcast, flood = [], set(), set()
+        foreign = [f"{r['src']} ({src}, tenant {tenant_of[src]}) -> "
+                   f"{r.get('dst')}" for r, src in
+                   harness.foreign(recs, host, tenant_of, mac_of)]
+        bcast, flood = set(), set()
         for r in recs:
             src = owner.get(r.get('src'))
-            if src is not None and tenant_of[src] != t:
-                foreign.append(f"{r.get('src')} ({src}, tenant "
-                               f"{tenant_of[src]}) -> {r.get('dst')}")
             if src and src != host and tenant_of[src] == t:
                 if r.get('dst') == 'ff:ff:ff:ff:ff:ff' and \
                         r.get('ip_dst', '').endswith('.255'):

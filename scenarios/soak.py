@@ -132,15 +132,12 @@ def foreign_frames(frames, plan):
     its switch)'] for frames whose source MAC is a host of another logical
     switch."""
     n = plan['nodes']
-    owner = {p['mac']: h for h, p in n.items() if p.get('mac') and
-             p.get('ls')}
-    out = []
-    for host, recs in sorted(frames.items()):
-        for r in recs:
-            src = owner.get(r.get('src'))
-            if src is not None and n[src]['ls'] != n[host]['ls']:
-                out.append(f"{host}: {r['src']} ({src}, {n[src]['ls']})")
-    return out
+    hosts = [h for h, p in n.items() if p.get('mac') and p.get('ls')]
+    ls_of = {h: n[h]['ls'] for h in hosts}
+    mac_of = {h: n[h]['mac'] for h in hosts}
+    return [f"{host}: {r['src']} ({src}, {ls_of[src]})"
+            for host, recs in sorted(frames.items())
+            for r, src in harness.foreign(recs, host, ls_of, mac_of)]
 
 
 def switch_problems(status, device_flows, plan):
