@@ -179,10 +179,13 @@ def run_phase(lab, ctl, out_dir, progress):
         'vlan': PROBE_VLAN})
     if s2 != 201:
         return [], [], [f'escape: binding the probe switch: {s2} {conn}']
-    tag = f"tun_id={hex(PROBE_LS['vni'])}"
-    ready = harness.until(lambda: tag in lab.node('gw1').ns_run([
-        'ovs-ofctl', '-O', 'OpenFlow13', 'dump-flows', 'br-int']).stdout,
-        20, 0.2)                     # its flooding (table 1) is there
+    # ready when gw1's data plane puts a broadcast on the probe VLAN into
+    # the probe VNI and floods it (ofproto/trace: its own translation)
+    cable = next(i for i in plan['nodes']['gw1']['intfs']
+                 if i['kind'] == 'physical' and i['name'] == 'seg1')
+    ready = harness.until(lambda: harness.trace_vni(
+        lab, 'gw1', cable['ofport'], PROBE_VLAN) == [PROBE_LS['vni']],
+        20, 0.2)
     if ready is None:
         return [], [], [f'escape: gw1 never installed VNI '
                         f"{PROBE_LS['vni']}"]

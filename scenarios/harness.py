@@ -10,6 +10,7 @@ namespaces; pcap decoding into plain frame records.
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -424,6 +425,18 @@ class Captures:
 
     def frames(self):
         return {node: decode(path) for node, path in self.files.items()}
+
+
+def trace_vni(lab, gw, port, vlan):
+    """The VNIs (tun_id) a broadcast frame on VLAN `vlan` entering software
+    gateway `gw`'s segment port (`port` on its br-int) gets, by
+    ofproto/trace: the data plane's own translation."""
+    out = lab.node(gw).ns_run([
+        'ovs-appctl', 'ofproto/trace', 'br-int',
+        f'in_port={port},dl_vlan={vlan},dl_src=02:00:00:00:aa:01,'
+        'dl_dst=ff:ff:ff:ff:ff:ff']).stdout
+    return sorted({int(v, 16) for v in re.findall(
+        r'set_field:0x([0-9a-f]+)->tun_id', out)})
 
 
 def foreign(recs, host, group_of, mac_of):

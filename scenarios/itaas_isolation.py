@@ -27,7 +27,6 @@ scale      through the API (bulk requests), map the remaining VLANs of
 """
 import os
 import random
-import re
 import threading
 import time
 
@@ -121,17 +120,6 @@ def isolation(lab, out_dir):
     return tens, reach, verdict, sorted(caps.files.values())
 
 
-def trace_vni(lab, gw, port, vlan):
-    """The VNIs (tun_id) a broadcast frame on VLAN `vlan` entering `gw`'s
-    segment port gets, by ofproto/trace (the data plane's translation)."""
-    out = lab.node(gw).ns_run([
-        'ovs-appctl', 'ofproto/trace', 'br-int',
-        f'in_port={port},dl_vlan={vlan},dl_src=02:00:00:00:aa:01,'
-        'dl_dst=ff:ff:ff:ff:ff:ff']).stdout
-    return sorted({int(v, 16) for v in re.findall(
-        r'set_field:0x([0-9a-f]+)->tun_id', out)})
-
-
 def flows_with_vlan(lab, gw):
     out = lab.node(gw).ns_run(['ovs-ofctl', '-O', 'OpenFlow13', 'dump-flows',
                                'br-int', 'table=0']).stdout
@@ -175,7 +163,7 @@ def scale(lab, rng, total, progress, samples=30):
         for c in ctl.get('/gateway-connections') if c['vlan'] in used})
     wrong = {}
     for v in picks:
-        got = trace_vni(lab, gw, ofport, v)
+        got = harness.trace_vni(lab, gw, ofport, v)
         if got != [vni_of[v]]:
             wrong[v] = got
     return {'mappings': len(vlans) + len(used), 'new_mappings': len(vlans),
