@@ -500,8 +500,8 @@ def timeline(log, out_dir, gaps=()):
             ax.plot(e['repaired'], row, 'kx', ms=10)
     for g in gaps:
         row = row_of.get(g['fault'], len(done))
-        ax.barh(row, max(g['ms'] / 1000, 0.05), left=g['at'], color='red',
-                height=0.15)
+        ax.barh(row - 0.3, max(g['ms'] / 1000, 0.3), left=g['at'],
+                color='gold', edgecolor='black', linewidth=0.5, height=0.25)
     labels = [f"{e['index']} {e['what']}"[:48] for e in done] + (
         ['probe gaps outside faults'] if outside else [])
     ax.set_yticks(range(rows))
@@ -511,7 +511,8 @@ def timeline(log, out_dir, gaps=()):
     used = sorted({e['fault']['kind'] for e in done})
     handles = [Patch(color=colors.get(k, 'grey'), label=k) for k in used] + [
         Patch(color='tab:green', label='until the oracle held')] + (
-        [Patch(color='red', label='probe gap')] if gaps else [])
+        [Patch(facecolor='gold', edgecolor='black', label='probe gap')]
+        if gaps else [])
     ax.set_xlabel('seconds since the soak started')
     ax.set_title('fault soak: faults held, time to heal (x: never), probe '
                  'gaps')
