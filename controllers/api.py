@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
-from . import model
+from . import model, writes
 from .model import ApiError
 
 PREFIX = '/api/v1'
@@ -187,11 +187,9 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
     @app.post(PREFIX + '/logical-switches', status_code=201,
               dependencies=write, openapi_extra=_body(
                   dict(_LS, required=['name', 'vni']), bulk=True))
-    async def create_ls(request: Request):
-        body = await body_of(request)
-        if isinstance(body, list):               # bulk: all or nothing
-            return changed(store.bulk(store.create_ls, body))
-        return changed(store.create_ls(body))
+    async def create_ls(request: Request):     # a list: bulk, all or none
+        return changed(writes.apply(store, 'create_ls',
+                                    await body_of(request)))
 
     @app.get(PREFIX + '/logical-switches/{ls_id}')
     def get_ls(ls_id: int = _id('ls_id')):
@@ -200,12 +198,13 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
     @app.put(PREFIX + '/logical-switches/{ls_id}', dependencies=write,
              openapi_extra=_body(_LS))
     async def update_ls(request: Request, ls_id: int = _id('ls_id')):
-        return changed(store.update_ls(ls_id, await body_of(request)))
+        return changed(writes.apply(store, 'update_ls', ls_id,
+                                    await body_of(request)))
 
     @app.delete(PREFIX + '/logical-switches/{ls_id}', status_code=204,
                 dependencies=write)
     def delete_ls(ls_id: int = _id('ls_id')):
-        store.delete_ls(ls_id)
+        writes.apply(store, 'delete_ls', ls_id)
         on_change()
 
     @app.get(PREFIX + '/logical-switches/{ls_id}/ports')
@@ -215,10 +214,8 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
     @app.post(PREFIX + '/logical-switches/{ls_id}/ports', status_code=201,
               dependencies=write, openapi_extra=_body(port_body, bulk=True))
     async def attach(request: Request, ls_id: int = _id('ls_id')):
-        body = await body_of(request)
-        if isinstance(body, list):               # bulk: all or nothing
-            return changed(store.bulk(lambda b: store.attach(ls_id, b), body))
-        return changed(store.attach(ls_id, body))
+        return changed(writes.apply(store, 'attach', ls_id,
+                                    await body_of(request)))
 
     @app.post(PREFIX + '/logical-ports/{port_id}/move', status_code=202,
               dependencies=write, openapi_extra=_body(move_body))
@@ -229,12 +226,13 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
         until then: a VIF of the VM seen on a third hypervisor is not
         bound. 202: the port, with `requested_node` (null again once the
         move is done)."""
-        return store.request_move(port_id, await body_of(request))
+        return writes.apply(store, 'request_move', port_id,
+                            await body_of(request))
 
     @app.delete(PREFIX + '/logical-ports/{port_id}', status_code=204,
                 dependencies=write)
     def detach(port_id: int = _id('port_id')):
-        store.detach(port_id)
+        writes.apply(store, 'detach', port_id)
         on_change()
 
     @app.get(PREFIX + '/l2-gateways')
@@ -328,15 +326,13 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
     @app.post(PREFIX + '/gateway-connections', status_code=201,
               dependencies=write, openapi_extra=_body(gwc_body, bulk=True))
     async def connect(request: Request):
-        body = await body_of(request)
-        if isinstance(body, list):               # bulk: all or nothing
-            return changed(store.bulk(store.connect_gateway, body))
-        return changed(store.connect_gateway(body))
+        return changed(writes.apply(store, 'connect_gateway',
+                                    await body_of(request)))
 
     @app.delete(PREFIX + '/gateway-connections/{conn_id}', status_code=204,
                 dependencies=write)
     def disconnect(conn_id: int = _id('conn_id')):
-        store.disconnect_gateway(conn_id)
+        writes.apply(store, 'disconnect_gateway', conn_id)
         on_change()
 
     return app

@@ -9,7 +9,7 @@ import time
 
 from topologies import liveness
 
-from . import hwvtep, intent, nodedb, tunnels
+from . import hwvtep, intent, nodedb, tunnels, writes
 from .model import Store
 
 LOG = logging.getLogger('nsx.core')
@@ -305,10 +305,10 @@ class Core:
             before = self.node_vifs.get(node, {})
             self.node_vifs[node] = dict(vifs)
         fresh = vifs_appeared(before, vifs)
-        moved = [att for att in fresh
-                 if self.store.locate(att, node, vifs[att]['ofport'])]
+        moved = [att for att in fresh if writes.apply(
+            self.store, 'locate', att, node, vifs[att]['ofport'])]
         gone = [att for att in sorted(set(before) - set(vifs))
-                if self.store.unlocate(att, node)]
+                if writes.apply(self.store, 'unlocate', att, node)]
         if gone:
             LOG.info('%s: VIF %s unplugged: its port is unbound', node,
                      ', '.join(gone))
