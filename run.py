@@ -95,11 +95,12 @@ def print_result(res, as_json):
 
 
 def lab_spec(args):
-    """--topo with its sizes, --vtep-device, --no-tls and --bfd-interval
-    applied; the spec is validated when the lab is expanded."""
+    """--topo with its sizes, --vtep-device, --no-tls, --controllers and
+    --bfd-interval applied; the spec is validated when the lab is expanded."""
     spec = labs.with_vtep_device(labs.resolve(args.topo, sizes_of(args)),
                                  args.vtep_device)
     spec = labs.with_tls(spec, False if args.no_tls else None)
+    spec = labs.with_controllers(spec, getattr(args, 'controllers', None))
     return labs.with_bfd_interval(spec, args.bfd_interval)
 
 
@@ -451,6 +452,10 @@ def parser():
         sp.add_argument('--no-tls', action='store_true',
                         help='plain TCP/HTTP control channels instead of TLS '
                         "with the lab's CA (to measure what TLS costs)")
+        sp.add_argument('--controllers', type=int, metavar='N',
+                        help='controller nodes: 1 (the default: one in the '
+                        'root namespace), 3 or 5 (a cluster on etcd, each '
+                        'node in its own namespace; docs/cluster.md)')
         for k in SIZES:
             sp.add_argument('--' + k.replace('_', '-'), dest=k, type=int,
                             help=f'builder size: {k} (with --topo clos|vcf)')

@@ -183,9 +183,21 @@ def _br_phy(node, plan):
     return lines
 
 
-def controller_target(plan):
+def controller_addresses(plan):
+    """The management addresses of the controller: the root namespace's,
+    or every node of a cluster (plan['controllers'])."""
+    cluster = plan.get('controllers')
+    if cluster:
+        return [c['mgmt_ip'].split('/')[0] for c in cluster.values()]
+    return [plan['mgmt']['root_ip'].split('/')[0]]
+
+
+def controller_targets(plan):
+    """Every OpenFlow target of a br-int: one per controller node (in a
+    cluster, the device's active node asserts the master role)."""
     scheme = 'ssl' if tls(plan) else 'tcp'
-    return f"{scheme}:{plan['mgmt']['root_ip'].split('/')[0]}:{OPENFLOW_PORT}"
+    return [f'{scheme}:{ip}:{OPENFLOW_PORT}'
+            for ip in controller_addresses(plan)]
 
 
 def transport_node(node, plan, run_dir):
@@ -204,9 +216,12 @@ def transport_node(node, plan, run_dir):
         plan['nodes'].get(i['peer'], {}), i['name']) for i in ports]))
     if node['role'] == 'sw_gateway':
         lines += _gateway_ports(node, run_dir, plan)
-    lines.append(f'ovs-vsctl -- set-controller br-int '
-                 f'{controller_target(plan)} -- set controller br-int '
-                 'max_backoff=1000')
+    targets = controller_targets(plan)
+    lines.append(' '.join(
+        ['ovs-vsctl'] + [f'-- --id=@c{i} create controller target={t} '
+                         'max_backoff=1000' for i, t in enumerate(targets)]
+        + ['-- set bridge br-int controller=' + ','.join(
+            f'@c{i}' for i in range(len(targets)))]))
     return lines
 
 

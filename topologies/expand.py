@@ -127,7 +127,26 @@ def expand(spec):
                                 f'{mgmt.prefixlen}'},
             'logical_switches': spec.get('logical_switches', {}),
             'nodes': {n: dict(nodes[n]) for n in order},
-            'links': plan_links}
+            'links': plan_links, **_controllers(spec, mgmt, len(order))}
+
+
+def _controllers(spec, mgmt, used):
+    """{'controllers': {name: {'name', 'mgmt_ip', 'mgmt_intf'}}} for a
+    cluster (controllers: 3 or 5): its nodes take the top of the management
+    subnet, so the other nodes' addresses do not move; nothing for one
+    controller (it runs in the root namespace, at .1)."""
+    n = spec.get('controllers', 1)
+    if n == 1:
+        return {}
+    top = int(mgmt.broadcast_address) - n
+    if top <= int(mgmt.network_address) + 1 + used:
+        raise ValueError(f'mgmt_subnet: too small for {used} nodes and '
+                         f'{n} controllers')
+    return {'controllers': {
+        f'ctl{k}': {'name': f'ctl{k}', 'mgmt_intf': f'{PREFIX}-c{k}',
+                    'mgmt_ip': f'{ipaddress.ip_address(top + k - 1)}/'
+                               f'{mgmt.prefixlen}'}
+        for k in range(1, n + 1)}}
 
 
 def _intf_name(node, peer):

@@ -61,6 +61,12 @@ def with_bfd_interval(spec, ms):
     return spec if ms is None else dict(spec, bfd_interval_ms=ms)
 
 
+def with_controllers(spec, n):
+    """The same lab with `n` controller nodes (1, 3 or 5: validated with
+    the spec); None: the lab's own (one unless it says)."""
+    return spec if n is None else dict(spec, controllers=n)
+
+
 def with_tls(spec, on):
     """The same lab with its control channels over TLS (`on`), or plain
     (False); None: the lab's own setting (TLS unless it says)."""

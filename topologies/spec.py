@@ -18,6 +18,8 @@ A spec is a plain dict (usually read from YAML), netlab-like:
                                       # to the lab, see topologies/liveness)
     tls: true                         # OpenFlow, OVSDB and the API over TLS
                                       # with the lab's CA (default true)
+    controllers: 1                    # controller nodes: 1 (root namespace)
+                                      # or a cluster of 3 or 5 on etcd
 
 `validate(spec)` returns the list of problems (empty if the spec is good);
 `load(source)` raises SpecError listing all of them. Nothing here does I/O
@@ -47,7 +49,11 @@ PHYSICAL_HOSTS = {'bare_metal', 'appliance'}
 FABRICS = ('clos', 'vcf')
 TOP_KEYS = {'name', 'fabric', 'description', 'nodes', 'links',
             'logical_switches', 'mgmt_subnet', 'underlay_subnet', 'mtu',
-            'vtep_device', 'vtep_mac_age_s', 'bfd_interval_ms', 'tls'}
+            'vtep_device', 'vtep_mac_age_s', 'bfd_interval_ms', 'tls',
+            'controllers'}
+# controller nodes: one (the root namespace), or a cluster of an odd number
+# (docs/cluster.md): a majority must remain when one (or two) fail
+CONTROLLER_COUNTS = (1, 3, 5)
 # The hardware VTEP device: the lab's own event-driven device (native) or
 # OVS's polling emulator (ovs-vtep), kept as the reference to compare with.
 VTEP_DEVICES = ('native', 'ovs-vtep')
@@ -353,10 +359,27 @@ def _check_top(spec, problems):
         problems.append('tls: true (the default: the control channels run '
                         "over TLS with the lab's CA) or false (plain TCP and "
                         'HTTP, e.g. to measure what TLS costs; --no-tls)')
+    _check_controllers(spec.get('controllers', 1), problems)
     mtu = spec.get('mtu', DEFAULT_MTU)
     if not isinstance(mtu, int) or not 1550 <= mtu <= 9000:
         problems.append('mtu: underlay MTU 1550..9000 (VXLAN adds 50 bytes '
                         'to a 1500-byte frame)')
+
+
+def _check_controllers(n, problems):
+    if isinstance(n, int) and not isinstance(n, bool) and n > 0 and \
+            n % 2 == 0:
+        problems.append(
+            f'controllers: {n} is even; a cluster changes its configuration '
+            f'only with a majority, and {n} nodes lose it when {n // 2} of '
+            f"them {'fails' if n == 2 else 'fail'}, just as {n - 1} "
+            f"node{'s' if n > 2 else ''} would (one more node to run, no "
+            'more failures survived): use 1, 3 or 5')
+    elif n not in CONTROLLER_COUNTS or isinstance(n, bool):
+        problems.append(f'controllers: {n!r} is not a number of controller '
+                        'nodes; use 1 (the default: one controller in the '
+                        'root namespace), 3 or 5 (a cluster on etcd, '
+                        '--controllers)')
 
 
 def validate(spec):

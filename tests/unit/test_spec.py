@@ -87,6 +87,13 @@ def test_all_errors_are_reported_at_once():
     (lambda s: s.update(bfd_interval_ms='1s'), 'bfd_interval_ms: '),
     (lambda s: s.update(tls='yes'), 'tls: true (the default: the control '
      "channels run over TLS with the lab's CA) or false"),
+    (lambda s: s.update(controllers=2), 'controllers: 2 is even; a cluster '
+     'changes its configuration only with a majority, and 2 nodes lose it '
+     'when 1 of them fails, just as 1 node would'),
+    (lambda s: s.update(controllers=4), 'use 1, 3 or 5'),
+    (lambda s: s.update(controllers=7), 'controllers: 7 is not a number of '
+     'controller nodes; use 1 (the default'),
+    (lambda s: s.update(controllers=True), 'controllers: True is not'),
     (lambda s: s['nodes'].update({'Bad-Name': {'role': 'vm'}}),
      'node names are 1-10 lowercase letters or digits'),
 ])
