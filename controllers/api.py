@@ -5,7 +5,9 @@ bad request gets a 4xx JSON error {"error": {"field", "message"}} naming the
 field and the fix, and changes nothing: a bad value in the body or the path
 (400), an unknown id (404), a conflict (409), an unknown path (404, field
 "path") or method (405, field "method"), a body over MAX_BODY bytes (413),
-a write without the lab's token (401) or with another (403).
+a write without the lab's token (401) or with another (403), a write to a
+controller node cut off from its cluster's majority (503, field
+"cluster": nothing changed, send it to another node).
 `on_change()` is called after each committed write so the controller
 reconciles. `status()` (optional) tells how the controller's device
 sessions are doing (GET /hardware-vteps).
@@ -21,6 +23,7 @@ from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from . import model, writes
@@ -95,7 +98,17 @@ def _id(name):
 
 
 def create_app(store, on_change=lambda: None, status=None, pushes=None,
-               learned=None, token=None):
+               learned=None, token=None, commit=None, cluster=None):
+    """`commit(op, *args)`: how a write is made (default: applied to
+    `store` at once; a cluster node commits it through etcd first,
+    controllers.cluster); `cluster()`: this node's view of the cluster
+    (GET /cluster), None for a single controller."""
+    if commit is None:
+        def commit(op, *args):
+            return writes.apply(store, op, *args)
+
+    async def do(op, *args):         # a cluster commit waits on etcd
+        return await run_in_threadpool(commit, op, *args)
     app = FastAPI(title='nsx-l2gw-lab controller', version='1',
                   description='NSX-style API: transport nodes, logical '
                   'switches, logical ports. Writes need the lab\'s token '
@@ -150,6 +163,18 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
                 exc.status_code, field, message).body())
 
     @app.middleware('http')
+    async def _stale(request, call_next):
+        resp = await call_next(request)
+        if cluster is not None:
+            gone = cluster()['cut_off_s']
+            if gone:
+                resp.headers['x-nsx-stale'] = (
+                    f'this controller node has not reached the cluster\'s '
+                    f'majority for {gone:.1f} s: what it answers may be '
+                    'out of date')
+        return resp
+
+    @app.middleware('http')
     async def _limit_size(request, call_next):
         length = request.headers.get('content-length', '0')
         if not length.isdigit() or int(length) > MAX_BODY:
@@ -176,9 +201,41 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
         on_change()
         return result
 
+    def with_roles(name, node):
+        out = {'name': name, **node}
+        if cluster is not None:
+            r = cluster()['assignment'].get(name, {})
+            out['controller'] = {'active': r.get('active'),
+                                 'standby': r.get('standby')}
+        return out
+
     @app.get(PREFIX + '/transport-nodes')
     def transport_nodes():
-        return [{'name': n, **p} for n, p in sorted(store.nodes.items())]
+        """Every transport node and hardware VTEP of the lab; in a
+        controller cluster each says which controller node drives it
+        (`controller`: {active, standby})."""
+        return [with_roles(n, p) for n, p in sorted(store.nodes.items())]
+
+    @app.get(PREFIX + '/transport-nodes/{name}')
+    def transport_node(name: str):
+        if name not in store.nodes:
+            raise ApiError(404, 'name', f'no transport node {name!r}; GET '
+                           '/transport-nodes lists them')
+        return with_roles(name, store.nodes[name])
+
+    @app.get(PREFIX + '/cluster')
+    def cluster_view():
+        """The controller cluster as this node sees it: node (this one),
+        members (whose lease runs), applied_revision (the last entry of the
+        replicated log applied here), assignment ({device: {active,
+        standby}}), assignment_generation (its etcd revision: the OpenFlow
+        role requests' generation id), mine (this node's roles), lease_s,
+        cut_off_s (how long this node has not reached the majority: 0 when
+        it has; then it refuses writes with 503 and its reads carry
+        `X-NSX-Stale`), counts. A single controller: {nodes: 1}."""
+        if cluster is None:
+            return {'nodes': 1, 'members': [], 'assignment': {}}
+        return cluster()
 
     @app.get(PREFIX + '/logical-switches')
     def list_ls():
@@ -188,8 +245,7 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
               dependencies=write, openapi_extra=_body(
                   dict(_LS, required=['name', 'vni']), bulk=True))
     async def create_ls(request: Request):     # a list: bulk, all or none
-        return changed(writes.apply(store, 'create_ls',
-                                    await body_of(request)))
+        return changed(await do('create_ls', await body_of(request)))
 
     @app.get(PREFIX + '/logical-switches/{ls_id}')
     def get_ls(ls_id: int = _id('ls_id')):
@@ -198,13 +254,13 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
     @app.put(PREFIX + '/logical-switches/{ls_id}', dependencies=write,
              openapi_extra=_body(_LS))
     async def update_ls(request: Request, ls_id: int = _id('ls_id')):
-        return changed(writes.apply(store, 'update_ls', ls_id,
-                                    await body_of(request)))
+        return changed(await do('update_ls', ls_id,
+                                 await body_of(request)))
 
     @app.delete(PREFIX + '/logical-switches/{ls_id}', status_code=204,
                 dependencies=write)
     def delete_ls(ls_id: int = _id('ls_id')):
-        writes.apply(store, 'delete_ls', ls_id)
+        commit('delete_ls', ls_id)
         on_change()
 
     @app.get(PREFIX + '/logical-switches/{ls_id}/ports')
@@ -214,8 +270,7 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
     @app.post(PREFIX + '/logical-switches/{ls_id}/ports', status_code=201,
               dependencies=write, openapi_extra=_body(port_body, bulk=True))
     async def attach(request: Request, ls_id: int = _id('ls_id')):
-        return changed(writes.apply(store, 'attach', ls_id,
-                                    await body_of(request)))
+        return changed(await do('attach', ls_id, await body_of(request)))
 
     @app.post(PREFIX + '/logical-ports/{port_id}/move', status_code=202,
               dependencies=write, openapi_extra=_body(move_body))
@@ -226,13 +281,12 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
         until then: a VIF of the VM seen on a third hypervisor is not
         bound. 202: the port, with `requested_node` (null again once the
         move is done)."""
-        return writes.apply(store, 'request_move', port_id,
-                            await body_of(request))
+        return await do('request_move', port_id, await body_of(request))
 
     @app.delete(PREFIX + '/logical-ports/{port_id}', status_code=204,
                 dependencies=write)
     def detach(port_id: int = _id('port_id')):
-        writes.apply(store, 'detach', port_id)
+        commit('detach', port_id)
         on_change()
 
     @app.get(PREFIX + '/l2-gateways')
@@ -326,13 +380,12 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
     @app.post(PREFIX + '/gateway-connections', status_code=201,
               dependencies=write, openapi_extra=_body(gwc_body, bulk=True))
     async def connect(request: Request):
-        return changed(writes.apply(store, 'connect_gateway',
-                                    await body_of(request)))
+        return changed(await do('connect_gateway', await body_of(request)))
 
     @app.delete(PREFIX + '/gateway-connections/{conn_id}', status_code=204,
                 dependencies=write)
     def disconnect(conn_id: int = _id('conn_id')):
-        writes.apply(store, 'disconnect_gateway', conn_id)
+        commit('disconnect_gateway', conn_id)
         on_change()
 
     return app

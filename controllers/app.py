@@ -44,6 +44,7 @@ class NsxController(app_manager.OSKenApp):
         self.inflight = {}       # barrier xid -> (node, generation, msgs)
         self.sections = {}       # dpid -> {section key: cookies sent}
         self.last_ctx = None     # the context of the last pass
+        self.asserted = {}       # dpid -> (role, generation) requested
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def _features(self, ev):
@@ -57,17 +58,42 @@ class NsxController(app_manager.OSKenApp):
         LOG.info('datapath %016x connected (%s)', dpid, node or 'unknown')
         if node is None:
             return
-        parser = dp.ofproto_parser
         with self.core.lock:
             self.dps[dpid] = dp
-            self.cookies[dpid], self.groups[dpid] = set(), set()
-            self.group_content[dpid] = {}        # unknown: send once
-            self.pending[dpid] = {'flows', 'groups'}
-            self.ready.discard(dpid)
-            self.sections.pop(dpid, None)
+            self.asserted.pop(dpid, None)
+            self._assert_role(dp, node)
+            self._read_installed(dp)
         self.core.switch_event(node, 'connected')
+
+    def _read_installed(self, dp):
+        """Ask the switch for its flows and groups; the datapath is
+        reconciled (all of it) once both are in (_collect)."""
+        dpid, parser = dp.id, dp.ofproto_parser
+        self.cookies[dpid], self.groups[dpid] = set(), set()
+        self.group_content[dpid] = {}        # unknown: send once
+        self.pending[dpid] = {'flows', 'groups'}
+        self.ready.discard(dpid)
+        self.sections.pop(dpid, None)
         dp.send_msg(parser.OFPFlowStatsRequest(dp))
         dp.send_msg(parser.OFPGroupDescStatsRequest(dp))
+
+    def _assert_role(self, dp, node):
+        """In a controller cluster: ask for the role this node has on
+        the device (master on its active node, slave elsewhere) with the
+        assignment's generation id, when it changed -> whether this node
+        just became the master (what is installed must be read again:
+        another node wrote it meanwhile)."""
+        want = self.core.role(node)
+        had = self.asserted.get(dp.id)
+        if want is None or want == had:
+            return False
+        ofp, parser = dp.ofproto, dp.ofproto_parser
+        role = ofp.OFPCR_ROLE_MASTER if want[0] == 'master' else \
+            ofp.OFPCR_ROLE_SLAVE
+        dp.send_msg(parser.OFPRoleRequest(dp, role, want[1]))
+        self.asserted[dp.id] = want
+        LOG.info('%s: role %s (generation %d)', node, *want)
+        return want[0] == 'master' and (had is None or had[0] != 'master')
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply,
                 [CONFIG_DISPATCHER, MAIN_DISPATCHER])
@@ -115,6 +141,7 @@ class NsxController(app_manager.OSKenApp):
                 self.core.switch_event(node, 'gone')
             with self.core.lock:
                 self.dps.pop(dp.id, None)
+                self.asserted.pop(dp.id, None)
                 self.ready.discard(dp.id)
                 self.sections.pop(dp.id, None)
 
@@ -129,6 +156,10 @@ class NsxController(app_manager.OSKenApp):
 
     def reconcile_all(self):
         with self.core.lock:
+            for dpid, dp in sorted(self.dps.items()):   # a cluster's roles
+                node = self.core.node_of_dpid(dpid)
+                if self._assert_role(dp, node) and dpid in self.ready:
+                    self._read_installed(dp)    # then all of it, once read
             gen = self.core.store.generation
             ctx = intent.context(self.core.store.desired(),   # one snapshot
                                  self.core.observed)
@@ -143,7 +174,7 @@ class NsxController(app_manager.OSKenApp):
         `keys`."""
         dp = self.dps.get(dpid)
         node = self.core.node_of_dpid(dpid)
-        if dp is None or node is None:
+        if dp is None or node is None or not self.core.owns(node):
             return
         if ctx is None:                  # a datapath (re)connected
             ctx = intent.context(self.core.store.desired(),

@@ -10,7 +10,7 @@ import time
 from topologies import liveness
 
 from . import hwvtep, intent, nodedb, tunnels, writes
-from .model import Store
+from .model import ApiError, Store
 
 LOG = logging.getLogger('nsx.core')
 OVSDB_TIMEOUT_S = 30     # a node's OVSDB transaction (tunnels, BFD, CFM)
@@ -92,10 +92,89 @@ class Core:
         self.refused = {'count': 0, 'last': collections.deque(
             maxlen=self.REFUSALS_KEPT)}
         self._dirty = threading.Event()
+        # a single controller drives every device and applies each write
+        # at once; a cluster node (join_cluster) only its own devices, and
+        # commits writes through the cluster
+        self.replica = None
         threading.Thread(target=self._reconciler, name='reconciler',
                          daemon=True).start()
 
     PUSHES_KEPT, REFUSALS_KEPT = 20000, 20
+
+    # -- the cluster (controllers.cluster) ---------------------------------
+    def write(self, op, *args):
+        """Make a write (controllers.writes): at once on a single
+        controller, through the cluster's log on a cluster node (every
+        node applies it; see applied())."""
+        if self.replica is None:
+            return writes.apply(self.store, op, *args)
+        return self.replica.submit(op, *args)
+
+    def join_cluster(self, replica):
+        """Run as a node of a controller cluster: `replica` (a
+        cluster.Replica over this core's store, with on_applied=applied
+        and on_roles=roles_changed) commits the writes and says which
+        devices are this node's."""
+        self.replica = replica
+
+    def owns(self, device):
+        """Whether this controller writes to `device` (its OpenFlow
+        master, its OVSDB's writer): always on a single controller, when
+        it is the device's active node in a cluster."""
+        if self.replica is None:
+            return True
+        r = self.replica.roles.get(device)
+        return r is not None and r.active == self.replica.node
+
+    def role(self, device):
+        """(OpenFlow role 'master' or 'slave', generation id) this node
+        asserts on `device`'s switch; None on a single controller (no role
+        requests: the switch's default, equal)."""
+        if self.replica is None or not self.replica.generation:
+            return None            # (a cluster with no assignment yet)
+        return ('master' if self.owns(device) else 'slave',
+                self.replica.generation)
+
+    def applied(self, entries):
+        """Cluster log entries were applied to the store (any node's
+        writes): reconcile as after an API write."""
+        self.on_api_change()
+
+    def roles_changed(self, old, new, generation):
+        """The cluster's assignment changed: the devices this node
+        became active for get their tunnels, BFD and CFM checked and
+        their hardware VTEP tables reconciled; every switch gets the role
+        request of its new assignment (the app's next pass)."""
+        me = self.replica.node
+        gained = sorted(d for d, r in new.items() if r.active == me and
+                        getattr(old.get(d), 'active', None) != me)
+        lost = sorted(d for d, r in old.items() if r.active == me and
+                      getattr(new.get(d), 'active', None) != me)
+        LOG.info('assignment generation %d: active for %d device(s)%s%s',
+                 generation, sum(r.active == me for r in new.values()),
+                 f'; gained {", ".join(gained)}' if gained else '',
+                 f'; lost {", ".join(lost)}' if lost else '')
+        if gained:
+            threading.Thread(target=self._take_over, args=(gained,),
+                             name='take-over', daemon=True).start()
+        self._dirty.set()
+
+    def _take_over(self, devices):
+        edges = [d for d in devices
+                 if self.store.nodes[d]['role'] != 'hw_vtep']
+        if edges:
+            self.reconcile_tunnels(only=edges)
+            self.assign_cfm(only=edges)
+        for d in devices:
+            session = self.vtep_sessions.get(d)
+            if session is not None:
+                session.request()
+        with self.lock:
+            node_vifs = {d: dict(self.node_vifs.get(d, {}))
+                         for d in edges}
+        for d, vifs in node_vifs.items():       # observed before: log them
+            if vifs and self.store.nodes[d]['role'] == 'hypervisor':
+                self._locate(d, vifs, sorted(vifs))
 
     def tls_refused(self, address, reason):
         """The OpenFlow listener refused a TLS session from `address` (a
@@ -161,7 +240,8 @@ class Core:
         thread that runs them also delivers what it reads."""
         desired = self.store.desired()
         todo = [node for node, n in desired['nodes'].items()
-                if n['role'] != 'hw_vtep' and (not only or node in only)]
+                if n['role'] != 'hw_vtep' and (not only or node in only)
+                and self.owns(node)]
         follower = self.start_follower()
         # every node's transaction at once, on its own session
         jobs = {node: follower.submit(node, tunnels.reconcile(
@@ -205,15 +285,17 @@ class Core:
         if pending:
             LOG.info('BFD enabled on %d node(s)', len(pending))
 
-    def assign_cfm(self, interval_ms=None):
-        """Give every software gateway its unique CFM ID (node index + 1) on
-        its segment port: the tie-breaker of the election (lowest active)."""
+    def assign_cfm(self, interval_ms=None, only=None):
+        """Give every software gateway (of `only`) this node drives its
+        unique CFM ID (node index + 1) on its segment port: the tie-breaker
+        of the election (lowest active)."""
         interval_ms = interval_ms or self.cfm_interval_ms
         follower = self.start_follower()
         jobs = [(node, port, follower.submit(node, tunnels.set_cfm(
                     port, n['index'] + 1, interval_ms)))
                 for node, n in sorted(self.store.nodes.items())
-                if n['role'] == 'sw_gateway'
+                if n['role'] == 'sw_gateway' and self.owns(node)
+                and (only is None or node in only)
                 for port in sorted(n.get('ports', {}))]
         for node, port, job in jobs:
             try:
@@ -304,11 +386,20 @@ class Core:
         with self.lock:
             before = self.node_vifs.get(node, {})
             self.node_vifs[node] = dict(vifs)
-        fresh = vifs_appeared(before, vifs)
-        moved = [att for att in fresh if writes.apply(
-            self.store, 'locate', att, node, vifs[att]['ofport'])]
-        gone = [att for att in sorted(set(before) - set(vifs))
-                if writes.apply(self.store, 'unlocate', att, node)]
+        if not self.owns(node):     # its active controller node logs it
+            return
+        self._locate(node, vifs, vifs_appeared(before, vifs),
+                     sorted(set(before) - set(vifs)))
+
+    def _locate(self, node, vifs, fresh, gone=()):
+        try:
+            moved = [att for att in fresh if self.write(
+                'locate', att, node, vifs[att]['ofport'])]
+            gone = [att for att in gone
+                    if self.write('unlocate', att, node)]
+        except ApiError as exc:      # a cluster node cut off: not logged
+            LOG.warning('%s: VIF changes not recorded: %s', node, exc)
+            return
         if gone:
             LOG.info('%s: VIF %s unplugged: its port is unbound', node,
                      ', '.join(gone))
@@ -321,8 +412,8 @@ class Core:
     def _vtep_session(self, vtep):
         return hwvtep.VtepSession(
             vtep, self.ovsdb(vtep),
-            lambda have: self.vtep_want(vtep, (have or {}).get('bfd_running',
-                                                                ())),
+            lambda have: self.vtep_want(vtep, (have or {}).get(
+                'bfd_running', ())) if self.owns(vtep) else None,
             lambda macs: self.vtep_macs_changed(vtep, macs))
 
     def vtep_want(self, vtep, bfd_running=()):
@@ -411,6 +502,8 @@ class Core:
             for node, sn in stuck:
                 n = self.refreshes[(node, sn)]
                 for a, b in ((node, sn), (sn, node)):
+                    if not self.owns(a):    # its active node refreshes it
+                        continue
                     try:
                         self.start_follower().transact(
                             a, tunnels.refresh(intent.tunnel_name(b), n),

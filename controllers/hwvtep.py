@@ -240,6 +240,8 @@ class VtepSession:
     also after the next request(). Should the database keep undoing a
     commit (the same operations committed MAX_REPEATS times in a row,
     unasked), that is logged at ERROR and left until the next request().
+    A want_fn() that returns None means "not ours to write" (a controller
+    node that is not the VTEP's active one): the session only reads.
     Status: status(); an exception is logged and the loop goes on.
 
         s = VtepSession('vtep1', 'tcp:198.18.0.31:6640', want_fn,
@@ -448,6 +450,9 @@ class VtepSession:
         self._dirty = False
         if requested:
             self._repeats, self._stuck = 0, False
+        if self._want is None:        # not ours to write (a cluster's
+            self._set_status(pending_ops=None)   # standby): read only
+            return
         ops = plan(self._want, self._have)
         self._set_status(pending_ops=len(ops))
         if ops and ops == self._last_ops and \

@@ -1,7 +1,9 @@
 """Run the controller: `python -m controllers.main --plan PLAN.json ...`.
 
 Starts the NSX API (uvicorn, in a thread) and the os-ken application (in
-the main thread), both on the management address of the root namespace.
+the main thread), both on the management address of the root namespace,
+or, with --cluster-node, of that controller node's namespace (a node of a
+controller cluster: controllers.cluster, docs/cluster.md).
 It writes nothing but its database and log; it is stopped by PID.
 """
 import argparse
@@ -36,7 +38,48 @@ def parse(argv=None):
                    'controller.key): the API serves HTTPS, OpenFlow listens '
                    "for TLS and asks each switch for a certificate of the "
                    "lab's CA, OVSDB sessions are ssl:; without it, all plain")
-    return p.parse_args(argv)
+    p.add_argument('--cluster-node', metavar='NAME', help='run as this '
+                   'node of a controller cluster (controllers.cluster): '
+                   'writes committed through etcd, devices driven by their '
+                   'active node only')
+    p.add_argument('--etcd', metavar='URL', help='with --cluster-node: '
+                   "this node's etcd member, e.g. https://198.18.255.252:2379")
+    p.add_argument('--lease', type=float, default=2.0, help='with '
+                   '--cluster-node: seconds a node stays a member without '
+                   'renewing (etcd rounds it up to whole seconds, at least '
+                   '1.5 election timeouts)')
+    args = p.parse_args(argv)
+    if bool(args.cluster_node) != bool(args.etcd):
+        p.error('--cluster-node and --etcd go together (a cluster node '
+                'needs its etcd member)')
+    return args
+
+
+def etcd_connect(url, files, timeout):
+    """A function that makes a new etcd3gw client for `url` (TLS with the
+    node's certificate when `files`)."""
+    from urllib.parse import urlsplit
+    import warnings
+    # etcd3gw's futurist imports eventlet only to ask whether it patched
+    # threads (it did not): its deprecation notice says nothing about us
+    warnings.filterwarnings('ignore', module='futurist')
+    import etcd3gw
+    u = urlsplit(url)
+
+    def connect():
+        import requests
+        session = requests.Session()
+        # the lab's CA and nothing from the environment: requests lets
+        # REQUESTS_CA_BUNDLE override a session's CA (seen here: every
+        # TLS session to etcd refused), and no proxy may see this traffic
+        session.trust_env = False
+        if files:
+            session.verify = files['ca']
+            session.cert = (files['cert'], files['key'])
+        return etcd3gw.Etcd3Client(host=u.hostname, port=u.port,
+                                   protocol=u.scheme, timeout=timeout,
+                                   api_path='/v3/', session=session)
+    return connect
 
 
 def tls_files(directory):
@@ -83,19 +126,34 @@ def main(argv=None):
         ovs.stream.Stream.ssl_set_ca_cert_file(files['ca'])
     core = core_mod.Core(plan, args.db, cfm_interval_ms=args.cfm_interval,
                          ovsdb_scheme='ssl' if files else 'tcp')
+    replica = None
+    if args.cluster_node:
+        from controllers import cluster
+        replica = cluster.Replica(
+            args.cluster_node, etcd_connect(args.etcd, files,
+                                            max(1.0, args.lease / 2)),
+            core.store, core.store.nodes, core.applied, core.roles_changed,
+            lease_s=args.lease, expected=len(plan.get('controllers', ())),
+            info={'api': f"{'https' if files else 'http'}://{args.listen}:"
+                         f'{args.api_port}/api/v1'})
+        core.join_cluster(replica)
+        replica.start()           # caught up with the log before serving
 
     import uvicorn
     from controllers.api import create_app
     server = uvicorn.Server(uvicorn.Config(
-        create_app(core.store, core.on_api_change, core.status,
-                   core.push_log, core.learned_macs, token=token),
+        create_app(core.store, core.on_api_change if replica is None
+                   else (lambda: None), core.status, core.push_log,
+                   core.learned_macs, token=token, commit=core.write,
+                   cluster=replica and replica.status),
         host=args.listen, port=args.api_port, log_level='warning',
         ssl_certfile=files and files['cert'],
         ssl_keyfile=files and files['key']))
     threading.Thread(target=server.run, name='api', daemon=True).start()
 
-    core.reconcile_tunnels()
-    core.assign_cfm()
+    if replica is None:       # a cluster node: when it gains devices
+        core.reconcile_tunnels()
+        core.assign_cfm()
     core.start_monitors()
     from os_ken import cfg
     from os_ken.base import app_manager

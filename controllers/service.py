@@ -40,6 +40,10 @@ class Controller:
         self.proc = None
         self.token = None
         self._ssl = None
+        self.prefix, self.what = [], 'controller'    # (a cluster node's)
+
+    def extra_args(self):
+        return ['--db', os.path.join(self.dir, 'nsx.db')]
 
     @property
     def ca_path(self):
@@ -80,15 +84,15 @@ class Controller:
         # (imports, first reconciliation) must not starve the userspace
         # datapaths that carry traffic, so it runs at a lower priority.
         self.proc = subprocess.Popen(
-            ['nice', '-n', str(NICE), sys.executable, '-m',
-             'controllers.main', '--plan', plan_path,
-             '--db', os.path.join(self.dir, 'nsx.db'), '--listen',
-             self.host, '--cfm-interval', str(self.cfm_interval_ms),
-             '--token-file', self.token_path] + tls_args,
+            self.prefix + ['nice', '-n', str(NICE), sys.executable, '-m',
+                           'controllers.main', '--plan', plan_path,
+                           '--listen', self.host, '--cfm-interval',
+                           str(self.cfm_interval_ms), '--token-file',
+                           self.token_path] + self.extra_args() + tls_args,
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True)
         log.close()
-        records.add_process(self.proc.pid, 'controller')
+        records.add_process(self.proc.pid, self.what)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -101,6 +105,11 @@ class Controller:
                 time.sleep(0.2)
         raise RuntimeError(f'the controller API did not answer within '
                            f'{timeout} s; see {self.log_path}')
+
+    def logs(self):
+        """{name to save it under: path} of every log the controller
+        writes."""
+        return {'controller.log': self.log_path}
 
     def stop(self, grace=3.0):
         if self.proc is None or self.proc.poll() is not None:

@@ -18,8 +18,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from controllers import provision
-from controllers.service import Controller
+from controllers import clusterlab, provision
 from topologies import expand, labs, liveness
 from topologies.lab import Lab
 
@@ -179,8 +178,8 @@ class ControlledLab:
         self.lab = Lab(self.plan, progress=self.progress)
         self.lab.start()
         try:
-            self.ctl = Controller(self.plan, cfm_interval_ms=self.cfm_interval_ms
-                                  ).start()
+            self.ctl = clusterlab.make(
+                self.plan, cfm_interval_ms=self.cfm_interval_ms).start()
             provision.provision(self.ctl, self.plan, self.progress)
             self.lab.ctl = self.ctl
             self.wait_bfd()
@@ -220,9 +219,8 @@ class ControlledLab:
         if self.ctl is not None:
             self.ctl.stop()
         os.makedirs(where, exist_ok=True)
-        if self.ctl is not None and os.path.exists(self.ctl.log_path):
-            shutil.copy(self.ctl.log_path,
-                        os.path.join(where, 'controller.log'))
+        if self.ctl is not None:
+            save_controller_logs(self.ctl, where)
         save_node_logs(self.lab, os.path.join(where, 'logs'))
         save_plan(self.plan, where)
 
@@ -231,6 +229,18 @@ class ControlledLab:
 
     def controller_errors(self):
         return log_errors(os.path.join(self.dir or '', 'controller.log'))
+
+
+def save_controller_logs(ctl, where):
+    """Every log of the controller (each node's, and each etcd member's,
+    in a cluster) into `where` -> the paths of the controllers' logs."""
+    saved = []
+    for name, path in ctl.logs().items():
+        if os.path.exists(path):
+            shutil.copy(path, os.path.join(where, name))
+            if name.endswith('controller.log'):
+                saved.append(os.path.join(where, name))
+    return saved
 
 
 PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'probe.py')

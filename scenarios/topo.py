@@ -108,10 +108,9 @@ def _overlay(lab, metrics, progress, where, t_boot, idle_s=0):
     Returns (passed, path of the controller's log saved in `where`);
     `overlay_boot_s`: from the lab's start (`t_boot`) until every VM pair
     was reached."""
-    from controllers import provision
-    from controllers.service import Controller
+    from controllers import clusterlab, provision
     from . import harness, overlay
-    ctl = Controller(lab.plan)
+    ctl = clusterlab.make(lab.plan)
     try:
         t0 = time.monotonic()
         ctl.start()
@@ -134,10 +133,10 @@ def _overlay(lab, metrics, progress, where, t_boot, idle_s=0):
             metrics.update(cpuload.idle_window(lab, ctl, idle_s, progress))
     finally:
         ctl.stop()
-        saved = os.path.join(where, 'controller.log')
-        if os.path.exists(ctl.log_path):
-            shutil.copy(ctl.log_path, saved)
-    errors = harness.log_errors(saved)
+        os.makedirs(where, exist_ok=True)
+        logs = harness.save_controller_logs(ctl, where)
+    saved = os.path.join(where, 'controller.log')
+    errors = [e for path in logs for e in harness.log_errors(path)]
     metrics['controller_errors'] = errors[:20]
     ok = res['overlay_pairs'] > 0 and 'bfd_problem' not in metrics and \
         res['overlay_reachable'] == res['overlay_pairs'] and \

@@ -218,7 +218,7 @@ def transport_node(node, plan, run_dir):
         lines += _gateway_ports(node, run_dir, plan)
     targets = controller_targets(plan)
     lines.append(' '.join(
-        ['ovs-vsctl'] + [f'-- --id=@c{i} create controller target={t} '
+        ['ovs-vsctl'] + [f'-- --id=@c{i} create controller target=\'"{t}"\' '
                          'max_backoff=1000' for i, t in enumerate(targets)]
         + ['-- set bridge br-int controller=' + ','.join(
             f'@c{i}' for i in range(len(targets)))]))

@@ -44,8 +44,7 @@ class Lab:
 
     def start(self):
         t0 = time.monotonic()
-        names = list(self.plan['nodes'])
-        records.claim(self.plan['name'], [records.ns_name(n) for n in names])
+        records.claim(self.plan['name'], self.namespaces())
         # Mininet's own limits: more fds, PTYs, and a neighbour table (one for
         # every namespace on the machine) that holds a large lab's ARP.
         fixLimits()
@@ -53,6 +52,8 @@ class Lab:
         try:
             self._mgmt_bridge()
             self._step('namespaces', self._make_nodes)
+            if self.plan.get('controllers'):
+                self._step('controller_nodes', self._controller_nodes)
             self._step('links', self._make_links)
             if boot.tls(self.plan):
                 self._step('pki', self._make_pki)
@@ -72,12 +73,13 @@ class Lab:
                 node.terminate()
             except OSError:
                 pass
-        records.kill_namespaces([records.ns_name(n)
-                                 for n in self.plan['nodes']])
+        records.kill_namespaces(self.namespaces())
         # Namespace teardown in the kernel is asynchronous: delete our root
         # ends (management veths, bridge) ourselves rather than wait for it.
         ours = [p['mgmt_intf'] for p in self.plan['nodes'].values()
-                if 'mgmt_intf' in p] + [self.plan['mgmt']['bridge']]
+                if 'mgmt_intf' in p] + [
+            c['mgmt_intf'] for c in self.plan.get('controllers', {}).values()
+        ] + [self.plan['mgmt']['bridge']]
         subprocess.run(['ip', '-force', '-batch', '-'], input=''.join(
             f'link del {name}\n' for name in ours), capture_output=True,
             text=True)
@@ -117,6 +119,32 @@ class Lab:
                 if i % 50 == 0 or i == total:
                     self.progress(f'  namespaces and shells: {i}/{total}')
 
+    def namespaces(self):
+        """Every namespace of the lab: its nodes' and its controller
+        nodes' (a cluster's)."""
+        return [records.ns_name(n) for n in list(self.plan['nodes']) +
+                list(self.plan.get('controllers', {}))]
+
+    def _controller_nodes(self):
+        """A controller cluster's nodes: a namespace each on the
+        management network, nothing else (controllers.clusterlab starts
+        their etcd members and controllers)."""
+        m = self.plan['mgmt']
+        cmds = []
+        for name, c in self.plan['controllers'].items():
+            ns = records.ns_name(name)
+            subprocess.run(['ip', 'netns', 'add', ns], check=True,
+                           capture_output=True)
+            cmds += [f"link add {c['mgmt_intf']} type veth peer name mgmt0 "
+                     f'netns {ns}',
+                     f"link set {c['mgmt_intf']} master {m['bridge']} up"]
+        _ip_batch(cmds)
+        for name, c in self.plan['controllers'].items():
+            _ip_batch([f"addr add {c['mgmt_ip']} dev mgmt0",
+                       'link set mgmt0 up', 'link set lo up'],
+                      netns=records.ns_name(name))
+        self.progress(f"  controller nodes: {', '.join(self.plan['controllers'])}")
+
     def _make_links(self):
         m = self.plan['mgmt']
         cmds = []
@@ -149,10 +177,15 @@ class Lab:
         nodes = {n: (self.nodes[n].run_dir,
                      self.plan['nodes'][n]['mgmt_ip'].split('/')[0])
                  for n in boot.tls_nodes(self.plan)}
+        cluster = {n: (os.path.join(records.RUN_ROOT, n),
+                       c['mgmt_ip'].split('/')[0])
+                   for n, c in self.plan.get('controllers', {}).items()}
         pki.make_lab(os.path.join(records.RUN_ROOT, 'pki'),
-                     self.plan['mgmt']['root_ip'].split('/')[0], nodes)
-        self.progress(f'  TLS: the lab CA signed {len(nodes) + 1} '
-                      'certificates (controller and nodes)')
+                     self.plan['mgmt']['root_ip'].split('/')[0], nodes,
+                     cluster)
+        self.progress(f'  TLS: the lab CA signed '
+                      f'{len(nodes) + len(cluster) + 1} certificates '
+                      '(controller and nodes)')
 
     def _boot_nodes(self):
         total = len(self.nodes)
@@ -233,8 +266,9 @@ def _raise_neighbour_limits(nodes):
                 f.write(str(value))
 
 
-def _ip_batch(cmds):
-    res = subprocess.run(['ip', '-force', '-batch', '-'], input='\n'.join(
+def _ip_batch(cmds, netns=None):
+    where = ['-n', netns] if netns else []
+    res = subprocess.run(['ip'] + where + ['-force', '-batch', '-'], input='\n'.join(
         cmds) + '\n', capture_output=True, text=True)
     if res.returncode != 0:
         raise BootError('ip -batch failed: ' + res.stderr.strip()[-800:])

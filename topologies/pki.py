@@ -145,14 +145,22 @@ def client_args(directory):
             f"--ca-cert={f['ca']}"]
 
 
-def make_lab(directory, controller_ip, nodes):
+def make_lab(directory, controller_ip, nodes, cluster=None):
     """The PKI of one lab run: a new CA in `directory`, the controller's
     certificate (for `controller_ip`) and, for each of `nodes` ({name:
     (run directory, management address)}), the node's key, certificate and
-    a copy of ca.pem in its run directory (node_files)."""
+    a copy of ca.pem in its run directory (node_files); for each node of a
+    controller `cluster` ({name: (directory, address)}), controller_files
+    in its directory (its controller's and its etcd member's)."""
     ca = make_ca(directory)
     issuer = Issuer(directory)
     issuer.issue(CONTROLLER, ips=[controller_ip])
+    for name, (run_dir, ip) in (cluster or {}).items():
+        files = controller_files(run_dir)
+        os.makedirs(run_dir, exist_ok=True)
+        issuer.issue(name, ips=[ip], cert_path=files['cert'],
+                     key_path=files['key'])
+        shutil.copyfile(ca, files['ca'])
     for name, (run_dir, ip) in nodes.items():
         files = node_files(run_dir)
         os.makedirs(run_dir, exist_ok=True)

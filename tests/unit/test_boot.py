@@ -40,13 +40,13 @@ def test_transport_node_reaches_the_controller_over_tls_by_default():
     s = script(clos, 'hv1')
     ssl = ('ovs-vsctl --no-wait set-ssl /run/x/hv1/tls.key /run/x/hv1/tls.pem '
            '/run/x/hv1/ca.pem')
-    assert ssl in s and (f'create controller target=ssl:{root}:6653 '
+    assert ssl in s and (f'create controller target=\'"ssl:{root}:6653"\' '
                          'max_backoff=1000 -- set bridge br-int '
                          'controller=@c0') in s
     # the certificates are in place before ovs-vswitchd reads them
     assert s.index(ssl) < s.index('ovs-vswitchd --pidfile')
     plain = script(dict(clos, tls=False), 'hv1')
-    assert f'target=tcp:{root}:6653' in plain
+    assert f'target=\'"tcp:{root}:6653"\'' in plain
     assert 'set-ssl' not in plain and 'pssl' not in plain
 
 
@@ -56,7 +56,7 @@ def test_in_a_cluster_every_controller_node_is_a_target():
     assert ips == ['198.18.255.252', '198.18.255.253', '198.18.255.254']
     s = script(clos, 'hv1')
     for i, ip in enumerate(ips):
-        assert f'--id=@c{i} create controller target=ssl:{ip}:6653 ' in s
+        assert f'--id=@c{i} create controller target=\'"ssl:{ip}:6653"\' ' in s
     assert 'controller=@c0,@c1,@c2' in s
     # the other nodes keep their addresses
     assert expand.expand(labs.resolve('clos'))['nodes'] == clos['nodes']

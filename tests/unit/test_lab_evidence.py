@@ -51,7 +51,7 @@ def test_failed_provisioning_saves_evidence_and_says_where(tmp_path,
             'run': str(tmp_path / 'run')}
     monkeypatch.setattr(harness.expand, 'expand', lambda spec: plan)
     monkeypatch.setattr(harness, 'Lab', FakeLab)
-    monkeypatch.setattr(harness, 'Controller', FakeController)
+    monkeypatch.setattr(harness.clusterlab, 'make', FakeController)
 
     def broken(ctl, plan, progress):
         raise RuntimeError('POST /logical-switches: 500')

@@ -1,0 +1,385 @@
+"""One node of the controller cluster (#13, docs/cluster.md): its share of
+the replicated configuration, its membership and the device assignment,
+all kept in etcd (one member per controller node).
+
+- Configuration: every write (controllers.writes: an op and its args) is
+  appended to etcd under LOG; etcd commits it only with a majority, and its
+  revision orders it. Every node applies the log in revision order to its
+  own Store, so every node gives every write the same answer and holds the
+  same state. The node that took an API write answers with what its own
+  Store said once it applied that entry.
+- Membership: each node keeps MEMBERS/<node> alive on a lease of lease_s;
+  a node that stops (or is cut off) loses its key when the lease runs out.
+- Assignment: ASSIGNMENT holds {device: [active, standby]}; any node that
+  sees the members change computes assign.assign() from the members and
+  the assignment it read, and writes it if it differs, on the condition
+  that nobody wrote it since (the same inputs give the same answer on every
+  node, so two nodes racing write the same thing). Its etcd revision is the
+  OpenFlow generation id of the master role requests.
+- A node that has not reached etcd for lease_s is cut off: it refuses
+  writes (503, saying so) and says that its reads may be stale.
+
+The decisions are the pure functions here and in controllers.assign; the
+Replica is the thin driver around an etcd3gw client.
+"""
+import json
+import logging
+import math
+import threading
+import time
+import uuid
+
+from . import assign, writes
+from .model import ApiError
+
+LOG = logging.getLogger('nsx.cluster')
+
+PREFIX = '/nsx/'
+LOG_PREFIX = PREFIX + 'log/'
+MEMBERS = PREFIX + 'members/'
+ASSIGNMENT = PREFIX + 'assignment'
+RESULTS_KEPT = 4096
+
+
+def prefix_end(prefix):
+    """The end of etcd's range of keys that start with `prefix`."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def entry(op, args, node):
+    """A log entry's value: the write and who took it."""
+    if op not in writes.OPS:
+        raise ValueError(f'op: {op!r} is not a write')
+    return json.dumps({'op': op, 'args': list(args), 'node': node},
+                      sort_keys=True)
+
+
+def decode(kvs):
+    """[(revision, op, args)] from etcd key-values of the log (create
+    revision order)."""
+    out = []
+    for value, meta in kvs:
+        e = json.loads(value)
+        out.append((int(meta['create_revision']), e['op'], e['args']))
+    return sorted(out, key=lambda t: t[0])
+
+
+def cut_off(last_ok, now, lease_s):
+    """Seconds this node has been cut off from etcd's majority (no
+    successful round trip for a lease), or 0.0."""
+    if last_ok is None:
+        return 0.0
+    gone = now - last_ok
+    return gone if gone >= lease_s else 0.0
+
+
+def roles_from(value):
+    """{device: assign.Roles} from the ASSIGNMENT value (JSON)."""
+    if not value:
+        return {}
+    return {d: assign.Roles(*r) for d, r in json.loads(value).items()}
+
+
+def roles_value(roles):
+    return json.dumps({d: list(r) for d, r in sorted(roles.items())},
+                      sort_keys=True)
+
+
+def next_roles(devices, members, current):
+    """The assignment to write, or None when `current` is already it."""
+    want = assign.assign(devices, members, current)
+    return None if want == current else want
+
+
+def mine(roles, node):
+    """{device: 'active' | 'standby'} of `node` in `roles`."""
+    out = {}
+    for d, r in roles.items():
+        if r.active == node:
+            out[d] = 'active'
+        elif r.standby == node:
+            out[d] = 'standby'
+    return out
+
+
+class Unavailable(ApiError):
+    def __init__(self, node, why):
+        super().__init__(
+            503, 'cluster', f'controller node {node} cannot commit writes '
+            f'now: {why}. Nothing was changed; send the write to another '
+            'controller node (GET /cluster lists them) or retry when this '
+            'one is back with the majority')
+
+
+class Replica:
+    """This node's share of the cluster (see the module's doc).
+
+    `connect()` -> a new etcd3gw client (one per thread that uses one);
+    `store`: this node's Store; `devices`: the devices to assign;
+    `on_applied(entries)`: after log entries were applied (the core
+    reconciles); `on_roles(old, new, generation)`: the assignment
+    changed."""
+
+    # the first assignment waits this long for every expected node (so
+    # that devices spread over all of them, not all on the first one up)
+    FIRST_WAIT_S = 15.0
+
+    def __init__(self, node, connect, store, devices, on_applied,
+                 on_roles, lease_s=2, info=None, commit_timeout_s=3.0,
+                 expected=0, clock=time.monotonic):
+        self.node, self.connect, self.store = node, connect, store
+        self.devices = sorted(devices)
+        self.on_applied, self.on_roles = on_applied, on_roles
+        self.lease_s, self.info = lease_s, info or {}
+        self.commit_timeout_s = commit_timeout_s
+        self.clock = clock
+        self.expected, self.born = expected, clock()
+        self.applied = 0                 # last log revision applied here
+        self.results = {}                # revision -> (ok, result)
+        self.members = []                # live members, sorted
+        self.roles, self.generation = {}, 0
+        self._roles_mod = 0              # ASSIGNMENT's mod revision
+        self.last_ok = None              # last etcd round trip that worked
+        self.leader = None
+        self.cond = threading.Condition()
+        self.apply_lock = threading.Lock()
+        self._writer = None
+        self._stop = threading.Event()
+        self.counts = {'appended': 0, 'applied': 0, 'refused_cut_off': 0,
+                       'assignments_written': 0, 'watch_restarts': 0}
+
+    # -- start ----------------------------------------------------------
+    def start(self, timeout=60):
+        """Join: catch up with the log (so this node answers like the
+        others), announce the membership, then follow. Raises when etcd
+        does not answer within `timeout`."""
+        deadline = self.clock() + timeout
+        client = self.connect()
+        while True:
+            try:
+                self._catch_up(client)
+                break
+            except Exception as exc:           # etcd not up yet
+                if self.clock() > deadline:
+                    raise RuntimeError(f'etcd did not answer within '
+                                       f'{timeout} s: {exc}') from exc
+                time.sleep(0.2)
+        self._writer = self.connect()
+        for target, name in ((self._keep_membership, 'etcd-lease'),
+                             (self._follow, 'etcd-follow')):
+            threading.Thread(target=target, name=name, daemon=True).start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+
+    # -- writes ---------------------------------------------------------
+    def submit(self, op, *args):
+        """Commit a write through the cluster -> this node's Store's answer
+        once it applied it (or raises its ApiError); 503 (Unavailable)
+        when this node cannot reach a majority."""
+        gone = cut_off(self.last_ok, self.clock(), self.lease_s)
+        if gone:
+            self.counts['refused_cut_off'] += 1
+            raise Unavailable(self.node, f'it has not reached the cluster\'s '
+                              f'majority for {gone:.1f} s (cut off)')
+        key = f'{LOG_PREFIX}{self.node}-{uuid.uuid4().hex}'
+        value = entry(op, args, self.node)
+        try:
+            rev = self._put(key, value)
+        except Exception as exc:
+            raise Unavailable(self.node, 'etcd did not commit the write '
+                              f'({type(exc).__name__}: {exc})') from None
+        self.counts['appended'] += 1
+        deadline = self.clock() + self.commit_timeout_s
+        with self.cond:
+            while self.applied < rev:
+                left = deadline - self.clock()
+                if left <= 0:
+                    raise Unavailable(self.node, f'the write was committed '
+                                      f'(revision {rev}) but this node has '
+                                      'not applied it yet')
+                self.cond.wait(left)
+            ok, result = self.results.get(rev, (True, None))
+        if not ok:
+            raise result
+        return result
+
+    def _put(self, key, value):
+        from etcd3gw.utils import _encode
+        resp = self._writer.transaction({
+            'compare': [], 'failure': [],
+            'success': [{'request_put': {'key': _encode(key),
+                                         'value': _encode(value)}}]})
+        self._ok()
+        return int(resp['header']['revision'])
+
+    def _ok(self):
+        self.last_ok = self.clock()
+
+    # -- the log --------------------------------------------------------
+    def _catch_up(self, client):
+        """Apply every log entry newer than what was applied (a range read,
+        linearizable: only a node with the majority gets it)."""
+        kvs = client.get(LOG_PREFIX, metadata=True,
+                         range_end=prefix_end(LOG_PREFIX),
+                         sort_order='ascend', sort_target='create',
+                         min_create_revision=self.applied + 1)
+        self._ok()
+        self._apply(decode(kvs))
+        self._read_members(client)
+
+    def _apply(self, entries):
+        if not entries:
+            return
+        with self.apply_lock:
+            done = []
+            for rev, op, args in entries:
+                if rev <= self.applied:
+                    continue
+                try:
+                    res = (True, writes.apply(self.store, op, *args))
+                except ApiError as exc:
+                    res = (False, exc)
+                except Exception as exc:        # a bug, not a refusal
+                    LOG.exception('log entry %d (%s) failed', rev, op)
+                    res = (False, ApiError(500, 'cluster', f'{exc}'))
+                with self.cond:
+                    self.results[rev] = res
+                    self.applied = rev
+                    while len(self.results) > RESULTS_KEPT:
+                        self.results.pop(next(iter(self.results)))
+                    self.cond.notify_all()
+                done.append((rev, op))
+            self.counts['applied'] += len(done)
+        if done:
+            self.on_applied(done)
+
+    def _follow(self):
+        """Watch everything under PREFIX from the next revision; the
+        watch is the fast path, a read every lease_s/4 the safety net (a
+        watch on a member that died or was cut off just stops)."""
+        while not self._stop.is_set():
+            client = self.connect()
+            try:
+                events, cancel = client.watch_prefix(
+                    PREFIX, start_revision=self.applied + 1)
+            except Exception as exc:
+                LOG.info('watch not started: %s', exc)
+                self._stop.wait(self.lease_s / 4)
+                continue
+            stop_reader = threading.Event()
+            threading.Thread(target=self._read_events,
+                             args=(events, stop_reader), daemon=True,
+                             name='etcd-watch').start()
+            while not self._stop.is_set() and not stop_reader.is_set():
+                self._stop.wait(self.lease_s / 4)
+                try:
+                    self._catch_up(client)
+                except Exception as exc:
+                    LOG.debug('catch-up failed: %s', exc)
+                    break
+            cancel()
+            stop_reader.set()
+            self.counts['watch_restarts'] += 1
+
+    def _read_events(self, events, done):
+        try:
+            for ev in events:
+                kv = ev['kv']
+                key = kv['key'].decode() if isinstance(kv['key'], bytes) \
+                    else kv['key']
+                if key.startswith(LOG_PREFIX) and ev.get('type') != 'DELETE':
+                    value = kv['value']
+                    self._apply(decode([(value, kv)]))
+                elif key.startswith(MEMBERS) or key == ASSIGNMENT:
+                    self._read_members(self.connect())
+                if done.is_set():
+                    return
+        except Exception as exc:
+            LOG.info('watch ended: %s', exc)
+        finally:
+            done.set()
+
+    # -- membership and assignment --------------------------------------
+    def _keep_membership(self):
+        client = self.connect()
+        lease, every, failing = None, self.lease_s / 4, False
+        ttl = max(1, int(math.ceil(self.lease_s)))   # etcd: whole seconds
+        while not self._stop.is_set():
+            try:
+                if lease is None or lease.refresh() <= 0:
+                    lease = client.lease(ttl)
+                    client.put(MEMBERS + self.node,
+                               json.dumps(self.info, sort_keys=True),
+                               lease=lease)
+                    LOG.info('member %s announced (lease %d s)', self.node,
+                             self.lease_s)
+                self._ok()
+                failing = False
+            except Exception as exc:
+                if not failing:
+                    LOG.warning('membership lease not renewed: %s: %s',
+                                type(exc).__name__, exc)
+                failing = True
+                lease = None if lease is not None and cut_off(
+                    self.last_ok, self.clock(), self.lease_s) else lease
+            self._stop.wait(every)
+
+    def _read_members(self, client):
+        kvs = client.get(MEMBERS, metadata=True,
+                         range_end=prefix_end(MEMBERS))
+        members = sorted(m['key'].decode()[len(MEMBERS):]
+                         if isinstance(m['key'], bytes) else
+                         m['key'][len(MEMBERS):] for _, m in kvs)
+        got = client.get(ASSIGNMENT, metadata=True)
+        value, mod = (got[0][0], int(got[0][1]['mod_revision'])) if got \
+            else (None, 0)
+        current = roles_from(value)
+        self._ok()
+        with self.cond:
+            self.members = members
+            old, changed = self.roles, mod != self._roles_mod
+            if changed:
+                self.roles, self.generation = current, mod
+                self._roles_mod = mod
+        if changed:
+            self.on_roles(old, current, mod)
+        want = next_roles(self.devices, members, current) if members \
+            and (current or len(members) >= self.expected or
+                 self.clock() - self.born > self.FIRST_WAIT_S) else None
+        if want is not None:
+            self._write_roles(client, want, mod)
+
+    def _write_roles(self, client, want, mod):
+        from etcd3gw.utils import _encode
+        key = _encode(ASSIGNMENT)
+        resp = client.transaction({
+            'compare': [{'key': key, 'result': 'EQUAL', 'target': 'MOD',
+                         'mod_revision': mod}],
+            'success': [{'request_put': {'key': key, 'value': _encode(
+                roles_value(want))}}],
+            'failure': []})
+        if resp.get('succeeded'):
+            self.counts['assignments_written'] += 1
+            LOG.info('assignment written: %s', ', '.join(
+                f'{d} {r.active}/{r.standby}' for d, r in sorted(
+                    want.items())))
+
+    # -- what the API shows ---------------------------------------------
+    def stale_for(self):
+        return cut_off(self.last_ok, self.clock(), self.lease_s)
+
+    def status(self):
+        with self.cond:
+            roles = dict(self.roles)
+            out = {'node': self.node, 'members': list(self.members),
+                   'applied_revision': self.applied,
+                   'assignment_generation': self.generation,
+                   'lease_s': self.lease_s,
+                   'cut_off_s': round(self.stale_for(), 3),
+                   'counts': dict(self.counts)}
+        out['assignment'] = {d: {'active': r.active, 'standby': r.standby}
+                             for d, r in sorted(roles.items())}
+        out['mine'] = mine(roles, self.node)
+        return out
