@@ -44,6 +44,9 @@ class FakeController:
     def stop(self):
         self.stopped = True
 
+    def logs(self):
+        return {'controller.log': self.log_path}
+
 
 def test_failed_provisioning_saves_evidence_and_says_where(tmp_path,
                                                            monkeypatch):
