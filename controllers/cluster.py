@@ -22,6 +22,7 @@ all kept in etcd (one member per controller node).
 The decisions are the pure functions here and in controllers.assign; the
 Replica is the thin driver around an etcd3gw client.
 """
+import base64
 import json
 import logging
 import math
@@ -39,6 +40,11 @@ LOG_PREFIX = PREFIX + 'log/'
 MEMBERS = PREFIX + 'members/'
 ASSIGNMENT = PREFIX + 'assignment'
 RESULTS_KEPT = 4096
+
+
+def _encode(text):
+    """A key or value as etcd's JSON gateway takes it (base64)."""
+    return base64.b64encode(text.encode()).decode()
 
 
 def prefix_end(prefix):
@@ -149,15 +155,16 @@ class Replica:
                        'assignments_written': 0, 'watch_restarts': 0}
 
     # -- start ----------------------------------------------------------
-    def start(self, timeout=60):
+    def start(self, timeout=60, follow=True):
         """Join: catch up with the log (so this node answers like the
-        others), announce the membership, then follow. Raises when etcd
-        does not answer within `timeout`."""
+        others), announce the membership, then follow (threads; without
+        `follow`, a test calls catch_up() itself). Raises when etcd does
+        not answer within `timeout`."""
         deadline = self.clock() + timeout
         client = self.connect()
         while True:
             try:
-                self._catch_up(client)
+                self.catch_up(client)
                 break
             except Exception as exc:           # etcd not up yet
                 if self.clock() > deadline:
@@ -165,6 +172,8 @@ class Replica:
                                        f'{timeout} s: {exc}') from exc
                 time.sleep(0.2)
         self._writer = self.connect()
+        if not follow:
+            return self
         for target, name in ((self._keep_membership, 'etcd-lease'),
                              (self._follow, 'etcd-follow')):
             threading.Thread(target=target, name=name, daemon=True).start()
@@ -191,10 +200,10 @@ class Replica:
             raise Unavailable(self.node, 'etcd did not commit the write '
                               f'({type(exc).__name__}: {exc})') from None
         self.counts['appended'] += 1
-        deadline = self.clock() + self.commit_timeout_s
+        deadline = time.monotonic() + self.commit_timeout_s
         with self.cond:
             while self.applied < rev:
-                left = deadline - self.clock()
+                left = deadline - time.monotonic()
                 if left <= 0:
                     raise Unavailable(self.node, f'the write was committed '
                                       f'(revision {rev}) but this node has '
@@ -206,7 +215,6 @@ class Replica:
         return result
 
     def _put(self, key, value):
-        from etcd3gw.utils import _encode
         resp = self._writer.transaction({
             'compare': [], 'failure': [],
             'success': [{'request_put': {'key': _encode(key),
@@ -218,7 +226,7 @@ class Replica:
         self.last_ok = self.clock()
 
     # -- the log --------------------------------------------------------
-    def _catch_up(self, client):
+    def catch_up(self, client):
         """Apply every log entry newer than what was applied (a range read,
         linearizable: only a node with the majority gets it)."""
         kvs = client.get(LOG_PREFIX, metadata=True,
@@ -275,7 +283,7 @@ class Replica:
             while not self._stop.is_set() and not stop_reader.is_set():
                 self._stop.wait(self.lease_s / 4)
                 try:
-                    self._catch_up(client)
+                    self.catch_up(client)
                 except Exception as exc:
                     LOG.debug('catch-up failed: %s', exc)
                     break
@@ -352,7 +360,6 @@ class Replica:
             self._write_roles(client, want, mod)
 
     def _write_roles(self, client, want, mod):
-        from etcd3gw.utils import _encode
         key = _encode(ASSIGNMENT)
         resp = client.transaction({
             'compare': [{'key': key, 'result': 'EQUAL', 'target': 'MOD',
