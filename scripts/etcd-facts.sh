@@ -5,7 +5,7 @@
 # and linearizable reads refused, serializable reads answered, the
 # majority writes on), then the leader killed (time until writes are
 # accepted again). Needs etcd-server and etcd-client (Debian), which
-# `make setup` does not install yet; run as root. Stops what it starts by
+# `make setup` installs; run as root. Stops what it starts by
 # PID and the namespaces it made. Results: docs/cluster.md.
 set -u
 for tool in etcd etcdctl bc; do
