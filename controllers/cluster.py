@@ -97,6 +97,21 @@ def next_roles(devices, members, current):
     return None if want == current else want
 
 
+def refused(counts, results, threshold):
+    """Probe results {peer: True (answered), False (refused), None
+    (silent)} on top of `counts` {peer: refusals in a row} -> (the new
+    counts, the peers refused at least `threshold` times in a row, sorted:
+    their leases are revoked, again each round until that works, e.g.
+    once etcd has a leader again when the dead node led it). Only a
+    refusal counts; an answer resets; silence changes nothing."""
+    out = {}
+    for peer, ok in results.items():
+        n = counts.get(peer, 0)
+        out[peer] = 0 if ok else n + 1 if ok is False else n
+    dead = sorted(p for p, n in out.items() if n >= threshold)
+    return out, dead
+
+
 def mine(roles, node):
     """{device: 'active' | 'standby'} of `node` in `roles`."""
     out = {}
@@ -143,6 +158,8 @@ class Replica:
         self.applied = 0                 # last log revision applied here
         self.results = {}                # revision -> (ok, result)
         self.members = []                # live members, sorted
+        self.member_info = {}            # member -> (its info, lease id)
+        self.refusals = {}               # member -> probes refused
         self.roles, self.generation = {}, 0
         self._roles_mod = 0              # ASSIGNMENT's mod revision
         self.last_ok = None              # last etcd round trip that worked
@@ -152,7 +169,8 @@ class Replica:
         self._writer = None
         self._stop = threading.Event()
         self.counts = {'appended': 0, 'applied': 0, 'refused_cut_off': 0,
-                       'assignments_written': 0, 'watch_restarts': 0}
+                       'assignments_written': 0, 'watch_restarts': 0,
+                       'leases_revoked': 0}
 
     # -- start ----------------------------------------------------------
     def start(self, timeout=60, follow=True):
@@ -175,7 +193,8 @@ class Replica:
         if not follow:
             return self
         for target, name in ((self._keep_membership, 'etcd-lease'),
-                             (self._follow, 'etcd-follow')):
+                             (self._follow, 'etcd-follow'),
+                             (self._probe_peers, 'peer-probe')):
             threading.Thread(target=target, name=name, daemon=True).start()
         return self
 
@@ -337,9 +356,13 @@ class Replica:
     def _read_members(self, client):
         kvs = client.get(MEMBERS, metadata=True,
                          range_end=prefix_end(MEMBERS))
-        members = sorted(m['key'].decode()[len(MEMBERS):]
-                         if isinstance(m['key'], bytes) else
-                         m['key'][len(MEMBERS):] for _, m in kvs)
+        found = {}
+        for value, m in kvs:
+            key = m['key'].decode() if isinstance(m['key'], bytes) \
+                else m['key']
+            found[key[len(MEMBERS):]] = (json.loads(value or '{}'),
+                                         int(m.get('lease', 0)))
+        members = sorted(found)
         got = client.get(ASSIGNMENT, metadata=True)
         value, mod = (got[0][0], int(got[0][1]['mod_revision'])) if got \
             else (None, 0)
@@ -347,6 +370,7 @@ class Replica:
         self._ok()
         with self.cond:
             self.members = members
+            self.member_info = found
             old, changed = self.roles, mod != self._roles_mod
             if changed:
                 self.roles, self.generation = current, mod
@@ -372,6 +396,49 @@ class Replica:
             LOG.info('assignment written: %s', ', '.join(
                 f'{d} {r.active}/{r.standby}' for d, r in sorted(
                     want.items())))
+
+    PROBE_EVERY_S, PROBE_REFUSALS = 0.1, 3
+
+    def _probe_peers(self):
+        """A peer whose etcd member refuses connections (its process is
+        gone: the kernel answers at once) PROBE_REFUSALS times in a row
+        loses its membership now, not when its lease runs out; silence
+        (a partition, a frozen node) is left to the lease."""
+        import socket
+        client = self.connect()
+        while not self._stop.wait(self.PROBE_EVERY_S):
+            with self.cond:
+                peers = {n: v for n, v in self.member_info.items()
+                         if n != self.node}
+            results = {}
+            for peer, (info, _lease) in peers.items():
+                host = info.get('etcd_host')
+                if not host:
+                    continue
+                try:
+                    socket.create_connection((host, info.get(
+                        'etcd_port', 2379)), timeout=0.05).close()
+                    results[peer] = True
+                except ConnectionRefusedError:
+                    results[peer] = False
+                except OSError:
+                    results[peer] = None        # silent: the lease decides
+            self.refusals, dead = refused(self.refusals, results,
+                                          self.PROBE_REFUSALS)
+            if dead and not self.stale_for():
+                for peer in dead:
+                    self._revoke(client, peer, peers[peer][1])
+
+    def _revoke(self, client, peer, lease_id):
+        try:
+            client.post(client.get_url('/kv/lease/revoke'),
+                        json={'ID': lease_id})
+            self.counts['leases_revoked'] += 1
+            LOG.info('member %s gone (its etcd refuses connections): its '
+                     'lease revoked', peer)
+        except Exception as exc:
+            LOG.info('lease of %s not revoked (yet): %s %s', peer,
+                     type(exc).__name__, exc)
 
     # -- what the API shows ---------------------------------------------
     def stale_for(self):

@@ -128,6 +128,7 @@ def main(argv=None):
                          ovsdb_scheme='ssl' if files else 'tcp')
     replica = None
     if args.cluster_node:
+        from urllib.parse import urlsplit
         from controllers import cluster
         replica = cluster.Replica(
             args.cluster_node, etcd_connect(args.etcd, files,
@@ -135,7 +136,9 @@ def main(argv=None):
             core.store, core.store.nodes, core.applied, core.roles_changed,
             lease_s=args.lease, expected=len(plan.get('controllers', ())),
             info={'api': f"{'https' if files else 'http'}://{args.listen}:"
-                         f'{args.api_port}/api/v1'})
+                         f'{args.api_port}/api/v1',
+                  'etcd_host': urlsplit(args.etcd).hostname,
+                  'etcd_port': urlsplit(args.etcd).port})
         core.join_cluster(replica)
         replica.start()           # caught up with the log before serving
 

@@ -96,7 +96,11 @@ def test_three_nodes_agree_on_members_and_devices(cluster_lab):
     assert node['controller'] == assignment['hv1']
     # each switch: connected to all three, master only on its active node
     for sw in ('hv1', 'hv2', 'hv3', 'sn1', 'sn2', 'gw1', 'gw2'):
-        roles = switch_roles(lab, sw)
+        # OVS backs off from a controller that refused it while the nodes
+        # started (1, 2, 4 s): wait for every session
+        roles = wait(f'{sw} connected to every controller node', lambda: (
+            lambda r: r if all(up for _, up in r.values()) else None)(
+                switch_roles(lab, sw)), timeout=15)
         active = address(lab, assignment[sw]['active'])
         assert roles[active] == ('master', True), (sw, roles)
         assert all(r == ('slave', True) for ip, r in roles.items()
@@ -194,6 +198,10 @@ def test_the_standby_takes_over_when_the_active_node_dies(cluster_lab):
     before = view(lab, 'ctl1')['assignment']['hv1']
     active, standby = before['active'], before['standby']
     assert reaches(lab, 'vm1', 'vm3')
+    # the standby has its own session to hv1 (after the previous test's
+    # restarts OVS may still be backing off from a node)
+    wait(f'{standby} connected to hv1', lambda: lab.ctl.member(standby).get(
+        '/status')['switches'].get('hv1', {}).get('connected'), timeout=15)
     flows_before = lab.ctl.member(standby).get('/status')['switches']
     t0 = time.monotonic()
     lab.ctl.member(active).kill()

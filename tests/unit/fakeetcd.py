@@ -84,7 +84,8 @@ class FakeEtcd:
                 continue
             out.append((value.encode(), {
                 'key': k.encode(), 'create_revision': str(create),
-                'mod_revision': str(mod)}))
+                'mod_revision': str(mod), **({'lease': str(_lease)}
+                                             if _lease else {})}))
         return out if metadata else [v for v, _ in out]
 
     def lease(self, ttl):

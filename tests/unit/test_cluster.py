@@ -182,3 +182,23 @@ def test_pure_decisions():
         (4, 'create_ls', [{'name': 'a', 'vni': 1}]), (9, 'detach', [2])]
     with pytest.raises(ValueError, match="op: 'drop' is not a write"):
         cluster.entry('drop', [], 'x')
+
+
+def test_a_peer_is_declared_gone_only_after_refusals_in_a_row():
+    counts, dead = cluster.refused({}, {'ctl2': False, 'ctl3': None}, 3)
+    assert counts == {'ctl2': 1, 'ctl3': 0} and dead == []
+    counts, dead = cluster.refused(counts, {'ctl2': False, 'ctl3': None}, 3)
+    counts, dead = cluster.refused(counts, {'ctl2': False, 'ctl3': None}, 3)
+    assert dead == ['ctl2'] and counts['ctl3'] == 0   # silence: the lease
+    again, dead = cluster.refused(counts, {'ctl2': False}, 3)
+    assert dead == ['ctl2']            # until its lease is revoked
+    reset, _ = cluster.refused({'ctl2': 2}, {'ctl2': True}, 3)
+    assert reset == {'ctl2': 0}                        # an answer resets
+
+
+def test_members_carry_their_lease_for_a_revocation():
+    etcd, clock = FakeEtcd(), Clock()
+    a = replica(etcd, 'ctl1', clock)
+    lease = announce(etcd, 'ctl2')
+    sync(etcd, a)
+    assert a.member_info['ctl2'] == ({}, lease)
