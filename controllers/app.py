@@ -130,6 +130,9 @@ class NsxController(app_manager.OSKenApp):
         LOG.error('OpenFlow error from %016x: type=%s code=%s',
                   msg.datapath.id, msg.type, msg.code)
         self.core.errors.append((msg.datapath.id, msg.type, msg.code))
+        if msg.type == msg.datapath.ofproto.OFPET_ROLE_REQUEST_FAILED:
+            with self.core.lock:           # ask again at the next pass
+                self.asserted.pop(msg.datapath.id, None)
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def _gone(self, ev):

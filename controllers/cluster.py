@@ -55,9 +55,16 @@ def prefix_end(prefix):
 def entry(op, args, node):
     """A log entry's value: the write and who took it."""
     if op not in writes.OPS:
-        raise ValueError(f'op: {op!r} is not a write')
+        raise ValueError(f'op: {op!r} is not a write; one of '
+                         f"{', '.join(sorted(writes.OPS))}")
     return json.dumps({'op': op, 'args': list(args), 'node': node},
                       sort_keys=True)
+
+
+def key_of(meta):
+    """A key-value's key as text (etcd3gw gives bytes)."""
+    k = meta['key']
+    return k.decode() if isinstance(k, bytes) else k
 
 
 def decode(kvs):
@@ -124,12 +131,17 @@ def mine(roles, node):
 
 
 class Unavailable(ApiError):
-    def __init__(self, node, why):
-        super().__init__(
-            503, 'cluster', f'controller node {node} cannot commit writes '
-            f'now: {why}. Nothing was changed; send the write to another '
-            'controller node (GET /cluster lists them) or retry when this '
-            'one is back with the majority')
+    """503: the write was not committed (`unsure`: it may have been; the
+    client must look before it sends it again)."""
+
+    def __init__(self, node, why, unsure=False):
+        then = ('It may still be committed: GET what it changes (or GET '
+                '/cluster for the applied revision) before sending it '
+                'again' if unsure else 'Nothing was changed; send the write '
+                'to another controller node (GET /cluster lists them) or '
+                'retry when this one is back with the majority')
+        super().__init__(503, 'cluster', f'controller node {node} cannot '
+                         f'commit writes now: {why}. {then}')
 
 
 class Replica:
@@ -166,7 +178,8 @@ class Replica:
         self.leader = None
         self.cond = threading.Condition()
         self.apply_lock = threading.Lock()
-        self._writer = None
+        self._members_lock = threading.Lock()
+        self._writers = None
         self._stop = threading.Event()
         self.counts = {'appended': 0, 'applied': 0, 'refused_cut_off': 0,
                        'assignments_written': 0, 'watch_restarts': 0,
@@ -189,7 +202,7 @@ class Replica:
                     raise RuntimeError(f'etcd did not answer within '
                                        f'{timeout} s: {exc}') from exc
                 time.sleep(0.2)
-        self._writer = self.connect()
+        self._writers = threading.local()    # a client per API thread
         if not follow:
             return self
         for target, name in ((self._keep_membership, 'etcd-lease'),
@@ -216,8 +229,9 @@ class Replica:
         try:
             rev = self._put(key, value)
         except Exception as exc:
-            raise Unavailable(self.node, 'etcd did not commit the write '
-                              f'({type(exc).__name__}: {exc})') from None
+            raise Unavailable(self.node, 'etcd did not confirm the write '
+                              f'({type(exc).__name__}: {exc})',
+                              unsure=True) from None
         self.counts['appended'] += 1
         deadline = time.monotonic() + self.commit_timeout_s
         with self.cond:
@@ -226,7 +240,7 @@ class Replica:
                 if left <= 0:
                     raise Unavailable(self.node, f'the write was committed '
                                       f'(revision {rev}) but this node has '
-                                      'not applied it yet')
+                                      'not applied it yet', unsure=True)
                 self.cond.wait(left)
             ok, result = self.results.get(rev, (True, None))
         if not ok:
@@ -234,7 +248,10 @@ class Replica:
         return result
 
     def _put(self, key, value):
-        resp = self._writer.transaction({
+        writer = getattr(self._writers, 'client', None)
+        if writer is None:
+            writer = self._writers.client = self.connect()
+        resp = writer.transaction({
             'compare': [], 'failure': [],
             'success': [{'request_put': {'key': _encode(key),
                                          'value': _encode(value)}}]})
@@ -314,8 +331,7 @@ class Replica:
         try:
             for ev in events:
                 kv = ev['kv']
-                key = kv['key'].decode() if isinstance(kv['key'], bytes) \
-                    else kv['key']
+                key = key_of(kv)
                 if key.startswith(LOG_PREFIX) and ev.get('type') != 'DELETE':
                     value = kv['value']
                     self._apply(decode([(value, kv)]))
@@ -331,7 +347,7 @@ class Replica:
     # -- membership and assignment --------------------------------------
     def _keep_membership(self):
         client = self.connect()
-        lease, every, failing = None, self.lease_s / 4, False
+        lease, every, failing, was_cut = None, self.lease_s / 4, False, False
         ttl = max(1, int(math.ceil(self.lease_s)))   # etcd: whole seconds
         while not self._stop.is_set():
             try:
@@ -351,16 +367,24 @@ class Replica:
                 failing = True
                 lease = None if lease is not None and cut_off(
                     self.last_ok, self.clock(), self.lease_s) else lease
+            cut = bool(self.stale_for())
+            if cut != was_cut:        # the core asks its roles again
+                LOG.warning('%s %s the cluster\'s majority', self.node,
+                            'cut off from' if cut else 'back with')
+                was_cut = cut
+                self.on_roles(self.roles, self.roles, self.generation)
             self._stop.wait(every)
 
     def _read_members(self, client):
+        with self._members_lock:     # the watch and the catch-up: in turn
+            self._read_members_now(client)
+
+    def _read_members_now(self, client):
         kvs = client.get(MEMBERS, metadata=True,
                          range_end=prefix_end(MEMBERS))
         found = {}
         for value, m in kvs:
-            key = m['key'].decode() if isinstance(m['key'], bytes) \
-                else m['key']
-            found[key[len(MEMBERS):]] = (json.loads(value or '{}'),
+            found[key_of(m)[len(MEMBERS):]] = (json.loads(value or '{}'),
                                          int(m.get('lease', 0)))
         members = sorted(found)
         got = client.get(ASSIGNMENT, metadata=True)
@@ -371,7 +395,8 @@ class Replica:
         with self.cond:
             self.members = members
             self.member_info = found
-            old, changed = self.roles, mod != self._roles_mod
+            # two threads read: never go back to an older assignment
+            old, changed = self.roles, mod > self._roles_mod
             if changed:
                 self.roles, self.generation = current, mod
                 self._roles_mod = mod

@@ -120,9 +120,12 @@ class Core:
     def owns(self, device):
         """Whether this controller writes to `device` (its OpenFlow
         master, its OVSDB's writer): always on a single controller, when
-        it is the device's active node in a cluster."""
+        it is the device's active node in a cluster and not cut off from
+        its majority."""
         if self.replica is None:
             return True
+        if self.replica.stale_for():   # cut off: the others have (or will
+            return False               # soon have) given its devices away
         r = self.replica.roles.get(device)
         return r is not None and r.active == self.replica.node
 
@@ -130,8 +133,9 @@ class Core:
         """(OpenFlow role 'master' or 'slave', generation id) this node
         asserts on `device`'s switch; None on a single controller (no role
         requests: the switch's default, equal)."""
-        if self.replica is None or not self.replica.generation:
-            return None            # (a cluster with no assignment yet)
+        if self.replica is None or not self.replica.generation or \
+                self.replica.stale_for():
+            return None            # (no assignment yet, or cut off)
         return ('master' if self.owns(device) else 'slave',
                 self.replica.generation)
 
@@ -388,8 +392,10 @@ class Core:
             self.node_vifs[node] = dict(vifs)
         if not self.owns(node):     # its active controller node logs it
             return
-        self._locate(node, vifs, vifs_appeared(before, vifs),
-                     sorted(set(before) - set(vifs)))
+        if not self._locate(node, vifs, vifs_appeared(before, vifs),
+                            sorted(set(before) - set(vifs))):
+            with self.lock:           # not recorded: the next change of
+                self.node_vifs[node] = before     # this node retries it
 
     def _locate(self, node, vifs, fresh, gone=()):
         try:
@@ -399,7 +405,7 @@ class Core:
                     if self.write('unlocate', att, node)]
         except ApiError as exc:      # a cluster node cut off: not logged
             LOG.warning('%s: VIF changes not recorded: %s', node, exc)
-            return
+            return False
         if gone:
             LOG.info('%s: VIF %s unplugged: its port is unbound', node,
                      ', '.join(gone))
@@ -408,6 +414,7 @@ class Core:
                      ', '.join(moved))
         if moved or gone:
             self.on_change()
+        return True
 
     def _vtep_session(self, vtep):
         return hwvtep.VtepSession(

@@ -110,7 +110,8 @@ def test_a_write_etcd_does_not_commit_is_a_503():
     with pytest.raises(ApiError) as err:   # lease says so
         a.submit('create_ls', {'name': 'web', 'vni': 5001})
     assert err.value.status == 503
-    assert 'etcd did not commit the write' in err.value.message
+    assert 'etcd did not confirm the write' in err.value.message
+    assert 'It may still be committed: GET' in err.value.message
     assert a.applied == 0
 
 
@@ -140,7 +141,7 @@ def test_the_assignment_follows_the_members_and_is_written_once():
     reps = {n: replica(etcd, n, clock, roles=roles[n]) for n in roles}
     leases = {n: announce(etcd, n) for n in reps}
     sync(etcd, *reps.values())        # all three compute the same answer
-    assert len(etcd.get(cluster.ASSIGNMENT)) == 1
+    assert sum(r.counts['assignments_written'] for r in reps.values()) == 1
     sync(etcd, *reps.values())
     views = [r.roles for r in reps.values()]
     assert views[0] == views[1] == views[2] and sorted(views[0]) == DEVICES
@@ -202,3 +203,16 @@ def test_members_carry_their_lease_for_a_revocation():
     lease = announce(etcd, 'ctl2')
     sync(etcd, a)
     assert a.member_info['ctl2'] == ({}, lease)
+
+
+def test_an_older_assignment_read_late_is_not_taken():
+    etcd, clock = FakeEtcd(), Clock()
+    roles = []
+    a = replica(etcd, 'ctl1', clock, roles=roles, expected=1)
+    announce(etcd, 'ctl1')
+    sync(etcd, a)
+    sync(etcd, a)
+    gen = a.generation
+    a._roles_mod += 10              # as if a newer one had been read
+    sync(etcd, a)
+    assert a.generation == gen and len(roles) == 1
