@@ -201,27 +201,32 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
         on_change()
         return result
 
-    def with_roles(name, node):
+    def with_roles(name, node, assignment):
         out = {'name': name, **node}
         if cluster is not None:
-            r = cluster()['assignment'].get(name, {})
+            r = assignment.get(name, {})
             out['controller'] = {'active': r.get('active'),
                                  'standby': r.get('standby')}
         return out
+
+    def assignment():
+        return cluster()['assignment'] if cluster is not None else {}
 
     @app.get(PREFIX + '/transport-nodes')
     def transport_nodes():
         """Every transport node and hardware VTEP of the lab; in a
         controller cluster each says which controller node drives it
         (`controller`: {active, standby})."""
-        return [with_roles(n, p) for n, p in sorted(store.nodes.items())]
+        roles = assignment()
+        return [with_roles(n, p, roles)
+                for n, p in sorted(store.nodes.items())]
 
     @app.get(PREFIX + '/transport-nodes/{name}')
     def transport_node(name: str):
         if name not in store.nodes:
             raise ApiError(404, 'name', f'no transport node {name!r}; GET '
                            '/transport-nodes lists them')
-        return with_roles(name, store.nodes[name])
+        return with_roles(name, store.nodes[name], assignment())
 
     @app.get(PREFIX + '/cluster')
     def cluster_view():

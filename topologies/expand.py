@@ -141,7 +141,8 @@ def _controllers(spec, mgmt, used):
     top = int(mgmt.broadcast_address) - n
     if top <= int(mgmt.network_address) + 1 + used:
         raise ValueError(f'mgmt_subnet: too small for {used} nodes and '
-                         f'{n} controllers')
+                         f'{n} controller nodes; use a larger one (the '
+                         'default 198.18.0.0/16 holds 65,000)')
     return {'controllers': {
         f'ctl{k}': {'name': f'ctl{k}', 'mgmt_intf': f'{PREFIX}-c{k}',
                     'mgmt_ip': f'{ipaddress.ip_address(top + k - 1)}/'

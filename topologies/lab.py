@@ -143,7 +143,8 @@ class Lab:
             _ip_batch([f"addr add {c['mgmt_ip']} dev mgmt0",
                        'link set mgmt0 up', 'link set lo up'],
                       netns=records.ns_name(name))
-        self.progress(f"  controller nodes: {', '.join(self.plan['controllers'])}")
+        self.progress('  controller nodes: '
+                      + ', '.join(self.plan['controllers']))
 
     def _make_links(self):
         m = self.plan['mgmt']
@@ -268,7 +269,8 @@ def _raise_neighbour_limits(nodes):
 
 def _ip_batch(cmds, netns=None):
     where = ['-n', netns] if netns else []
-    res = subprocess.run(['ip'] + where + ['-force', '-batch', '-'], input='\n'.join(
-        cmds) + '\n', capture_output=True, text=True)
+    res = subprocess.run(['ip'] + where + ['-force', '-batch', '-'],
+                         input='\n'.join(cmds) + '\n',
+                         capture_output=True, text=True)
     if res.returncode != 0:
         raise BootError('ip -batch failed: ' + res.stderr.strip()[-800:])

@@ -154,6 +154,15 @@ def test_a_node_cut_off_refuses_writes_and_catches_up(cluster_lab):
                                     timeout=10) as resp:
             assert resp.status == 200
             assert 'majority' in resp.headers['x-nsx-stale']
+        # its devices move to the majority, which masters their switches
+        # (ctl3 no longer asserts anything)
+        moved = wait('ctl3\'s devices reassigned', lambda: (
+            lambda a: a if all(r['active'] != 'ctl3' and r['standby'] !=
+                               'ctl3' for r in a.values()) else None)(
+                view(lab, 'ctl1')['assignment']), timeout=15)
+        for sw in ('hv1', 'hv2', 'hv3', 'sn1', 'sn2', 'gw1', 'gw2'):
+            wait(f'{sw} mastered by its new active node', lambda: switch_roles(
+                lab, sw)[address(lab, moved[sw]['active'])][0] == 'master')
         # the majority writes on
         status, ls = lab.ctl.member('ctl1').request(
             'POST', '/logical-switches', {'name': 'cmajor', 'vni': 7103})

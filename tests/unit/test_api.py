@@ -385,3 +385,46 @@ def test_deeply_nested_json_is_a_400_not_a_crash(client):
                     content=b'[' * 5000 + b']' * 5000,
                     headers={'content-type': 'application/json'})
     assert r.status_code in (400, 409) and r.json()['error']['field']
+
+
+def test_a_cluster_node_commits_through_the_cluster_and_says_when_cut_off():
+    from controllers import cluster, writes
+    store = model.Store(inventory=INV, nodes={
+        'hv1': {'role': 'hypervisor', 'tunnel_ip': '1.0.0.1', 'index': 1}})
+    view = {'node': 'ctl2', 'cut_off_s': 0.0,
+            'assignment': {'hv1': {'active': 'ctl1', 'standby': 'ctl2'}}}
+    committed = []
+
+    def commit(op, *args):
+        if view['cut_off_s']:
+            raise cluster.Unavailable('ctl2', 'cut off for 3.0 s')
+        committed.append(op)
+        return writes.apply(store, op, *args)
+    c = TestClient(api.create_app(store, commit=commit,
+                                  cluster=lambda: view))
+    r = c.post(P + '/logical-switches', json={'name': 'web', 'vni': 5001})
+    assert r.status_code == 201 and committed == ['create_ls']
+    assert 'x-nsx-stale' not in r.headers
+    assert c.get(P + '/transport-nodes/hv1').json()['controller'] == {
+        'active': 'ctl1', 'standby': 'ctl2'}
+    assert c.get(P + '/transport-nodes').json()[0]['controller'][
+        'active'] == 'ctl1'
+    assert c.get(P + '/cluster').json()['node'] == 'ctl2'
+    r = c.get(P + '/transport-nodes/hv9')
+    assert r.status_code == 404 and r.json()['error']['field'] == 'name'
+    view['cut_off_s'] = 3.0
+    r = c.post(P + '/logical-switches', json={'name': 'db', 'vni': 5002})
+    assert r.status_code == 503
+    err = r.json()['error']
+    assert err['field'] == 'cluster' and 'ctl2' in err['message'] and \
+        'Nothing was changed' in err['message']
+    assert [ls['name'] for ls in store.list_ls()] == ['web']
+    r = c.get(P + '/logical-switches')
+    assert r.status_code == 200 and 'majority for 3.0 s' in \
+        r.headers['x-nsx-stale']
+
+
+def test_a_single_controller_has_no_cluster():
+    c = TestClient(api.create_app(model.Store(inventory=INV, nodes={})))
+    assert c.get(P + '/cluster').json() == {'nodes': 1, 'members': [],
+                                            'assignment': {}}
