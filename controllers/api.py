@@ -222,7 +222,8 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
                 for n, p in sorted(store.nodes.items())]
 
     @app.get(PREFIX + '/transport-nodes/{name}')
-    def transport_node(name: str):
+    def transport_node(name: str = Path(pattern=r'^[a-z][a-z0-9]{0,9}$',
+                                        max_length=10)):
         if name not in store.nodes:
             raise ApiError(404, 'name', f'no transport node {name!r}; GET '
                            '/transport-nodes lists them')

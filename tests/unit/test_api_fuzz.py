@@ -74,10 +74,14 @@ def lab():
             'requests': 0, 'by_status': {}, 'problems': []}
 
 
+PINS = {'name': 'hv1'}
+
+
 def fuzz_one(lab, operation, mode, pin):
     store, changes = lab['store'], lab['changes']
-    path_params = {p.name: 1 for p in operation.path_parameters} \
-        if pin else None
+    # pinned: an id that exists (1), or a transport node's name
+    path_params = {p.name: PINS.get(p.name, 1)
+                   for p in operation.path_parameters} if pin else None
 
     @settings(max_examples=EXAMPLES, deadline=None, database=None,
               derandomize=True, suppress_health_check=list(HealthCheck))
