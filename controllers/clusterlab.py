@@ -19,7 +19,7 @@ import urllib.error
 
 from topologies import records
 
-from .service import Controller
+from .service import Controller, stop_process
 
 ETCD_CLIENT, ETCD_PEER = 2379, 2380
 HEARTBEAT_MS, ELECTION_MS = 100, 1000
@@ -123,13 +123,7 @@ class ClusterNode(Controller):
 
     def stop(self, grace=3.0):
         super().stop(grace)
-        if self.etcd is not None and self.etcd.poll() is None:
-            self.etcd.terminate()
-            try:
-                self.etcd.wait(grace)
-            except subprocess.TimeoutExpired:
-                self.etcd.kill()
-                self.etcd.wait(5)
+        stop_process(self.etcd, grace)
 
 
 class Cluster:

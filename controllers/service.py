@@ -26,6 +26,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NICE = 10
 
 
+def stop_process(proc, grace=3.0):
+    """SIGTERM `proc` (a Popen, or None), SIGKILL after `grace` s."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
 class Controller:
     def __init__(self, plan, run_root=None, cfm_interval_ms=100):
         self.plan = plan
@@ -112,14 +124,7 @@ class Controller:
         return {'controller.log': self.log_path}
 
     def stop(self, grace=3.0):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        stop_process(self.proc, grace)
 
     def request(self, method, path, body=None):
         data = None if body is None else json.dumps(body).encode()
