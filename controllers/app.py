@@ -147,6 +147,7 @@ class NsxController(app_manager.OSKenApp):
                 self.asserted.pop(dp.id, None)
                 self.ready.discard(dp.id)
                 self.sections.pop(dp.id, None)
+                self.core.datapaths_ready(self.ready)
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply,
                 [CONFIG_DISPATCHER, MAIN_DISPATCHER])

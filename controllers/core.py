@@ -72,6 +72,7 @@ class Core:
         self.node_vifs = {}          # hypervisor -> its VIFs last seen
         self.liveness = {}             # (node, service node) -> live?
         self.bfd_pending = {}          # node -> tunnel ports awaiting BFD
+        self.ready_dpids = frozenset()   # datapaths connected and read
         self.down_since, self.refreshed, self.refreshes = {}, {}, {}
         threading.Thread(target=self._healer, name='bfd-healer',
                          daemon=True).start()
@@ -261,13 +262,26 @@ class Core:
             # BFD goes on once every datapath has its flows (enable_bfd)
             with self.lock:
                 self.bfd_pending[node] = ports
+        # the datapaths may all be ready already: a cluster node gets its
+        # devices (and makes their tunnels) after their switches connected
+        self._bfd_when_ready()
 
     def datapaths_ready(self, ready):
         """The app reports which datapaths are connected and reconciled;
         BFD goes on once every transport node's is (see enable_bfd)."""
+        with self.lock:
+            self.ready_dpids = frozenset(ready)
+        self._bfd_when_ready()
+
+    def _bfd_when_ready(self):
+        """Enable the pending BFD sessions if every transport datapath is
+        ready: checked when either changes (tunnels made, a datapath
+        read), whichever comes last."""
         want = {n['dpid'] for n in self.store.nodes.values()
                 if n['role'] != 'hw_vtep'}
-        if self.bfd_pending and want <= ready:
+        with self.lock:
+            go = bool(self.bfd_pending) and want <= self.ready_dpids
+        if go:
             threading.Thread(target=self.enable_bfd, daemon=True).start()
 
     def enable_bfd(self):

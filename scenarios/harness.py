@@ -44,12 +44,25 @@ def bfd_up(lab, chosen):
     return all(edge_bfd_up(lab, n, sns) for n, sns in chosen.items())
 
 
-def edge_bfd_up(lab, edge, sns):
+def edge_bfd_states(lab, edge, sns):
+    """{service node: 'up', 'down', 'off' (no BFD on the port) or 'no
+    port'} for `edge`'s tunnel ports to `sns`, as its OVSDB says."""
     out = lab.node(edge).ns_run(['ovs-vsctl', '--columns=name,bfd_status',
                                  'find', 'interface', 'type=vxlan']).stdout
     blocks = {b.split('\n')[0].split(':', 1)[-1].strip().strip('"'): b
               for b in out.split('\n\n') if b.strip()}
-    return all('forwarding="true"' in blocks.get(f'vx{s}', '') for s in sns)
+
+    def state(block):
+        if block is None:
+            return 'no port'
+        if 'forwarding="true"' in block:
+            return 'up'
+        return 'down' if 'state=' in block else 'off'
+    return {s: state(blocks.get(f'vx{s}')) for s in sns}
+
+
+def edge_bfd_up(lab, edge, sns):
+    return all(v == 'up' for v in edge_bfd_states(lab, edge, sns).values())
 
 
 def vtep_points(plan, names):
@@ -128,9 +141,14 @@ def wait_bfd(lab, progress=lambda m: None, timeout=None):
         return not waiting
     took = until(all_up, timeout, 0.2)
     if took is None:
+        seen = '; '.join(
+            f'{e}: ' + ', '.join(f'{sn} {st}' for sn, st in sorted(
+                edge_bfd_states(lab, e, waiting[e]).items()))
+            for e in sorted(waiting)[:8])
         raise LabFailed(f'BFD to the service nodes not up after '
                         f'{timeout:.0f} s on {len(waiting)} hypervisor(s) '
-                        f"and gateway(s): {', '.join(sorted(waiting)[:8])}")
+                        f'and gateway(s) ({seen}; "off": the controller '
+                        f'never enabled BFD on the tunnel port)')
     progress(f'  BFD up to every service node ({took} s)')
     return took
 
