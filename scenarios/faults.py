@@ -17,8 +17,13 @@ A fault is plain data, {'kind', 'target'} (a 'several' fault holds
               undone by bringing them up
   partition   a device's management interface (mgmt0) down: cut off from
               the controller, not from the data plane; undone by up
-  controller  kill -9 the controller; undone by starting it again from its
+  controller  kill -9 the controller (target 'controller'); in a
+              controller cluster, a node (target 'ctlN': its controller and
+              its etcd member); undone by starting it again from its
               database (same API token)
+  isolate     cut a controller cluster's node off from the other nodes
+              (blackhole routes both ways in each namespace; the lab's own
+              namespace still reaches its API); undone by deleting them
   several     two or three of the above at once
 
 Pure: `targets(plan)`, `schedule(plan, count, seed)`, `describe(fault)`,
@@ -28,17 +33,18 @@ record)` undoes; both return the epoch they acted at.
 import os
 import random
 import signal
+import subprocess
 import time
 
 from topologies import boot, spec as specmod
 
 KINDS = ('crash', 'freeze', 'cut', 'down', 'partition', 'controller',
-         'several')
+         'isolate', 'several')
 DEVICE_ROLES = specmod.BR_INT_ROLES + ('hw_vtep',)
 # how often each kind is drawn (a controller kill is rarer: it restarts a
 # process that then reads every switch)
 WEIGHTS = {'crash': 4, 'freeze': 2, 'cut': 5, 'down': 1, 'partition': 2,
-           'controller': 1, 'several': 1}
+           'controller': 1, 'isolate': 1, 'several': 1}
 DOWN_ROLES = ('spine', 'leaf', 'vm', 'bare_metal', 'appliance')
 
 
@@ -54,7 +60,9 @@ def targets(plan):
             'down': sorted(n for n, p in nodes.items()
                            if p['role'] in DOWN_ROLES),
             'partition': [n for n in devices if 'mgmt_intf' in nodes[n]],
-            'controller': ['controller']}
+            'controller': sorted(plan.get('controllers') or
+                                 ['controller']),
+            'isolate': sorted(plan.get('controllers') or [])}
 
 
 def check(fault, plan):
@@ -95,7 +103,8 @@ def schedule(plan, count, seed, kinds=KINDS):
         if kind != 'several':
             out.append(one(kind))
             continue
-        simple = [k for k in kinds if k not in ('several', 'controller')]
+        simple = [k for k in kinds
+                  if k not in ('several', 'controller', 'isolate')]
         parts, seen = [], set()
         for _ in range(rng.choice((2, 2, 3))):
             f = one(rng.choice(simple))
@@ -113,7 +122,10 @@ def describe(fault):
     return {'crash': 'crash {t} (kill -9)', 'freeze': 'freeze {t} (SIGSTOP)',
             'cut': 'cut link {t}', 'down': 'interfaces of {t} down',
             'partition': 'partition {t} from the '
-            'management network', 'controller': 'kill the controller'}[
+            'management network', 'controller': 'kill the controller'
+            if fault['target'] == 'controller' else 'kill controller node {t}'
+            ' (controller and etcd member)',
+            'isolate': 'cut controller node {t} off from the other nodes'}[
                 fault['kind']].format(t=fault['target'])
 
 
@@ -170,11 +182,19 @@ def apply(lab, fault):
         lab.node(target).ns_run(['ip', 'link', 'set', 'mgmt0', 'down'],
                                 check=True)
         done = [f'{target}:mgmt0 down']
-    else:
+    elif kind == 'isolate':
+        _isolate(lab, target, 'add')
+        done = [f'{target}: blackhole routes to and from the other nodes']
+    elif target == 'controller':
         pid = lab.ctl.proc.pid
         lab.ctl.proc.kill()
         lab.ctl.proc.wait()
         done = [f'controller pid {pid}']
+    else:
+        node = lab.ctl.member(target)
+        done = [f'{target}: controller pid {node.proc.pid}, etcd pid '
+                f'{node.etcd.pid}']
+        node.kill()
     return {'fault': fault, 'at': at, 'done': done,
             'pids': pids if kind in ('crash', 'freeze') else None}
 
@@ -212,6 +232,29 @@ def repair(lab, record):
     elif kind == 'partition':
         lab.node(target).ns_run(['ip', 'link', 'set', 'mgmt0', 'up'],
                                 check=True)
-    else:
+    elif kind == 'isolate':
+        _isolate(lab, target, 'del')
+    elif target == 'controller':
         lab.ctl.start()
+    else:
+        lab.ctl.member(target).start()
     return at
+
+
+def isolation_routes(plan, node):
+    """[(namespace's node, address to blackhole)]: `node`'s routes to
+    every other controller node and theirs to it."""
+    ctls = plan['controllers']
+
+    def addr(n):
+        return ctls[n]['mgmt_ip'].split('/')[0]
+    return [pair for other in sorted(ctls) if other != node
+            for pair in ((node, addr(other)), (other, addr(node)))]
+
+
+def _isolate(lab, node, verb):
+    from topologies import records
+    for ns_node, address in isolation_routes(lab.plan, node):
+        subprocess.run(['ip', '-n', records.ns_name(ns_node), 'route',
+                        verb, 'blackhole', f'{address}/32'], check=True,
+                       capture_output=True)

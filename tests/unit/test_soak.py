@@ -16,7 +16,8 @@ def test_the_same_seed_gives_the_same_faults(plan):
     assert a != faults.schedule(plan, 100, seed=8)
     assert len(a) == 100
     kinds = {f['kind'] for f in a}
-    assert kinds == set(faults.KINDS), kinds
+    # one controller: nothing to isolate from the others
+    assert kinds == set(faults.KINDS) - {'isolate'}, kinds
     for f in a:
         faults.check(f, plan)                 # every target exists
         if f['kind'] == 'several':
@@ -31,6 +32,25 @@ def test_targets_are_the_labs_devices_and_links(plan):
     assert 'vm1' not in t['crash'] and 'spine1' not in t['crash']
     assert any(x.startswith('spine1-') for x in t['cut'])
     assert t['controller'] == ['controller']
+
+
+def test_a_clusters_nodes_are_targets_and_one_controller_keeps_its_draws(
+        plan):
+    cplan = expand.expand(dict(builders.clos(), controllers=3))
+    t = faults.targets(cplan)
+    assert t['controller'] == t['isolate'] == ['ctl1', 'ctl2', 'ctl3']
+    assert faults.targets(plan)['isolate'] == []
+    assert faults.describe({'kind': 'controller', 'target': 'ctl2'}) == \
+        'kill controller node ctl2 (controller and etcd member)'
+    assert faults.describe({'kind': 'isolate', 'target': 'ctl2'}) == \
+        'cut controller node ctl2 off from the other nodes'
+    ip = {n: c['mgmt_ip'].split('/')[0]
+          for n, c in cplan['controllers'].items()}
+    assert faults.isolation_routes(cplan, 'ctl2') == [
+        ('ctl2', ip['ctl1']), ('ctl1', ip['ctl2']),
+        ('ctl2', ip['ctl3']), ('ctl3', ip['ctl2'])]
+    with pytest.raises(ValueError, match="no target 'ctl1'"):
+        faults.check({'kind': 'isolate', 'target': 'ctl1'}, plan)
 
 
 @pytest.mark.parametrize('bad, text', [
