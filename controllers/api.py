@@ -235,7 +235,8 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
         members (whose lease runs), applied_revision (the last entry of the
         replicated log applied here), assignment ({device: {active,
         standby}}), assignment_generation (its etcd revision: the OpenFlow
-        role requests' generation id), mine (this node's roles), lease_s,
+        role requests' generation id), assigned_at (Unix time this node
+        took it), mine (this node's roles), lease_s,
         cut_off_s (how long this node has not reached the majority: 0 when
         it has; then it refuses writes with 503 and its reads carry
         `X-NSX-Stale`), counts. A single controller: {nodes: 1}."""
@@ -344,7 +345,9 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
           (Unix time of the last connect or loss), connects, passes
           (reconciliations), flows_added, flows_deleted, group_mods (sent
           since the controller started), flows (installed after the last
-          pass; null until the first), last_pass};
+          pass; null until the first), last_pass, last_full_pass (the
+          last pass over the whole switch: after a connect, or when this
+          node became its master)};
         - hardware_vteps: as GET /hardware-vteps;
         - node_ovsdb: the controller's session to each hypervisor's and
           gateway's own OVSDB ({nodes: {node: {connected, since,

@@ -217,7 +217,7 @@ class NsxController(app_manager.OSKenApp):
         if add or delete:
             LOG.info('%s: +%d -%d flows', node, len(add), len(delete))
         self.core.switch_event(node, 'pass', len(add), len(delete),
-                               group_mods, len(want))
+                               group_mods, len(want), full=keys is None)
         self.cookies[dpid] = want
         barrier = dp.ofproto_parser.OFPBarrierRequest(dp)
         dp.set_xid(barrier)

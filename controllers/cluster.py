@@ -173,6 +173,7 @@ class Replica:
         self.member_info = {}            # member -> (its info, lease id)
         self.refusals = {}               # member -> probes refused
         self.roles, self.generation = {}, 0
+        self.assigned_at = None      # epoch this node took its assignment
         self._roles_mod = 0              # ASSIGNMENT's mod revision
         self.last_ok = None              # last etcd round trip that worked
         self.leader = None
@@ -400,6 +401,7 @@ class Replica:
             if changed:
                 self.roles, self.generation = current, mod
                 self._roles_mod = mod
+                self.assigned_at = time.time()
         if changed:
             self.on_roles(old, current, mod)
         want = next_roles(self.devices, members, current) if members \
@@ -475,6 +477,7 @@ class Replica:
             out = {'node': self.node, 'members': list(self.members),
                    'applied_revision': self.applied,
                    'assignment_generation': self.generation,
+                   'assigned_at': self.assigned_at,
                    'lease_s': self.lease_s,
                    'cut_off_s': round(self.stale_for(), 3),
                    'counts': dict(self.counts)}

@@ -11,6 +11,7 @@ A Cluster answers like a Controller (url, token, request, get, log_path:
 its first node's) through the first node whose API answers; member(name)
 reaches one node.
 """
+import json
 import os
 import signal
 import subprocess
@@ -19,7 +20,7 @@ import urllib.error
 
 from topologies import records
 
-from .service import Controller, stop_process
+from .service import NICE, Controller, stop_process
 
 ETCD_CLIENT, ETCD_PEER = 2379, 2380
 HEARTBEAT_MS, ELECTION_MS = 100, 1000
@@ -63,6 +64,18 @@ def etcd_cmd(name, ip, data_dir, peers, tls, token, cert_dir=None):
     return cmd
 
 
+def leader_of(rows, hosts):
+    """The node ({node: address} `hosts`) whose etcd member leads, from
+    `etcdctl endpoint status --cluster -w json` rows, or None."""
+    for r in rows:
+        st = r.get('Status', {})
+        if st.get('header', {}).get('member_id') == st.get('leader') and \
+                st.get('leader'):
+            host = r.get('Endpoint', '').split('://')[-1].rsplit(':', 1)[0]
+            return next((n for n, h in hosts.items() if h == host), None)
+    return None
+
+
 class ClusterNode(Controller):
     """One controller node: its etcd member and its controller, in its
     namespace."""
@@ -99,8 +112,9 @@ class ClusterNode(Controller):
     def start_etcd(self):
         os.makedirs(self.dir, exist_ok=True)
         log = open(self.etcd_log, 'a')
+        # management plane, as the controller: below the datapaths
         self.etcd = subprocess.Popen(
-            self.prefix + etcd_cmd(
+            self.prefix + ['nice', '-n', str(NICE)] + etcd_cmd(
                 self.name, self.host, os.path.join(self.dir, 'etcd'),
                 self.peers, self.tls, self.plan['name'], self.dir),
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -175,6 +189,30 @@ class Cluster:
     def stop(self, grace=3.0):
         for m in self.members.values():
             m.stop(grace)
+
+    def etcd_leader(self):
+        """The node whose etcd member leads the raft group now (asked of
+        the first live member with etcdctl), or None if none answers or
+        there is no leader."""
+        for m in self._live():
+            cmd = m.prefix + ['etcdctl', '--endpoints',
+                              etcd_url(m.host, ETCD_CLIENT, m.tls),
+                              '--command-timeout', '2s', 'endpoint',
+                              'status', '--cluster', '-w', 'json']
+            if m.tls:
+                cmd += ['--cacert', os.path.join(m.dir, 'ca.pem'), '--cert',
+                        os.path.join(m.dir, 'controller.pem'), '--key',
+                        os.path.join(m.dir, 'controller.key')]
+            r = subprocess.run(cmd, capture_output=True, text=True,
+                               env=dict(os.environ, ETCDCTL_API='3'),
+                               timeout=10)
+            try:
+                rows = json.loads(r.stdout)
+            except ValueError:
+                continue
+            return leader_of(rows, {n: c.host for n, c in
+                                    self.members.items()})
+        return None
 
     def logs(self):
         """Every node's controller and etcd logs: the first node's

@@ -202,17 +202,19 @@ class Core:
                             'sent': sent, 'acked': time.time()})
 
     def switch_event(self, node, event, add=0, delete=0, groups=0,
-                     flows=None):
+                     flows=None, full=False):
         """Count what happened on `node`'s OpenFlow session (the app
         calls it): 'connected', 'gone', or 'pass' (a reconciliation that
         sent `add` flow adds, `delete` flow deletes and `groups` group
-        mods, leaving `flows` installed). GET /status shows the counts;
+        mods, leaving `flows` installed; `full`: of the whole switch, as
+        after it connected or this node became its master, kept as
+        last_full_pass: what a takeover changed). GET /status shows the counts;
         headless judges "no flow changes after a restart" from them, the
         soak compares `flows` with the switch's own count."""
         s = self.switches.setdefault(node, {
             'connected': False, 'since': None, 'connects': 0, 'passes': 0,
             'flows_added': 0, 'flows_deleted': 0, 'group_mods': 0,
-            'flows': None, 'last_pass': None})
+            'flows': None, 'last_pass': None, 'last_full_pass': None})
         now = time.time()
         if event == 'connected':
             s.update(connected=True, since=now, connects=s['connects'] + 1,
@@ -227,6 +229,8 @@ class Core:
             s['flows'] = flows
             s['last_pass'] = {'at': now, 'flows_added': add,
                               'flows_deleted': delete, 'group_mods': groups}
+            if full:
+                s['last_full_pass'] = s['last_pass']
 
     def node_of_dpid(self, dpid):
         for name, n in self.store.nodes.items():

@@ -131,7 +131,7 @@ def test_switch_sessions_are_counted_for_status():
     core.refused = {'count': 0, 'last': collections.deque(maxlen=2)}
     core.hw_vteps = lambda: []
     core.switch_event('hv1', 'connected')
-    core.switch_event('hv1', 'pass', 5, 1, 1)
+    core.switch_event('hv1', 'pass', 5, 1, 1, full=True)
     core.switch_event('hv1', 'pass', 0, 0, 0)
     core.switch_event('hv1', 'gone')
     core.switch_event('hv1', 'connected')
@@ -139,6 +139,9 @@ def test_switch_sessions_are_counted_for_status():
     assert (s['connected'], s['connects'], s['passes']) == (True, 2, 2)
     assert (s['flows_added'], s['flows_deleted'], s['group_mods']) == \
         (5, 1, 1)
+    # the last pass over the whole switch is kept apart: a takeover's cost
+    assert (s['last_full_pass']['flows_added'],
+            s['last_full_pass']['flows_deleted']) == (5, 1)
     # refused OpenFlow TLS sessions: counted, the last ones kept, named
     core.store = types.SimpleNamespace(nodes={'hv1': {'mgmt_ip':
                                                       '198.18.0.12'}})
