@@ -216,6 +216,10 @@ SCENARIOS = {
                  'server behind a software gateway, hop by hop'),
     'hw-arp-flow': ('scenarios.hw_arp_flow', 'figures 14-16: ARP and unicast '
                     'between a VM and a server on a hardware VTEP'),
+    'controller-failover': ('scenarios.controller_failover', 'kill a node '
+                            'of a 3-node controller cluster under traffic '
+                            'and API writes: takeover, isolation, both of '
+                            'a device'),
     'headless': ('scenarios.headless', 'kill the controller under 1,000/s '
                  'probe streams for --seconds (60), restart it: no loss'),
     'service-node-failover': ('scenarios.service_node_failover', 'kill '
@@ -260,6 +264,19 @@ def cmd_scenario(args):
     if args.name == 'itaas-isolation':
         extra = {'seed': args.seed, 'mappings': args.mappings}
         fabric = None           # its own lab (itaas, a VCF pod)
+    if args.name == 'controller-failover':
+        from scenarios import controller_failover
+        extra = {'trials': args.trials or 20, 'seed': args.seed,
+                 'controllers': 3 if args.controllers is None
+                 else args.controllers, 'rate': args.probe_rate or 1000}
+        try:
+            controller_failover.check_controllers(extra['controllers'])
+        except ValueError as exc:
+            sys.exit(f'error: {exc}')
+    elif args.controllers is not None or args.probe_rate is not None:
+        sys.exit(f'error: --controllers and --probe-rate are '
+                 f'controller-failover\'s; scenario {args.name} runs its lab '
+                 'with one controller at its own rate')
     if args.name in ('service-node-failover', 'p2v-migration', 'vm-move'):
         extra = {'trials': args.trials or 20, 'seed': args.seed}
     if args.name == 'gateway-failover':
@@ -517,6 +534,12 @@ def parser():
                     'shared gateway, 3..4094 (4094)')
     sc.add_argument('--seed', type=int, default=1,
                     help='seeds fault timing jitter and trial order (1)')
+    sc.add_argument('--controllers', type=int, metavar='N',
+                    help='controller-failover: controller nodes, 3 or 5 (3)')
+    sc.add_argument('--probe-rate', type=count_arg(10, 1000), metavar='PPS',
+                    help='controller-failover: probes per second per stream '
+                    '(1000; lower leaves the 2-core box CPU to see what '
+                    'bounds the takeover)')
     so = sub.add_parser('soak', help='inject N seeded faults (crash, freeze, '
                         'cut, partition, controller kill, several at once) '
                         'with an oracle after each repair')
