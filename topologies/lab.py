@@ -49,6 +49,7 @@ class Lab:
         # every namespace on the machine) that holds a large lab's ARP.
         fixLimits()
         _raise_neighbour_limits(len(self.plan['nodes']))
+        _raise_socket_buffers()
         try:
             self._mgmt_bridge()
             self._step('namespaces', self._make_nodes)
@@ -265,6 +266,27 @@ def _raise_neighbour_limits(nodes):
         if value > current:            # only ever raise, like Mininet
             with open(path, 'w') as f:
                 f.write(str(value))
+
+
+# The userspace datapath reads each port through a packet socket whose
+# receive buffer is the kernel's default (net.core.rmem_default, one value
+# for every namespace, 212992 bytes here: about 160 small frames). When a
+# 2-core box starves ovs-vswitchd for longer than that lasts, the port
+# drops what arrives (docs/platform.md); a NIC's ring holds thousands.
+RCVBUF_DEFAULT = 1 << 20
+
+
+def _raise_socket_buffers(core='/proc/sys/net/core', want=RCVBUF_DEFAULT):
+    """Raise the kernel's default socket receive buffer (and its maximum,
+    if lower) to `want` bytes, only ever raising, as the neighbour limits,
+    before the lab's daemons open their sockets."""
+    for name in ('rmem_max', 'rmem_default'):
+        path = os.path.join(core, name)
+        with open(path) as f:
+            current = int(f.read())
+        if want > current:
+            with open(path, 'w') as f:
+                f.write(str(want))
 
 
 def _ip_batch(cmds, netns=None):

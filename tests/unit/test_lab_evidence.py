@@ -69,3 +69,15 @@ def test_failed_provisioning_saves_evidence_and_says_where(tmp_path,
         'sn1 log\n'
     assert json.loads((where / 'plan.json').read_text())['name'] == 'x'
     assert FakeLab.stopped
+
+
+def test_socket_buffers_are_only_ever_raised(tmp_path):
+    from topologies import lab as labmod
+    (tmp_path / 'rmem_max').write_text('212992\n')
+    (tmp_path / 'rmem_default').write_text('212992\n')
+    labmod._raise_socket_buffers(str(tmp_path), 1 << 20)
+    assert int((tmp_path / 'rmem_max').read_text()) == 1 << 20
+    assert int((tmp_path / 'rmem_default').read_text()) == 1 << 20
+    (tmp_path / 'rmem_max').write_text('16777216\n')
+    labmod._raise_socket_buffers(str(tmp_path), 1 << 20)
+    assert int((tmp_path / 'rmem_max').read_text()) == 16777216
