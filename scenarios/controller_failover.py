@@ -138,6 +138,15 @@ def rejoined(cluster_view, nodes, node):
         for r in cluster_view['assignment'].values())
 
 
+def unconnected(status, plan):
+    """The switches a node's GET /status says it has no OpenFlow
+    session to, sorted."""
+    sw = status.get('switches', {})
+    return sorted(n for n, p in plan['nodes'].items()
+                  if p['role'] in specmod.BR_INT_ROLES and
+                  not sw.get(n, {}).get('connected'))
+
+
 def churn(full_pass):
     """Flow and group mods of a whole-switch pass (GET /status's
     last_full_pass), or None."""
@@ -514,14 +523,19 @@ def kill_trial(lab, k, device, flows, out_dir, cost, problems, rate):
         why.append(f'{victim} did not start again: {exc}')
         rec['abort'] = True
     if not rec.get('abort'):
+        # back: a member with a role, and a session to every switch (OVS
+        # backs off from a controller that refused it: a standby without
+        # a session could not take a device over)
         took = harness.until(lambda: rejoined(view(lab, survivors[0]),
-                                              nodes, victim),
+                                              nodes, victim) and
+                             not unconnected(lab.ctl.member(victim).get(
+                                 '/status'), lab.plan),
                              max(1.0, w.left() - 0.3), 0.1)
         rec['rejoin_s'] = None if took is None else \
             round(time.monotonic() - t_back, 2)
         if took is None:
-            why.append(f'{victim} not a member (standby of a device) again '
-                       'within the window')
+            why.append(f'{victim} not a member (standby of a device, '
+                       'connected to every switch) again within the window')
     rec['lost_restore'] = lost_of(w.finish())
     rec['dropped_restore'] = w.drops
     for what, lost in (('kill', rec['lost']),

@@ -94,3 +94,14 @@ def test_the_etcd_leader_from_etcdctl():
     assert clusterlab.leader_of(rows[:1], hosts) is None
     assert clusterlab.leader_of([{'Endpoint': 'x', 'Status': {
         'header': {'member_id': 0}, 'leader': 0}}], hosts) is None
+
+
+def test_a_node_is_usable_once_connected_to_every_switch(plan):
+    switches = sorted(n for n, p in plan['nodes'].items()
+                      if p['role'] in ('hypervisor', 'service_node',
+                                       'sw_gateway'))
+    status = {'switches': {n: {'connected': True} for n in switches}}
+    assert cf.unconnected(status, plan) == []
+    status['switches'][switches[0]]['connected'] = False
+    del status['switches'][switches[1]]
+    assert cf.unconnected(status, plan) == sorted(switches[:2])
