@@ -56,6 +56,7 @@ KILL_WINDOW_S = 6.0          # streams: 1 s before the kill, 5 s after
 RESTORE_WINDOW_S = 14.0      # restart at 0.5 s (its start: 3-10 s), rejoin
 LEAD_S = 1.0
 BASELINE_S = 10.0
+REJOIN_WAIT_S = 30.0
 
 
 def streams(plan):
@@ -526,18 +527,27 @@ def kill_trial(lab, k, device, flows, out_dir, cost, problems, rate):
         # back: a member with a role, and a session to every switch (OVS
         # backs off from a controller that refused it: a standby without
         # a session could not take a device over)
-        took = harness.until(lambda: rejoined(view(lab, survivors[0]),
-                                              nodes, victim) and
-                             not unconnected(lab.ctl.member(victim).get(
-                                 '/status'), lab.plan),
-                             max(1.0, w.left() - 0.3), 0.1)
-        rec['rejoin_s'] = None if took is None else \
-            round(time.monotonic() - t_back, 2)
-        if took is None:
-            why.append(f'{victim} not a member (standby of a device, '
-                       'connected to every switch) again within the window')
+        def back():
+            return rejoined(view(lab, survivors[0]), nodes, victim) and \
+                not unconnected(lab.ctl.member(victim).get('/status'),
+                                lab.plan)
+        took = harness.until(back, max(1.0, w.left() - 0.3), 0.1)
+        if took is not None:
+            rec['rejoin_s'] = round(time.monotonic() - t_back, 2)
     rec['lost_restore'] = lost_of(w.finish())
     rec['dropped_restore'] = w.drops
+    if not rec.get('abort') and rec.get('rejoin_s') is None:
+        # not yet: wait on (no streams), the next trial needs it back
+        took = harness.until(back, REJOIN_WAIT_S, 0.2)
+        rec['rejoin_s'] = None if took is None else \
+            round(time.monotonic() - t_back, 2)
+        rec['unconnected'] = unconnected(lab.ctl.member(victim).get(
+            '/status'), lab.plan)
+        if took is None:
+            why.append(f'{victim} not a member (standby of a device, '
+                       f'connected to every switch) {REJOIN_WAIT_S:.0f} s '
+                       f"after the window; no session to "
+                       f"{', '.join(rec['unconnected']) or '-'}")
     for what, lost in (('kill', rec['lost']),
                        ('restore', rec['lost_restore'])):
         if any(lost.values()):
