@@ -17,9 +17,9 @@ window below.
 act, per trial (--trials, 20): a device the writes change is picked in
 turn and its active node killed (SIGKILL of its controller and its etcd
 member: the fault catalog's 'controller' on a node); once its devices are
-taken over, it is started again and rejoins (its devices come back to it,
-a second handover, also under traffic). Then once: a node cut off from
-the others (the catalog's 'isolate', rate): writes sent to it are refused (503),
+taken over, it is started again and rejoins (as a standby: actives stay
+where they are, controllers.assign). Then once: a node cut off from
+the others (the catalog's 'isolate'): writes sent to it are refused (503),
 the majority's accepted; healed; every node's state compared. Last: the
 active and the standby of a device killed together.
 measure, per trial: probes lost in each window; ms from the kill until
@@ -239,9 +239,8 @@ class Writer(threading.Thread):
                 if ok:
                     self.port = None
             self.log.append((time.time(), node, status))
-            key = 'accepted' if ok else 'refused' if status == 503 else \
-                'unanswered' if status is None else 'refused'
-            self.counts[key] += 1
+            self.counts['accepted' if ok else 'unanswered'
+                        if status is None else 'refused'] += 1
             if not ok:
                 self._resync()
             nxt += self.every
@@ -523,14 +522,13 @@ def kill_trial(lab, k, device, flows, out_dir, cost, problems, rate):
     except Exception as exc:        # the node did not come back: say so
         why.append(f'{victim} did not start again: {exc}')
         rec['abort'] = True
+    def back():
+        # a member with a role, and a session to every switch (OVS backs
+        # off from a controller that refused it: a standby without a
+        # session could not take a device over)
+        return rejoined(view(lab, survivors[0]), nodes, victim) and \
+            not unconnected(lab.ctl.member(victim).get('/status'), lab.plan)
     if not rec.get('abort'):
-        # back: a member with a role, and a session to every switch (OVS
-        # backs off from a controller that refused it: a standby without
-        # a session could not take a device over)
-        def back():
-            return rejoined(view(lab, survivors[0]), nodes, victim) and \
-                not unconnected(lab.ctl.member(victim).get('/status'),
-                                lab.plan)
         took = harness.until(back, max(1.0, w.left() - 0.3), 0.1)
         if took is not None:
             rec['rejoin_s'] = round(time.monotonic() - t_back, 2)
@@ -565,13 +563,19 @@ def lost_of(window):
     return out
 
 
+def lost_total(lost):
+    """Probes lost over a window's streams (lost_of), stalled senders
+    left out."""
+    return sum(v for v in lost.values() if isinstance(v, int))
+
+
 def trial_text(rec):
     t = rec.get('takeover_ms') or {}
     return (f"killed {rec['killed']} ({', '.join(rec['devices'])}): "
             f"takeover {max(t.values()) if t else '-'} ms, new standby "
             f"{rec.get('new_standby_ms')} ms, churn {rec.get('churn')}, "
-            f"lost {sum(v for v in rec['lost'].values() if isinstance(v, int))}"
-            f"/{sum(v for v in rec.get('lost_restore', {}).values() if isinstance(v, int))}"
+            f"lost {lost_total(rec['lost'])}/"
+            f"{lost_total(rec.get('lost_restore', {}))}"
             f", rejoined in {rec.get('rejoin_s')} s")
 
 
@@ -640,7 +644,8 @@ def isolate_phase(lab, changed, flows, out_dir, writer, problems, progress,
         why.append(f"probes lost {out['lost']}")
     if why:
         problems.append('isolation: ' + '; '.join(why))
-    progress(f"  isolation: {victim} refused {out['minority_answers'].count(503)}"
+    refused = out['minority_answers'].count(503)
+    progress(f'  isolation: {victim} refused {refused}'
              f" of 5 writes, the majority took {out['majority_accepted']}; "
              f"takeover {out['takeover_ms']} ms; equal after healing in "
              f"{out['equal_after_s']} s; lost {out['lost']}")
@@ -715,8 +720,8 @@ def finish(plan, out_dir, records, problems, extra, trials, seed, cost,
     standbys = [r['new_standby_ms'] for r in records
                 if r.get('new_standby_ms') is not None]
     rejoins = [r['rejoin_s'] * 1000 for r in records if r.get('rejoin_s')]
-    lost = sum(v for r in records for w in ('lost', 'lost_restore')
-               for v in r.get(w, {}).values() if isinstance(v, int))
+    lost = sum(lost_total(r.get(w, {})) for r in records
+               for w in ('lost', 'lost_restore'))
     summary = {}
     by_leader = {True: [], False: []}
     for r in records:

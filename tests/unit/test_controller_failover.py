@@ -105,3 +105,8 @@ def test_a_node_is_usable_once_connected_to_every_switch(plan):
     status['switches'][switches[0]]['connected'] = False
     del status['switches'][switches[1]]
     assert cf.unconnected(status, plan) == sorted(switches[:2])
+
+
+def test_lost_totals_leave_stalled_senders_out():
+    assert cf.lost_total({'a': 3, 'b': 0, 'c': 'sender stalled (9 sent)'}) \
+        == 3
