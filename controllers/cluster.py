@@ -104,19 +104,41 @@ def next_roles(devices, members, current):
     return None if want == current else want
 
 
-def refused(counts, results, threshold):
-    """Probe results {peer: True (answered), False (refused), None
-    (silent)} on top of `counts` {peer: refusals in a row} -> (the new
-    counts, the peers refused at least `threshold` times in a row, sorted:
-    their leases are revoked, again each round until that works, e.g.
-    once etcd has a leader again when the dead node led it). Only a
-    refusal counts; an answer resets; silence changes nothing."""
-    out = {}
-    for peer, ok in results.items():
-        n = counts.get(peer, 0)
-        out[peer] = 0 if ok else n + 1 if ok is False else n
-    dead = sorted(p for p, n in out.items() if n >= threshold)
-    return out, dead
+def taken_early(devices, alive, roles, node):
+    """{device: Roles} that `node` may drive at once, before etcd confirms
+    a new assignment: the devices whose active is not among the `alive`
+    nodes and whose standby `node` is (assign.assign's own promotion), as
+    the next assignment will have them. The OpenFlow generation stays the
+    current one: the switch takes a master request of an equal generation,
+    and refuses it once a newer assignment was asserted there."""
+    if node not in alive:
+        return {}
+    want = assign.assign(devices, alive, roles)
+    return {d: r for d, r in want.items()
+            if r.active == node and d in roles and
+            roles[d].active != node and roles[d].standby == node}
+
+
+def idempotent_put(key, value):
+    """A transaction that puts `key` only if it does not exist yet, else
+    reads it: sent again after a timeout, it commits the write at most
+    once, and says at which revision (see revision_of)."""
+    k = _encode(key)
+    return {'compare': [{'key': k, 'result': 'EQUAL', 'target': 'CREATE',
+                         'create_revision': 0}],
+            'success': [{'request_put': {'key': k, 'value': _encode(value)}}],
+            'failure': [{'request_range': {'key': k}}]}
+
+
+def revision_of(resp):
+    """The revision that created the key of an idempotent_put, from its
+    response (etcd's JSON omits a false 'succeeded')."""
+    if resp.get('succeeded'):
+        return int(resp['header']['revision'])
+    kvs = resp['responses'][0]['response_range'].get('kvs', [])
+    if not kvs:
+        raise RuntimeError('the key is neither new nor there')
+    return int(kvs[0]['create_revision'])
 
 
 def mine(roles, node):
@@ -159,19 +181,28 @@ class Replica:
 
     def __init__(self, node, connect, store, devices, on_applied,
                  on_roles, lease_s=2, info=None, commit_timeout_s=3.0,
-                 expected=0, clock=time.monotonic):
+                 expected=0, clock=time.monotonic, watcher=None,
+                 attempt_s=0.25):
         self.node, self.connect, self.store = node, connect, store
         self.devices = sorted(devices)
         self.on_applied, self.on_roles = on_applied, on_roles
         self.lease_s, self.info = lease_s, info or {}
         self.commit_timeout_s = commit_timeout_s
+        # one etcd round trip of a write: sent again (idempotent_put)
+        # after this, e.g. when the leader it went to died with it
+        self.attempt_s = attempt_s
+        # watcher(peer, host, port, on_dead, on_back) -> a started
+        # liveness.Watcher (None: no peer watching, as in unit tests)
+        self.watcher, self.watchers = watcher, {}
         self.clock = clock
         self.expected, self.born = expected, clock()
         self.applied = 0                 # last log revision applied here
         self.results = {}                # revision -> (ok, result)
         self.members = []                # live members, sorted
         self.member_info = {}            # member -> (its info, lease id)
-        self.refusals = {}               # member -> probes refused
+        self.dead = set()                # peers whose process is gone
+        # devices this node drives before etcd confirms it (taken_early)
+        self.early = {}
         self.roles, self.generation = {}, 0
         self.assigned_at = None      # epoch this node took its assignment
         self._roles_mod = 0              # ASSIGNMENT's mod revision
@@ -184,7 +215,8 @@ class Replica:
         self._stop = threading.Event()
         self.counts = {'appended': 0, 'applied': 0, 'refused_cut_off': 0,
                        'assignments_written': 0, 'watch_restarts': 0,
-                       'leases_revoked': 0}
+                       'leases_revoked': 0, 'taken_early': 0,
+                       'write_retries': 0}
 
     # -- start ----------------------------------------------------------
     def start(self, timeout=60, follow=True):
@@ -207,13 +239,25 @@ class Replica:
         if not follow:
             return self
         for target, name in ((self._keep_membership, 'etcd-lease'),
-                             (self._follow, 'etcd-follow'),
-                             (self._probe_peers, 'peer-probe')):
+                             (self._follow, 'etcd-follow')):
             threading.Thread(target=target, name=name, daemon=True).start()
         return self
 
     def stop(self):
         self._stop.set()
+        for w in self.watchers.values():
+            w.stop()
+
+    def active_of(self, device):
+        """The node that drives `device` as this node sees it: the one
+        the assignment names, or this node for a device it took early."""
+        with self.cond:
+            r = self.early.get(device) or self.roles.get(device)
+        return r and r.active
+
+    def effective(self):
+        """The assignment with what this node took early on top."""
+        return {**self.roles, **self.early}
 
     # -- writes ---------------------------------------------------------
     def submit(self, op, *args):
@@ -227,14 +271,23 @@ class Replica:
                               f'majority for {gone:.1f} s (cut off)')
         key = f'{LOG_PREFIX}{self.node}-{uuid.uuid4().hex}'
         value = entry(op, args, self.node)
-        try:
-            rev = self._put(key, value)
-        except Exception as exc:
-            raise Unavailable(self.node, 'etcd did not confirm the write '
-                              f'({type(exc).__name__}: {exc})',
-                              unsure=True) from None
-        self.counts['appended'] += 1
         deadline = time.monotonic() + self.commit_timeout_s
+        while True:
+            try:
+                rev = self._put(key, value)
+                break
+            except Exception as exc:
+                # e.g. the etcd leader died with the proposal: etcd drops
+                # it and would answer only after its own request timeout
+                # (seconds); the same transaction again commits it once
+                if time.monotonic() >= deadline or self.stale_for():
+                    raise Unavailable(
+                        self.node, 'etcd did not confirm the write '
+                        f'({type(exc).__name__}: {exc})',
+                        unsure=True) from None
+                self.counts['write_retries'] += 1
+                time.sleep(0.02)
+        self.counts['appended'] += 1
         with self.cond:
             while self.applied < rev:
                 left = deadline - time.monotonic()
@@ -251,13 +304,10 @@ class Replica:
     def _put(self, key, value):
         writer = getattr(self._writers, 'client', None)
         if writer is None:
-            writer = self._writers.client = self.connect()
-        resp = writer.transaction({
-            'compare': [], 'failure': [],
-            'success': [{'request_put': {'key': _encode(key),
-                                         'value': _encode(value)}}]})
+            writer = self._writers.client = self.connect(self.attempt_s)
+        rev = revision_of(writer.transaction(idempotent_put(key, value)))
         self._ok()
-        return int(resp['header']['revision'])
+        return rev
 
     def _ok(self):
         self.last_ok = self.clock()
@@ -329,6 +379,7 @@ class Replica:
             self.counts['watch_restarts'] += 1
 
     def _read_events(self, events, done):
+        client = None
         try:
             for ev in events:
                 kv = ev['kv']
@@ -337,7 +388,8 @@ class Replica:
                     value = kv['value']
                     self._apply(decode([(value, kv)]))
                 elif key.startswith(MEMBERS) or key == ASSIGNMENT:
-                    self._read_members(self.connect())
+                    client = client or self.connect()
+                    self._read_members(client)
                 if done.is_set():
                     return
         except Exception as exc:
@@ -397,13 +449,20 @@ class Replica:
             self.members = members
             self.member_info = found
             # two threads read: never go back to an older assignment
-            old, changed = self.roles, mod > self._roles_mod
+            old, changed = self.effective(), mod > self._roles_mod
             if changed:
                 self.roles, self.generation = current, mod
                 self._roles_mod = mod
                 self.assigned_at = time.time()
+                # taken early and not yet given away by an assignment
+                # that knew of the death: keep driving it
+                self.early = {d: r for d, r in self.early.items()
+                              if d in current and
+                              current[d].active in self.dead}
+                new = self.effective()
+        self._watch(found)
         if changed:
-            self.on_roles(old, current, mod)
+            self.on_roles(old, new, mod)
         want = next_roles(self.devices, members, current) if members \
             and (current or len(members) >= self.expected or
                  self.clock() - self.born > self.FIRST_WAIT_S) else None
@@ -424,48 +483,71 @@ class Replica:
                 f'{d} {r.active}/{r.standby}' for d, r in sorted(
                     want.items())))
 
-    PROBE_EVERY_S, PROBE_REFUSALS = 0.1, 3
+    # -- peers' liveness (controllers.liveness) -------------------------
+    def _watch(self, found):
+        """A liveness watcher for every member that gives its peer port."""
+        if self.watcher is None:
+            return
+        for peer, (info, _lease) in found.items():
+            if peer == self.node or peer in self.watchers or \
+                    not info.get('peer'):
+                continue
+            host, port = info['peer'].rsplit(':', 1)
+            self.watchers[peer] = self.watcher(
+                peer, host, int(port), self.peer_gone, self.peer_back)
 
-    def _probe_peers(self):
-        """A peer whose etcd member refuses connections (its process is
-        gone: the kernel answers at once) PROBE_REFUSALS times in a row
-        loses its membership now, not when its lease runs out; silence
-        (a partition, a frozen node) is left to the lease."""
-        import socket
-        client = self.connect()
-        while not self._stop.wait(self.PROBE_EVERY_S):
+    def peer_back(self, peer):
+        with self.cond:
+            self.dead.discard(peer)
+
+    def peer_gone(self, peer):
+        """`peer`'s process is gone (its connection ended and its port
+        refuses): take over at once the devices it was active for and
+        this node is standby of (taken_early), then revoke its membership
+        so that the cluster writes the assignment that says so, now
+        rather than when its lease runs out."""
+        with self.cond:
+            self.dead.add(peer)
+            info = self.member_info.get(peer)
+            if info is None or self.stale_for():
+                return          # not a member; or cut off: cannot tell
+            alive = [m for m in self.members if m not in self.dead]
+            old = self.effective()
+            early = taken_early(self.devices, alive, old, self.node)
+            self.early.update(early)
+            new = self.effective()
+            self.counts['taken_early'] += len(early)
+        if early:
+            LOG.info('%s is gone: driving %s at once (its standby), '
+                     'before the assignment says so', peer,
+                     ', '.join(sorted(early)))
+            self.on_roles(old, new, self.generation)
+        threading.Thread(target=self._revoke, args=(peer, info[1]),
+                         name='revoke', daemon=True).start()
+
+    def _revoke(self, peer, lease_id):
+        """Revoke a dead peer's lease (again until etcd takes it, e.g.
+        once it has a leader again when the dead node led it), then write
+        the assignment without it."""
+        client = self.connect(self.attempt_s)
+        while not self._stop.is_set():
             with self.cond:
-                peers = {n: v for n, v in self.member_info.items()
-                         if n != self.node}
-            results = {}
-            for peer, (info, _lease) in peers.items():
-                host = info.get('etcd_host')
-                if not host:
-                    continue
-                try:
-                    socket.create_connection((host, info.get(
-                        'etcd_port', 2379)), timeout=0.05).close()
-                    results[peer] = True
-                except ConnectionRefusedError:
-                    results[peer] = False
-                except OSError:
-                    results[peer] = None        # silent: the lease decides
-            self.refusals, dead = refused(self.refusals, results,
-                                          self.PROBE_REFUSALS)
-            if dead and not self.stale_for():
-                for peer in dead:
-                    self._revoke(client, peer, peers[peer][1])
-
-    def _revoke(self, client, peer, lease_id):
-        try:
-            client.post(client.get_url('/kv/lease/revoke'),
-                        json={'ID': lease_id})
+                if peer not in self.dead or peer not in self.members:
+                    return          # back, or its lease ran out anyway
+            try:
+                client.post(client.get_url('/kv/lease/revoke'),
+                            json={'ID': lease_id})
+            except Exception as exc:
+                LOG.debug('lease of %s not revoked (yet): %s', peer, exc)
+                self._stop.wait(0.02)
+                continue
             self.counts['leases_revoked'] += 1
-            LOG.info('member %s gone (its etcd refuses connections): its '
-                     'lease revoked', peer)
-        except Exception as exc:
-            LOG.info('lease of %s not revoked (yet): %s %s', peer,
-                     type(exc).__name__, exc)
+            LOG.info('member %s gone: its lease revoked', peer)
+            try:
+                self._read_members(client)     # and the assignment
+            except Exception as exc:
+                LOG.info('members not read after the revocation: %s', exc)
+            return
 
     # -- what the API shows ---------------------------------------------
     def stale_for(self):
@@ -480,6 +562,8 @@ class Replica:
                    'assigned_at': self.assigned_at,
                    'lease_s': self.lease_s,
                    'cut_off_s': round(self.stale_for(), 3),
+                   'taken_early': sorted(self.early),
+                   'peers_gone': sorted(self.dead),
                    'counts': dict(self.counts)}
         out['assignment'] = {d: {'active': r.active, 'standby': r.standby}
                              for d, r in sorted(roles.items())}

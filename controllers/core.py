@@ -127,8 +127,7 @@ class Core:
             return True
         if self.replica.stale_for():   # cut off: the others have (or will
             return False               # soon have) given its devices away
-        r = self.replica.roles.get(device)
-        return r is not None and r.active == self.replica.node
+        return self.replica.active_of(device) == self.replica.node
 
     def role(self, device):
         """(OpenFlow role 'master' or 'slave', generation id) this node

@@ -48,6 +48,10 @@ def parse(argv=None):
                    '--cluster-node: seconds a node stays a member without '
                    'renewing (etcd rounds it up to whole seconds, at least '
                    '1.5 election timeouts)')
+    p.add_argument('--peer-port', type=int, default=None, help='with '
+                   "--cluster-node: the port other nodes hold a connection "
+                   "to, to learn at once when this node's process is gone "
+                   '(controllers.liveness; default 6654)')
     args = p.parse_args(argv)
     if bool(args.cluster_node) != bool(args.etcd):
         p.error('--cluster-node and --etcd go together (a cluster node '
@@ -66,7 +70,8 @@ def etcd_connect(url, files, timeout):
     import etcd3gw
     u = urlsplit(url)
 
-    def connect():
+    def connect(timeout_s=None):
+        """`timeout_s`: of each request, instead of the default."""
         import requests
         session = requests.Session()
         # the lab's CA and nothing from the environment: requests lets
@@ -77,7 +82,8 @@ def etcd_connect(url, files, timeout):
             session.verify = files['ca']
             session.cert = (files['cert'], files['key'])
         return etcd3gw.Etcd3Client(host=u.hostname, port=u.port,
-                                   protocol=u.scheme, timeout=timeout,
+                                   protocol=u.scheme,
+                                   timeout=timeout_s or timeout,
                                    api_path='/v3/', session=session)
     return connect
 
@@ -129,7 +135,14 @@ def main(argv=None):
     replica = None
     if args.cluster_node:
         from urllib.parse import urlsplit
-        from controllers import cluster
+        from controllers import cluster, liveness
+        peer_port = args.peer_port or liveness.PEER_PORT
+        liveness.Listener(args.listen, peer_port).start()
+
+        def watcher(*a):
+            w = liveness.Watcher(*a)
+            w.start()
+            return w
         replica = cluster.Replica(
             args.cluster_node, etcd_connect(args.etcd, files,
                                             max(1.0, args.lease / 2)),
@@ -138,7 +151,9 @@ def main(argv=None):
             info={'api': f"{'https' if files else 'http'}://{args.listen}:"
                          f'{args.api_port}/api/v1',
                   'etcd_host': urlsplit(args.etcd).hostname,
-                  'etcd_port': urlsplit(args.etcd).port})
+                  'etcd_port': urlsplit(args.etcd).port,
+                  'peer': f'{args.listen}:{peer_port}'},
+            watcher=watcher)
         core.join_cluster(replica)
         replica.start()           # caught up with the log before serving
 

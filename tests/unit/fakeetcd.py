@@ -35,7 +35,7 @@ class FakeEtcd:
         if self.down:
             raise Unreachable('context deadline exceeded')
 
-    def client(self):
+    def client(self, timeout_s=None):
         return self                   # connect(): one "client" per call
 
     def _put(self, key, value, lease=None):
@@ -60,11 +60,24 @@ class FakeEtcd:
             now = have[field] if have else 0
             want = int(c.get('mod_revision', c.get('create_revision', 0)))
             ok = ok and now == want
+        responses = []
         for op in txn['success' if ok else 'failure']:
+            if 'request_range' in op:
+                key = base64.b64decode(op['request_range']['key']).decode()
+                have = self.kv.get(key)
+                responses.append({'response_range': {'kvs': [{
+                    'create_revision': str(have[1]),
+                    'mod_revision': str(have[2])}] if have else []}})
+                continue
             put = op['request_put']
             self._put(base64.b64decode(put['key']).decode(),
                       base64.b64decode(put['value']).decode())
-        return {'header': {'revision': str(self.revision)}, 'succeeded': ok}
+            responses.append({'response_put': {}})
+        out = {'header': {'revision': str(self.revision)},
+               'responses': responses}
+        if ok:                    # etcd's JSON leaves a false one out
+            out['succeeded'] = True
+        return out
 
     def get(self, key, metadata=False, range_end=None, sort_order=None,
             sort_target=None, min_create_revision=None, **_):
@@ -87,6 +100,18 @@ class FakeEtcd:
                 'mod_revision': str(mod), **({'lease': str(_lease)}
                                              if _lease else {})}))
         return out if metadata else [v for v, _ in out]
+
+    def get_url(self, path):
+        return path
+
+    def post(self, url, json=None):
+        self.check()
+        if url == '/kv/lease/revoke':
+            if json['ID'] not in self.leases:
+                raise Unreachable('Not Found')
+            self.expire(json['ID'])
+            return {}
+        raise NotImplementedError(url)
 
     def lease(self, ttl):
         self.check()

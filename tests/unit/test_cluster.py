@@ -5,6 +5,7 @@ majority refuses writes (503, saying why) and appends nothing; the
 assignment waits for the expected nodes, is written once, and follows the
 members; and the pure decisions (cut_off, next_roles, mine, decode)."""
 import json
+import time
 
 import pytest
 
@@ -185,16 +186,100 @@ def test_pure_decisions():
         cluster.entry('drop', [], 'x')
 
 
-def test_a_peer_is_declared_gone_only_after_refusals_in_a_row():
-    counts, dead = cluster.refused({}, {'ctl2': False, 'ctl3': None}, 3)
-    assert counts == {'ctl2': 1, 'ctl3': 0} and dead == []
-    counts, dead = cluster.refused(counts, {'ctl2': False, 'ctl3': None}, 3)
-    counts, dead = cluster.refused(counts, {'ctl2': False, 'ctl3': None}, 3)
-    assert dead == ['ctl2'] and counts['ctl3'] == 0   # silence: the lease
-    again, dead = cluster.refused(counts, {'ctl2': False}, 3)
-    assert dead == ['ctl2']            # until its lease is revoked
-    reset, _ = cluster.refused({'ctl2': 2}, {'ctl2': True}, 3)
-    assert reset == {'ctl2': 0}                        # an answer resets
+def test_the_standby_takes_its_dead_actives_early_and_only_those():
+    roles = {'gw1': assign.Roles('ctl1', 'ctl2'),
+             'hv1': assign.Roles('ctl1', 'ctl3'),
+             'hv2': assign.Roles('ctl3', 'ctl2')}
+    alive = ['ctl2', 'ctl3']
+    assert cluster.taken_early(DEVICES, alive, roles, 'ctl2') == {
+        'gw1': assign.Roles('ctl2', 'ctl3')}
+    assert cluster.taken_early(DEVICES, alive, roles, 'ctl3') == {
+        'hv1': assign.Roles('ctl3', 'ctl2')}
+    # both of a device's nodes gone: the third waits for the assignment
+    both = {'gw1': assign.Roles('ctl1', 'ctl2')}
+    assert cluster.taken_early(['gw1'], ['ctl3'], both, 'ctl3') == {}
+    assert cluster.taken_early(DEVICES, ['ctl3'], roles, 'ctl2') == {}
+
+
+def test_a_write_sent_again_commits_once():
+    etcd = FakeEtcd()
+    txn = cluster.idempotent_put('/nsx/log/a', 'x')
+    first = cluster.revision_of(etcd.transaction(txn))
+    again = cluster.revision_of(etcd.transaction(txn))
+    assert again == first and etcd.puts == 1
+    with pytest.raises(RuntimeError, match='neither new nor there'):
+        cluster.revision_of({'responses': [{'response_range': {}}]})
+
+
+class Flaky(FakeEtcd):
+    """Commits the first transaction but loses its answer (the client's
+    timeout), as when the leader it went to died."""
+
+    def __init__(self):
+        super().__init__()
+        self.lose = 1
+
+    def transaction(self, txn):
+        out = super().transaction(txn)
+        if self.lose:
+            self.lose -= 1
+            raise TimeoutError('read timed out')
+        return out
+
+
+def test_a_write_whose_answer_was_lost_is_applied_once():
+    etcd, clock = Flaky(), Clock()
+    a = replica(etcd, 'ctl1', clock)
+    a.commit_timeout_s = 5
+    web = submit_applied(etcd, a, [], 'create_ls',
+                         {'name': 'web', 'vni': 5001})
+    assert web['name'] == 'web' and a.counts['write_retries'] == 1
+    assert len(a.store.list_ls()) == 1 and etcd.puts == 1
+
+
+def test_a_dead_peer_s_devices_are_driven_by_their_standby_at_once():
+    nodes = ['ctl1', 'ctl2', 'ctl3']
+    roles = assign.assign(DEVICES, nodes)          # as written at start
+    dev, standby = next((d, r.standby) for d, r in sorted(roles.items())
+                        if r.active == 'ctl1')
+    etcd, clock = FakeEtcd(), Clock()
+    calls = []
+    a = replica(etcd, standby, clock, roles=calls, expected=1)
+    leases = {n: announce(etcd, n) for n in nodes}
+    etcd.put(cluster.ASSIGNMENT, cluster.roles_value(roles))
+    sync(etcd, a)
+    gen = a.generation
+    assert a.roles == roles and a.active_of(dev) == 'ctl1'
+    a.peer_gone('ctl1')
+    assert a.active_of(dev) == standby
+    assert a.counts['taken_early'] == sum(
+        r.active == 'ctl1' and r.standby == standby for r in roles.values())
+    # (the revocation's thread may already have written the next one)
+    old, new, g = next(c for c in calls if c[2] == gen and
+                       c[1][dev].active == standby)
+    assert old[dev].active == 'ctl1'       # told at the same generation
+    for _ in range(200):                   # the revocation's thread
+        if leases['ctl1'] not in etcd.leases:
+            break
+        time.sleep(0.01)
+    assert leases['ctl1'] not in etcd.leases
+    sync(etcd, a)                          # the assignment without ctl1
+    assert a.generation > gen and a.status()['taken_early'] == []
+    assert a.roles[dev].active == standby and all(
+        r.active != 'ctl1' for r in a.roles.values())
+
+
+def test_a_node_cut_off_takes_nothing_early():
+    etcd, clock = FakeEtcd(), Clock()
+    a = replica(etcd, 'ctl2', clock, expected=1)
+    for n in ('ctl1', 'ctl2'):
+        announce(etcd, n)
+    etcd.put(cluster.ASSIGNMENT, cluster.roles_value({
+        'gw1': assign.Roles('ctl1', 'ctl2')}))
+    sync(etcd, a)
+    clock.t += 5                         # no round trip for a lease
+    a.peer_gone('ctl1')
+    assert a.active_of('gw1') == 'ctl1' and a.counts['taken_early'] == 0
 
 
 def test_members_carry_their_lease_for_a_revocation():
