@@ -20,10 +20,19 @@ import urllib.error
 
 from topologies import records
 
-from .service import NICE, Controller, stop_process
+from .service import Controller, stop_process
 
 ETCD_CLIENT, ETCD_PEER = 2379, 2380
-HEARTBEAT_MS, ELECTION_MS = 100, 1000
+# a dead etcd leader is replaced after 1-2 election timeouts (raft's
+# randomized timer), and no write commits meanwhile: it bounds a takeover
+# when the dead node led etcd (docs/cluster.md); etcd wants the timeout at
+# least 5 heartbeats
+HEARTBEAT_MS, ELECTION_MS = 50, 250
+# etcd's members run at the datapaths' priority, not below them as the
+# controllers do: a heartbeat late by a tick under the lab's load is an
+# election for nothing (the three members: 22 % of one core at the
+# controller-failover baseline, docs/cluster.md)
+ETCD_NICE = 0
 LEASE_S = 2          # a node's membership lasts this long without renewal
 
 
@@ -76,6 +85,13 @@ def leader_of(rows, hosts):
     return None
 
 
+def raft_term(rows):
+    """The highest raft term the members report (etcdctl endpoint status
+    rows): it grows by one at each election (none fail, with pre-vote)."""
+    return max((int(r.get('Status', {}).get('raft_term', 0)) for r in rows),
+               default=None)
+
+
 class ClusterNode(Controller):
     """One controller node: its etcd member and its controller, in its
     namespace."""
@@ -112,9 +128,8 @@ class ClusterNode(Controller):
     def start_etcd(self):
         os.makedirs(self.dir, exist_ok=True)
         log = open(self.etcd_log, 'a')
-        # management plane, as the controller: below the datapaths
         self.etcd = subprocess.Popen(
-            self.prefix + ['nice', '-n', str(NICE)] + etcd_cmd(
+            self.prefix + ['nice', '-n', str(ETCD_NICE)] + etcd_cmd(
                 self.name, self.host, os.path.join(self.dir, 'etcd'),
                 self.peers, self.tls, self.plan['name'], self.dir),
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -191,9 +206,13 @@ class Cluster:
             m.stop(grace)
 
     def etcd_leader(self):
-        """The node whose etcd member leads the raft group now (asked of
-        the first live member with etcdctl), or None if none answers or
-        there is no leader."""
+        """The node whose etcd member leads the raft group now, or None
+        if none answers or there is no leader."""
+        return self.etcd_status()[0]
+
+    def etcd_status(self):
+        """(the node whose etcd member leads, the raft term), asked of the
+        first live member with etcdctl; (None, None) if none answers."""
         for m in self._live():
             cmd = m.prefix + ['etcdctl', '--endpoints',
                               etcd_url(m.host, ETCD_CLIENT, m.tls),
@@ -211,8 +230,8 @@ class Cluster:
             except ValueError:
                 continue
             return leader_of(rows, {n: c.host for n, c in
-                                    self.members.items()})
-        return None
+                                    self.members.items()}), raft_term(rows)
+        return None, None
 
     def logs(self):
         """Every node's controller and etcd logs: the first node's

@@ -148,6 +148,14 @@ def unconnected(status, plan):
                   not sw.get(n, {}).get('connected'))
 
 
+def elections(term_before, term_after):
+    """etcd elections between two raft terms, or None if either is
+    unknown."""
+    if term_before is None or term_after is None:
+        return None
+    return term_after - term_before
+
+
 def churn(full_pass):
     """Flow and group mods of a whole-switch pass (GET /status's
     last_full_pass), or None."""
@@ -445,13 +453,19 @@ def run(fabric='clos', progress=print, trials=20, seed=1, controllers=3,
                 problems.append('the writes changed no device: nothing to '
                                 'measure a takeover on')
             # the writes alone, no fault: what the trials are compared with
+            term = lab.ctl.etcd_status()[1]
             w = Window(lab, flows, BASELINE_S, out_dir, 'baseline', rate)
             time.sleep(1.0)
             extra['baseline_cpu'] = lab_cpu(lab, BASELINE_S - 2.0)
             extra['baseline_lost'] = lost_of(w.finish())
             extra['baseline_dropped'] = w.drops
+            # elections with nothing killed: etcd's timers too tight for
+            # the lab's load
+            extra['baseline_elections'] = elections(
+                term, lab.ctl.etcd_status()[1])
             progress(f"  {BASELINE_S:.0f} s of writes, no fault: lost "
-                     f"{extra['baseline_lost']}")
+                     f"{extra['baseline_lost']}, etcd elections "
+                     f"{extra['baseline_elections']}")
             if any(extra['baseline_lost'].values()):
                 problems.append('with no fault, under the writes alone: '
                                 f"probes lost {extra['baseline_lost']}")
@@ -719,7 +733,8 @@ def finish(plan, out_dir, records, problems, extra, trials, seed, cost,
                                                      {}).values()]
     standbys = [r['new_standby_ms'] for r in records
                 if r.get('new_standby_ms') is not None]
-    rejoins = [r['rejoin_s'] * 1000 for r in records if r.get('rejoin_s')]
+    rejoins = [round(r['rejoin_s'] * 1000, 1) for r in records
+               if r.get('rejoin_s')]
     lost = sum(lost_total(r.get(w, {})) for r in records
                for w in ('lost', 'lost_restore'))
     summary = {}

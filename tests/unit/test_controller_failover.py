@@ -96,6 +96,13 @@ def test_the_etcd_leader_from_etcdctl():
         'header': {'member_id': 0}, 'leader': 0}}], hosts) is None
 
 
+def test_elections_from_the_raft_terms():
+    rows = [{'Status': {'raft_term': 7}}, {'Status': {'raft_term': '9'}}]
+    assert clusterlab.raft_term(rows) == 9
+    assert clusterlab.raft_term([]) is None
+    assert cf.elections(9, 11) == 2 and cf.elections(None, 11) is None
+
+
 def test_a_node_is_usable_once_connected_to_every_switch(plan):
     switches = sorted(n for n, p in plan['nodes'].items()
                       if p['role'] in ('hypervisor', 'service_node',
