@@ -182,7 +182,7 @@ class Replica:
     def __init__(self, node, connect, store, devices, on_applied,
                  on_roles, lease_s=2, info=None, commit_timeout_s=3.0,
                  expected=0, clock=time.monotonic, watcher=None,
-                 attempt_s=0.25):
+                 attempt_s=0.2):
         self.node, self.connect, self.store = node, connect, store
         self.devices = sorted(devices)
         self.on_applied, self.on_roles = on_applied, on_roles
@@ -197,6 +197,7 @@ class Replica:
         self.clock = clock
         self.expected, self.born = expected, clock()
         self.applied = 0                 # last log revision applied here
+        self.complete = 0     # every change up to this revision is known
         self.results = {}                # revision -> (ok, result)
         self.members = []                # live members, sorted
         self.member_info = {}            # member -> (its info, lease id)
@@ -213,10 +214,11 @@ class Replica:
         self._members_lock = threading.Lock()
         self._writers = None
         self._stop = threading.Event()
+        self._members_changed = threading.Event()
         self.counts = {'appended': 0, 'applied': 0, 'refused_cut_off': 0,
                        'assignments_written': 0, 'watch_restarts': 0,
                        'leases_revoked': 0, 'taken_early': 0,
-                       'write_retries': 0}
+                       'write_retries': 0, 'log_reads': 0}
 
     # -- start ----------------------------------------------------------
     def start(self, timeout=60, follow=True):
@@ -239,7 +241,8 @@ class Replica:
         if not follow:
             return self
         for target, name in ((self._keep_membership, 'etcd-lease'),
-                             (self._follow, 'etcd-follow')):
+                             (self._follow, 'etcd-follow'),
+                             (self._follow_members, 'etcd-members')):
             threading.Thread(target=target, name=name, daemon=True).start()
         return self
 
@@ -315,13 +318,23 @@ class Replica:
     # -- the log --------------------------------------------------------
     def catch_up(self, client):
         """Apply every log entry newer than what was applied (a range read,
-        linearizable: only a node with the majority gets it)."""
-        kvs = client.get(LOG_PREFIX, metadata=True,
-                         range_end=prefix_end(LOG_PREFIX),
-                         sort_order='ascend', sort_target='create',
-                         min_create_revision=self.applied + 1)
+        linearizable: only a node with the majority gets it). The log is
+        read only if etcd's revision passed what this node knows whole
+        (`complete`): etcd reads every entry of the log to answer, and
+        the watch usually delivered everything already."""
+        head = int(client.post(client.get_url('/kv/range'), json={
+            'key': _encode(ASSIGNMENT), 'count_only': True})[
+                'header']['revision'])
+        if head > self.complete:
+            kvs = client.get(LOG_PREFIX, metadata=True,
+                             range_end=prefix_end(LOG_PREFIX),
+                             sort_order='ascend', sort_target='create',
+                             min_create_revision=self.applied + 1)
+            self._apply(decode(kvs))
+            self.counts['log_reads'] += 1
+            with self.cond:
+                self.complete = max(self.complete, head)
         self._ok()
-        self._apply(decode(kvs))
         self._read_members(client)
 
     def _apply(self, entries):
@@ -379,7 +392,6 @@ class Replica:
             self.counts['watch_restarts'] += 1
 
     def _read_events(self, events, done):
-        client = None
         try:
             for ev in events:
                 kv = ev['kv']
@@ -388,8 +400,14 @@ class Replica:
                     value = kv['value']
                     self._apply(decode([(value, kv)]))
                 elif key.startswith(MEMBERS) or key == ASSIGNMENT:
-                    client = client or self.connect()
-                    self._read_members(client)
+                    # read by their own thread: the log's entries behind
+                    # this one are not held up by its round trips
+                    self._members_changed.set()
+                # the watch delivers every change in order from where it
+                # started (after what was applied): known whole up to here
+                with self.cond:
+                    self.complete = max(self.complete,
+                                        int(kv.get('mod_revision', 0)))
                 if done.is_set():
                     return
         except Exception as exc:
@@ -398,6 +416,21 @@ class Replica:
             done.set()
 
     # -- membership and assignment --------------------------------------
+    def _follow_members(self):
+        """Read the members and the assignment when the watch saw them
+        change."""
+        client = None
+        while not self._stop.is_set():
+            if not self._members_changed.wait(1.0):
+                continue
+            self._members_changed.clear()
+            try:
+                client = client or self.connect()
+                self._read_members(client)
+            except Exception as exc:      # the catch-up reads them again
+                LOG.info('members not read: %s', exc)
+                client = None
+
     def _keep_membership(self):
         client = self.connect()
         lease, every, failing, was_cut = None, self.lease_s / 4, False, False

@@ -145,10 +145,12 @@ class ClusterNode(Controller):
     def kill(self):
         """SIGKILL the node's controller and etcd member (a node that
         dies); start() brings it back with its etcd data."""
-        for p in (self.proc, self.etcd):
-            if p is not None and p.poll() is None:
-                p.send_signal(signal.SIGKILL)
-                p.wait(5)
+        procs = [p for p in (self.proc, self.etcd)
+                 if p is not None and p.poll() is None]
+        for p in procs:                # both at once, as a node dies
+            p.send_signal(signal.SIGKILL)
+        for p in procs:
+            p.wait(5)
 
     def stop(self, grace=3.0):
         super().stop(grace)

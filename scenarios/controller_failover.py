@@ -488,6 +488,14 @@ def run(fabric='clos', progress=print, trials=20, seed=1, controllers=3,
         finally:
             writer.stop()
         extra['writes'] = dict(writer.counts)
+        # what each node's cluster side did (writes sent again, leases
+        # revoked, devices taken early, log reads) since it last started
+        extra['node_counts'] = {}
+        for n in nodes:
+            try:
+                extra['node_counts'][n] = view(lab, n)['counts']
+            except (OSError, RuntimeError) as exc:
+                extra['node_counts'][n] = f'no answer: {exc}'
         problems += [f'controller: {e}' for e in env.controller_errors()[:5]]
     return finish(plan, out_dir, records, problems, extra, trials, seed,
                   cost, rate)

@@ -191,8 +191,11 @@ def test_a_write_survives_the_death_of_any_one_node(cluster_lab):
                     'POST', '/logical-switches',
                     {'name': f'cdead{i}', 'vni': 7110 + i})), timeout=20,
             every=0.5)
-        got = lab.ctl.member(alive[1]).get(f"/logical-switches/{ls['id']}")
-        assert got['name'] == f'cdead{i}'
+        # each node answers reads from what it applied: the other one
+        # has it once its watch delivered it
+        wait(f'{alive[1]} has the write', lambda: lab.ctl.member(
+            alive[1]).request('GET', f"/logical-switches/{ls['id']}")[1].get(
+                'name') == f'cdead{i}', timeout=3, every=0.05)
         lab.ctl.member(dead).start()
         wait(f'{dead} back with the write', lambda: any(
             s['name'] == f'cdead{i}' for s in

@@ -111,6 +111,8 @@ class FakeEtcd:
                 raise Unreachable('Not Found')
             self.expire(json['ID'])
             return {}
+        if url == '/kv/range':                  # count_only, for the header
+            return {'header': {'revision': str(self.revision)}}
         raise NotImplementedError(url)
 
     def lease(self, ttl):

@@ -301,3 +301,24 @@ def test_an_older_assignment_read_late_is_not_taken():
     a._roles_mod += 10              # as if a newer one had been read
     sync(etcd, a)
     assert a.generation == gen and len(roles) == 1
+
+
+def test_the_log_is_read_again_only_when_etcd_moved_past_what_is_known():
+    etcd, clock = FakeEtcd(), Clock()
+    a = replica(etcd, 'ctl1', clock)
+    reads = a.counts['log_reads']
+    sync(etcd, a)
+    assert a.counts['log_reads'] == reads      # nothing new: no scan
+    etcd.put(cluster.LOG_PREFIX + 'x', cluster.entry(
+        'create_ls', [{'name': 'web', 'vni': 5001}], 'ctl2'))
+    sync(etcd, a)
+    assert a.counts['log_reads'] == reads + 1 and a.store.list_ls()
+    # what the watch delivered is known: no scan for it
+    etcd.put(cluster.LOG_PREFIX + 'y', cluster.entry(
+        'create_ls', [{'name': 'db', 'vni': 5002}], 'ctl2'))
+    value, meta = etcd.get(cluster.LOG_PREFIX + 'y', metadata=True)[0]
+    import threading
+    a._read_events([{'kv': dict(meta, value=value)}], threading.Event())
+    assert len(a.store.list_ls()) == 2
+    sync(etcd, a)
+    assert a.counts['log_reads'] == reads + 1
