@@ -366,7 +366,11 @@ class Replica:
     def _follow(self):
         """Watch everything under PREFIX from the next revision; the
         watch is the fast path, a read every lease_s/4 the safety net (a
-        watch on a member that died or was cut off just stops)."""
+        watch on a member that died or was cut off just stops). The watch
+        is made again when its stream ends or the reads have failed for a
+        lease (cut off), not at the first failed read: reads fail while
+        etcd elects a leader, and a new watch (a TLS session, a stream)
+        would hold up the first writes the new leader commits."""
         while not self._stop.is_set():
             client = self.connect()
             try:
@@ -380,13 +384,17 @@ class Replica:
             threading.Thread(target=self._read_events,
                              args=(events, stop_reader), daemon=True,
                              name='etcd-watch').start()
+            failing_since = None
             while not self._stop.is_set() and not stop_reader.is_set():
                 self._stop.wait(self.lease_s / 4)
                 try:
                     self.catch_up(client)
+                    failing_since = None
                 except Exception as exc:
                     LOG.debug('catch-up failed: %s', exc)
-                    break
+                    failing_since = failing_since or self.clock()
+                    if self.clock() - failing_since >= self.lease_s:
+                        break
             cancel()
             stop_reader.set()
             self.counts['watch_restarts'] += 1
@@ -555,21 +563,27 @@ class Replica:
                      'before the assignment says so', peer,
                      ', '.join(sorted(early)))
             self.on_roles(old, new, self.generation)
-        threading.Thread(target=self._revoke, args=(peer, info[1]),
+        threading.Thread(target=self._revoke, args=(peer,),
                          name='revoke', daemon=True).start()
 
-    def _revoke(self, peer, lease_id):
+    def _revoke(self, peer):
         """Revoke a dead peer's lease (again until etcd takes it, e.g.
         once it has a leader again when the dead node led it), then write
-        the assignment without it."""
+        the assignment without it. The lease is read each time from its
+        membership key: a node that lost a lease took another one (seen:
+        the one read earlier was "not found")."""
         client = self.connect(self.attempt_s)
         while not self._stop.is_set():
             with self.cond:
                 if peer not in self.dead or peer not in self.members:
                     return          # back, or its lease ran out anyway
             try:
+                got = client.get(MEMBERS + peer, metadata=True)
+                if not got:                 # gone already
+                    self._read_members(client)
+                    return
                 client.post(client.get_url('/kv/lease/revoke'),
-                            json={'ID': lease_id})
+                            json={'ID': int(got[0][1].get('lease', 0))})
             except Exception as exc:
                 LOG.debug('lease of %s not revoked (yet): %s', peer, exc)
                 self._stop.wait(0.02)

@@ -488,6 +488,12 @@ def run(fabric='clos', progress=print, trials=20, seed=1, controllers=3,
         finally:
             writer.stop()
         extra['writes'] = dict(writer.counts)
+        # every write: when, through which node, what it answered (None:
+        # no node answered), to put against the kills' times
+        with open(os.path.join(out_dir, 'writes.csv'), 'w') as f:
+            f.write('unix_time,node,status\n')
+            for t, node, status in writer.log:
+                f.write(f"{t:.3f},{node or ''},{status or ''}\n")
         # what each node's cluster side did (writes sent again, leases
         # revoked, devices taken early, log reads) since it last started
         extra['node_counts'] = {}
@@ -786,7 +792,8 @@ def finish(plan, out_dir, records, problems, extra, trials, seed, cost,
                    trials=records, problems=problems, **extra)
     res = results.result('controller-failover', plan['name'],
                          not problems and len(records) == trials, metrics,
-                         artifacts + [os.path.join(out_dir,
-                                                   'controller.log')])
+                         artifacts + [os.path.join(out_dir, f) for f in (
+                             'controller.log', 'writes.csv')
+                             if os.path.exists(os.path.join(out_dir, f))])
     results.save(res, out_dir)
     return res
