@@ -248,15 +248,23 @@ class Replica:
 
     def stop(self):
         self._stop.set()
-        for w in self.watchers.values():
+        with self.cond:
+            watchers = list(self.watchers.values())
+        for w in watchers:
             w.stop()
 
     def active_of(self, device):
         """The node that drives `device` as this node sees it: the one
         the assignment names, or this node for a device it took early."""
+        return self.role_of(device)[0]
+
+    def role_of(self, device):
+        """(the node that drives `device`, the generation id to assert it
+        with), read together: a new assignment read in between must not
+        pair the old owner with the new generation."""
         with self.cond:
             r = self.early.get(device) or self.roles.get(device)
-        return r and r.active
+            return (r and r.active), self.generation
 
     def effective(self):
         """The assignment with what this node took early on top."""
@@ -325,6 +333,7 @@ class Replica:
         head = int(client.post(client.get_url('/kv/range'), json={
             'key': _encode(ASSIGNMENT), 'count_only': True})[
                 'header']['revision'])
+        before = self.applied
         if head > self.complete:
             kvs = client.get(LOG_PREFIX, metadata=True,
                              range_end=prefix_end(LOG_PREFIX),
@@ -336,6 +345,7 @@ class Replica:
                 self.complete = max(self.complete, head)
         self._ok()
         self._read_members(client)
+        return self.applied > before     # found what no watch delivered
 
     def _apply(self, entries):
         if not entries:
@@ -367,8 +377,10 @@ class Replica:
         """Watch everything under PREFIX from the next revision; the
         watch is the fast path, a read every lease_s/4 the safety net (a
         watch on a member that died or was cut off just stops). The watch
-        is made again when its stream ends or the reads have failed for a
-        lease (cut off), not at the first failed read: reads fail while
+        is made again when its stream ends, when two catch-ups in a row
+        found entries it had not delivered (a stream that stopped without
+        ending), or when the reads have failed for a lease (cut off), not
+        at the first failed read: reads fail while
         etcd elects a leader, and a new watch (a TLS session, a stream)
         would hold up the first writes the new leader commits."""
         while not self._stop.is_set():
@@ -384,12 +396,15 @@ class Replica:
             threading.Thread(target=self._read_events,
                              args=(events, stop_reader), daemon=True,
                              name='etcd-watch').start()
-            failing_since = None
+            failing_since, missed = None, 0
             while not self._stop.is_set() and not stop_reader.is_set():
                 self._stop.wait(self.lease_s / 4)
                 try:
-                    self.catch_up(client)
+                    # twice in a row: the stream stopped delivering
+                    missed = missed + 1 if self.catch_up(client) else 0
                     failing_since = None
+                    if missed >= 2:
+                        break
                 except Exception as exc:
                     LOG.debug('catch-up failed: %s', exc)
                     failing_since = failing_since or self.clock()
@@ -398,6 +413,7 @@ class Replica:
             cancel()
             stop_reader.set()
             self.counts['watch_restarts'] += 1
+            self._stop.wait(self.lease_s / 8)    # not in a tight loop
 
     def _read_events(self, events, done):
         try:
@@ -534,12 +550,28 @@ class Replica:
                     not info.get('peer'):
                 continue
             host, port = info['peer'].rsplit(':', 1)
-            self.watchers[peer] = self.watcher(
-                peer, host, int(port), self.peer_gone, self.peer_back)
+            w = self.watcher(peer, host, int(port), self.peer_gone,
+                             self.peer_back)
+            with self.cond:
+                self.watchers[peer] = w
 
     def peer_back(self, peer):
+        """`peer` answers again (restarted before the assignment moved its
+        devices, e.g. when its lease could not be revoked without a
+        majority): give back what was taken early from it, as the
+        assignment still names it."""
         with self.cond:
             self.dead.discard(peer)
+            old = self.effective()
+            back = [d for d, r in self.early.items()
+                    if self.roles.get(d) and self.roles[d].active == peer]
+            for d in back:
+                del self.early[d]
+            new = self.effective()
+        if back:
+            LOG.info('%s is back: %s left to it (the assignment names it)',
+                     peer, ', '.join(sorted(back)))
+            self.on_roles(old, new, self.generation)
 
     def peer_gone(self, peer):
         """`peer`'s process is gone (its connection ended and its port
@@ -575,8 +607,9 @@ class Replica:
         client = self.connect(self.attempt_s)
         while not self._stop.is_set():
             with self.cond:
-                if peer not in self.dead or peer not in self.members:
-                    return          # back, or its lease ran out anyway
+                if peer not in self.dead or peer not in self.members or \
+                        self.stale_for():
+                    return          # back, its lease ran out, or cut off
             try:
                 got = client.get(MEMBERS + peer, metadata=True)
                 if not got:                 # gone already
@@ -586,7 +619,7 @@ class Replica:
                             json={'ID': int(got[0][1].get('lease', 0))})
             except Exception as exc:
                 LOG.debug('lease of %s not revoked (yet): %s', peer, exc)
-                self._stop.wait(0.02)
+                self._stop.wait(0.05)
                 continue
             self.counts['leases_revoked'] += 1
             LOG.info('member %s gone: its lease revoked', peer)

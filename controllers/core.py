@@ -133,11 +133,13 @@ class Core:
         """(OpenFlow role 'master' or 'slave', generation id) this node
         asserts on `device`'s switch; None on a single controller (no role
         requests: the switch's default, equal)."""
-        if self.replica is None or not self.replica.generation or \
-                self.replica.stale_for():
-            return None            # (no assignment yet, or cut off)
-        return ('master' if self.owns(device) else 'slave',
-                self.replica.generation)
+        if self.replica is None or self.replica.stale_for():
+            return None            # (cut off)
+        active, generation = self.replica.role_of(device)
+        if not generation:
+            return None            # (no assignment yet)
+        return ('master' if active == self.replica.node else 'slave',
+                generation)
 
     def applied(self, entries):
         """Cluster log entries were applied to the store (any node's

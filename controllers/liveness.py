@@ -58,9 +58,11 @@ class Listener(threading.Thread):
                 if key.fileobj is self.sock:
                     try:
                         conn, _addr = self.sock.accept()
-                    except OSError:
+                    except OSError:         # e.g. out of descriptors
+                        self._stop.wait(0.1)
                         continue
                     conn.setblocking(False)
+                    keepalive(conn)         # a peer gone silent: closed
                     self.sel.register(conn, selectors.EVENT_READ, 'peer')
                     continue
                 try:
@@ -75,6 +77,15 @@ class Listener(threading.Thread):
 
     def stop(self):
         self._stop.set()
+        for key in list(self.sel.get_map().values()):
+            key.fileobj.close()
+
+
+def keepalive(sock):
+    """End `sock` after a few seconds of a silent peer (KEEPALIVE)."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for opt, value in KEEPALIVE.items():
+        sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, opt), value)
 
 
 def attempt(host, port, timeout=CONNECT_TIMEOUT_S, connect=None):
@@ -99,10 +110,17 @@ class Watcher(threading.Thread):
         self.on_dead, self.on_back = on_dead, on_back
         self.connect, self.retry_s = connect, retry_s
         self.state = 'unknown'
+        self.sock = None
         self._stop = threading.Event()
 
     def stop(self):
         self._stop.set()
+        sock = self.sock
+        if sock is not None:            # wakes the recv below
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def _conclude(self, closed, outcome):
         state = verdict(outcome)
@@ -126,17 +144,16 @@ class Watcher(threading.Thread):
                 closed = False
                 self._stop.wait(self.retry_s)
                 continue
+            self.sock = sock
             try:
                 sock.settimeout(None)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-                for opt, value in KEEPALIVE.items():
-                    sock.setsockopt(socket.IPPROTO_TCP,
-                                    getattr(socket, opt), value)
+                keepalive(sock)
                 while not self._stop.is_set():
                     if not sock.recv(64):          # ended: FIN or RST
                         break
             except OSError:
                 pass
             finally:
+                self.sock = None
                 sock.close()
             closed = True

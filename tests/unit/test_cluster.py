@@ -322,3 +322,25 @@ def test_the_log_is_read_again_only_when_etcd_moved_past_what_is_known():
     assert len(a.store.list_ls()) == 2
     sync(etcd, a)
     assert a.counts['log_reads'] == reads + 1
+
+
+def test_a_peer_back_before_the_assignment_moved_gets_its_devices_back():
+    nodes = ['ctl1', 'ctl2', 'ctl3']
+    roles = assign.assign(DEVICES, nodes)
+    dev, standby = next((d, r.standby) for d, r in sorted(roles.items())
+                        if r.active == 'ctl1')
+    etcd, clock = FakeEtcd(), Clock()
+    calls = []
+    a = replica(etcd, standby, clock, roles=calls, expected=1)
+    for n in nodes:
+        announce(etcd, n)
+    etcd.put(cluster.ASSIGNMENT, cluster.roles_value(roles))
+    sync(etcd, a)
+    etcd.down = True          # no majority: the lease cannot be revoked
+    a.peer_gone('ctl1')
+    assert a.active_of(dev) == standby
+    a.peer_back('ctl1')       # restarted, and the assignment still names it
+    assert a.active_of(dev) == 'ctl1' and a.status()['taken_early'] == []
+    old, new, gen = calls[-1]
+    assert old[dev].active == standby and new[dev].active == 'ctl1'
+    assert a.role_of(dev) == ('ctl1', a.generation)
