@@ -36,3 +36,13 @@ def test_when_the_controller_had_sent_is_kept_beside_the_acks():
     assert s['api to 2']['sent to all']['p50'] == 2.5
     assert bc.summarize([bc.figures('api', 1, {'hv1': 1.0}, 2)])[
         'api to 1']['sent to all'] == {}
+
+
+def test_the_first_change_waits_for_sessions_up_long_enough():
+    status = {'switches': {'hv1': {'connected': True, 'since': 100.0},
+                           'hv2': {'connected': True, 'since': 104.0}}}
+    assert bc.sessions_stable(status, ['hv1', 'hv2'], 110.0)
+    assert not bc.sessions_stable(status, ['hv1', 'hv2'], 107.0)
+    status['switches']['hv2']['connected'] = False
+    assert not bc.sessions_stable(status, ['hv1', 'hv2'], 120.0)
+    assert not bc.sessions_stable(status, ['hv1', 'hv3'], 120.0)
