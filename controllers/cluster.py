@@ -119,6 +119,21 @@ def taken_early(devices, alive, roles, node):
             roles[d].active != node and roles[d].standby == node}
 
 
+def still_early(early, roles, dead):
+    """What stays taken early ({device: Roles}) once a new assignment
+    `roles` is read: a device it names a dead node active for (written
+    before that death was known), and nothing else."""
+    return {d: r for d, r in early.items()
+            if d in roles and roles[d].active in dead}
+
+
+def given_back(early, roles, peer):
+    """The devices taken early that go back to `peer`, answering again,
+    because the assignment `roles` still names it their active node."""
+    return sorted(d for d in early
+                  if d in roles and roles[d].active == peer)
+
+
 def idempotent_put(key, value):
     """A transaction that puts `key` only if it does not exist yet, else
     reads it: sent again after a timeout, it commits the write at most
@@ -511,11 +526,7 @@ class Replica:
                 self.roles, self.generation = current, mod
                 self._roles_mod = mod
                 self.assigned_at = time.time()
-                # taken early and not yet given away by an assignment
-                # that knew of the death: keep driving it
-                self.early = {d: r for d, r in self.early.items()
-                              if d in current and
-                              current[d].active in self.dead}
+                self.early = still_early(self.early, current, self.dead)
                 new = self.effective()
         self._watch(found)
         if changed:
@@ -563,8 +574,7 @@ class Replica:
         with self.cond:
             self.dead.discard(peer)
             old = self.effective()
-            back = [d for d, r in self.early.items()
-                    if self.roles.get(d) and self.roles[d].active == peer]
+            back = given_back(self.early, self.roles, peer)
             for d in back:
                 del self.early[d]
             new = self.effective()

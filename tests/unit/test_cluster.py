@@ -344,3 +344,15 @@ def test_a_peer_back_before_the_assignment_moved_gets_its_devices_back():
     old, new, gen = calls[-1]
     assert old[dev].active == standby and new[dev].active == 'ctl1'
     assert a.role_of(dev) == ('ctl1', a.generation)
+
+
+def test_what_stays_taken_early_and_what_goes_back():
+    early = {'gw1': assign.Roles('ctl2', 'ctl3'),
+             'hv1': assign.Roles('ctl2', 'ctl3')}
+    roles = {'gw1': assign.Roles('ctl1', 'ctl2'),      # written before
+             'hv1': assign.Roles('ctl2', 'ctl3')}      # knew of it
+    assert cluster.still_early(early, roles, {'ctl1'}) == {
+        'gw1': early['gw1']}
+    assert cluster.still_early(early, {}, {'ctl1'}) == {}
+    assert cluster.given_back(early, roles, 'ctl1') == ['gw1']
+    assert cluster.given_back(early, roles, 'ctl3') == []
