@@ -45,10 +45,8 @@ def hypervisors(plan):
 def sessions_stable(status, nodes, now, stable_s=None):
     """Every node in `nodes` has had its OpenFlow session up for
     `stable_s` (GET /status's switches: connected, since)."""
-    stable_s = STABLE_S if stable_s is None else stable_s
-    sw = status.get('switches', {})
-    return all(sw.get(n, {}).get('connected') and
-               now - (sw[n].get('since') or now) >= stable_s for n in nodes)
+    return not harness.sessions_down(
+        status, nodes, now, STABLE_S if stable_s is None else stable_s)
 
 
 def wait_pushes(ctl, since, nodes, t0, timeout=WAIT_S):

@@ -143,10 +143,9 @@ def rejoined(cluster_view, nodes, node):
 def unconnected(status, plan):
     """The switches a node's GET /status says it has no OpenFlow
     session to, sorted."""
-    sw = status.get('switches', {})
-    return sorted(n for n, p in plan['nodes'].items()
-                  if p['role'] in specmod.BR_INT_ROLES and
-                  not sw.get(n, {}).get('connected'))
+    return harness.sessions_down(status, [
+        n for n, p in plan['nodes'].items()
+        if p['role'] in specmod.BR_INT_ROLES])
 
 
 def elections(term_before, term_after):

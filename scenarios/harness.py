@@ -25,6 +25,17 @@ from topologies.lab import Lab
 from . import probe, results
 
 
+def sessions_down(status, nodes, now=None, stable_s=0.0):
+    """The `nodes` whose OpenFlow session the controller's GET /status
+    (`switches`: connected, since) does not show up, or up for less than
+    `stable_s` at `now`, sorted."""
+    sw = status.get('switches', {})
+    now = time.time() if now is None else now
+    return sorted(n for n in nodes
+                  if not sw.get(n, {}).get('connected') or
+                  now - (sw[n].get('since') or now) < stable_s)
+
+
 def until(fn, timeout, step=0.1):
     """Call fn until it is true or `timeout` seconds pass. Returns the
     seconds it took, or None if it never became true."""
