@@ -12,7 +12,7 @@ The connection carries no data in either direction (so no TLS): it only
 tells the other end that this process is alive.
 
     Listener(host, port).start()          answer peers, keep them
-    Watcher(peer, host, port, on_dead, on_back).start()
+    watch(peer, host, port, on_dead, on_back)   a started Watcher
     verdict(outcome)                      the pure decision
 """
 import logging
@@ -157,3 +157,10 @@ class Watcher(threading.Thread):
                 self.sock = None
                 sock.close()
             closed = True
+
+
+def watch(peer, host, port, on_dead, on_back):
+    """A started Watcher (what cluster.Replica's `watcher` is)."""
+    w = Watcher(peer, host, port, on_dead, on_back)
+    w.start()
+    return w

@@ -138,11 +138,6 @@ def main(argv=None):
         from controllers import cluster, liveness
         peer_port = args.peer_port or liveness.PEER_PORT
         liveness.Listener(args.listen, peer_port).start()
-
-        def watcher(*a):
-            w = liveness.Watcher(*a)
-            w.start()
-            return w
         replica = cluster.Replica(
             args.cluster_node, etcd_connect(args.etcd, files,
                                             max(1.0, args.lease / 2)),
@@ -153,7 +148,7 @@ def main(argv=None):
                   'etcd_host': urlsplit(args.etcd).hostname,
                   'etcd_port': urlsplit(args.etcd).port,
                   'peer': f'{args.listen}:{peer_port}'},
-            watcher=watcher)
+            watcher=liveness.watch)
         core.join_cluster(replica)
         replica.start()           # caught up with the log before serving
 
