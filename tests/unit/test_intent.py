@@ -8,6 +8,7 @@ import pytest
 from controllers import intent, model
 
 from .fakeofswitch import forward
+from .provisioned import store_for
 
 BCAST = 'ff:ff:ff:ff:ff:ff'
 NODES = {'sn1': {'role': 'service_node', 'tunnel_ip': '1.0.0.1', 'index': 1},
@@ -279,24 +280,6 @@ def test_a_declared_vm_port_wins_over_a_stale_vtep_entry(store):
                 and to_vtep in f['actions']]
 
 
-def _store_for(plan):
-    from controllers import core as core_mod, model, provision
-    inv, nodes = core_mod.inventory_from_plan(plan)
-    st = model.Store(inventory=inv, nodes=nodes)
-    ids = {}
-    for _method, path, bodies in provision.requests_for(plan):
-        for b in bodies:
-            b = {k: ids[v[4:-1]] if isinstance(v, str) and
-                 v.startswith('{ls:') else v for k, v in b.items()}
-            if path == '/logical-switches':
-                ids[b['name']] = st.create_ls(b)['id']
-            elif path.endswith('/ports'):
-                st.attach(ids[path.split('{ls:')[1].split('}')[0]], b)
-            else:
-                st.connect_gateway(b)
-    return st
-
-
 @pytest.mark.parametrize('lab', ['clos', 'vcf'])
 def test_a_pass_over_the_touched_sections_ends_where_a_full_one_does(lab):
     """Sections recomputed after a change (changed_sections) bring every
@@ -306,7 +289,7 @@ def test_a_pass_over_the_touched_sections_ends_where_a_full_one_does(lab):
     from controllers.ofdriver import cookie, diff_sections, slot
     from topologies import expand, labs
     plan = expand.expand(labs.resolve(lab))
-    st = _store_for(plan)
+    st = store_for(plan)
     observed = {'vtep_macs': {}, 'dead': set()}
     edges = sorted(n for n, p in st.nodes.items() if p['role'] != 'hw_vtep')
     ctx = intent.context(st.desired(), observed)
