@@ -98,11 +98,13 @@ def _id(name):
 
 
 def create_app(store, on_change=lambda: None, status=None, pushes=None,
-               learned=None, token=None, commit=None, cluster=None):
+               learned=None, token=None, commit=None, cluster=None,
+               lab_map=None):
     """`commit(op, *args)`: how a write is made (default: applied to
     `store` at once; a cluster node commits it through etcd first,
     controllers.cluster); `cluster()`: this node's view of the cluster
-    (GET /cluster), None for a single controller."""
+    (GET /cluster), None for a single controller; `lab_map()`: the lab's
+    map (controllers.labmap), None when the controller has no plan."""
     if commit is None:
         def commit(op, *args):
             return writes.apply(store, op, *args)
@@ -336,6 +338,26 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
         Empty when the controller follows no hardware VTEP.
         """
         return status()['hardware_vteps'] if status is not None else []
+
+    @app.get(PREFIX + '/map')
+    def the_map():
+        """The lab's map, what Network Director correlates (whitepaper
+        figures 24-25): underlay (switches, cables, eBGP sessions on a
+        Clos, the VCF pod VTEP and its members), vteps (every transport
+        node: tunnel IP, leaf, the service nodes an edge floods through
+        and the one in use, its active and standby controller node in a
+        cluster), tunnels (every pair of transport nodes: BFD runs on it,
+        state up/down where the controller follows it, else null),
+        logical_switches (VNI, member VTEPs, ports, gateway bindings VLAN
+        <-> VNI), endpoints (every VM and server: logical switch, IP, MAC,
+        where it sits: hypervisor and port, hardware VTEP port, VCF pod
+        port or physical segment VLAN), learned_macs (MACs gateways
+        reported), not_reported (what no device reports to the
+        controller yet). `./run.py map` prints it."""
+        if lab_map is None:
+            raise ApiError(404, 'map', 'this controller was started without '
+                           'a lab plan (--plan), so it has no map')
+        return lab_map()
 
     @app.get(PREFIX + '/status')
     def controller_status():

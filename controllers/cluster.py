@@ -285,6 +285,14 @@ class Replica:
         """The assignment with what this node took early on top."""
         return {**self.roles, **self.early}
 
+    def assignment(self):
+        """{device: {'active', 'standby'}} this node acts on (effective),
+        read under the lock (for the API's map)."""
+        with self.cond:
+            eff = self.effective()
+        return {d: {'active': r.active, 'standby': r.standby}
+                for d, r in sorted(eff.items())}
+
     # -- writes ---------------------------------------------------------
     def submit(self, op, *args):
         """Commit a write through the cluster -> this node's Store's answer

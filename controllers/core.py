@@ -398,6 +398,24 @@ class Core:
                 out.setdefault(owner, []).append((vni, mac))
         return {k: sorted(v) for k, v in out.items()}
 
+    def map_state(self):
+        """What the controller knows for the lab's map (controllers.labmap
+        build's `state`): the Store's logical switches, every logical port
+        (bound or not) and gateway connections, the MACs gateways
+        reported, the BFD sessions it follows, the service nodes it
+        declared dead and, on a cluster node, the assignment it acts on."""
+        st = self.store
+        with st.lock:
+            out = {'logical_switches': st.list_ls(),
+                   'ports': st.list_ports(),
+                   'gateway_connections': st.list_connections()}
+        with self.lock:
+            out.update(vtep_macs=dict(self.observed['vtep_macs']),
+                       bfd=dict(self.liveness),
+                       dead=set(self.observed['dead']))
+        out['roles'] = self.replica.assignment() if self.replica else None
+        return out
+
     def vifs_changed(self, node, vifs):
         """A hypervisor's set of VIFs changed (controllers.nodedb): bind
         the logical port of each VIF that appeared (or changed its

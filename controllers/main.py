@@ -16,7 +16,7 @@ import threading
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 
-from controllers import core as core_mod  # noqa: E402
+from controllers import core as core_mod, labmap  # noqa: E402
 
 OF_PORT, API_PORT = 6653, 8181
 
@@ -158,7 +158,8 @@ def main(argv=None):
         create_app(core.store, core.on_api_change if replica is None
                    else (lambda: None), core.status, core.push_log,
                    core.learned_macs, token=token, commit=core.write,
-                   cluster=replica and replica.status),
+                   cluster=replica and replica.status,
+                   lab_map=lambda: labmap.build(plan, core.map_state())),
         host=args.listen, port=args.api_port, log_level='warning',
         ssl_certfile=files and files['cert'],
         ssl_keyfile=files and files['key']))
