@@ -121,7 +121,8 @@ def cmd_list(args):
     for name in catalog.DEMOS:
         print(f'  {name:{width}s}  {catalog.summary(name)}')
     print('Other commands: topo --check [--overlay [--idle S]], cli, '
-          'bench boot [--overlay], bench vtep, report, clean')
+          'bench boot [--overlay], bench vtep, report, clean,\n'
+          '  map [--ls NAME | --vm NAME] (beside a running lab)')
 
 
 def cmd_topo(args):
@@ -202,6 +203,23 @@ def cmd_demo(args):
                      progress=progress, vtep_device=args.vtep_device)
     print_result(res, args.json)
     return 0 if res['passed'] else 1
+
+
+def cmd_map(args):
+    """The running lab's map (GET /api/v1/map) as text or JSON."""
+    need_root('map')
+    from controllers import attach, labmap
+    _plan, clients = attach.running()
+    m = attach.get(clients, '/map')
+    if args.json:
+        print(json.dumps(m, indent=1))
+        return 0
+    try:
+        lines = labmap.text(m, ls=args.ls, vm=args.vm)
+    except KeyError as exc:
+        raise ValueError(exc.args[0]) from None
+    print('\n'.join(lines))
+    return 0
 
 
 def cmd_clean(args):
@@ -559,6 +577,18 @@ def parser():
     sub.add_parser('report', help='summary of the latest results '
                    '(results/report.md and .png)')
     sub.add_parser('clean', help="remove a crashed run's leftovers")
+    mp = sub.add_parser(
+        'map', help='the running lab\'s map: underlay, VTEPs, tunnels, '
+        'logical switches, where each VM and server sits (run beside '
+        '`cli`, a demo or a scenario)')
+    pick = mp.add_mutually_exclusive_group()
+    pick.add_argument('--ls', metavar='NAME',
+                      help='one logical switch: members, endpoints, bindings')
+    pick.add_argument('--vm', metavar='NAME',
+                      help="one VM's (or server's) path: hypervisor or "
+                      'switch port, leaf, VTEP, logical switch, members')
+    mp.add_argument('--json', action='store_true',
+                    help='the whole map as GET /api/v1/map returns it')
     b = sub.add_parser('bench', help='benchmarks')
     b.add_argument('what', choices=['boot', 'vtep', 'controller'])
     b.add_argument('--fabric', choices=['vcf', 'clos', 'both'], default=None,
@@ -602,7 +632,8 @@ def main(argv=None):
     handlers = {'list': cmd_list, 'topo': cmd_topo, 'cli': cmd_cli,
                 'scenario': cmd_scenario, 'report': cmd_report,
                 'demo': cmd_demo, 'soak': cmd_soak,
-                'clean': cmd_clean, 'bench': cmd_bench, None: cmd_default}
+                'clean': cmd_clean, 'bench': cmd_bench, 'map': cmd_map,
+                None: cmd_default}
     try:
         return handlers[args.command](args) or 0
     except specmod.SpecError as exc:

@@ -74,6 +74,13 @@ class Controller:
         self._ssl = ssl.create_default_context(cafile=files['ca'])
         return ['--pki', self.pki_dir]
 
+    def as_client(self):
+        """Talk to a controller another process started (`./run.py map`
+        beside a running lab): trust the lab's CA for its HTTPS API."""
+        if self.tls:
+            self._tls_args()
+        return self
+
     @property
     def token_path(self):
         return os.path.join(self.dir, 'api-token')

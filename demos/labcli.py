@@ -15,11 +15,15 @@ language (`help` lists them):
     restore               undo every `fail`, last first
     tenants               logical switches, their ports and gateway
                           bindings, from the controller's API
+    map [ls NAME|vm NAME] the lab's map from the controller (GET /map):
+                          underlay, VTEPs, tunnels, logical switches; or
+                          one switch; or one VM's or server's path
 """
 
 from mininet.cli import CLI
 from mininet.log import LEVELS, lg, output, setLogLevel
 
+from controllers import labmap
 from scenarios import faults
 
 from . import readable
@@ -189,3 +193,20 @@ class LabCLI(CLI):
                     vlan = f"VLAN {c['vlan']}" if c['vlan'] else 'untagged'
                     self.say(f"  gateway {c['gateway']} port {c['port']} "
                              f"{vlan}")
+
+    def do_map(self, line):
+        "map [ls NAME | vm NAME]: the lab's map, one switch, or one path."
+        words = line.split()
+        if words and (len(words) != 2 or words[0] not in ('ls', 'vm')):
+            self.say('usage: map, map ls NAME or map vm NAME (a VM or '
+                     'server), e.g. map vm vm5')
+            return
+        m = self.lab.ctl.get('/map')
+        pick = dict([words]) if words else {}
+        try:
+            lines = labmap.text(m, **pick)
+        except KeyError as exc:
+            self.say(f'*** {exc.args[0]}')
+            return
+        for ln in lines:
+            self.say(ln)

@@ -5,6 +5,7 @@ must match the frames in those pcaps (decoded again here)."""
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -111,12 +112,18 @@ fail gw1
 restore
 tenants
 fail nothere
+map vm vm5
+map ls ls2
+map vm vm99
+sh {python} run.py map --vm bm1
+sh {python} run.py map
 """
 
 
 def test_cli_lab_commands_on_a_running_lab(tmp_path):
     script = tmp_path / 'cli.txt'
-    script.write_text(CLI_SCRIPT)
+    # `sh` runs `./run.py map` as a second process beside the lab
+    script.write_text(CLI_SCRIPT.format(python=sys.executable))
     r = run_py('cli', '--topo', 'clos', '--script', str(script), timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     out = r.stdout + r.stderr
@@ -133,5 +140,14 @@ def test_cli_lab_commands_on_a_running_lab(tmp_path):
             'crash gw1 (kill -9): ovs-vswitchd pid',
             'undone: crash gw1 (kill -9)',
             'gateway gw1 port seg1 VLAN 100',                 # tenants
-            "'nothere' is neither a node nor a link"):
+            "'nothere' is neither a node nor a link",
+            # map (in the CLI, then ./run.py map beside it)
+            'vm5 -> hv2 (port 3; leaf2, 198.19.64.17) -> ls1 VNI 5001 -> '
+            'members gw1, gw2, hv1, hv2, hv3, vtep1, vtep2',
+            '  members: hv1, hv2, hv3',
+            "no VM or server named 'vm99'",
+            'bm1 -> vtep2 (port bm1; leaf2, 198.19.64.11) VLAN 0 <-> VNI '
+            '5001 -> ls1',
+            'lab clos-small: clos underlay, 5 switches, 15 cables',
+            'tunnels: 35, 14 with BFD'):
         assert expected in out, expected
