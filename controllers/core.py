@@ -403,7 +403,8 @@ class Core:
         build's `state`): the Store's logical switches, every logical port
         (bound or not) and gateway connections, the MACs gateways
         reported, the BFD sessions it follows, the service nodes it
-        declared dead and, on a cluster node, the assignment it acts on."""
+        declared dead, the role each software gateway's agent published
+        per segment and, on a cluster node, the assignment it acts on."""
         st = self.store
         with st.lock:
             out = {'logical_switches': st.list_ls(),
@@ -414,6 +415,8 @@ class Core:
                        bfd=dict(self.liveness),
                        dead=set(self.observed['dead']))
         out['roles'] = self.replica.assignment() if self.replica else None
+        out['gateway_states'] = self.follower.gateway_states() \
+            if self.follower is not None else {}
         return out
 
     def vifs_changed(self, node, vifs):

@@ -10,8 +10,9 @@ the gateways reported, the BFD sessions it follows, the service nodes it
 declared dead and, in a cluster, each device's active and standby node.
 The controller serves it as GET /api/v1/map; `./run.py map` prints it with
 `text`. What nothing reports yet is absent, not guessed: per-port
-counters, a software gateway's CFM role and the ECMP next hops a leaf
-chose are the devices' own (scenarios read them in the namespaces).
+counters and the ECMP next hops a leaf chose are the devices' own
+(scenarios read them in the namespaces). A software gateway's role per
+segment is what its agent published in its OVSDB (controllers.nodedb).
 """
 import re
 
@@ -60,11 +61,13 @@ def underlay(plan):
     return out
 
 
-def vteps(plan, dead=(), roles=None):
+def vteps(plan, dead=(), roles=None, gateway_states=None):
     """Every transport node: tunnel IP, the leaf (or pod members) it sits
     on, the service nodes it floods through (an edge's, in failover order,
-    and the one in use: the first not declared dead) and, in a cluster,
-    its active and standby controller node."""
+    and the one in use: the first not declared dead), a software
+    gateway's role on each physical segment as its agent published it
+    (CFM decides it: 'active', 'standby', 'down'; absent while unknown)
+    and, in a cluster, its active and standby controller node."""
     nodes = plan['nodes']
     chosen = liveness.service_nodes_of_edges(nodes)
     out = []
@@ -80,6 +83,8 @@ def vteps(plan, dead=(), roles=None):
                 (s for s in chosen[n] if s not in dead), None)
         elif p['role'] == 'service_node':
             v['dead'] = n in dead
+        if p['role'] == 'sw_gateway' and n in (gateway_states or {}):
+            v['segments'] = dict(sorted(gateway_states[n].items()))
         if roles and n in roles:
             v['controller'] = dict(roles[n])
         out.append(v)
@@ -189,7 +194,8 @@ def build(plan, state):
     'ports' (every logical port, bound or not), 'gateway_connections'}
     as the Store lists them; optional 'vtep_macs' {(vni, mac): node},
     'bfd' {(edge, service node): up?}, 'dead' (service nodes),
-    'roles' {device: {'active', 'standby'}} (a cluster's assignment)."""
+    'roles' {device: {'active', 'standby'}} (a cluster's assignment),
+    'gateway_states' {software gateway: {segment: role}}."""
     desired = {'logical_switches': state['logical_switches'],
                'ports': state['ports'],
                'gateway_connections': state['gateway_connections']}
@@ -198,7 +204,8 @@ def build(plan, state):
     dead = set(state.get('dead', ()))
     return {'lab': plan['name'],
             'underlay': underlay(plan),
-            'vteps': vteps(plan, dead, state.get('roles')),
+            'vteps': vteps(plan, dead, state.get('roles'),
+                           state.get('gateway_states')),
             'tunnels': tunnels(plan, state.get('bfd', {})),
             'logical_switches': logical_switches(
                 bound, state.get('vtep_macs', {})),
@@ -207,8 +214,7 @@ def build(plan, state):
                 {'vni': vni, 'mac': mac, 'behind': node}
                 for (vni, mac), node in sorted(
                     state.get('vtep_macs', {}).items())],
-            'not_reported': ['per-port counters', 'CFM role of a software '
-                             'gateway', 'ECMP next hops']}
+            'not_reported': ['per-port counters', 'ECMP next hops']}
 
 
 # -- text ----------------------------------------------------------------
@@ -315,6 +321,8 @@ def text(m, ls=None, vm=None):
                      f" ({' > '.join(v['service_nodes'])})")
         if v.get('dead'):
             extra += ', DEAD'
+        for seg, role in v.get('segments', {}).items():
+            extra += f', {seg} {role}'
         if 'controller' in v:
             extra += (f", controller {v['controller']['active']}"
                       f" (standby {v['controller']['standby']})")

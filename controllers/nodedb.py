@@ -16,6 +16,12 @@ hands the gateway's whole set {(cable, vlan, mac)} to
 `on_macs(node, macs)`; a gateway whose OVSDB session is lost (powered off)
 reports the empty set: what it published may be stale.
 
+A software gateway's agent also publishes its role on each physical
+segment (devices.gwagent: br-<segment> external_ids:l2gw-state, 'active',
+'standby' or 'down'); the follower keeps the last of each
+(`gateway_states()`, for the lab's map), and forgets a gateway's when its
+session is lost.
+
 For the edges whose BFD view the controller follows (topologies.liveness.
 reporters), the follower also hands over, after each change, the state of
 their tunnels' BFD sessions: `on_bfd(node, {peer: forwarding?})` (tunnel
@@ -47,11 +53,12 @@ LOG = logging.getLogger('nsx.nodedb')
 SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema'
 MAX_BACKOFF_MS = 1000
 MACS_KEY = 'l2gw-macs'
+STATE_KEY = 'l2gw-state'
 COLUMNS = {'Interface': ['name', 'ofport', 'external_ids', 'bfd_status',
                          'type', 'options', 'ofport_request', 'bfd',
                          'cfm_mpid', 'other_config'],
            'Port': ['name', 'interfaces'],
-           'Bridge': ['name', 'ports']}
+           'Bridge': ['name', 'ports', 'external_ids']}
 RETRIES = 5                      # a transaction that conflicted, rebuilt
 
 
@@ -70,6 +77,14 @@ def vifs_of(rows):
         out[vif] = {'ofport': ofport, 'mac': ids.get('attached-mac'),
                     'interface': r.get('name')}
     return out
+
+
+def gateway_states_of(bridges):
+    """Bridge rows (dicts: name, external_ids) -> {segment: the role a
+    software gateway's agent published on br-<segment>}."""
+    return {b['name'][3:]: (b.get('external_ids') or {})[STATE_KEY]
+            for b in bridges if b['name'].startswith('br-') and
+            STATE_KEY in (b.get('external_ids') or {})}
 
 
 def gateway_macs_of(rows):
@@ -144,6 +159,8 @@ class NodeFollower:
         self.hypervisors = set(self.remotes) - self.gateways \
             if hypervisors is None else set(hypervisors)
         self.idls, self.seen, self.last, self.last_bfd = {}, {}, {}, {}
+        self.states = {}         # gateway -> {segment: role it published}
+        self._states_lock = threading.Lock()
         self.up = {}
         self.session = {}          # node -> {connected, since, reconnects}
         self.restarts = 0          # the loop failed and was started again
@@ -196,6 +213,13 @@ class NodeFollower:
                           for n, s in sorted(self.session.items())},
                 'loop_restarts': self.restarts}
 
+    def gateway_states(self):
+        """{software gateway: {segment: 'active' | 'standby' | 'down'}} as
+        each last published it; a gateway whose session is lost is left
+        out (what it said may be stale)."""
+        with self._states_lock:
+            return {n: dict(s) for n, s in sorted(self.states.items())}
+
     def _supervise(self):
         """The loop, started again (and logged) if it ever fails: the
         sessions and their replicas are kept."""
@@ -239,6 +263,8 @@ class NodeFollower:
                 up = idl._session.is_connected()
                 if node in self.gateways and not up and self.up.get(node):
                     self._deliver(node, set())       # what it said is stale
+                    with self._states_lock:
+                        self.states.pop(node, None)
                 self.up[node] = up
                 self._note(node, up)
                 if idl.change_seqno != self.seen.get(node):
@@ -303,6 +329,11 @@ class NodeFollower:
                 for r in idl.tables['Interface'].rows.values()]
         if node in self.gateways:
             self._deliver(node, gateway_macs_of(rows))
+            states = gateway_states_of(
+                [{'name': b.name, 'external_ids': dict(b.external_ids)}
+                 for b in idl.tables['Bridge'].rows.values()])
+            with self._states_lock:
+                self.states[node] = states
         elif node in self.hypervisors:
             self._deliver(node, vifs_of(rows))
         if node in self.bfd_nodes and self.on_bfd:

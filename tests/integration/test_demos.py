@@ -105,6 +105,11 @@ macs hv1
 macs vtep1
 trace hv1 in_port=vm1,dl_src=vm1,dl_dst=vm3
 trace hv1 in_port=vm9
+map vm vm5
+map ls ls2
+map vm vm99
+sh {python} run.py map --vm bm1
+sh {python} run.py map
 fail leaf1-hv1
 vm1 ping -c 1 -W 1 10.1.0.15
 restore
@@ -112,11 +117,6 @@ fail gw1
 restore
 tenants
 fail nothere
-map vm vm5
-map ls ls2
-map vm vm99
-sh {python} run.py map --vm bm1
-sh {python} run.py map
 """
 
 
@@ -149,5 +149,6 @@ def test_cli_lab_commands_on_a_running_lab(tmp_path):
             'bm1 -> vtep2 (port bm1; leaf2, 198.19.64.11) VLAN 0 <-> VNI '
             '5001 -> ls1',
             'lab clos-small: clos underlay, 5 switches, 15 cables',
-            'tunnels: 35, 14 with BFD'):
+            'tunnels: 35, 14 with BFD',
+            'seg1 active', 'seg1 standby'):      # gw1 and gw2, by CFM
         assert expected in out, expected

@@ -126,6 +126,33 @@ def test_a_clusters_roles_and_learned_macs_show_in_the_map():
         '(sn1 > sn2), controller ctl2 (standby ctl3)' in labmap.text(m)
 
 
+def test_a_gateways_published_role_per_segment_shows_in_the_map():
+    plan, state = lab_state('clos', gateway_states={
+        'gw1': {'seg1': 'active'}, 'gw2': {'seg1': 'standby'}})
+    m = labmap.build(plan, state)
+    vt = {v['name']: v for v in m['vteps']}
+    assert vt['gw1']['segments'] == {'seg1': 'active'}
+    assert vt['gw2']['segments'] == {'seg1': 'standby'}
+    assert 'segments' not in vt['hv1']
+    lines = labmap.text(m)
+    assert '  sw_gateway gw1 198.19.64.15 on leaf2, floods via sn1 ' \
+        '(sn1 > sn2), seg1 active' in lines
+    # a gateway whose session is lost is left out: its role is unknown
+    del state['gateway_states']['gw2']
+    vt = {v['name']: v for v in labmap.build(plan, state)['vteps']}
+    assert 'segments' not in vt['gw2']
+
+
+def test_gateway_states_come_from_the_bridges_the_agent_writes():
+    from controllers import nodedb
+    rows = [{'name': 'br-seg1', 'external_ids': {'l2gw-state': 'active'}},
+            {'name': 'br-seg2', 'external_ids': {}},
+            {'name': 'br-int', 'external_ids': {'iface-id': 'x'}},
+            {'name': 'br-seg3', 'external_ids': {'l2gw-state': 'down'}}]
+    assert nodedb.gateway_states_of(rows) == {'seg1': 'active',
+                                              'seg3': 'down'}
+
+
 def test_the_clos_underlay_has_one_ebgp_session_per_spine_leaf_cable():
     m = labmap.build(*lab_state('clos'))
     u = m['underlay']
@@ -169,9 +196,12 @@ def test_the_core_gives_the_map_what_it_knows():
         store=store_for(plan), lock=threading.RLock(), replica=None,
         observed={'vtep_macs': {(5001, '02:00:00:00:00:99'): 'vtep1'},
                   'dead': {'sn2'}},
-        liveness={('hv1', 'sn1'): True})
+        liveness={('hv1', 'sn1'): True},
+        follower=types.SimpleNamespace(
+            gateway_states=lambda: {'gw1': {'seg1': 'active'}}))
     state = core.Core.map_state(fake)
     assert state['dead'] == {'sn2'} and state['roles'] is None
+    assert state['gateway_states'] == {'gw1': {'seg1': 'active'}}
     assert state['bfd'] == {('hv1', 'sn1'): True}
     assert {p['attachment'] for p in state['ports']} == {
         'vm1', 'vm2', 'vm3', 'vm4', 'vm5', 'vm6'}
