@@ -16,12 +16,16 @@ Writes (POST, PUT, DELETE) need `Authorization: Bearer TOKEN` when the app
 is made with a token (the lab makes one at boot, controllers.service);
 reads are open to whoever reaches the management network.
 """
+import asyncio
 import hmac
 import json
+import os
 
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -30,6 +34,9 @@ from . import model, writes
 from .model import ApiError
 
 PREFIX = '/api/v1'
+WEB = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'web')
+MAP_EVERY_S = 0.25      # the map's event stream looks for a change this often
+KEEPALIVE_S = 15.0      # and says something at least this often
 MAX_BODY = 4 * 1024 * 1024   # bytes: a 20,000-item bulk request is ~1.5 MB
 
 _LS = {'type': 'object', 'additionalProperties': False,
@@ -419,4 +426,35 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
         commit('disconnect_gateway', conn_id)
         on_change()
 
+    @app.get(PREFIX + '/map/events', include_in_schema=False)
+    async def map_events(request: Request):
+        """Server-sent events: the whole map (GET /map) at once, then
+        again within MAP_EVERY_S of each change (the web view's live
+        updates); a comment every KEEPALIVE_S when nothing changes."""
+        if lab_map is None:
+            raise ApiError(404, 'map', 'this controller was started without '
+                           'a lab plan (--plan), so it has no map')
+
+        async def stream():
+            last, quiet = None, 0.0
+            while not await request.is_disconnected():
+                text = json.dumps(await run_in_threadpool(lab_map),
+                                  sort_keys=True)
+                if text != last:
+                    last, quiet = text, 0.0
+                    yield f'data: {text}\n\n'
+                elif quiet >= KEEPALIVE_S:
+                    quiet = 0.0
+                    yield ': nothing changed\n\n'
+                await asyncio.sleep(MAP_EVERY_S)
+                quiet += MAP_EVERY_S
+        return StreamingResponse(stream(), media_type='text/event-stream',
+                                 headers={'cache-control': 'no-cache'})
+
+    # the web view (controllers/web): the map drawn, live
+    @app.get('/', include_in_schema=False)
+    def home():
+        return RedirectResponse('/ui/')
+
+    app.mount('/ui', StaticFiles(directory=WEB, html=True), name='ui')
     return app

@@ -404,7 +404,8 @@ class Core:
         (bound or not) and gateway connections, the MACs gateways
         reported, the BFD sessions it follows, the service nodes it
         declared dead, the role each software gateway's agent published
-        per segment and, on a cluster node, the assignment it acts on."""
+        per segment, its OpenFlow and OVSDB sessions to each device and,
+        on a cluster node, the assignment it acts on."""
         st = self.store
         with st.lock:
             out = {'logical_switches': st.list_ls(),
@@ -417,6 +418,15 @@ class Core:
         out['roles'] = self.replica.assignment() if self.replica else None
         out['gateway_states'] = self.follower.gateway_states() \
             if self.follower is not None else {}
+        sessions = {}
+        for n, sw in sorted(self.switches.items()):
+            sessions.setdefault(n, {})['openflow'] = sw['connected']
+        if self.follower is not None:
+            for n, sess in self.follower.sessions()['nodes'].items():
+                sessions.setdefault(n, {})['ovsdb'] = sess['connected']
+        for n, sess in sorted(self.vtep_sessions.items()):
+            sessions.setdefault(n, {})['ovsdb'] = sess.status()['connected']
+        out['sessions'] = sessions
         return out
 
     def vifs_changed(self, node, vifs):

@@ -18,6 +18,7 @@ import re
 
 from controllers import intent
 from topologies import liveness
+from topologies.colours import ROLE_COLOURS
 
 TRANSPORT = ('hypervisor', 'service_node', 'sw_gateway', 'hw_vtep')
 ENDPOINTS = ('vm', 'bare_metal', 'appliance')
@@ -61,13 +62,24 @@ def underlay(plan):
     return out
 
 
-def vteps(plan, dead=(), roles=None, gateway_states=None):
+def health(v, sess):
+    """'down' when the controller lost a session to the device (OpenFlow
+    to its br-int, OVSDB to its database) or declared it dead, 'up' when
+    every session it holds is up, None when it holds none."""
+    if v.get('dead') or False in sess.values():
+        return 'down'
+    return 'up' if sess else None
+
+
+def vteps(plan, dead=(), roles=None, gateway_states=None, sessions=None):
     """Every transport node: tunnel IP, the leaf (or pod members) it sits
     on, the service nodes it floods through (an edge's, in failover order,
     and the one in use: the first not declared dead), a software
     gateway's role on each physical segment as its agent published it
-    (CFM decides it: 'active', 'standby', 'down'; absent while unknown)
-    and, in a cluster, its active and standby controller node."""
+    (CFM decides it: 'active', 'standby', 'down'; absent while unknown),
+    the controller's sessions to it ({'openflow', 'ovsdb'}: up?) and its
+    health (see health) and, in a cluster, its active and standby
+    controller node."""
     nodes = plan['nodes']
     chosen = liveness.service_nodes_of_edges(nodes)
     out = []
@@ -87,6 +99,8 @@ def vteps(plan, dead=(), roles=None, gateway_states=None):
             v['segments'] = dict(sorted(gateway_states[n].items()))
         if roles and n in roles:
             v['controller'] = dict(roles[n])
+        v['sessions'] = dict((sessions or {}).get(n, {}))
+        v['health'] = health(v, v['sessions'])
         out.append(v)
     return out
 
@@ -190,22 +204,26 @@ def logical_switches(desired, vtep_macs):
 
 
 def build(plan, state):
-    """The map as plain data (JSON-able). `state`: {'logical_switches',
+    """The map as plain data (JSON-able), with each endpoint's path as
+    text (`paths`, path_of) and the roles' colours (`colours`, as every
+    picture of the lab draws them). `state`: {'logical_switches',
     'ports' (every logical port, bound or not), 'gateway_connections'}
     as the Store lists them; optional 'vtep_macs' {(vni, mac): node},
     'bfd' {(edge, service node): up?}, 'dead' (service nodes),
     'roles' {device: {'active', 'standby'}} (a cluster's assignment),
-    'gateway_states' {software gateway: {segment: role}}."""
+    'gateway_states' {software gateway: {segment: role}}, 'sessions'
+    {device: {'openflow': up?, 'ovsdb': up?}} (the controller's)."""
     desired = {'logical_switches': state['logical_switches'],
                'ports': state['ports'],
                'gateway_connections': state['gateway_connections']}
     bound = dict(desired, ports=[p for p in state['ports']
                                  if p['transport_node'] is not None])
     dead = set(state.get('dead', ()))
-    return {'lab': plan['name'],
+    m = {'lab': plan['name'],
             'underlay': underlay(plan),
             'vteps': vteps(plan, dead, state.get('roles'),
-                           state.get('gateway_states')),
+                           state.get('gateway_states'),
+                           state.get('sessions')),
             'tunnels': tunnels(plan, state.get('bfd', {})),
             'logical_switches': logical_switches(
                 bound, state.get('vtep_macs', {})),
@@ -214,7 +232,10 @@ def build(plan, state):
                 {'vni': vni, 'mac': mac, 'behind': node}
                 for (vni, mac), node in sorted(
                     state.get('vtep_macs', {}).items())],
-            'not_reported': ['per-port counters', 'ECMP next hops']}
+            'not_reported': ['per-port counters', 'ECMP next hops'],
+            'colours': dict(ROLE_COLOURS)}
+    m['paths'] = {e['name']: path_of(m, e['name']) for e in m['endpoints']}
+    return m
 
 
 # -- text ----------------------------------------------------------------
@@ -321,6 +342,11 @@ def text(m, ls=None, vm=None):
                      f" ({' > '.join(v['service_nodes'])})")
         if v.get('dead'):
             extra += ', DEAD'
+        lost = [k for k, up in sorted(v.get('sessions', {}).items())
+                if not up]
+        if lost:
+            extra += f", {' and '.join(lost)} session DOWN"
+
         for seg, role in v.get('segments', {}).items():
             extra += f', {seg} {role}'
         if 'controller' in v:

@@ -5,14 +5,9 @@ their VNI, tagged ones with their VLAN), acts separated by a rule.
 `model` is pure (and saved as diagram.json next to the PNG, so a test can
 compare the drawing's lanes and arrows with the pcaps); `draw` renders it.
 """
-from . import wire
+from topologies.colours import ROLE_COLOURS
 
-ROLE_COLOURS = {'vm': '#8fd19e', 'bare_metal': '#f7b267',
-                'hypervisor': '#7fb3e6', 'service_node': '#c3a6e0',
-                'sw_gateway': '#f4d35e', 'hw_vtep': '#ee6c4d',
-                'l2_segment': '#d9d9d9', 'spine': '#b0b0b0',
-                'leaf': '#cfcfcf', 'vcf_spine': '#b0b0b0',
-                'vcf_leaf': '#cfcfcf'}
+from . import wire
 
 
 def model(lanes, acts):

@@ -3,8 +3,7 @@ tiers (spines, leaves, transport nodes, physical segments, hosts), tunnel
 IPs under every VTEP, and under every gateway the VLAN -> VNI each of its
 ports maps. `layout` and `captions` are pure; `draw` renders the PNG."""
 from controllers import provision
-
-from .diagram import ROLE_COLOURS
+from topologies.colours import ROLE_COLOURS
 
 TIERS = {'spine': 0, 'leaf': 1, 'hypervisor': 2, 'service_node': 2,
          'sw_gateway': 2, 'hw_vtep': 2, 'l2_segment': 3, 'vm': 4,

@@ -188,6 +188,14 @@ class LabFailed(RuntimeError):
     its evidence was saved first (see ControlledLab.save_evidence)."""
 
 
+def web_urls(ctl):
+    """Where the web view of a lab's controller (or of each node of its
+    cluster) is: the API's address, /ui/."""
+    members = getattr(ctl, 'members', None)
+    return [c.url.rsplit('/api', 1)[0] + '/ui/'
+            for c in (members.values() if members else [ctl])]
+
+
 class ControlledLab:
     """A running lab with its controller, logical networks provisioned
     through the API; `artifacts_dir` receives the controller's log. If the
@@ -211,6 +219,8 @@ class ControlledLab:
                 self.plan, cfm_interval_ms=self.cfm_interval_ms).start()
             provision.provision(self.ctl, self.plan, self.progress)
             self.lab.ctl = self.ctl
+            self.progress('web view (the lab\'s map, live): '
+                          + ' or '.join(web_urls(self.ctl)))
             self.wait_bfd()
         except Exception as exc:
             where = self.dir or results.run_dir('lab-failed')

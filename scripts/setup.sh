@@ -13,7 +13,8 @@ PKGS=(openvswitch-switch openvswitch-vtep openvswitch-common mininet frr
       iperf3 tcpdump tshark fping iputils-arping iproute2 iputils-ping ethtool procps
       python3 python3-venv python3-pip python3-openvswitch vagrant
       ovn-central ovn-controller-vtep    # OVN: tests/integration/test_ovn_interop.py
-      etcd-server etcd-client)           # the controller cluster (docs/cluster.md)
+      etcd-server etcd-client            # the controller cluster (docs/cluster.md)
+      chromium chromium-driver)          # the web view's browser tests (tests/integration/test_web.py)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup: must run as root (try: sudo make setup)" >&2; exit 1

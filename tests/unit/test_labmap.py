@@ -143,6 +143,20 @@ def test_a_gateways_published_role_per_segment_shows_in_the_map():
     assert 'segments' not in vt['gw2']
 
 
+def test_a_lost_session_marks_the_device_down():
+    plan, state = lab_state('clos', sessions={
+        'gw1': {'openflow': False, 'ovsdb': True},
+        'hv1': {'openflow': True, 'ovsdb': True}}, dead={'sn2'})
+    m = labmap.build(plan, state)
+    vt = {v['name']: v for v in m['vteps']}
+    assert vt['gw1']['health'] == 'down'
+    assert vt['hv1']['health'] == 'up'
+    assert vt['sn2']['health'] == 'down'        # declared dead, no session
+    assert vt['hv2']['health'] is None          # nothing known
+    assert '  sw_gateway gw1 198.19.64.15 on leaf2, floods via sn1 ' \
+        '(sn1 > sn2), openflow session DOWN' in labmap.text(m)
+
+
 def test_gateway_states_come_from_the_bridges_the_agent_writes():
     from controllers import nodedb
     rows = [{'name': 'br-seg1', 'external_ids': {'l2gw-state': 'active'}},
@@ -198,8 +212,15 @@ def test_the_core_gives_the_map_what_it_knows():
                   'dead': {'sn2'}},
         liveness={('hv1', 'sn1'): True},
         follower=types.SimpleNamespace(
-            gateway_states=lambda: {'gw1': {'seg1': 'active'}}))
+            gateway_states=lambda: {'gw1': {'seg1': 'active'}},
+            sessions=lambda: {'nodes': {'gw1': {'connected': True}},
+                              'loop_restarts': 0}),
+        switches={'gw1': {'connected': False}},
+        vtep_sessions={'vtep1': types.SimpleNamespace(
+            status=lambda: {'connected': True})})
     state = core.Core.map_state(fake)
+    assert state['sessions'] == {'gw1': {'openflow': False, 'ovsdb': True},
+                                 'vtep1': {'ovsdb': True}}
     assert state['dead'] == {'sn2'} and state['roles'] is None
     assert state['gateway_states'] == {'gw1': {'seg1': 'active'}}
     assert state['bfd'] == {('hv1', 'sn1'): True}
@@ -221,3 +242,86 @@ def test_get_map_serves_it_and_says_why_when_there_is_none():
     assert r.status_code == 404
     assert r.json()['error']['field'] == 'map'
     assert '--plan' in r.json()['error']['message']
+
+
+def test_the_map_carries_each_endpoints_path_and_the_role_colours():
+    from topologies.colours import ROLE_COLOURS
+    m = labmap.build(*lab_state('clos'))
+    assert m['paths']['vm5'] == labmap.path_of(m, 'vm5')
+    assert set(m['paths']) == {e['name'] for e in m['endpoints']}
+    assert m['colours'] == ROLE_COLOURS
+
+
+def test_the_web_view_is_served_beside_the_api():
+    plan, state = lab_state('clos')
+    c = TestClient(api.create_app(store_for(plan),
+                                  lab_map=lambda: labmap.build(plan, state)))
+    r = c.get('/', follow_redirects=False)
+    assert r.status_code == 307 and r.headers['location'] == '/ui/'
+    page = c.get('/ui/')
+    assert page.status_code == 200 and 'app.js' in page.text
+    for f in ('app.js', 'style.css', 'vendor/cytoscape.min.js'):
+        assert c.get('/ui/' + f).status_code == 200, f
+    # the event stream is no operation of the documented API (and so not
+    # fuzzed: it never ends)
+    assert '/api/v1/map/events' not in c.get('/openapi.json').json()['paths']
+
+
+def test_the_event_stream_sends_the_map_then_each_change_within_1_s():
+    """A real server on loopback (the test client cannot read an endless
+    response): the first event at once, the next after a change."""
+    import socket
+    import time
+    import urllib.request
+    import uvicorn
+    plan, state = lab_state('clos')
+    dead = set()
+    srv_sock = socket.socket()
+    srv_sock.bind(('127.0.0.1', 0))
+    port = srv_sock.getsockname()[1]
+    srv_sock.close()
+    server = uvicorn.Server(uvicorn.Config(
+        api.create_app(store_for(plan), lab_map=lambda: labmap.build(
+            plan, dict(state, dead=set(dead)))),
+        host='127.0.0.1', port=port, log_level='warning'))
+    threading.Thread(target=server.run, daemon=True).start()
+    try:
+        for _ in range(100):
+            if server.started:
+                break
+            time.sleep(0.05)
+        resp = urllib.request.urlopen(
+            f'http://127.0.0.1:{port}/api/v1/map/events', timeout=5)
+        assert resp.headers['content-type'].startswith('text/event-stream')
+
+        def event():
+            while True:
+                line = resp.readline().decode()
+                if line.startswith('data: '):
+                    return json.loads(line[6:])
+        first = event()
+        assert {v['name']: v.get('dead') for v in first['vteps']
+                if v['role'] == 'service_node'} == {'sn1': False,
+                                                    'sn2': False}
+        t0 = time.monotonic()
+        dead.add('sn1')
+        second = event()
+        took = time.monotonic() - t0
+        assert {v['name']: v.get('dead') for v in second['vteps']
+                if v['role'] == 'service_node'} == {'sn1': True,
+                                                    'sn2': False}
+        assert took < 1.0, took
+        resp.close()
+    finally:
+        server.should_exit = True
+
+
+def test_the_labs_print_where_the_web_view_is():
+    from scenarios import harness
+    one = types.SimpleNamespace(url='https://198.18.0.1:8181/api/v1')
+    assert harness.web_urls(one) == ['https://198.18.0.1:8181/ui/']
+    three = types.SimpleNamespace(members={
+        f'ctl{k}': types.SimpleNamespace(
+            url=f'https://198.18.255.25{k}:8181/api/v1') for k in (1, 2, 3)})
+    assert harness.web_urls(three) == [
+        f'https://198.18.255.25{k}:8181/ui/' for k in (1, 2, 3)]

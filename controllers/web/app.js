@@ -1,0 +1,205 @@
+// The lab's web view: the map the controller serves (GET /api/v1/map),
+// drawn with Cytoscape.js and kept live by the map's event stream
+// (/api/v1/map/events: the whole map again whenever it changed).
+'use strict';
+
+const API = '/api/v1';
+const view = window.nsxView = { map: null, cy: null, updates: 0, selected: null };
+
+function el(tag, attrs, text) {
+  const e = document.createElement(tag);
+  Object.entries(attrs || {}).forEach(([k, v]) => e.setAttribute(k, v));
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function table(rows) {
+  const t = el('table');
+  rows.filter(r => r[1] !== undefined && r[1] !== null && r[1] !== '')
+    .forEach(([k, v, cls]) => {
+      const tr = el('tr');
+      tr.appendChild(el('td', {}, k));
+      tr.appendChild(el('td', cls ? { class: cls } : {}, String(v)));
+      t.appendChild(tr);
+    });
+  return t;
+}
+
+// The graph's elements from the map: every switch, VTEP, VM and server;
+// cables (underlay, and each endpoint's attachment) and tunnels (overlay:
+// between the members of a logical switch, and where BFD runs).
+function elements(m) {
+  const colours = m.colours || {};
+  const nodes = [], edges = [];
+  const add = (name, role, extra) => nodes.push({ data: Object.assign(
+    { id: name, label: name, role: role, colour: colours[role] || '#fff' }, extra) });
+  m.underlay.switches.forEach(s => add(s.name, s.role, {}));
+  m.vteps.forEach(v => add(v.name, v.role, { health: v.health || 'unknown' }));
+  m.endpoints.forEach(e => add(e.name, e.role, {}));
+  const names = new Set(nodes.map(n => n.data.id));
+  m.underlay.links.forEach(l => {
+    if (names.has(l.a) && names.has(l.b))
+      edges.push({ data: { id: `c:${l.a}:${l.a_intf}`, source: l.a, target: l.b, kind: 'cable' } });
+  });
+  m.endpoints.forEach(e => e.on.forEach(a => {
+    if (names.has(a.node))
+      edges.push({ data: { id: `c:${e.name}:${a.node}:${a.port}`, source: e.name, target: a.node, kind: 'cable' } });
+  }));
+  const carries = {};
+  m.logical_switches.forEach(ls => ls.members.forEach(a => ls.members.forEach(b => {
+    if (a < b) (carries[`${a}|${b}`] = carries[`${a}|${b}`] || []).push(ls.name);
+  })));
+  m.tunnels.forEach(t => {
+    const lss = carries[`${t.a}|${t.b}`] || carries[`${t.b}|${t.a}`] || [];
+    if (!t.bfd && !lss.length) return;
+    edges.push({ data: { id: `t:${t.a}:${t.b}`, source: t.a, target: t.b, kind: 'tunnel',
+                         state: t.state || 'unknown', lss: lss.join(' '), bfd: t.bfd } });
+  });
+  return nodes.concat(edges);
+}
+
+const STYLE = [
+  { selector: 'node', style: { 'background-color': 'data(colour)', label: 'data(label)',
+      'border-width': 1, 'border-color': '#555', shape: 'round-rectangle',
+      width: 56, height: 26, 'font-size': 11, 'text-valign': 'center' } },
+  { selector: 'node[health = "down"]', style: { 'background-color': '#d00', color: '#fff',
+      'border-color': '#900', 'border-width': 3 } },
+  { selector: 'edge[kind = "cable"]', style: { width: 2, 'line-color': '#999' } },
+  { selector: 'edge[kind = "tunnel"]', style: { width: 1.5, 'line-color': '#4a7fc1',
+      'line-style': 'dashed', 'curve-style': 'bezier', opacity: 0.7 } },
+  { selector: 'edge[state = "down"]', style: { 'line-color': '#d00', width: 3, opacity: 1 } },
+  { selector: '.faded', style: { opacity: 0.15 } },
+  { selector: '.hl', style: { 'border-width': 4, 'border-color': '#000', opacity: 1 } },
+  { selector: 'edge.hl', style: { width: 4, 'line-color': '#000', opacity: 1 } },
+];
+
+function layers() {
+  const under = document.getElementById('show-underlay').checked;
+  const over = document.getElementById('show-overlay').checked;
+  view.cy.edges('[kind = "cable"]').style('display', under ? 'element' : 'none');
+  view.cy.edges('[kind = "tunnel"]').style('display', over ? 'element' : 'none');
+}
+
+function draw(m) {
+  const els = elements(m);
+  const ids = els.map(e => e.data.id).sort().join(',');
+  if (!view.cy || view.ids !== ids) {         // new elements: lay out again
+    if (view.cy) view.cy.destroy();
+    view.cy = cytoscape({ container: document.getElementById('cy'), elements: els,
+      style: STYLE, layout: { name: 'breadthfirst', directed: false, spacingFactor: 1.1,
+        roots: m.underlay.switches.filter(s => s.role === 'spine').map(s => s.name) } });
+    view.ids = ids;
+    view.cy.on('tap', 'node', ev => select(ev.target.id()));
+    view.cy.on('tap', ev => { if (ev.target === view.cy) select(null); });
+  } else {                                     // same elements: new states
+    els.forEach(e => view.cy.getElementById(e.data.id).data(e.data));
+  }
+  layers();
+}
+
+function legend(m) {
+  const f = document.getElementById('legend');
+  f.textContent = '';
+  Object.entries(m.colours || {}).forEach(([role, c]) => {
+    const s = el('span', { style: `background:${c}` }, role);
+    f.appendChild(s);
+  });
+  f.appendChild(el('span', { style: 'background:#d00;color:#fff' }, 'down'));
+}
+
+function switches(m) {
+  const ul = document.getElementById('switches');
+  ul.textContent = '';
+  m.logical_switches.forEach(ls => {
+    const li = el('li', { 'data-ls': ls.name }, `${ls.name}  VNI ${ls.vni}  (${ls.members.length} VTEPs)`);
+    if (view.selected === 'ls:' + ls.name) li.className = 'selected';
+    li.onclick = () => select('ls:' + ls.name);
+    ul.appendChild(li);
+  });
+}
+
+function highlight(names) {
+  const cy = view.cy;
+  cy.elements().removeClass('faded hl');
+  if (!names) return;
+  const set = cy.collection(names.map(n => cy.getElementById(n)).filter(x => x.length));
+  cy.elements().addClass('faded');
+  set.removeClass('faded').addClass('hl');
+  set.edgesWith(set).removeClass('faded').addClass('hl');
+}
+
+function details(title, body) {
+  document.getElementById('details-title').textContent = title;
+  const d = document.getElementById('details');
+  d.textContent = '';
+  body.forEach(b => d.appendChild(b));
+}
+
+function select(name) {
+  view.selected = name;
+  const m = view.map;
+  if (!name) { highlight(null); details('Details', []); switches(m); return; }
+  if (name.startsWith('ls:')) {
+    const ls = m.logical_switches.find(x => x.name === name.slice(3));
+    if (!ls) return select(null);
+    const eps = m.endpoints.filter(e => e.ls === ls.name);
+    highlight(ls.members.concat(eps.map(e => e.name)));
+    details(`Logical switch ${ls.name}`, [
+      table([['VNI', ls.vni], ['replication', ls.replication_mode], ['subnet', ls.subnet],
+             ['members', ls.members.join(', ')],
+             ['endpoints', eps.map(e => e.name).join(', ')]]),
+      el('pre', { class: 'bindings' }, ls.bindings.map(
+        b => `${b.gateway} port ${b.port} VLAN ${b.vlan} <-> VNI ${ls.vni}`).join('\n'))]);
+  } else if (m.paths && m.paths[name]) {
+    const e = m.endpoints.find(x => x.name === name);
+    highlight([name].concat(e.on.map(a => a.node), e.on.map(a => a.leaf).filter(Boolean)));
+    details(`${e.role} ${name}`, [
+      table([['logical switch', e.ls], ['IP', e.ip], ['MAC', e.mac]]),
+      el('pre', { class: 'path' }, m.paths[name].join('\n'))]);
+  } else {
+    const v = m.vteps.find(x => x.name === name);
+    const s = m.underlay.switches.find(x => x.name === name);
+    highlight([name]);
+    if (v) {
+      const rows = [['role', v.role], ['tunnel IP', v.tunnel_ip], ['management IP', v.mgmt_ip],
+        ['leaf', Array.isArray(v.leaf) ? v.leaf.join(', ') : v.leaf],
+        ['health', v.health || 'unknown', v.health === 'down' ? 'down' : ''],
+        ['floods via', v.service_node_in_use],
+        ['service nodes', (v.service_nodes || []).join(' > ')]];
+      Object.entries(v.sessions || {}).forEach(([k, up]) =>
+        rows.push([`${k} session`, up ? 'up' : 'DOWN', up ? '' : 'down']));
+      Object.entries(v.segments || {}).forEach(([seg, role]) => rows.push([`on ${seg}`, role]));
+      if (v.controller) rows.push(['controller', `${v.controller.active} (standby ${v.controller.standby})`]);
+      const tun = m.tunnels.filter(t => (t.a === name || t.b === name) && t.bfd);
+      tun.forEach(t => rows.push([`BFD to ${t.a === name ? t.b : t.a}`, t.state || 'not followed',
+                                  t.state === 'down' ? 'down' : '']));
+      details(`${v.role} ${name}`, [table(rows)]);
+    } else if (s) {
+      details(`${s.role} ${name}`, [table([['management IP', s.mgmt_ip], ['AS', s.asn]])]);
+    }
+  }
+  switches(m);
+}
+
+function update(m) {
+  view.map = m;
+  view.updates += 1;
+  document.getElementById('lab').textContent = `${m.lab} (${m.underlay.fabric})`;
+  draw(m);
+  legend(m);
+  if (view.selected) select(view.selected); else switches(m);
+}
+
+function live() {
+  const badge = document.getElementById('live');
+  const src = new EventSource(API + '/map/events');
+  src.onmessage = ev => {
+    badge.textContent = 'live'; badge.className = 'live';
+    update(JSON.parse(ev.data));
+  };
+  src.onerror = () => { badge.textContent = 'disconnected: retrying'; badge.className = 'stale'; };
+}
+
+document.getElementById('show-underlay').onchange = layers;
+document.getElementById('show-overlay').onchange = layers;
+live();

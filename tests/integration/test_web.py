@@ -1,0 +1,139 @@
+"""The web view in a real browser (Debian's chromium, driven by selenium
+through chromedriver) against a running small lab: the page loads with no
+console errors and draws every node of the plan, a click on a VM shows its
+hypervisor and leaf, a click on a logical switch its members, and a
+crashed gateway turns red within 2 s. Screenshots of the topology and of
+the failover go to results/web-view/<UTC>/."""
+import os
+import time
+
+import pytest
+
+from controllers import provision
+from controllers.service import Controller
+from scenarios import faults, results
+from topologies import expand, labs
+from topologies.lab import Lab
+
+CHROMIUM, DRIVER = '/usr/bin/chromium', '/usr/bin/chromedriver'
+RED_WITHIN_S = 2.0
+
+
+def browser(tmp):
+    """Headless chromium, no network of its own (every flag that would
+    reach out is off), trusting nothing but ignoring the lab CA's
+    certificate warnings; console messages kept."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in ('--headless=new', '--no-sandbox', '--disable-gpu',
+                 '--disable-quic', '--no-first-run',
+                 '--disable-background-networking',
+                 '--disable-component-update', '--disable-sync',
+                 '--ignore-certificate-errors', '--window-size=1400,900',
+                 f'--user-data-dir={tmp}'):
+        opts.add_argument(flag)
+    opts.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
+    return webdriver.Chrome(service=Service(DRIVER), options=opts)
+
+
+@pytest.fixture(scope='module')
+def page(tmp_path_factory):
+    if not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)):
+        pytest.fail('chromium and chromium-driver are missing: sudo make '
+                    'setup installs them')
+    plan = expand.expand(labs.resolve('clos'))
+    with Lab(plan) as lab:
+        ctl = Controller(plan).start()
+        drv = None
+        try:
+            provision.provision(ctl, plan)
+            lab.ctl = ctl
+            drv = browser(tmp_path_factory.mktemp('chromium'))
+            drv.get(ctl.url.replace('/api/v1', '/ui/'))
+            lab.drv, lab.shots = drv, results.run_dir('web-view')
+            wait(drv, 'return window.nsxView && window.nsxView.updates', 20)
+            yield lab
+        finally:
+            if drv is not None:
+                drv.quit()
+            ctl.stop()
+
+
+def wait(drv, script, timeout, step=0.05):
+    """Seconds until the page's `script` returns something true; fails,
+    naming the script, when it does not within `timeout`."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if drv.execute_script(script):
+            return time.monotonic() - t0
+        time.sleep(step)
+    pytest.fail(f'the page never answered {script!r} within {timeout} s')
+
+
+def click_node(drv, name):
+    """A real mouse click where the graph draws `name`."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    box = drv.find_element(By.ID, 'cy')
+    x, y = drv.execute_script(
+        'const p = nsxView.cy.getElementById(arguments[0]).renderedPosition();'
+        ' return [p.x, p.y];', name)
+    size = box.size
+    ActionChains(drv).move_to_element_with_offset(
+        box, int(x - size['width'] / 2), int(y - size['height'] / 2)) \
+        .click().perform()
+
+
+def test_the_page_draws_every_node_of_the_plan_without_console_errors(page):
+    drawn = set(page.drv.execute_script(
+        'return nsxView.cy.nodes().map(n => n.id())'))
+    assert set(page.plan['nodes']) <= drawn, set(page.plan['nodes']) - drawn
+    errors = [e for e in page.drv.get_log('browser')
+              if e['level'] == 'SEVERE']
+    assert not errors, errors
+    assert page.drv.execute_script(
+        "return document.getElementById('live').textContent") == 'live'
+    page.drv.save_screenshot(os.path.join(page.shots, 'topology.png'))
+
+
+def test_a_click_on_a_vm_shows_its_hypervisor_and_leaf(page):
+    from selenium.webdriver.common.by import By
+    click_node(page.drv, 'vm5')
+    wait(page.drv, "return document.getElementById('details-title')"
+         ".textContent === 'vm vm5'", 5)
+    text = page.drv.find_element(By.ID, 'details').text
+    assert 'vm5 -> hv2 (port 3; leaf2, 198.19.64.17) -> ls1 VNI 5001' \
+        in text, text
+
+
+def test_a_click_on_a_logical_switch_highlights_its_members(page):
+    from selenium.webdriver.common.by import By
+    page.drv.find_element(By.CSS_SELECTOR, '#switches li[data-ls="ls2"]') \
+        .click()
+    wait(page.drv, "return document.getElementById('details-title')"
+         ".textContent === 'Logical switch ls2'", 5)
+    lit = set(page.drv.execute_script(
+        "return nsxView.cy.nodes('.hl').map(n => n.id())"))
+    assert lit == {'hv1', 'hv2', 'hv3', 'vm2', 'vm4', 'vm6'}, lit
+
+
+def test_a_crashed_gateway_turns_red_within_2_s(page):
+    assert page.drv.execute_script(
+        "return nsxView.cy.getElementById('gw1').data('health')") == 'up'
+    rec = faults.apply(page, {'kind': 'crash', 'target': 'gw1'})
+    try:
+        took = wait(page.drv, "return nsxView.cy.getElementById('gw1')"
+                    ".style('background-color') === 'rgb(221,0,0)'",
+                    RED_WITHIN_S + 3)
+        page.drv.save_screenshot(os.path.join(page.shots, 'gw1-down.png'))
+        late = time.time() - rec['at']
+        assert late <= RED_WITHIN_S, (
+            f'gw1 turned red {late:.2f} s after its crash ({took:.2f} s of '
+            f'polling the page)')
+    finally:
+        faults.repair(page, rec)
+    wait(page.drv, "return nsxView.cy.getElementById('gw1')"
+         ".data('health') === 'up'", 30)
+
