@@ -45,6 +45,10 @@ function elements(m) {
     if (names.has(a.node))
       edges.push({ data: { id: `c:${e.name}:${a.node}:${a.port}`, source: e.name, target: a.node, kind: 'cable' } });
   }));
+  m.endpoints.filter(e => !e.on.length && e.cabled_to).forEach(e => {   // no bound port
+    edges.push({ data: { id: `c:${e.name}:${e.cabled_to.node}`, source: e.name,
+                         target: e.cabled_to.node, kind: 'cable', unbound: true } });
+  });
   const carries = {};
   m.logical_switches.forEach(ls => ls.members.forEach(a => ls.members.forEach(b => {
     if (a < b) (carries[`${a}|${b}`] = carries[`${a}|${b}`] || []).push(ls.name);
@@ -65,13 +69,22 @@ const STYLE = [
   { selector: 'node[health = "down"]', style: { 'background-color': '#d00', color: '#fff',
       'border-color': '#900', 'border-width': 3 } },
   { selector: 'edge[kind = "cable"]', style: { width: 2, 'line-color': '#999' } },
+  { selector: 'edge[?unbound]', style: { 'line-style': 'dotted' } },
+  // tunnels arc above the row of VTEPs, higher the farther apart the ends
   { selector: 'edge[kind = "tunnel"]', style: { width: 1.5, 'line-color': '#4a7fc1',
-      'line-style': 'dashed', 'curve-style': 'bezier', opacity: 0.7 } },
+      'line-style': 'dashed', 'curve-style': 'unbundled-bezier', opacity: 0.7,
+      'control-point-distances': e => arc(e), 'control-point-weights': 0.5 } },
   { selector: 'edge[state = "down"]', style: { 'line-color': '#d00', width: 3, opacity: 1 } },
   { selector: '.faded', style: { opacity: 0.15 } },
   { selector: '.hl', style: { 'border-width': 4, 'border-color': '#000', opacity: 1 } },
   { selector: 'edge.hl', style: { width: 4, 'line-color': '#000', opacity: 1 } },
 ];
+
+function arc(e) {
+  const a = e.source().position(), b = e.target().position();
+  const d = 0.3 * Math.hypot(a.x - b.x, a.y - b.y);
+  return a.x < b.x ? -d : d;                  // always bulge upwards
+}
 
 function layers() {
   const under = document.getElementById('show-underlay').checked;
@@ -100,11 +113,24 @@ function draw(m) {
 function legend(m) {
   const f = document.getElementById('legend');
   f.textContent = '';
-  Object.entries(m.colours || {}).forEach(([role, c]) => {
-    const s = el('span', { style: `background:${c}` }, role);
-    f.appendChild(s);
+  const present = new Set(view.cy.nodes().map(n => n.data('role')));
+  Object.entries(m.colours || {}).filter(([role]) => present.has(role)).forEach(([role, c]) => {
+    f.appendChild(el('span', { style: `background:${c}` }, role));
   });
   f.appendChild(el('span', { style: 'background:#d00;color:#fff' }, 'down'));
+  f.appendChild(el('span', { style: 'border-style:dashed' }, 'tunnel (dashed)'));
+}
+
+// what is down, in words, above the graph (whatever is selected)
+function alerts(m) {
+  const nodes = m.vteps.filter(v => v.health === 'down').map(v => v.name);
+  const tunnels = m.tunnels.filter(t => t.state === 'down').map(t => `${t.a}-${t.b}`);
+  const a = document.getElementById('alerts');
+  const words = [];
+  if (nodes.length) words.push(`down: ${nodes.join(', ')}`);
+  if (tunnels.length) words.push(`BFD down: ${tunnels.join(', ')}`);
+  a.textContent = words.join('; ');
+  a.className = words.length ? 'down' : '';
 }
 
 function switches(m) {
@@ -187,6 +213,7 @@ function update(m) {
   document.getElementById('lab').textContent = `${m.lab} (${m.underlay.fabric})`;
   draw(m);
   legend(m);
+  alerts(m);
   if (view.selected) select(view.selected); else switches(m);
 }
 
