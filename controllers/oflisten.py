@@ -8,12 +8,18 @@ starts).
   refused without a word. `Listener` does the same wrap (same context,
   same settings) and reports each refusal to `on_refused(address,
   reason)` (the core logs and counts it; GET /status shows it).
-- Gone switches: when a switch closes its session, os-ken's native hub
-  leaves the datapath waiting on its send queue until something is sent
-  to it, so the app never heard that it left. Echo requests every
-  ECHO_S (os-ken's own keepalive) send something: a closed session is
-  seen within ECHO_S, a switch that stops answering after ECHO_MISSES
-  requests.
+- Gone switches: when a switch closes its session, os-ken's receive loop
+  ends, but its native hub cannot stop the send loop (hub.kill does
+  nothing there), which waits on its queue until something is sent, and
+  the datapath is declared dead only once both ended: the app heard that
+  a switch left only at the next echo request (seconds; seen: a crashed
+  gateway shown as connected for 3.6 s). When the receive loop ends,
+  `wake_sender` declares the datapath dead (what serve() does once every
+  loop ended) and puts one last (empty) message on the queue, so the
+  send loop ends at once too (the echo loop ends at its next wake-up,
+  within ECHO_S, and finds the datapath dead). Echo requests every
+  ECHO_S (os-ken's own keepalive) still find a switch that stops
+  answering without closing (after ECHO_MISSES requests).
 """
 import logging
 import ssl
@@ -57,11 +63,27 @@ def listener_class(on_refused):
     return Listener
 
 
+def wake_sender(recv_loop):
+    """os-ken's Datapath._recv_loop, then a wake-up of the send loop
+    (see the module's doc)."""
+    def recv_then_wake(datapath):
+        try:
+            recv_loop(datapath)
+        finally:
+            datapath.close()          # the app hears DEAD_DISPATCHER now
+            datapath.send(b'', close_socket=True)
+    recv_then_wake.wakes_sender = True
+    return recv_then_wake
+
+
 def install(on_refused, conf):
     """Before os-ken's OpenFlow controller starts: its listener reports
-    refusals to `on_refused`, and it sends echo requests (`conf`: os-ken's
-    cfg.CONF, already parsed)."""
+    refusals to `on_refused`, a datapath whose switch left is declared
+    dead at once (wake_sender), and it sends echo requests (`conf`:
+    os-ken's cfg.CONF, already parsed)."""
     import os_ken.controller.controller as ofc
     ofc.StreamServer = listener_class(on_refused)
+    if not getattr(ofc.Datapath._recv_loop, 'wakes_sender', False):
+        ofc.Datapath._recv_loop = wake_sender(ofc.Datapath._recv_loop)
     conf.set_override('echo_request_interval', ECHO_S)
     conf.set_override('maximum_unreplied_echo_requests', ECHO_MISSES)

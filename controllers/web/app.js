@@ -134,13 +134,22 @@ function alerts(m) {
 }
 
 function switches(m) {
+  // the list is made again only when what it says changed (an element
+  // being clicked stays the one on the page)
   const ul = document.getElementById('switches');
-  ul.textContent = '';
-  m.logical_switches.forEach(ls => {
-    const li = el('li', { 'data-ls': ls.name }, `${ls.name}  VNI ${ls.vni}  (${ls.members.length} VTEPs)`);
-    if (view.selected === 'ls:' + ls.name) li.className = 'selected';
-    li.onclick = () => select('ls:' + ls.name);
-    ul.appendChild(li);
+  const text = ls => `${ls.name}  VNI ${ls.vni}  (${ls.members.length} VTEPs)`;
+  const sig = m.logical_switches.map(text).join('|');
+  if (view.listed !== sig) {
+    ul.textContent = '';
+    m.logical_switches.forEach(ls => {
+      const li = el('li', { 'data-ls': ls.name }, text(ls));
+      li.onclick = () => select('ls:' + ls.name);
+      ul.appendChild(li);
+    });
+    view.listed = sig;
+  }
+  ul.querySelectorAll('li').forEach(li => {
+    li.className = view.selected === 'ls:' + li.dataset.ls ? 'selected' : '';
   });
 }
 

@@ -4,7 +4,9 @@ console errors and draws every node of the plan, a click on a VM shows its
 hypervisor and leaf, a click on a logical switch its members, and a
 crashed gateway turns red within 2 s. Screenshots of the topology and of
 the failover go to results/web-view/<UTC>/."""
+import json
 import os
+import shutil
 import time
 
 import pytest
@@ -58,6 +60,11 @@ def page(tmp_path_factory):
         finally:
             if drv is not None:
                 drv.quit()
+            for name, path in ctl.logs().items():    # evidence, with the
+                if os.path.exists(path):             # screenshots
+                    shutil.copy(path, os.path.join(
+                        getattr(lab, 'shots', None) or
+                        results.run_dir('web-view'), name))
             ctl.stop()
 
 
@@ -120,6 +127,14 @@ def test_a_click_on_a_logical_switch_highlights_its_members(page):
 
 
 def test_a_crashed_gateway_turns_red_within_2_s(page):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    box = page.drv.find_element(By.ID, 'cy')       # a click on nothing:
+    ActionChains(page.drv).move_to_element_with_offset(     # no selection
+        box, -box.size['width'] // 2 + 5, -box.size['height'] // 2 + 5) \
+        .click().perform()
+    wait(page.drv, "return document.getElementById('details-title')"
+         ".textContent === 'Details'", 5)
     assert page.drv.execute_script(
         "return nsxView.cy.getElementById('gw1').data('health')") == 'up'
     rec = faults.apply(page, {'kind': 'crash', 'target': 'gw1'})
@@ -127,8 +142,10 @@ def test_a_crashed_gateway_turns_red_within_2_s(page):
         took = wait(page.drv, "return nsxView.cy.getElementById('gw1')"
                     ".style('background-color') === 'rgb(221,0,0)'",
                     RED_WITHIN_S + 3)
-        page.drv.save_screenshot(os.path.join(page.shots, 'gw1-down.png'))
         late = time.time() - rec['at']
+        page.drv.save_screenshot(os.path.join(page.shots, 'gw1-down.png'))
+        with open(os.path.join(page.shots, 'red.json'), 'w') as f:
+            json.dump({'crash_to_red_s': round(late, 3)}, f)
         assert late <= RED_WITHIN_S, (
             f'gw1 turned red {late:.2f} s after its crash ({took:.2f} s of '
             f'polling the page)')

@@ -79,3 +79,39 @@ def test_a_plain_listener_is_left_to_os_ken(tmp_path):
     srv = cls(('127.0.0.1', port), handle)
     assert srv.handle is handle and isinstance(srv, hub.StreamServer)
     srv.server.close()
+
+
+def test_a_switch_that_closes_its_session_is_declared_dead_at_once():
+    """os-ken's native hub cannot stop a datapath's send loop: without
+    wake_sender the datapath stays alive until something is sent to it.
+    A real Datapath on a loopback TCP session; the switch side closes."""
+    from os_ken import cfg
+    from os_ken.base import app_manager  # noqa: F401  (import order)
+    import os_ken.controller.controller as ofc
+    from os_ken.controller.handler import DEAD_DISPATCHER
+    cfg.CONF(args=[], project='os_ken')
+    plain = ofc.Datapath._recv_loop
+    try:
+        oflisten.install(lambda *a: None, cfg.CONF)
+        assert ofc.Datapath._recv_loop.wakes_sender
+        oflisten.install(lambda *a: None, cfg.CONF)       # not twice
+        assert ofc.Datapath._recv_loop.__closure__[0].cell_contents is plain
+        with socket.socket() as srv:
+            srv.bind(('127.0.0.1', 0))
+            srv.listen(1)
+            switch = socket.create_connection(srv.getsockname())
+            ours, _ = srv.accept()
+        dp = ofc.Datapath(ours, ('127.0.0.1', 1))
+        threading.Thread(target=dp.serve, daemon=True).start()
+        assert switch.recv(8)[1] == 0            # the controller's HELLO
+        t0 = time.monotonic()
+        switch.close()
+        while dp.state != DEAD_DISPATCHER and time.monotonic() - t0 < 5:
+            time.sleep(0.005)
+        assert dp.state == DEAD_DISPATCHER
+        assert time.monotonic() - t0 < 0.5
+        assert dp.send_q is None                 # the send loop ended
+    finally:
+        ofc.Datapath._recv_loop = plain
+        cfg.CONF.clear_override('echo_request_interval')
+        cfg.CONF.clear_override('maximum_unreplied_echo_requests')
