@@ -30,7 +30,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from . import model, writes
+from . import model, runs, writes
 from .model import ApiError
 
 PREFIX = '/api/v1'
@@ -106,12 +106,13 @@ def _id(name):
 
 def create_app(store, on_change=lambda: None, status=None, pushes=None,
                learned=None, token=None, commit=None, cluster=None,
-               lab_map=None):
+               lab_map=None, results_dir=None):
     """`commit(op, *args)`: how a write is made (default: applied to
     `store` at once; a cluster node commits it through etcd first,
     controllers.cluster); `cluster()`: this node's view of the cluster
     (GET /cluster), None for a single controller; `lab_map()`: the lab's
-    map (controllers.labmap), None when the controller has no plan."""
+    map (controllers.labmap), None when the controller has no plan;
+    `results_dir`: the project's results/ (the web view's results page)."""
     if commit is None:
         def commit(op, *args):
             return writes.apply(store, op, *args)
@@ -451,10 +452,23 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
         return StreamingResponse(stream(), media_type='text/event-stream',
                                  headers={'cache-control': 'no-cache'})
 
+    @app.get(PREFIX + '/results')
+    def list_results(limit: int = Query(200, ge=1, le=5000)):
+        """The runs in results/ (scenarios, benchmarks, demos), newest
+        first: runs [{name, stamp (UTC), passed, topology, files (shown
+        under /results/NAME/STAMP/)}], report (the summary of
+        `./run.py report`, under /results/), total."""
+        if results_dir is None:
+            return {'runs': [], 'report': [], 'total': 0}
+        return runs.runs(results_dir, limit)
+
     # the web view (controllers/web): the map drawn, live
     @app.get('/', include_in_schema=False)
     def home():
         return RedirectResponse('/ui/')
 
     app.mount('/ui', StaticFiles(directory=WEB, html=True), name='ui')
+    if results_dir is not None:
+        app.mount('/results', StaticFiles(directory=results_dir,
+                                          check_dir=False), name='results')
     return app

@@ -13,8 +13,8 @@ import os
 import sys
 import threading
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 
 from controllers import core as core_mod, labmap  # noqa: E402
 
@@ -159,7 +159,8 @@ def main(argv=None):
                    else (lambda: None), core.status, core.push_log,
                    core.learned_macs, token=token, commit=core.write,
                    cluster=replica and replica.status,
-                   lab_map=lambda: labmap.build(plan, core.map_state())),
+                   lab_map=lambda: labmap.build(plan, core.map_state()),
+                   results_dir=os.path.join(ROOT, 'results')),
         host=args.listen, port=args.api_port, log_level='warning',
         ssl_certfile=files and files['cert'],
         ssl_keyfile=files and files['key']))
