@@ -20,10 +20,12 @@ import asyncio
 import hmac
 import json
 import os
+import threading
+import time
 
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -427,6 +429,20 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
         commit('disconnect_gateway', conn_id)
         on_change()
 
+    shared, shared_lock = {'at': None, 'text': None}, threading.Lock()
+
+    def map_text():
+        """The map as JSON text, built and serialized (in a worker
+        thread) at most once per MAP_EVERY_S however many browsers follow
+        it."""
+        with shared_lock:
+            now = time.monotonic()
+            if shared['at'] is None or now - shared['at'] >= \
+                    MAP_EVERY_S * 0.8:
+                shared['text'] = json.dumps(lab_map(), sort_keys=True)
+                shared['at'] = now
+            return shared['text']
+
     @app.get(PREFIX + '/map/events', include_in_schema=False)
     async def map_events(request: Request):
         """Server-sent events: the whole map (GET /map) at once, then
@@ -439,8 +455,7 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
         async def stream():
             last, quiet = None, 0.0
             while not await request.is_disconnected():
-                text = json.dumps(await run_in_threadpool(lab_map),
-                                  sort_keys=True)
+                text = await run_in_threadpool(map_text)
                 if text != last:
                     last, quiet = text, 0.0
                     yield f'data: {text}\n\n'
@@ -468,7 +483,18 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
         return RedirectResponse('/ui/')
 
     app.mount('/ui', StaticFiles(directory=WEB, html=True), name='ui')
-    if results_dir is not None:
-        app.mount('/results', StaticFiles(directory=results_dir,
-                                          check_dir=False), name='results')
+
+    @app.get('/results/{path:path}', include_in_schema=False)
+    def result_file(path: str):
+        """A file of a run (plots, transcripts, result.json, logs):
+        only those kinds (runs.SHOWN), never as HTML."""
+        full = runs.shown(results_dir, path) if results_dir else None
+        if full is None:
+            raise ApiError(404, 'path', 'no such result file (the web view '
+                           'shows ' + ', '.join(runs.SHOWN) + ' files of '
+                           'results/)')
+        kind = 'image/png' if full.endswith('.png') else \
+            'application/json' if full.endswith('.json') else 'text/plain'
+        return FileResponse(full, media_type=kind, headers={
+            'x-content-type-options': 'nosniff'})
     return app

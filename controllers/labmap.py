@@ -71,7 +71,8 @@ def health(v, sess):
     return 'up' if sess else None
 
 
-def vteps(plan, dead=(), roles=None, gateway_states=None, sessions=None):
+def vteps(plan, dead=(), roles=None, gateway_states=None, sessions=None,
+          chosen=None):
     """Every transport node: tunnel IP, the leaf (or pod members) it sits
     on, the service nodes it floods through (an edge's, in failover order,
     and the one in use: the first not declared dead), a software
@@ -81,7 +82,8 @@ def vteps(plan, dead=(), roles=None, gateway_states=None, sessions=None):
     health (see health) and, in a cluster, its active and standby
     controller node."""
     nodes = plan['nodes']
-    chosen = liveness.service_nodes_of_edges(nodes)
+    if chosen is None:
+        chosen = liveness.service_nodes_of_edges(nodes)
     out = []
     for n, p in sorted(nodes.items(), key=lambda kv: kv[1]['index']):
         if p['role'] not in TRANSPORT:
@@ -105,11 +107,9 @@ def vteps(plan, dead=(), roles=None, gateway_states=None, sessions=None):
     return out
 
 
-def tunnels(plan, bfd_state):
-    """One entry per pair of transport nodes (the full mesh the controller
-    builds, controllers.intent.tunnels): whether BFD runs on it and, where
-    the controller follows that session (`bfd_state` {(edge, service
-    node): up?}), 'up' or 'down'; None where nobody reports it."""
+def tunnel_pairs(plan):
+    """{(a, b): BFD runs on it} for every pair of transport nodes a < b
+    (the full mesh the controller builds, controllers.intent.tunnels)."""
     nodes = {n: p for n, p in plan['nodes'].items()
              if p['role'] in TRANSPORT}
     runs = {}
@@ -117,8 +117,16 @@ def tunnels(plan, bfd_state):
         for peer, t in intent.tunnels({'nodes': nodes}, n).items():
             key = tuple(sorted((n, peer)))
             runs[key] = runs.get(key, False) or t['bfd']
+    return dict(sorted(runs.items()))
+
+
+def tunnels(pairs, bfd_state):
+    """One entry per tunnel (`pairs`, tunnel_pairs): whether BFD runs on
+    it and, where the controller follows that session (`bfd_state`
+    {(edge, service node): up?}), 'up' or 'down'; None where nobody
+    reports it."""
     out = []
-    for (a, b), bfd in sorted(runs.items()):
+    for (a, b), bfd in pairs.items():
         seen = [bfd_state[k] for k in ((a, b), (b, a)) if k in bfd_state]
         out.append({'a': a, 'b': b, 'bfd': bfd,
                     'state': None if not seen else
@@ -160,15 +168,39 @@ def _attachments(plan, ports):
     return out
 
 
-def endpoints(plan, ports):
+def _bound_ls(at, conns, name_of):
+    """The logical switch a server's cable ends on: the gateway binding
+    of that port (hardware VTEP, VCF pod port) or of that segment's VLAN
+    (software gateways), else None."""
+    for c in conns:
+        if (c['gateway'], c['port']) in ((at['node'], at['port']),
+                                         (at.get('pod_vtep'),
+                                          at.get('pod_port'))) or \
+                (c['port'] == at['node'] and c['vlan'] == at['vlan']):
+            return name_of.get(c['ls_id'])
+    return None
+
+
+def endpoints(plan, ports, switches=(), conns=()):
+    """Every VM and server: its logical switch as the controller has it
+    (a VM's logical port; a server's gateway binding; None without one),
+    the one the lab file gave it (`planned_ls`), IP, MAC, where it sits
+    (`on`, _attachments) and a VM's cable (`cabled_to`)."""
     nodes = plan['nodes']
     at = _attachments(plan, ports)
     ls_of = {p['attachment']: p for p in ports}
+    name_of = {ls['id']: ls['name'] for ls in switches}
     out = []
     for n, p in sorted(nodes.items(), key=lambda kv: kv[1]['index']):
         if p['role'] not in ENDPOINTS:
             continue
-        e = {'name': n, 'role': p['role'], 'ls': p.get('ls'),
+        if p['role'] == 'vm':
+            ls = name_of.get(ls_of[n]['ls_id']) if n in ls_of else None
+        else:
+            ls = next((x for x in (_bound_ls(a, conns, name_of)
+                                   for a in at[n]) if x), None)
+        e = {'name': n, 'role': p['role'], 'ls': ls,
+             'planned_ls': p.get('ls'),
              'ip': _ip(p.get('ip')), 'mac': p.get('mac'), 'on': at[n]}
         if n in ls_of:
             e['port_id'] = ls_of[n]['id']
@@ -180,11 +212,12 @@ def endpoints(plan, ports):
     return out
 
 
-def logical_switches(desired, vtep_macs):
+def logical_switches(desired, vtep_macs, ports):
     """Each logical switch: VNI, replication mode, its member VTEPs (the
     transport nodes with a bound port, a gateway connection or a MAC a
-    gateway reported: controllers.intent.members), its ports and its
-    gateway bindings (VLAN <-> VNI)."""
+    gateway reported: controllers.intent.members, over `desired`), its
+    ports (`ports`: every one, bound or not) and its gateway bindings
+    (VLAN <-> VNI)."""
     members = intent.members(desired, {'vtep_macs': vtep_macs})
     out = []
     for ls in desired['logical_switches']:
@@ -195,7 +228,7 @@ def logical_switches(desired, vtep_macs):
             'members': sorted(members.get(ls['vni'], ()), key=natural),
             'ports': [{'id': p['id'], 'attachment': p['attachment'],
                        'transport_node': p['transport_node']}
-                      for p in desired['ports'] if p['ls_id'] == ls['id']],
+                      for p in ports if p['ls_id'] == ls['id']],
             'bindings': [{'gateway': c['gateway'], 'port': c['port'],
                           'vlan': c['vlan']}
                          for c in desired['gateway_connections']
@@ -204,38 +237,59 @@ def logical_switches(desired, vtep_macs):
 
 
 def build(plan, state):
-    """The map as plain data (JSON-able), with each endpoint's path as
-    text (`paths`, path_of) and the roles' colours (`colours`, as every
-    picture of the lab draws them). `state`: {'logical_switches',
-    'ports' (every logical port, bound or not), 'gateway_connections'}
-    as the Store lists them; optional 'vtep_macs' {(vni, mac): node},
-    'bfd' {(edge, service node): up?}, 'dead' (service nodes),
-    'roles' {device: {'active', 'standby'}} (a cluster's assignment),
-    'gateway_states' {software gateway: {segment: role}}, 'sessions'
-    {device: {'openflow': up?, 'ovsdb': up?}} (the controller's)."""
-    desired = {'logical_switches': state['logical_switches'],
-               'ports': state['ports'],
-               'gateway_connections': state['gateway_connections']}
-    bound = dict(desired, ports=[p for p in state['ports']
-                                 if p['transport_node'] is not None])
-    dead = set(state.get('dead', ()))
-    m = {'lab': plan['name'],
-            'underlay': underlay(plan),
-            'vteps': vteps(plan, dead, state.get('roles'),
-                           state.get('gateway_states'),
-                           state.get('sessions')),
-            'tunnels': tunnels(plan, state.get('bfd', {})),
-            'logical_switches': logical_switches(
-                bound, state.get('vtep_macs', {})),
-            'endpoints': endpoints(plan, state['ports']),
-            'learned_macs': [
-                {'vni': vni, 'mac': mac, 'behind': node}
-                for (vni, mac), node in sorted(
-                    state.get('vtep_macs', {}).items())],
-            'not_reported': ['per-port counters', 'ECMP next hops'],
-            'colours': dict(ROLE_COLOURS)}
-    m['paths'] = {e['name']: path_of(m, e['name']) for e in m['endpoints']}
-    return m
+    """The map of `plan` for `state` (see Mapper.build), in one call."""
+    return Mapper(plan).build(state)
+
+
+class Mapper:
+    """The map of one lab: what depends on the plan alone (underlay,
+    which pairs of transport nodes have a tunnel and which run BFD, the
+    service nodes of each edge) is worked out once; build() adds the
+    controller's state (the web view asks four times a second)."""
+
+    def __init__(self, plan):
+        self.plan = plan
+        self.underlay = underlay(plan)
+        self.pairs = tunnel_pairs(plan)
+        self.chosen = liveness.service_nodes_of_edges(plan['nodes'])
+
+    def build(self, state):
+        """The map as plain data (JSON-able), with each endpoint's path
+        as text (`paths`, path_of) and the roles' colours (`colours`, as
+        every picture of the lab draws them). `state`:
+        {'logical_switches', 'ports' (every logical port, bound or not),
+        'gateway_connections'} as the Store lists them; optional
+        'vtep_macs' {(vni, mac): node}, 'bfd' {(edge, service node):
+        up?}, 'dead' (service nodes), 'roles' {device: {'active',
+        'standby'}} (a cluster's assignment), 'gateway_states' {software
+        gateway: {segment: role}}, 'sessions' {device: {'openflow': up?,
+        'ovsdb': up?}} (the controller's)."""
+        plan = self.plan
+        desired = {'logical_switches': state['logical_switches'],
+                   'ports': state['ports'],
+                   'gateway_connections': state['gateway_connections']}
+        bound = dict(desired, ports=[p for p in state['ports']
+                                     if p['transport_node'] is not None])
+        macs = state.get('vtep_macs', {})
+        m = {'lab': plan['name'],
+             'underlay': self.underlay,
+             'vteps': vteps(plan, set(state.get('dead', ())),
+                            state.get('roles'), state.get('gateway_states'),
+                            state.get('sessions'), self.chosen),
+             'tunnels': tunnels(self.pairs, state.get('bfd', {})),
+             'logical_switches': logical_switches(bound, macs,
+                                                  state['ports']),
+             'endpoints': endpoints(plan, state['ports'],
+                                    state['logical_switches'],
+                                    state['gateway_connections']),
+             'learned_macs': [{'vni': vni, 'mac': mac, 'behind': node}
+                              for (vni, mac), node in sorted(macs.items())],
+             'not_reported': ['per-port counters', 'ECMP next hops'],
+             'colours': dict(ROLE_COLOURS)}
+        index = _index(m)
+        m['paths'] = {e['name']: path_of(m, e['name'], index)
+                      for e in m['endpoints']}
+        return m
 
 
 # -- text ----------------------------------------------------------------
@@ -274,11 +328,11 @@ def _hop(vt, ls, at):
     return hop + (f" -> {', '.join(gws)}{vni}" if gws else '')
 
 
-def path_of(m, name):
+def path_of(m, name, index=None):
     """One endpoint's path through the lab, a line per cable: 'vm5 -> hv2
     (port 3; leaf2, 198.19.64.17) -> ls1 VNI 5001 -> members gw1, gw2,
     hv1, ...'. KeyError names what is unknown and what exists."""
-    vt, lss, eps = _index(m)
+    vt, lss, eps = index or _index(m)
     if name not in eps:
         raise KeyError(f'no VM or server named {name!r}; the lab has '
                        f"{', '.join(sorted(eps)) or 'none'}")

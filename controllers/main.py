@@ -154,12 +154,13 @@ def main(argv=None):
 
     import uvicorn
     from controllers.api import create_app
+    mapper = labmap.Mapper(plan)
     server = uvicorn.Server(uvicorn.Config(
         create_app(core.store, core.on_api_change if replica is None
                    else (lambda: None), core.status, core.push_log,
                    core.learned_macs, token=token, commit=core.write,
                    cluster=replica and replica.status,
-                   lab_map=lambda: labmap.build(plan, core.map_state()),
+                   lab_map=lambda: mapper.build(core.map_state()),
                    results_dir=os.path.join(ROOT, 'results')),
         host=args.listen, port=args.api_port, log_level='warning',
         ssl_certfile=files and files['cert'],

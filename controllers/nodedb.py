@@ -261,15 +261,17 @@ class NodeFollower:
                     LOG.exception('%s: OVSDB replica failed', node)
                     continue
                 up = idl._session.is_connected()
+                if idl.change_seqno != self.seen.get(node):
+                    self.seen[node] = idl.change_seqno
+                    self._changed(node, idl)
+                # after the changes: a session lost in the same run makes
+                # what the rows still say stale
                 if node in self.gateways and not up and self.up.get(node):
-                    self._deliver(node, set())       # what it said is stale
+                    self._deliver(node, set())
                     with self._states_lock:
                         self.states.pop(node, None)
                 self.up[node] = up
                 self._note(node, up)
-                if idl.change_seqno != self.seen.get(node):
-                    self.seen[node] = idl.change_seqno
-                    self._changed(node, idl)
             self._run_jobs()
             poller = ovs.poller.Poller()
             for idl in self.idls.values():
@@ -327,7 +329,9 @@ class NodeFollower:
                  'external_ids': dict(r.external_ids),
                  'bfd_status': dict(r.bfd_status)}
                 for r in idl.tables['Interface'].rows.values()]
-        if node in self.gateways:
+        if node in self.gateways and not idl._session.is_connected():
+            pass                  # what the rows say is stale (see _loop)
+        elif node in self.gateways:
             self._deliver(node, gateway_macs_of(rows))
             states = gateway_states_of(
                 [{'name': b.name, 'external_ids': dict(b.external_ids)}

@@ -14,10 +14,11 @@ starts).
   the datapath is declared dead only once both ended: the app heard that
   a switch left only at the next echo request (seconds; seen: a crashed
   gateway shown as connected for 3.6 s). When the receive loop ends,
-  `wake_sender` declares the datapath dead (what serve() does once every
-  loop ended) and puts one last (empty) message on the queue, so the
-  send loop ends at once too (the echo loop ends at its next wake-up,
-  within ECHO_S, and finds the datapath dead). Echo requests every
+  `wake_sender` declares the datapath dead (what os-ken's connection
+  handler, or the echo loop, would do later) and puts one last (empty)
+  message on the queue, so the send loop ends at once too (the echo loop
+  ends at its next wake-up, within ECHO_S, and finds the datapath dead;
+  a repeated DEAD is ignored by os-ken's set_state). Echo requests every
   ECHO_S (os-ken's own keepalive) still find a switch that stops
   answering without closing (after ECHO_MISSES requests).
 """
@@ -71,7 +72,10 @@ def wake_sender(recv_loop):
             recv_loop(datapath)
         finally:
             datapath.close()          # the app hears DEAD_DISPATCHER now
-            datapath.send(b'', close_socket=True)
+            try:
+                datapath.send(b'', close_socket=True)
+            except AttributeError:    # the send loop ended meanwhile: its
+                pass                  # queue is gone, nothing to wake
     recv_then_wake.wakes_sender = True
     return recv_then_wake
 

@@ -11,6 +11,18 @@ STAMP = re.compile(r'^\d{8}T\d{6}Z$')
 SHOWN = ('.png', '.txt', '.json', '.csv', '.md', '.log')
 
 
+def shown(root, path):
+    """The file of results/ at `path` (relative) that the web view may
+    show, or None: one of the SHOWN kinds, inside `root` once links are
+    resolved."""
+    base = os.path.realpath(root)
+    full = os.path.realpath(os.path.join(base, path))
+    if not full.startswith(base + os.sep) or not full.endswith(SHOWN) or \
+            not os.path.isfile(full):
+        return None
+    return full
+
+
 def runs(root, limit=500):
     """{'runs': [{'name', 'stamp', 'passed', 'topology', 'files'}],
     'report': [file names of the summary], 'total': how many runs there
@@ -28,12 +40,14 @@ def runs(root, limit=500):
             if not STAMP.match(stamp) or not os.path.exists(res):
                 continue
             item = {'name': name, 'stamp': stamp, 'passed': None,
-                    'topology': None,
-                    'files': sorted(f for f in os.listdir(run)
-                                    if f.endswith(SHOWN))}
-            try:
+                    'topology': None, 'files': []}
+            try:                   # a run may be removed while listed
+                item['files'] = sorted(f for f in os.listdir(run)
+                                       if f.endswith(SHOWN))
                 with open(res) as f:
                     r = json.load(f)
+                if not isinstance(r, dict):
+                    raise ValueError('not a JSON object')
                 item.update(passed=bool(r.get('passed')),
                             topology=r.get('topology'))
             except (OSError, ValueError) as exc:

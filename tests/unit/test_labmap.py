@@ -85,6 +85,42 @@ def test_a_moved_vm_shows_where_the_controller_bound_it():
     assert 'hv2' not in m['logical_switches'][0]['members']
 
 
+def test_an_endpoints_logical_switch_is_the_controllers_not_the_lab_files():
+    """vm7 (no logical switch in the lab file) attached to ls2 through
+    the API is on ls2; vm5 detached is on none, though its lab file says
+    ls1; its port, unbound, is still listed under ls1 until deleted."""
+    plan, state = lab_state('clos')
+    ls2 = next(ls['id'] for ls in state['logical_switches']
+               if ls['name'] == 'ls2')
+    state['ports'] = [p for p in state['ports'] if p['attachment'] != 'vm5']
+    state['ports'].append({'id': 99, 'ls_id': ls2, 'attachment': 'vm7',
+                           'transport_node': 'hv3', 'ofport': 4,
+                           'mac': '02:00:00:02:00:17', 'ip': None})
+    m = labmap.build(plan, state)
+    eps = {e['name']: e for e in m['endpoints']}
+    assert (eps['vm7']['ls'], eps['vm7']['planned_ls']) == ('ls2', None)
+    assert (eps['vm5']['ls'], eps['vm5']['planned_ls']) == (None, 'ls1')
+    assert labmap.path_of(m, 'vm7') == [
+        'vm7 -> hv3 (port 4; leaf1, 198.19.64.9) -> ls2 VNI 5002 -> members '
+        'hv1, hv2, hv3']
+    assert labmap.path_of(m, 'vm5') == [
+        'vm5 (cabled to hv2 port 3) -> no bound logical port -> no logical '
+        'switch (not created)']
+    # a server's switch is its gateway binding's
+    assert eps['srv1']['ls'] == 'ls1' and eps['bm2']['ls'] == 'ls1'
+
+
+def test_a_logical_switch_lists_its_unbound_ports_too():
+    plan, state = lab_state('clos')
+    state['ports'] = [dict(p, transport_node=None, ofport=None)
+                      if p['attachment'] == 'vm2' else p
+                      for p in state['ports']]
+    ls2 = labmap.build(plan, state)['logical_switches'][1]
+    assert {p['attachment']: p['transport_node'] for p in ls2['ports']} == \
+        {'vm2': None, 'vm4': 'hv1', 'vm6': 'hv3'}
+    assert ls2['members'] == ['hv1', 'hv3']
+
+
 def test_bfd_state_and_a_dead_service_node_show_in_the_map():
     plan, state = lab_state('clos', bfd={('hv1', 'sn1'): False,
                                          ('hv2', 'sn1'): True},

@@ -34,6 +34,12 @@ def test_runs_newest_first_with_verdicts_and_files(tmp_path):
     assert runs.runs(root, limit=1)['runs'][0]['stamp'] == '20261201T110000Z'
 
 
+def test_a_run_that_is_not_an_object_is_listed_with_its_problem(tmp_path):
+    _run(str(tmp_path), 'topo', '20261201T100000Z', '[1, 2]')
+    [run] = runs.runs(str(tmp_path))['runs']
+    assert run['passed'] is None and 'not a JSON object' in run['problem']
+
+
 def test_no_results_yet(tmp_path):
     assert runs.runs(str(tmp_path / 'missing')) == {'runs': [], 'report': [],
                                                     'total': 0}
@@ -45,12 +51,26 @@ def test_the_api_lists_runs_and_serves_their_files(tmp_path):
     root = str(tmp_path)
     _run(root, 'vm-move-clos', '20261201T100000Z',
          {'passed': True, 'topology': 'clos-small'}, ('move.png',))
+    run = os.path.join(root, 'vm-move-clos', '20261201T100000Z')
+    for fn in ('hv1-eth0.pcap', 'page.html'):
+        open(os.path.join(run, fn), 'w').close()
+    with open(os.path.join(os.path.dirname(root), 'secret.txt'), 'w') as f:
+        f.write('outside results/')
     c = TestClient(api.create_app(model.Store(), results_dir=root))
     got = c.get(api.PREFIX + '/results').json()
     assert [r['name'] for r in got['runs']] == ['vm-move-clos']
-    assert c.get('/results/vm-move-clos/20261201T100000Z/move.png') \
-        .status_code == 200
-    assert c.get('/results/../etc/passwd').status_code == 404
+    r = c.get('/results/vm-move-clos/20261201T100000Z/move.png')
+    assert r.status_code == 200 and r.headers['content-type'] == \
+        'image/png' and r.headers['x-content-type-options'] == 'nosniff'
+    r = c.get('/results/vm-move-clos/20261201T100000Z/result.json')
+    assert r.json()['passed'] is True
+    # a capture, HTML, and anything outside results/ are not served
+    for path in ('vm-move-clos/20261201T100000Z/hv1-eth0.pcap',
+                 'vm-move-clos/20261201T100000Z/page.html',
+                 '%2e%2e/secret.txt', '..%2fsecret.txt'):
+        r = c.get('/results/' + path)
+        assert r.status_code == 404, path
+        assert 'outside' not in r.text
     r = c.get(api.PREFIX + '/results?limit=0')
     assert r.status_code == 400 and r.json()['error']['field'] == 'limit'
     # no results directory given: an empty list, not an error
