@@ -197,6 +197,11 @@ def test_a_logical_switch_made_through_the_page_is_in_the_api(page):
          5)
     assert 'web9' not in [ls['name'] for ls in
                           page.ctl.get('/logical-switches')]
+    # the browser's console: the refused write, and nothing else
+    errors = [e['message'] for e in drv.get_log('browser')
+              if e['level'] == 'SEVERE']
+    assert len(errors) == 1 and '/logical-switches' in errors[0] and \
+        '400' in errors[0], errors
 
 
 def test_the_results_page_lists_every_run_and_shows_its_plots(page):
