@@ -6,13 +6,6 @@
 const API = '/api/v1';
 const view = window.nsxView = { map: null, cy: null, updates: 0, selected: null };
 
-function el(tag, attrs, text) {
-  const e = document.createElement(tag);
-  Object.entries(attrs || {}).forEach(([k, v]) => e.setAttribute(k, v));
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-
 function table(rows) {
   const t = el('table');
   rows.filter(r => r[1] !== undefined && r[1] !== null && r[1] !== '')

@@ -4,13 +4,6 @@
 
 const page = window.nsxResults = { data: null };
 
-function el(tag, attrs, text) {
-  const e = document.createElement(tag);
-  Object.entries(attrs || {}).forEach(([k, v]) => e.setAttribute(k, v));
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-
 function when(stamp) {       // 20261201T084023Z -> 2026-12-01 08:40:23
   return `${stamp.slice(0, 4)}-${stamp.slice(4, 6)}-${stamp.slice(6, 8)} ` +
     `${stamp.slice(9, 11)}:${stamp.slice(11, 13)}:${stamp.slice(13, 15)}`;

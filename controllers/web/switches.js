@@ -10,13 +10,6 @@ const tokenBox = document.getElementById('token');
 tokenBox.value = sessionStorage.getItem('nsx-token') || '';
 tokenBox.onchange = () => sessionStorage.setItem('nsx-token', tokenBox.value.trim());
 
-function el(tag, attrs, text) {
-  const e = document.createElement(tag);
-  Object.entries(attrs || {}).forEach(([k, v]) => e.setAttribute(k, v));
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-
 function say(text) {
   document.getElementById('error').textContent = text || '';
 }

@@ -1,24 +1,17 @@
 """Expansion: golden files (spec -> plan) and addressing invariants."""
 import ipaddress
-import json
-import os
 
 import pytest
 
 from topologies import builders, expand, labs
 
-GOLDEN = os.path.join(os.path.dirname(__file__), 'golden')
+from . import goldens
 
 
 @pytest.mark.parametrize('lab', ['clos-small', 'vcf-small'])
 def test_plan_matches_golden_file(lab):
-    plan = expand.expand(labs.resolve(lab))
-    path = os.path.join(GOLDEN, f'{lab}.plan.json')
-    if os.environ.get('UPDATE_GOLDEN'):
-        with open(path, 'w') as f:
-            json.dump(plan, f, indent=1, sort_keys=True)
-    with open(path) as f:
-        assert json.loads(json.dumps(plan)) == json.load(f)
+    assert goldens.matches(f'{lab}.plan.json',
+                           expand.expand(labs.resolve(lab)))
 
 
 @pytest.mark.parametrize('spec', [builders.clos(), builders.vcf(),

@@ -3,7 +3,6 @@ controller provisions them, each endpoint's path, and what the controller
 knows (BFD, dead service nodes, moved VMs, a cluster's roles) showing in it;
 GET /api/v1/map."""
 import json
-import os
 import threading
 import types
 
@@ -13,9 +12,8 @@ from fastapi.testclient import TestClient
 from controllers import api, core, labmap
 from topologies import expand, labs
 
+from . import goldens
 from .provisioned import store_for
-
-GOLDEN = os.path.join(os.path.dirname(__file__), 'golden')
 
 
 def lab_state(lab, **extra):
@@ -28,13 +26,7 @@ def lab_state(lab, **extra):
 
 @pytest.mark.parametrize('lab', ['clos-small', 'vcf-small'])
 def test_map_matches_golden_file(lab):
-    m = labmap.build(*lab_state(lab))
-    path = os.path.join(GOLDEN, f'{lab}.map.json')
-    if os.environ.get('UPDATE_GOLDEN'):
-        with open(path, 'w') as f:
-            json.dump(m, f, indent=1, sort_keys=True)
-    with open(path) as f:
-        assert json.loads(json.dumps(m)) == json.load(f)
+    assert goldens.matches(f'{lab}.map.json', labmap.build(*lab_state(lab)))
 
 
 CLOS_LS1 = 'ls1 VNI 5001 -> members gw1, gw2, hv1, hv2, hv3, vtep1, vtep2'
