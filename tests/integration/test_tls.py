@@ -46,11 +46,17 @@ def test_every_control_session_is_tls(tls_lab):
     lab, _ = tls_lab
     status = lab.ctl.get('/status')
     for node in ('hv1', 'hv2', 'hv3', 'sn1', 'sn2', 'gw1', 'gw2'):
-        target = lab.node(node).ns_run(
-            ['ovs-vsctl', 'get', 'controller', 'br-int', 'target',
-             'is_connected']).stdout.split()
-        assert target[0].startswith('"ssl:') and target[1] == 'true', \
-            (node, target)
+        def target():
+            return lab.node(node).ns_run(
+                ['ovs-vsctl', 'get', 'controller', 'br-int', 'target',
+                 'is_connected']).stdout.split()
+        # ovs-vswitchd writes is_connected a moment after the session is
+        # up (seen: sn1's log says connected at 13:09:18.831 and stayed so,
+        # its OVSDB still said false when this test read it right after
+        # the lab was up)
+        harness.until(lambda: target()[1:] == ['true'], 5, 0.1)
+        got = target()
+        assert got[0].startswith('"ssl:') and got[1] == 'true', (node, got)
         assert status['switches'][node]['connected'], node
         assert status['node_ovsdb']['nodes'][node]['connected'], node
     vteps = status['hardware_vteps']
