@@ -106,11 +106,12 @@ def test_a_switch_that_closes_its_session_is_declared_dead_at_once():
         assert switch.recv(8)[1] == 0            # the controller's HELLO
         t0 = time.monotonic()
         switch.close()
-        while dp.state != DEAD_DISPATCHER and time.monotonic() - t0 < 5:
+        # dead, and the send loop ended (its queue dropped), in < 0.5 s
+        while (dp.state != DEAD_DISPATCHER or dp.send_q is not None) and \
+                time.monotonic() - t0 < 5:
             time.sleep(0.005)
-        assert dp.state == DEAD_DISPATCHER
+        assert dp.state == DEAD_DISPATCHER and dp.send_q is None
         assert time.monotonic() - t0 < 0.5
-        assert dp.send_q is None                 # the send loop ended
     finally:
         ofc.Datapath._recv_loop = plain
         cfg.CONF.clear_override('echo_request_interval')
