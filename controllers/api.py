@@ -349,6 +349,10 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
         """
         return status()['hardware_vteps'] if status is not None else []
 
+    def no_map():
+        return ApiError(404, 'map', 'this controller was started without a '
+                        'lab plan (--plan), so it has no map')
+
     @app.get(PREFIX + '/map')
     def the_map():
         """The lab's map, what Network Director correlates (whitepaper
@@ -365,8 +369,7 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
         reported), not_reported (what no device reports to the
         controller yet). `./run.py map` prints it."""
         if lab_map is None:
-            raise ApiError(404, 'map', 'this controller was started without '
-                           'a lab plan (--plan), so it has no map')
+            raise no_map()
         return lab_map()
 
     @app.get(PREFIX + '/status')
@@ -449,8 +452,7 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
         again within MAP_EVERY_S of each change (the web view's live
         updates); a comment every KEEPALIVE_S when nothing changes."""
         if lab_map is None:
-            raise ApiError(404, 'map', 'this controller was started without '
-                           'a lab plan (--plan), so it has no map')
+            raise no_map()
 
         async def stream():
             last, quiet = None, 0.0

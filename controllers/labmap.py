@@ -299,6 +299,12 @@ def _index(m):
             {e['name']: e for e in m['endpoints']})
 
 
+def _leaf(v):
+    """A VTEP's leaf, or its pod's members joined ('leaf1+leaf2')."""
+    return v['leaf'] if isinstance(v['leaf'], str) else \
+        '+'.join(v['leaf'] or ())
+
+
 def _hop(vt, ls, at):
     """Where an endpoint's cable ends, and the gateway binding that puts
     it on its logical switch: 'hv2 (port 3; leaf2, 198.19.64.17)',
@@ -310,8 +316,7 @@ def _hop(vt, ls, at):
     node = at['node']
     if node in vt:                        # a hypervisor or hardware VTEP
         v = vt[node]
-        leaf = v['leaf'] if isinstance(v['leaf'], str) else \
-            '+'.join(v['leaf'] or ())
+        leaf = _leaf(v)
         hop = f"{node} (port {at['port']}; {leaf}, {v['tunnel_ip']})"
         b = [b for b in binds if b['gateway'] == node and
              b['port'] == at['port']]
@@ -388,8 +393,7 @@ def text(m, ls=None, vm=None):
         out.append(f"  pod VTEP {p['vtep']} on {', '.join(p['members'])}")
     out.append('VTEPs:')
     for v in m['vteps']:
-        leaf = v['leaf'] if isinstance(v['leaf'], str) else \
-            '+'.join(v['leaf'] or ())
+        leaf = _leaf(v)
         extra = ''
         if 'service_node_in_use' in v:
             extra = (f", floods via {v['service_node_in_use'] or 'none'}"
