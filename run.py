@@ -122,7 +122,8 @@ def cmd_list(args):
         print(f'  {name:{width}s}  {catalog.summary(name)}')
     print('Other commands: topo --check [--overlay [--idle S]], cli, '
           'bench boot [--overlay], bench vtep, report, clean,\n'
-          '  map [--ls NAME | --vm NAME] (beside a running lab)')
+          '  map [--ls NAME | --vm NAME | --node NAME | --counters] '
+          '(beside a running lab)')
 
 
 def cmd_topo(args):
@@ -210,9 +211,19 @@ def cmd_map(args):
     need_root('map')
     from controllers import attach, labmap
     _plan, clients = attach.running()
-    m = attach.get(clients, '/map')
+    if args.node:
+        from controllers import tables
+        got = attach.get(clients, f'/transport-nodes/{args.node}/tables')
+        print(json.dumps(got, indent=1) if args.json else
+              '\n'.join(tables.text(got)))
+        return 0
+    m = attach.get(clients, '/map' + ('?counters=true' if args.counters
+                                      else ''))
     if args.json:
         print(json.dumps(m, indent=1))
+        return 0
+    if args.counters:
+        print('\n'.join(labmap.counters_text(m.get('counters', {}))))
         return 0
     try:
         lines = labmap.text(m, ls=args.ls, vm=args.vm)
@@ -587,6 +598,13 @@ def parser():
     pick.add_argument('--vm', metavar='NAME',
                       help="one VM's (or server's) path: hypervisor or "
                       'switch port, leaf, VTEP, logical switch, members')
+    pick.add_argument('--node', metavar='NAME',
+                      help="one device's tables, asked of it now: flows "
+                      'with counters, MAC table, port counters (a hardware '
+                      'VTEP: bindings, MACs, BFD)')
+    pick.add_argument('--counters', action='store_true',
+                      help="every switch's port counters (packets, drops, "
+                      'errors), asked of them now')
     mp.add_argument('--json', action='store_true',
                     help='the whole map as GET /api/v1/map returns it')
     b = sub.add_parser('bench', help='benchmarks')

@@ -108,13 +108,17 @@ def _id(name):
 
 def create_app(store, on_change=lambda: None, status=None, pushes=None,
                learned=None, token=None, commit=None, cluster=None,
-               lab_map=None, results_dir=None):
+               lab_map=None, results_dir=None, node_tables=None,
+               port_counters=None):
     """`commit(op, *args)`: how a write is made (default: applied to
     `store` at once; a cluster node commits it through etcd first,
     controllers.cluster); `cluster()`: this node's view of the cluster
     (GET /cluster), None for a single controller; `lab_map()`: the lab's
     map (controllers.labmap), None when the controller has no plan;
-    `results_dir`: the project's results/ (the web view's results page)."""
+    `results_dir`: the project's results/ (the web view's results page);
+    `node_tables(name)`: a device's tables asked of it now
+    (controllers.tables; None without a session), `port_counters()`: every
+    switch's port counters {node: [...]}; both None without a plan."""
     if commit is None:
         def commit(op, *args):
             return writes.apply(store, op, *args)
@@ -233,13 +237,35 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
         return [with_roles(n, p, roles)
                 for n, p in sorted(store.nodes.items())]
 
-    @app.get(PREFIX + '/transport-nodes/{name}')
-    def transport_node(name: str = Path(pattern=r'^[a-z][a-z0-9]{0,9}$',
-                                        max_length=10)):
+    def known_node(name):
         if name not in store.nodes:
             raise ApiError(404, 'name', f'no transport node {name!r}; GET '
                            '/transport-nodes lists them')
-        return with_roles(name, store.nodes[name], assignment())
+        return name
+
+    node_name = Path(pattern=r'^[a-z][a-z0-9]{0,9}$', max_length=10)
+
+    @app.get(PREFIX + '/transport-nodes/{name}')
+    def transport_node(name: str = node_name):
+        return with_roles(known_node(name), store.nodes[name], assignment())
+
+    @app.get(PREFIX + '/transport-nodes/{name}/tables')
+    def transport_node_tables(name: str = node_name):
+        """What the device holds now, asked of it (controllers.tables): a
+        switch's br-int flows with counters (named: ports after what is
+        cabled there, VNIs after logical switches, MACs after hosts), its
+        MAC table and port counters (OpenFlow statistics); a hardware
+        VTEP's bindings, MACs, flooding lists and tunnels' BFD state (its
+        vtep database). 503 while the controller has no session to it."""
+        known_node(name)
+        if node_tables is None:
+            raise no_map()
+        got = node_tables(name)
+        if got is None:
+            raise ApiError(503, 'name', f'{name} did not answer: this '
+                           'controller has no session to it now (or it '
+                           'took over 2 s); GET /status shows its sessions')
+        return got
 
     @app.get(PREFIX + '/cluster')
     def cluster_view():
@@ -354,7 +380,7 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
                         'lab plan (--plan), so it has no map')
 
     @app.get(PREFIX + '/map')
-    def the_map():
+    def the_map(counters: bool = False):
         """The lab's map, what Network Director correlates (whitepaper
         figures 24-25): underlay (switches, cables, eBGP sessions on a
         Clos, the VCF pod VTEP and its members), vteps (every transport
@@ -367,10 +393,16 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
         where it sits: hypervisor and port, hardware VTEP port, VCF pod
         port or physical segment VLAN), learned_macs (MACs gateways
         reported), not_reported (what no device reports to the
-        controller yet). `./run.py map` prints it."""
+        controller yet). With `counters=true` the switches are asked for
+        their port counters first (`counters`: {node: [{port, name,
+        rx/tx packets, dropped, errors}]}, OpenFlow statistics; up to
+        2 s). `./run.py map` prints it."""
         if lab_map is None:
             raise no_map()
-        return lab_map()
+        m = lab_map()
+        if counters and port_counters is not None:
+            m['counters'] = port_counters()
+        return m
 
     @app.get(PREFIX + '/status')
     def controller_status():

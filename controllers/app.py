@@ -12,17 +12,47 @@ with what it sent for those sections; anything else (switches, gateway
 connections, membership) recomputes everything.
 """
 import logging
+import threading
 import time
 
 from os_ken.base import app_manager
 from os_ken.controller import ofp_event
 from os_ken.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER,
                                        MAIN_DISPATCHER, set_ev_cls)
+from os_ken.lib import ofctl_v1_3
 from os_ken.ofproto import ofproto_v1_3
 
 from . import intent, ofdriver
 
 LOG = logging.getLogger('nsx.app')
+
+
+def _flow_row(s):
+    return {'table': s.table_id, 'priority': s.priority,
+            'match': ofctl_v1_3.match_to_str(s.match),
+            'actions': ofctl_v1_3.actions_to_str(s.instructions),
+            'packets': s.packet_count, 'bytes': s.byte_count}
+
+
+def _port_row(s):
+    return {'port': s.port_no, 'rx_packets': s.rx_packets,
+            'tx_packets': s.tx_packets, 'rx_dropped': s.rx_dropped,
+            'tx_dropped': s.tx_dropped, 'rx_errors': s.rx_errors,
+            'tx_errors': s.tx_errors}
+
+
+class _Ask:
+    """One switch's answers to read(), as they arrive."""
+
+    def __init__(self, what):
+        self.parts = {k: [] for k in what}
+        self.left = set(what)
+        self.done = threading.Event()
+
+    def arrived(self, kind):
+        self.left.discard(kind)
+        if not self.left:
+            self.done.set()
 
 
 class NsxController(app_manager.OSKenApp):
@@ -45,6 +75,7 @@ class NsxController(app_manager.OSKenApp):
         self.sections = {}       # dpid -> {section key: cookies sent}
         self.last_ctx = None     # the context of the last pass
         self.asserted = {}       # dpid -> (role, generation) requested
+        self.asks = {}           # (dpid, xid) -> (_Ask, kind): read()'s
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def _features(self, ev):
@@ -102,7 +133,61 @@ class NsxController(app_manager.OSKenApp):
         # come before os-ken moves the datapath to MAIN (seen: the first
         # switch after the app started was never programmed, so BFD never
         # went on anywhere)
-        self._collect(ev, self.cookies, 'flows', lambda s: s.cookie)
+        if not self._answer(ev, 'flows'):
+            self._collect(ev, self.cookies, 'flows', lambda s: s.cookie)
+
+    @set_ev_cls(ofp_event.EventOFPPortStatsReply,
+                [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    def _port_stats(self, ev):
+        self._answer(ev, 'ports')
+
+    def read(self, nodes, what=('flows', 'ports'), timeout=2.0):
+        """Ask the switches of `nodes` for their flow and/or port
+        statistics now (every request sent before any wait) -> {node:
+        {'flows': [...], 'ports': [...]}} (see _flow_row, _port_row), None for a
+        node without an OpenFlow session or that did not answer within
+        `timeout` seconds. Called from the API's threads."""
+        dp_of = {self.core.node_of_dpid(d): dp
+                 for d, dp in list(self.dps.items())}
+        asks = {}
+        for node in nodes:
+            dp = dp_of.get(node)
+            if dp is None:
+                continue
+            ask = asks[node] = _Ask(what)
+            parser = dp.ofproto_parser
+            for kind in what:
+                req = parser.OFPFlowStatsRequest(dp) if kind == 'flows' \
+                    else parser.OFPPortStatsRequest(dp, 0,
+                                                    dp.ofproto.OFPP_ANY)
+                dp.set_xid(req)
+                self.asks[(dp.id, req.xid)] = (ask, kind)
+                dp.send_msg(req)
+        end = time.monotonic() + timeout
+        out = {}
+        for node in nodes:
+            ask = asks.get(node)
+            ok = ask is not None and ask.done.wait(
+                max(0.0, end - time.monotonic()))
+            out[node] = ask.parts if ok else None
+        for key in [k for k, (a, _) in list(self.asks.items())
+                    if a in asks.values()]:
+            self.asks.pop(key, None)
+        return out
+
+    def _answer(self, ev, kind):
+        """A multipart reply to read(): kept (os-ken's objects as plain
+        data) -> True; any other reply -> False."""
+        msg = ev.msg
+        got = self.asks.get((msg.datapath.id, msg.xid))
+        if got is None:
+            return False
+        ask, _kind = got
+        convert = _flow_row if kind == 'flows' else _port_row
+        ask.parts[kind].extend(convert(x) for x in msg.body)
+        if not msg.flags & msg.datapath.ofproto.OFPMPF_REPLY_MORE:
+            ask.arrived(kind)
+        return True
 
     @set_ev_cls(ofp_event.EventOFPGroupDescStatsReply,
                 [CONFIG_DISPATCHER, MAIN_DISPATCHER])

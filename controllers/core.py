@@ -82,6 +82,7 @@ class Core:
         # one reconciliation pass of every connected datapath (the os-ken
         # app's, given by set_datapath_pass once it runs)
         self._datapath_pass = None
+        self._read_switches = None        # the app's read (set_switch_reader)
         self.errors = []                  # OpenFlow errors seen
         # what each change cost and when each switch confirmed it: {'gen',
         # 'node', 'msgs', 'acked' (Unix time)}; the last PUSHES_KEPT
@@ -600,6 +601,33 @@ class Core:
         it when it starts; the core holds no reference to the app)."""
         self._datapath_pass = fn
         self._dirty.set()
+
+    def set_switch_reader(self, fn):
+        """`fn(nodes, what, timeout)`: the statistics the switches of
+        `nodes` answer now ({node: {'flows', 'ports'} or None}; the os-ken
+        app's read, given when it starts)."""
+        self._read_switches = fn
+
+    def read_device(self, node, timeout=2.0):
+        """What `node` holds now, asked of it: ('openflow', {'flows',
+        'ports'}) from its switch, ('vtep', read_have's dict) from the
+        replica of a hardware VTEP's database; None while there is no
+        session (or before its first read) or it did not answer."""
+        if node in self.vtep_sessions:
+            have = self.vtep_sessions[node].tables()
+            return None if have is None else ('vtep', have)
+        if self._read_switches is None:
+            return None
+        got = self._read_switches([node], ('flows', 'ports'), timeout)
+        return None if got.get(node) is None else ('openflow', got[node])
+
+    def read_ports(self, timeout=2.0):
+        """{node: [port statistics]} of every switch with an OpenFlow
+        session that answered within `timeout` (asked all at once)."""
+        if self._read_switches is None:
+            return {}
+        got = self._read_switches(sorted(self.switches), ('ports',), timeout)
+        return {n: r['ports'] for n, r in got.items() if r is not None}
 
     def on_change(self):
         """Called after each committed API write and each observed change:

@@ -264,6 +264,7 @@ class VtepSession:
         self._thread = None
         self._seen = 0                  # change_seqno last read (0: none)
         self._have, self._macs, self._want = None, None, None
+        self._shown = None
         self._dirty = False             # the replica changed since plan()
         self._txn = None                # (txn, started, ops, seqno)
         self._retry = None              # (status, seqno) of a failed txn
@@ -308,6 +309,13 @@ class VtepSession:
         with self._lock:
             return {k: dict(v) if isinstance(v, dict) else v
                     for k, v in self._status.items()}
+
+    def tables(self):
+        """What the switch's database holds now, as the last read of the
+        replica found it (vtepplan.read_have; not to be changed), or None
+        before the first."""
+        with self._lock:
+            return self._shown
 
     def _wake(self):
         with self._lock:
@@ -398,6 +406,8 @@ class VtepSession:
         tables = self.idl.tables
         before = (self._have or {}).get('bfd_running')
         self._have = read_have(tables, self.name)
+        with self._lock:          # replaced whole at each read, never changed
+            self._shown = self._have
         if self._have['bfd_running'] != before:
             with self._lock:
                 self._requested = True        # the want depends on it

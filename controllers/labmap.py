@@ -9,9 +9,9 @@ logical switches, ports and gateway connections of its Store, the MACs
 the gateways reported, the BFD sessions it follows, the service nodes it
 declared dead and, in a cluster, each device's active and standby node.
 The controller serves it as GET /api/v1/map; `./run.py map` prints it with
-`text`. What nothing reports yet is absent, not guessed: per-port
-counters and the ECMP next hops a leaf chose are the devices' own
-(scenarios read them in the namespaces). A software gateway's role per
+`text`. What nothing reports to the controller is absent, not guessed
+(NOT_REPORTED); the transport nodes' port counters are asked of them on
+request (`counters`, shown by counters_text). A software gateway's role per
 segment is what its agent published in its OVSDB (controllers.nodedb).
 """
 import re
@@ -23,6 +23,11 @@ from topologies.colours import ROLE_COLOURS
 TRANSPORT = ('hypervisor', 'service_node', 'sw_gateway', 'hw_vtep')
 ENDPOINTS = ('vm', 'bare_metal', 'appliance')
 UNDERLAY = ('spine', 'leaf', 'l2_segment')
+# what the controller has no session to read: the underlay's switches are
+# FRR and OVS of their own (scenarios read them in their namespaces); the
+# switches' port counters come with GET /map?counters=true (read_ports)
+NOT_REPORTED = ['ECMP next hops', "underlay switches' port counters",
+                "hardware VTEPs' port counters"]
 
 
 def natural(name):
@@ -284,7 +289,7 @@ class Mapper:
                                     state['gateway_connections']),
              'learned_macs': [{'vni': vni, 'mac': mac, 'behind': node}
                               for (vni, mac), node in sorted(macs.items())],
-             'not_reported': ['per-port counters', 'ECMP next hops'],
+             'not_reported': list(NOT_REPORTED),
              'colours': dict(ROLE_COLOURS)}
         index = _index(m)
         m['paths'] = {e['name']: path_of(m, e['name'], index)
@@ -373,6 +378,27 @@ def describe_ls(m, name):
     for b in ls['bindings']:
         out.append(f"  binding: {b['gateway']} port {b['port']} VLAN "
                    f"{b['vlan']} <-> VNI {ls['vni']}")
+    return out
+
+
+def counters_text(counters):
+    """Lines of port counters ({node: controllers.tables.port_counters
+    rows}): one per port that carried, dropped or botched anything; '-'
+    for a counter the port does not keep."""
+    keys = ('rx_packets', 'tx_packets', 'rx_dropped', 'tx_dropped',
+            'rx_errors', 'tx_errors')
+    widths = (10, 10, 8, 8, 7, 7)
+    out = [f"{'node':8} {'port':22} " + ' '.join(
+        f'{h:>{w}}' for h, w in zip(('rx pkts', 'tx pkts', 'rx drop',
+                                      'tx drop', 'rx err', 'tx err'),
+                                     widths))]
+    for node in sorted(counters, key=natural):
+        for p in counters[node]:
+            vals = [p.get(k) for k in keys]
+            if any(vals):
+                out.append(f"{node:8} {p['name'][:22]:22} " + ' '.join(
+                    f"{'-' if v is None else v:>{w}}"
+                    for v, w in zip(vals, widths)))
     return out
 
 

@@ -16,7 +16,7 @@ import threading
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from controllers import core as core_mod, labmap  # noqa: E402
+from controllers import core as core_mod, labmap, tables  # noqa: E402
 
 OF_PORT, API_PORT = 6653, 8181
 
@@ -161,7 +161,11 @@ def main(argv=None):
                    core.learned_macs, token=token, commit=core.write,
                    cluster=replica and replica.status,
                    lab_map=lambda: mapper.build(core.map_state()),
-                   results_dir=os.path.join(ROOT, 'results')),
+                   results_dir=os.path.join(ROOT, 'results'),
+                   node_tables=lambda name: device_tables(plan, core, name),
+                   port_counters=lambda: {
+                       n: tables.port_counters(plan, n, ports)
+                       for n, ports in core.read_ports().items()}),
         host=args.listen, port=args.api_port, log_level='warning',
         ssl_certfile=files and files['cert'],
         ssl_keyfile=files and files['key']))
@@ -180,6 +184,20 @@ def main(argv=None):
     run_app(app_manager, core)
 
 
+def device_tables(plan, core, name):
+    """`name`'s tables asked of it now, named (controllers.tables), or
+    None when it has no session with this controller or did not answer."""
+    got = core.read_device(name)
+    if got is None:
+        return None
+    kind, raw = got
+    if kind == 'vtep':
+        return tables.vtep(plan, name, raw)
+    with core.store.lock:
+        switches = core.store.list_ls()
+    return tables.openflow(plan, name, raw, switches)
+
+
 def run_app(app_manager, core):
     """os-ken's AppManager.run_apps, with `core` handed to the lab's app
     (and to os-ken's own, which ignore it) instead of a module global;
@@ -191,6 +209,7 @@ def run_app(app_manager, core):
     services = mgr.instantiate_apps(core=core, **contexts)
     app = mgr.applications['NsxController']
     core.set_datapath_pass(app.reconcile_all)
+    core.set_switch_reader(app.read)
     try:
         hub.joinall(services)
     finally:

@@ -135,12 +135,14 @@ def read_have(tables, ps):
     Reads every table in COLUMNS; references to rows not (yet) replicated
     are skipped. 'bfd_running': the remote IPs the switch says it runs BFD
     to (Tunnel bfd_status enabled=true): it picks healthy service nodes
-    itself. 'local_macs': {(vni, mac)} of Ucast_Macs_Local, the VNI being
+    itself; 'bfd_state': {remote IP: its BFD state ('up', 'down', ...)}
+    where it runs. 'local_macs': {(vni, mac)} of Ucast_Macs_Local, the VNI being
     its logical switch's tunnel_key (rows of one without it left out)."""
     lss = {r.name: {'vni': _one(r.tunnel_key),
                     'mode': _one(r.replication_mode)}
            for r in rows(tables, 'Logical_Switch')}
     ports, bindings, tunnels, bfd_running = set(), {}, {}, set()
+    bfd_state = {}
     switch = physical_switch(tables, ps)
     if switch is not None:
         for port in filter(None, switch.ports):
@@ -151,8 +153,10 @@ def read_have(tables, ps):
         for tunnel in filter(None, switch.tunnels):
             if tunnel.remote is not None:
                 tunnels[tunnel.remote.dst_ip] = dict(tunnel.bfd_params)
-                if dict(tunnel.bfd_status).get('enabled') == 'true':
+                status = dict(tunnel.bfd_status)
+                if status.get('enabled') == 'true':
                     bfd_running.add(tunnel.remote.dst_ip)
+                    bfd_state[tunnel.remote.dst_ip] = status.get('state')
     ucast = {(r.logical_switch.name, r.MAC): r.locator.dst_ip
              for r in rows(tables, 'Ucast_Macs_Remote')
              if r.logical_switch is not None and r.locator is not None}
@@ -186,4 +190,5 @@ def read_have(tables, ps):
     return {'logical_switches': lss, 'bindings': bindings,
             'ucast_remote': ucast, 'mcast_remote': mcast, 'ports': ports,
             'local_refs': local_refs, 'tunnels': tunnels,
-            'bfd_running': bfd_running, 'local_macs': local}
+            'bfd_running': bfd_running, 'bfd_state': bfd_state,
+            'local_macs': local}

@@ -156,6 +156,91 @@ function highlight(names) {
   set.edgesWith(set).removeClass('faded').addClass('hl');
 }
 
+// A device's tables, asked of it through the controller while the device
+// is selected (GET /transport-nodes/NAME/tables, every 2 s): a switch's
+// MAC table, port counters and flows; a hardware VTEP's bindings, MACs,
+// flooding lists and BFD.
+const tablesOf = view.tables = { name: null, timer: null, data: null, error: null };
+
+function watchTables(name) {
+  if (tablesOf.name === name) return;
+  clearInterval(tablesOf.timer);
+  Object.assign(tablesOf, { name: name, timer: null, data: null, error: null });
+  if (!name) return;
+  const load = () => fetch(`${API}/transport-nodes/${name}/tables`)
+    .then(r => r.json().then(b => [r.ok, b]))
+    .then(([ok, b]) => {
+      if (tablesOf.name !== name) return;
+      tablesOf.data = ok ? b : null;
+      tablesOf.error = ok ? null : (b.error ? b.error.message : JSON.stringify(b));
+      showTables();
+    })
+    .catch(e => { if (tablesOf.name === name) { tablesOf.error = String(e); showTables(); } });
+  load();
+  tablesOf.timer = setInterval(load, 2000);
+}
+
+function grid(head, rows, cls) {
+  const t = el('table', { class: 'grid ' + (cls || '') });
+  const tr = el('tr');
+  head.forEach(h => tr.appendChild(el('th', {}, h)));
+  t.appendChild(tr);
+  rows.forEach(r => {
+    const row = el('tr');
+    r.forEach(c => row.appendChild(el('td', c && c.down ? { class: 'down' } : {},
+                                      String(c && c.down ? c.text : c === null ? '' : c))));
+    t.appendChild(row);
+  });
+  return t;
+}
+
+// Two counters added, '-' when the port keeps neither (null: OVS's tunnel
+// ports keep no drops or errors), red when above 0.
+function sum(a, b) {
+  if (a === null && b === null) return '-';
+  const n = (a || 0) + (b || 0);
+  return n ? { down: true, text: n } : 0;
+}
+
+function showTables() {
+  const box = document.getElementById('tables');
+  if (!box) return;
+  box.textContent = '';
+  const t = tablesOf.data;
+  if (!t) {
+    box.appendChild(el('p', { class: tablesOf.error ? 'down' : '' },
+                       tablesOf.error || 'asking the device...'));
+    return;
+  }
+  const h = text => box.appendChild(el('h3', {}, text));
+  const macs = t.macs.map(m => [m.ls || m.vni, `${m.mac}${m.host ? ' (' + m.host + ')' : ''}`,
+                                m.to.join(', ')]);
+  if (t.source === 'openflow') {
+    h(`MAC table (${t.macs.length})`);
+    box.appendChild(grid(['switch', 'MAC', 'to'], macs, 'macs'));
+    h('ports');
+    box.appendChild(grid(['port', 'rx pkts', 'tx pkts', 'drops', 'errors'],
+      t.ports.map(p => [p.name, p.rx_packets, p.tx_packets,
+                        sum(p.rx_dropped, p.tx_dropped), sum(p.rx_errors, p.tx_errors)]), 'ports'));
+    const d = el('details', { class: 'flows' });
+    d.appendChild(el('summary', {}, `flows (${t.flows.length})`));
+    d.appendChild(el('pre', {}, t.flows.map(f => `${String(f.packets).padStart(8)}  ${f.flow}`).join('\n')));
+    box.appendChild(d);
+  } else {
+    h('bindings');
+    box.appendChild(grid(['port', 'VLAN', 'switch', 'VNI'],
+      t.bindings.map(b => [b.port, b.vlan, b.ls, b.vni]), 'bindings'));
+    h(`MACs (${t.macs.length})`);
+    box.appendChild(grid(['switch', 'MAC', 'at'], macs, 'macs'));
+    h('flooding');
+    box.appendChild(grid(['switch', 'to'], t.flooding.map(f => [f.ls, f.to.join(', ')])));
+    h('BFD');
+    box.appendChild(grid(['peer', 'state'], t.bfd.map(b =>
+      [`${b.peer} (${b.ip})`, b.state === 'up' ? 'up' : { down: true, text: b.state || 'unknown' }]), 'bfd'));
+  }
+  box.appendChild(el('p', { class: 'note' }, `read from its ${t.source}, every 2 s`));
+}
+
 function details(title, body) {
   document.getElementById('details-title').textContent = title;
   const d = document.getElementById('details');
@@ -166,6 +251,7 @@ function details(title, body) {
 function select(name) {
   view.selected = name;
   const m = view.map;
+  if (!name || !m.vteps.some(v => v.name === name)) watchTables(null);
   if (!name) { highlight(null); details('Details', []); switches(m); return; }
   if (name.startsWith('ls:')) {
     const ls = m.logical_switches.find(x => x.name === name.slice(3));
@@ -201,7 +287,9 @@ function select(name) {
       const tun = m.tunnels.filter(t => (t.a === name || t.b === name) && t.bfd);
       tun.forEach(t => rows.push([`BFD to ${t.a === name ? t.b : t.a}`, t.state || 'not followed',
                                   t.state === 'down' ? 'down' : '']));
-      details(`${v.role} ${name}`, [table(rows)]);
+      details(`${v.role} ${name}`, [table(rows), el('div', { id: 'tables' })]);
+      watchTables(name);
+      showTables();
     } else if (s) {
       details(`${s.role} ${name}`, [table([['management IP', s.mgmt_ip], ['AS', s.asn]])]);
     }

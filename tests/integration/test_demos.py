@@ -110,6 +110,9 @@ map ls ls2
 map vm vm99
 sh {python} run.py map --vm bm1
 sh {python} run.py map
+sh {python} run.py map --node hv1
+sh {python} run.py map --node vtep1
+sh {python} run.py map --counters
 fail leaf1-hv1
 vm1 ping -c 1 -W 1 10.1.0.15
 restore
@@ -150,5 +153,11 @@ def test_cli_lab_commands_on_a_running_lab(tmp_path):
             '5001 -> ls1',
             'lab clos-small: clos underlay, 5 switches, 15 cables',
             'tunnels: 35, 14 with BFD',
-            'seg1 active', 'seg1 standby'):      # gw1 and gw2, by CFM
+            'seg1 active', 'seg1 standby',       # gw1 and gw2, by CFM
+            # a device's tables, asked of it (./run.py map --node, --counters)
+            'hv1 (read from its openflow)',
+            'in_port=2(vm1) actions=set_field:{tunnel_id:5001(ls1)}',
+            'vtep1 (read from its ovsdb (vtep))', 'bm1 VLAN 0 <-> ls1 VNI 5001',
+            'sn1 (198.19.64.13): up', 'sn2 (198.19.64.3): up',
+            '\nhv3      tunnel->sn1 ', '\nsn2      tunnel->gw1 '):
         assert expected in out, expected

@@ -93,6 +93,14 @@ def click_node(drv, name):
         .click().perform()
 
 
+def shown_text(drv, selector):
+    """What the page shows in `selector` now (read in one go: the tables
+    are redrawn every 2 s)."""
+    return drv.execute_script(
+        'const e = document.querySelector(arguments[0]);'
+        ' return e ? e.innerText : null', selector) or ''
+
+
 def test_the_page_draws_every_node_of_the_plan_without_console_errors(page):
     drawn = set(page.drv.execute_script(
         'return nsxView.cy.nodes().map(n => n.id())'))
@@ -126,6 +134,39 @@ def test_a_click_on_a_logical_switch_highlights_its_members(page):
     assert lit == {'hv1', 'hv2', 'hv3', 'vm2', 'vm4', 'vm6'}, lit
 
 
+def test_a_click_on_a_hypervisor_shows_its_tables_read_from_it(page):
+    """Its MAC table, port counters and flows as its switch reports them
+    now: as many flows as ovs-ofctl dumps there, named."""
+    click_node(page.drv, 'hv1')
+    wait(page.drv, "return document.querySelector('#tables table.macs')", 10)
+    macs = shown_text(page.drv, '#tables table.macs')
+    assert '02:00:00:02:00:13 (vm3)\ttunnel->hv3' in macs, macs
+    ports = shown_text(page.drv, '#tables table.ports')
+    assert 'vm1\t' in ports and 'tunnel->hv2\t' in ports, ports
+    dump = page.node('hv1').ns_run(['ovs-ofctl', '-O', 'OpenFlow13',
+                                    'dump-flows', 'br-int'], timeout=15)
+    n = sum('cookie=' in ln for ln in dump.stdout.splitlines())
+    assert n > 5
+    shown = page.drv.execute_script('return nsxView.tables.data.flows')
+    assert len(shown) == n, (len(shown), n)
+    assert any('in_port=2(vm1)' in f['flow'] and '(ls1)' in f['flow']
+               for f in shown), shown
+    page.drv.save_screenshot(os.path.join(page.shots, 'hv1-tables.png'))
+
+
+def test_a_click_on_a_hardware_vtep_shows_its_database(page):
+    click_node(page.drv, 'vtep1')
+    wait(page.drv, "return document.querySelector('#tables table.bfd')", 10)
+    assert 'bm1\t0\tls1\t5001' in shown_text(page.drv,
+                                              '#tables table.bindings')
+    bfd = shown_text(page.drv, '#tables table.bfd')
+    assert 'sn1 (' in bfd and 'sn2 (' in bfd, bfd
+    # its sessions come up a few seconds after the lab (BFD's own start):
+    # the page follows the device until both are up
+    wait(page.drv, "const t = document.querySelector('#tables table.bfd');"
+         " return t && t.innerText.split('\\tup').length === 3", 30)
+
+
 def test_a_crashed_gateway_turns_red_within_2_s(page):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
@@ -149,8 +190,8 @@ def test_a_crashed_gateway_turns_red_within_2_s(page):
             'web-view', page.plan['name'], late <= RED_WITHIN_S,
             {'crash_to_red_s': round(late, 3),
              'target_s': RED_WITHIN_S},
-            [os.path.join(page.shots, f) for f in ('topology.png',
-                                                   'gw1-down.png')]),
+            [os.path.join(page.shots, f) for f in (
+                'topology.png', 'hv1-tables.png', 'gw1-down.png')]),
             page.shots)
         assert late <= RED_WITHIN_S, (
             f'gw1 turned red {late:.2f} s after its crash ({took:.2f} s of '
@@ -218,7 +259,7 @@ def test_the_results_page_lists_every_run_and_shows_its_plots(page):
                            f'tr[data-run="web-view/{stamp}"]')
     assert 'PASS' in row.text
     row.find_elements(By.TAG_NAME, 'td')[0].click()
-    wait(drv, "return document.querySelectorAll('#shown img').length == 2 "
+    wait(drv, "return document.querySelectorAll('#shown img').length == 3 "
          "&& [...document.querySelectorAll('#shown img')].every("
          "i => i.complete && i.naturalWidth > 0)", 10)
     errors = [e for e in drv.get_log('browser') if e['level'] == 'SEVERE']
