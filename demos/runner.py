@@ -5,8 +5,10 @@ says, what was seen on the wire, which boxes got no copy and why, evidence
 from the boxes' own tables. Pauses between steps unless `auto`.
 
 Writes results/demo-NAME/<UTC>/: transcript.txt, sequence.png (+
-diagram.json: its lanes and arrows as data), topology.png, actN/*.pcap
-(one per hop), result.json, controller and node logs.
+diagram.json: its lanes and arrows as data), map.json (the controller's
+map of the lab at the end: the web view's replay draws the arrows on it),
+topology.png, actN/*.pcap (one per hop), result.json, controller and node
+logs.
 """
 import contextlib
 import os
@@ -189,12 +191,17 @@ def run(name, fabric='clos', auto=False, progress=print, out=print,
             title = act['title'] + (f" ({ctx.pop('headline')})"
                                     if 'headline' in ctx else '')
             acts_drawn.append((title, arrows, pcaps, window))
+        lab_map = results.save_json(lab.ctl.get('/map'),
+                                    os.path.join(out_dir, 'map.json'))
     m, seq, model_path = write_diagram(name, demo, plan, acts_drawn, out_dir)
     errors = env.controller_errors()
     held = sum(v['held'] for v in verdicts)
     say(f'\n{held}/{len(verdicts)} steps as the whitepaper describes'
         + (f'; controller errors: {errors[:3]}' if errors else ''))
-    say(f'sequence diagram: {seq}\ntopology: {topo_png}')
+    say(f'sequence diagram: {seq}\ntopology: {topo_png}\nreplay on the '
+        f'topology: the web view of any running lab (./run.py cli), page '
+        f"ui/replay.html?run=demo-{name}/{os.path.basename(out_dir)} (or "
+        'Results -> replay)')
     transcript = say.save(os.path.join(out_dir, 'transcript.txt'))
     pcaps = sorted(p for _, _, ps, _ in acts_drawn for p in ps.values())
     res = results.result(
@@ -203,7 +210,7 @@ def run(name, fabric='clos', auto=False, progress=print, out=print,
         {'steps': verdicts, 'steps_held': held, 'steps_total': len(verdicts),
          'arrows': len(m['arrows']), 'lanes': m['lanes'],
          'controller_errors': errors[:20]},
-        [seq, model_path, topo_png, transcript] + pcaps
+        [seq, model_path, lab_map, topo_png, transcript] + pcaps
         + [os.path.join(out_dir, 'controller.log')])
     results.save(res, out_dir)
     return res

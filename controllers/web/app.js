@@ -18,67 +18,6 @@ function table(rows) {
   return t;
 }
 
-// The graph's elements from the map: every switch, VTEP, VM and server;
-// cables (underlay, and each endpoint's attachment) and tunnels (overlay:
-// between the members of a logical switch, and where BFD runs).
-function elements(m) {
-  const colours = m.colours || {};
-  const nodes = [], edges = [];
-  const add = (name, role, extra) => nodes.push({ data: Object.assign(
-    { id: name, label: name, role: role, colour: colours[role] || '#fff' }, extra) });
-  m.underlay.switches.forEach(s => add(s.name, s.role, {}));
-  m.vteps.forEach(v => add(v.name, v.role, { health: v.health || 'unknown' }));
-  m.endpoints.forEach(e => add(e.name, e.role, {}));
-  const names = new Set(nodes.map(n => n.data.id));
-  m.underlay.links.forEach(l => {
-    if (names.has(l.a) && names.has(l.b))
-      edges.push({ data: { id: `c:${l.a}:${l.a_intf}`, source: l.a, target: l.b, kind: 'cable' } });
-  });
-  m.endpoints.forEach(e => e.on.forEach(a => {
-    if (names.has(a.node))
-      edges.push({ data: { id: `c:${e.name}:${a.node}:${a.port}`, source: e.name, target: a.node, kind: 'cable' } });
-  }));
-  m.endpoints.filter(e => !e.on.length && e.cabled_to).forEach(e => {   // no bound port
-    edges.push({ data: { id: `c:${e.name}:${e.cabled_to.node}`, source: e.name,
-                         target: e.cabled_to.node, kind: 'cable', unbound: true } });
-  });
-  const carries = {};
-  m.logical_switches.forEach(ls => ls.members.forEach(a => ls.members.forEach(b => {
-    if (a < b) (carries[`${a}|${b}`] = carries[`${a}|${b}`] || []).push(ls.name);
-  })));
-  m.tunnels.forEach(t => {
-    const lss = carries[`${t.a}|${t.b}`] || carries[`${t.b}|${t.a}`] || [];
-    if (!t.bfd && !lss.length) return;
-    edges.push({ data: { id: `t:${t.a}:${t.b}`, source: t.a, target: t.b, kind: 'tunnel',
-                         state: t.state || 'unknown', lss: lss.join(' '), bfd: t.bfd } });
-  });
-  return nodes.concat(edges);
-}
-
-const STYLE = [
-  { selector: 'node', style: { 'background-color': 'data(colour)', label: 'data(label)',
-      'border-width': 1, 'border-color': '#555', shape: 'round-rectangle',
-      width: 56, height: 26, 'font-size': 11, 'text-valign': 'center' } },
-  { selector: 'node[health = "down"]', style: { 'background-color': '#d00', color: '#fff',
-      'border-color': '#900', 'border-width': 3 } },
-  { selector: 'edge[kind = "cable"]', style: { width: 2, 'line-color': '#999' } },
-  { selector: 'edge[?unbound]', style: { 'line-style': 'dotted' } },
-  // tunnels arc above the row of VTEPs, higher the farther apart the ends
-  { selector: 'edge[kind = "tunnel"]', style: { width: 1.5, 'line-color': '#4a7fc1',
-      'line-style': 'dashed', 'curve-style': 'unbundled-bezier', opacity: 0.7,
-      'control-point-distances': e => arc(e), 'control-point-weights': 0.5 } },
-  { selector: 'edge[state = "down"]', style: { 'line-color': '#d00', width: 3, opacity: 1 } },
-  { selector: '.faded', style: { opacity: 0.15 } },
-  { selector: '.hl', style: { 'border-width': 4, 'border-color': '#000', opacity: 1 } },
-  { selector: 'edge.hl', style: { width: 4, 'line-color': '#000', opacity: 1 } },
-];
-
-function arc(e) {
-  const a = e.source().position(), b = e.target().position();
-  const d = 0.3 * Math.hypot(a.x - b.x, a.y - b.y);
-  return a.x < b.x ? -d : d;                  // always bulge upwards
-}
-
 function layers() {
   const under = document.getElementById('show-underlay').checked;
   const over = document.getElementById('show-overlay').checked;
@@ -91,9 +30,7 @@ function draw(m) {
   const ids = els.map(e => e.data.id).sort().join(',');
   if (!view.cy || view.ids !== ids) {         // new elements: lay out again
     if (view.cy) view.cy.destroy();
-    view.cy = cytoscape({ container: document.getElementById('cy'), elements: els,
-      style: STYLE, layout: { name: 'breadthfirst', directed: false, spacingFactor: 1.1,
-        roots: m.underlay.switches.filter(s => s.role === 'spine').map(s => s.name) } });
+    view.cy = topology(document.getElementById('cy'), m, els);
     view.ids = ids;
     view.cy.on('tap', 'node', ev => select(ev.target.id()));
     view.cy.on('tap', ev => { if (ev.target === view.cy) select(null); });
@@ -101,17 +38,6 @@ function draw(m) {
     els.forEach(e => view.cy.getElementById(e.data.id).data(e.data));
   }
   layers();
-}
-
-function legend(m) {
-  const f = document.getElementById('legend');
-  f.textContent = '';
-  const present = new Set(view.cy.nodes().map(n => n.data('role')));
-  Object.entries(m.colours || {}).filter(([role]) => present.has(role)).forEach(([role, c]) => {
-    f.appendChild(el('span', { style: `background:${c}` }, role));
-  });
-  f.appendChild(el('span', { style: 'background:#d00;color:#fff' }, 'down'));
-  f.appendChild(el('span', { style: 'border-style:dashed' }, 'tunnel (dashed)'));
 }
 
 // what is down, in words, above the graph (whatever is selected)
@@ -302,7 +228,7 @@ function update(m) {
   view.updates += 1;
   document.getElementById('lab').textContent = `${m.lab} (${m.underlay.fabric})`;
   draw(m);
-  legend(m);
+  legend(view.cy, m);
   alerts(m);
   if (view.selected) select(view.selected); else switches(m);
 }

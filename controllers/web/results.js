@@ -9,6 +9,17 @@ function when(stamp) {       // 20261201T084023Z -> 2026-12-01 08:40:23
     `${stamp.slice(9, 11)}:${stamp.slice(11, 13)}:${stamp.slice(13, 15)}`;
 }
 
+// a demo that saved its frames (diagram.json) and the lab's map (map.json)
+// can be replayed on the topology (replay.html)
+function replayable(run) {
+  return run.name.startsWith('demo-') && run.files.includes('diagram.json') &&
+    run.files.includes('map.json');
+}
+
+function replayOf(run) {
+  return `replay.html?run=${encodeURIComponent(run.name + '/' + run.stamp)}`;
+}
+
 function show(run) {
   const s = document.getElementById('shown');
   s.textContent = '';
@@ -35,6 +46,10 @@ function render() {
     const v = r.passed === null ? (r.problem || '?') : r.passed ? 'PASS' : 'FAIL';
     tr.appendChild(el('td', { class: r.passed ? 'pass' : 'fail' }, v));
     const files = el('td');
+    if (replayable(r)) {
+      files.appendChild(el('a', { href: replayOf(r), class: 'replay' }, 'replay on the topology'));
+      files.appendChild(document.createTextNode(' '));
+    }
     r.files.forEach(f => {
       files.appendChild(el('a', { href: `/results/${r.name}/${r.stamp}/${f}` }, f));
       files.appendChild(document.createTextNode(' '));

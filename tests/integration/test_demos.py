@@ -2,10 +2,12 @@
 the whitepaper describes), leave its diagram, topology picture, transcript
 and a pcap per hop that tshark opens, and its diagram's lanes and arrows
 must match the frames in those pcaps (decoded again here)."""
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -48,6 +50,11 @@ def check_outputs(res, plan):
     assert 'Whitepaper (' in text and 'Observed on the wire' in text
     with open(os.path.join(out, 'diagram.json')) as f:
         m = json.load(f)
+    with open(os.path.join(out, 'map.json')) as f:   # the replay's map:
+        lab_map = json.load(f)                        # every box is on it
+    on_map = {x['name'] for x in lab_map['underlay']['switches']
+              + lab_map['vteps'] + lab_map['endpoints']}
+    assert set(m['lanes']) <= on_map, set(m['lanes']) - on_map
     for a in m['arrows']:
         assert a['src'] in m['lanes'] and a['dst'] in m['lanes'], a
     for act, pcaps in m['pcaps'].items():
@@ -77,7 +84,8 @@ def check_outputs(res, plan):
 @pytest.mark.parametrize('name,spec', [
     ('arp-flow', 'arp_flow'), ('hw-arp-flow', 'hw_arp_flow'),
     ('unicast', 'arp_flow'), ('gateway-failover', None), ('p2v', None)])
-def test_demo_runs_through_and_its_diagram_matches_the_pcaps(name, spec):
+def test_demo_runs_through_and_its_diagram_matches_the_pcaps(name, spec,
+                                                             tmp_path):
     r = run_py('demo', name, '--auto', '--json', timeout=900)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-3000:]
     res = last_json(r.stdout)
@@ -97,6 +105,75 @@ def test_demo_runs_through_and_its_diagram_matches_the_pcaps(name, spec):
         assert ('gw1', 'hv1') in pairs and ('gw1', 's') in pairs
         assert 'hv3' in m['no_copy']
         assert 'No copy at hv3: Hypervisor 3 hosts no VM' in text
+        replay_in_a_browser(res, m, tmp_path)
+
+
+@contextlib.contextmanager
+def results_server():
+    """The web view's pages and results/ served on loopback (the API with
+    no lab behind it: a replay needs only files), -> its base URL."""
+    import socket
+    import threading
+    import uvicorn
+    from controllers import api, model
+    from scenarios import results
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(
+        api.create_app(model.Store(), results_dir=results.ROOT),
+        host='127.0.0.1', port=port, log_level='warning'))
+    t = threading.Thread(target=server.run, daemon=True)
+    t.start()
+    try:
+        for _ in range(100):
+            if server.started:
+                break
+            time.sleep(0.05)
+        assert server.started, 'the results server did not start'
+        yield f'http://127.0.0.1:{port}'
+    finally:
+        server.should_exit = True
+        t.join(10)
+
+
+def replay_in_a_browser(res, m, tmp_path):
+    """The demo's replay page (reached from the results page) steps
+    through every arrow of its diagram.json, each drawn on the topology
+    between the boxes the captures saw, and ends on the boxes no copy
+    reached; no console errors."""
+    from selenium.webdriver.common.by import By
+    from .browser import browser, wait
+    out = os.path.dirname(next(a for a in res['artifacts']
+                               if a.endswith('result.json')))
+    run = f'{os.path.basename(os.path.dirname(out))}/{os.path.basename(out)}'
+    with results_server() as base:
+        drv = browser(tmp_path / 'chromium')
+        try:
+            drv.get(base + '/ui/results.html')
+            wait(drv, 'return window.nsxResults && nsxResults.data', 10)
+            drv.find_element(By.CSS_SELECTOR,
+                             f'tr[data-run="{run}"] a.replay').click()
+            wait(drv, 'return window.nsxReplay && nsxReplay.steps.length', 10)
+            assert drv.execute_script('return nsxReplay.steps.length') == \
+                len(m['arrows'])
+            for k, a in enumerate(m['arrows'], 1):
+                drv.find_element(By.ID, 'next').click()
+                edge = drv.execute_script(
+                    'const e = nsxReplay.cy.getElementById(arguments[0]);'
+                    ' return e.length ? [e.source().id(), e.target().id(),'
+                    ' e.hasClass("now")] : null', f'a{k}')
+                assert edge == [a['src'], a['dst'], True], (k, a, edge)
+                label = ' '.join(a['label'].split())     # as HTML shows it
+                assert f"{a['src']} → {a['dst']}: {label}" in \
+                    drv.find_element(By.ID, 'now').text
+            assert 'hv3' in drv.find_element(By.ID, 'nocopy').text
+            drv.save_screenshot(os.path.join(out, 'replay.png'))
+            errors = [e for e in drv.get_log('browser')
+                      if e['level'] == 'SEVERE']
+            assert not errors, errors
+        finally:
+            drv.quit()
 
 
 CLI_SCRIPT = """help

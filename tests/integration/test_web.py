@@ -17,34 +17,13 @@ from scenarios import faults, results
 from topologies import expand, labs
 from topologies.lab import Lab
 
-CHROMIUM, DRIVER = '/usr/bin/chromium', '/usr/bin/chromedriver'
+from .browser import browser, wait
+
 RED_WITHIN_S = 2.0
-
-
-def browser(tmp):
-    """Headless chromium, no network of its own (every flag that would
-    reach out is off), trusting nothing but ignoring the lab CA's
-    certificate warnings; console messages kept."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in ('--headless=new', '--no-sandbox', '--disable-gpu',
-                 '--disable-quic', '--no-first-run',
-                 '--disable-background-networking',
-                 '--disable-component-update', '--disable-sync',
-                 '--ignore-certificate-errors', '--window-size=1400,900',
-                 f'--user-data-dir={tmp}'):
-        opts.add_argument(flag)
-    opts.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
-    return webdriver.Chrome(service=Service(DRIVER), options=opts)
 
 
 @pytest.fixture(scope='module')
 def page(tmp_path_factory):
-    if not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)):
-        pytest.fail('chromium and chromium-driver are missing: sudo make '
-                    'setup installs them')
     plan = expand.expand(labs.resolve('clos'))
     with Lab(plan) as lab:
         ctl = Controller(plan).start()
@@ -66,17 +45,6 @@ def page(tmp_path_factory):
                         getattr(lab, 'shots', None) or
                         results.run_dir('web-view'), name))
             ctl.stop()
-
-
-def wait(drv, script, timeout, step=0.05):
-    """Seconds until the page's `script` returns something true; fails,
-    naming the script, when it does not within `timeout`."""
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if drv.execute_script(script):
-            return time.monotonic() - t0
-        time.sleep(step)
-    pytest.fail(f'the page never answered {script!r} within {timeout} s')
 
 
 def click_node(drv, name):
