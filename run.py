@@ -122,7 +122,8 @@ def cmd_list(args):
         print(f'  {name:{width}s}  {catalog.summary(name)}')
     print('Other commands: topo --check [--overlay [--idle S]], cli, '
           'bench boot [--overlay], bench vtep, report, clean,\n'
-          '  map [--ls NAME | --vm NAME | --node NAME | --counters] '
+          '  map [--ls NAME | --vm NAME | --node NAME | --counters | '
+          '--underlay] '
           '(beside a running lab)')
 
 
@@ -210,7 +211,13 @@ def cmd_map(args):
     """The running lab's map (GET /api/v1/map) as text or JSON."""
     need_root('map')
     from controllers import attach, labmap
-    _plan, clients = attach.running()
+    plan, clients = attach.running()
+    if args.underlay:
+        from topologies import routing
+        state = routing.read(plan)
+        print(json.dumps(state, indent=1) if args.json else
+              '\n'.join(routing.text(state)))
+        return 0
     if args.node:
         from controllers import tables
         got = attach.get(clients, f'/transport-nodes/{args.node}/tables')
@@ -602,6 +609,10 @@ def parser():
                       help="one device's tables, asked of it now: flows "
                       'with counters, MAC table, port counters (a hardware '
                       'VTEP: bindings, MACs, BFD)')
+    pick.add_argument('--underlay', action='store_true',
+                      help="a Clos underlay as its routers report it: each "
+                      'eBGP session as both ends see it, each leaf\'s ECMP '
+                      'next hops to the other leaves\' VTEPs')
     pick.add_argument('--counters', action='store_true',
                       help="every switch's port counters (packets, drops, "
                       'errors), asked of them now')

@@ -26,7 +26,9 @@ UNDERLAY = ('spine', 'leaf', 'l2_segment')
 # what the controller has no session to read: the underlay's switches are
 # FRR and OVS of their own (scenarios read them in their namespaces); the
 # switches' port counters come with GET /map?counters=true (read_ports)
-NOT_REPORTED = ['ECMP next hops', "underlay switches' port counters",
+NOT_REPORTED = ["ECMP next hops and eBGP session state (the routers' own: "
+                './run.py map --underlay asks them)',
+                "underlay switches' port counters",
                 "hardware VTEPs' port counters"]
 
 

@@ -190,6 +190,7 @@ sh {python} run.py map
 sh {python} run.py map --node hv1
 sh {python} run.py map --node vtep1
 sh {python} run.py map --counters
+sh {python} run.py map --underlay
 fail leaf1-hv1
 vm1 ping -c 1 -W 1 10.1.0.15
 restore
@@ -236,5 +237,9 @@ def test_cli_lab_commands_on_a_running_lab(tmp_path):
             'in_port=2(vm1) actions=set_field:{tunnel_id:5001(ls1)}',
             'vtep1 (read from its ovsdb (vtep))', 'bm1 VLAN 0 <-> ls1 VNI 5001',
             'sn1 (198.19.64.13): up', 'sn2 (198.19.64.3): up',
-            '\nhv3      tunnel->sn1 ', '\nsn2      tunnel->gw1 '):
+            '\nhv3      tunnel->sn1 ', '\nsn2      tunnel->gw1 ',
+            # the underlay as its routers report it (--underlay)
+            'leaf1 - spine1: Established / Established',
+            'leaf2 - spine2: Established / Established',
+            'leaf1 -> vtep2, sn1, gw1, hv2: via spine1, spine2 (2 paths)'):
         assert expected in out, expected
