@@ -50,6 +50,42 @@ _LS = {'type': 'object', 'additionalProperties': False,
                       'description': 'a CIDR network, e.g. 10.1.0.0/16'}}}
 
 
+_ENDPOINT = {'description': '"any", {"group": NAME} or {"cidr": '
+             '"10.1.0.0/16"}',
+             'oneOf': [{'enum': ['any']},
+                       {'type': 'object', 'additionalProperties': False,
+                        'required': ['group'],
+                        'properties': {'group': {'type': 'string'}}},
+                       {'type': 'object', 'additionalProperties': False,
+                        'required': ['cidr'],
+                        'properties': {'cidr': {'type': 'string'}}}]}
+_GROUP = {'type': 'object', 'additionalProperties': False,
+          'required': ['name'],
+          'properties': {
+              'name': {'type': 'string', 'pattern': model.NAME_RE.pattern},
+              'vms': {'type': 'array', 'items': {'type': 'string'},
+                      'description': 'VM names'},
+              'logical_switches': {'type': 'array',
+                                   'items': {'type': 'string'},
+                                   'description': 'every VM port of these '
+                                   'logical switches (names)'}}}
+_RULE = {'type': 'object', 'additionalProperties': False,
+         'required': ['name', 'priority', 'action'],
+         'properties': {
+             'name': {'type': 'string', 'pattern': model.NAME_RE.pattern},
+             'priority': {'type': 'integer', 'minimum': 1, 'maximum': 10000,
+                          'description': 'the lowest is checked first'},
+             'source': _ENDPOINT, 'destination': _ENDPOINT,
+             'protocol': {'enum': ['any', 'tcp', 'udp', 'icmp']},
+             'port': {'type': ['integer', 'null'], 'minimum': 1,
+                      'maximum': 65535,
+                      'description': 'destination port (tcp, udp)'},
+             'action': {'enum': ['allow', 'drop']},
+             'applied_to': {'type': ['string', 'null'],
+                            'description': 'a logical switch name; null: '
+                            'every VM port'}}}
+
+
 def _names(names, what):
     """A string from the lab's inventory: listed in the OpenAPI document,
     so /docs shows the choices."""
@@ -100,6 +136,43 @@ def _body(schema, bulk=False):
                                      'items': schema}]}
     return {'requestBody': {'required': True, 'content': {
         'application/json': {'schema': schema}}}}
+
+
+def _fw_routes(app, path, kind, schema, what, store, commit, do, changed,
+               on_change, write, body_of):
+    """GET (list, one), POST, PUT, DELETE of one kind of the firewall's
+    objects (`kind` 'group' or 'rule': the Store's list_/get_/create_/
+    update_/delete_ methods and writes)."""
+    one = PREFIX + path + '/{obj_id}'
+    name = kind.capitalize()
+
+    def list_all():
+        return getattr(store, f'list_{kind}s')()
+
+    def get_one(obj_id: int = _id('obj_id')):
+        return getattr(store, f'get_{kind}')(obj_id)
+
+    async def create(request: Request):
+        return changed(await do(f'create_{kind}', await body_of(request)))
+
+    async def update(request: Request, obj_id: int = _id('obj_id')):
+        return changed(await do(f'update_{kind}', obj_id,
+                                 await body_of(request)))
+
+    def delete(obj_id: int = _id('obj_id')):
+        commit(f'delete_{kind}', obj_id)
+        on_change()
+    app.get(PREFIX + path, summary=f'List {what}',
+            operation_id=f'list_{kind}s')(list_all)
+    app.get(one, summary=f'One {kind}', operation_id=f'get_{kind}')(get_one)
+    app.post(PREFIX + path, status_code=201, dependencies=write,
+             summary=f'{name}: create', operation_id=f'create_{kind}',
+             openapi_extra=_body(schema))(create)
+    app.put(one, dependencies=write, summary=f'{name}: replace',
+            operation_id=f'update_{kind}', openapi_extra=_body(schema))(update)
+    app.delete(one, status_code=204, dependencies=write,
+               summary=f'{name}: delete',
+               operation_id=f'delete_{kind}')(delete)
 
 
 def _id(name):
@@ -463,6 +536,15 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
     def disconnect(conn_id: int = _id('conn_id')):
         commit('disconnect_gateway', conn_id)
         on_change()
+
+    # -- the distributed firewall (controllers.dfw) --------------------
+    for path, kind, schema, what in (
+            ('/security-groups', 'group', _GROUP, 'security groups: '
+             'members by VM or logical switch'),
+            ('/firewall-rules', 'rule', _RULE, 'distributed firewall rules, '
+             'checked in priority order at every VM port they apply to')):
+        _fw_routes(app, path, kind, schema, what, store, commit, do,
+                   changed, on_change, write, body_of)
 
     shared, shared_lock = {'at': None, 'text': None}, threading.Lock()
 

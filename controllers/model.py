@@ -11,6 +11,9 @@ Tables (written only through this module, which the API calls):
 
   gateway_connections(id, ls_id, gateway, port, vlan)
       (one gateway port + VLAN binds to one logical switch)
+  security_groups(id, name UNIQUE, body), firewall_rules(id, name UNIQUE,
+      body): the distributed firewall (controllers.dfw), body its
+      canonical fields as JSON
 
 Transport nodes are not stored: they are the lab's inventory (read-only),
 given to the store at start. Every write validates first and changes
@@ -52,6 +55,10 @@ CREATE TABLE IF NOT EXISTS gateway_connections (
     ls_id INTEGER NOT NULL REFERENCES logical_switches(id),
     gateway TEXT NOT NULL, port TEXT NOT NULL, vlan INTEGER NOT NULL,
     UNIQUE (gateway, port, vlan));
+CREATE TABLE IF NOT EXISTS security_groups (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS firewall_rules (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, body TEXT NOT NULL);
 """
 
 
@@ -223,6 +230,15 @@ class Store:
                 raise ApiError(409, 'id', f'logical switch {ls_id} still has '
                                f'{n} port(s) or gateway connection(s); '
                                'detach them first')
+            name = self.get_ls(ls_id)['name']
+            users = [f"group {g['name']}" for g in self.list_groups()
+                     if name in g['logical_switches']] + \
+                [f"rule {r['name']}" for r in self.list_rules()
+                 if r['applied_to'] == name]
+            if users:
+                raise ApiError(409, 'id', f'the firewall names logical '
+                               f"switch {name!r}: {', '.join(users)}; "
+                               'change them first')
             self.db.execute('DELETE FROM logical_switches WHERE id=?',
                             (ls_id,))
             self._commit()
@@ -461,6 +477,118 @@ class Store:
         return [dict(r) for r in self.db.execute(
             'SELECT * FROM gateway_connections ORDER BY id')]
 
+    # -- the distributed firewall (controllers.dfw validates) --------------
+    def _fw_rows(self, table):
+        from . import dfw
+        return [dict(dfw.decode(r['body']), id=r['id']) for r in
+                self.db.execute(f'SELECT * FROM {table} ORDER BY id')]
+
+    def _fw_get(self, table, row_id, what, listing):
+        from . import dfw
+        check_id(row_id, 'id', what)
+        r = self.db.execute(f'SELECT * FROM {table} WHERE id=?',
+                            (row_id,)).fetchone()
+        if r is None:
+            raise ApiError(404, 'id', f'no {what} {row_id}; GET {listing} '
+                           'lists them')
+        return dict(dfw.decode(r['body']), id=r['id'])
+
+    def _fw_put(self, table, row_id, row, what):
+        from . import dfw
+        clash = self.db.execute(f'SELECT id FROM {table} WHERE name=?',
+                                (row['name'],)).fetchone()
+        if clash and clash[0] != row_id:
+            raise ApiError(409, 'name', f"{what} {clash[0]} is already "
+                           f"named {row['name']!r}")
+        if row_id is None:
+            row_id = self.db.execute(
+                f'INSERT INTO {table} (name, body) VALUES (?, ?)',
+                (row['name'], dfw.encode(row))).lastrowid
+        else:
+            self.db.execute(f'UPDATE {table} SET name=?, body=? WHERE id=?',
+                            (row['name'], dfw.encode(row), row_id))
+        self._commit()
+        return dict(row, id=row_id)
+
+    def _vm_names(self):
+        return set(self.inventory) | {p['attachment']
+                                      for p in self.list_ports()}
+
+    def list_groups(self):
+        return self._fw_rows('security_groups')
+
+    def get_group(self, group_id):
+        return self._fw_get('security_groups', group_id, 'security group',
+                            '/api/v1/security-groups')
+
+    def create_group(self, body, group_id=None):
+        from . import dfw
+        with self.lock:
+            row = dfw.check_group(body, self._vm_names(),
+                                  {ls['name'] for ls in self.list_ls()})
+            if group_id is not None:
+                old = self.get_group(group_id)
+                if old['name'] != row['name'] and self._group_users(
+                        old['name']):
+                    raise ApiError(409, 'name', f"rules use group "
+                                   f"{old['name']!r}: "
+                                   f"{', '.join(self._group_users(old['name']))}"
+                                   '; change them first')
+            return self._fw_put('security_groups', group_id, row,
+                                'security group')
+
+    def update_group(self, group_id, body):
+        return self.create_group(body, group_id)
+
+    def _group_users(self, name):
+        return [r['name'] for r in self.list_rules()
+                if {'group': name} in (r['source'], r['destination'])]
+
+    def delete_group(self, group_id):
+        with self.lock:
+            g = self.get_group(group_id)
+            users = self._group_users(g['name'])
+            if users:
+                raise ApiError(409, 'id', f"rules use group {g['name']!r}: "
+                               f"{', '.join(users)}; delete or change them "
+                               'first')
+            self.db.execute('DELETE FROM security_groups WHERE id=?',
+                            (group_id,))
+            self._commit()
+
+    def list_rules(self):
+        return self._fw_rows('firewall_rules')
+
+    def get_rule(self, rule_id):
+        return self._fw_get('firewall_rules', rule_id, 'firewall rule',
+                            '/api/v1/firewall-rules')
+
+    def create_rule(self, body, rule_id=None):
+        from . import dfw
+        with self.lock:
+            if rule_id is not None:
+                self.get_rule(rule_id)
+            row = dfw.check_rule(body, {g['name'] for g in self.list_groups()},
+                                 {ls['name'] for ls in self.list_ls()})
+            same = [r for r in self.list_rules() if r['priority'] ==
+                    row['priority'] and r['id'] != rule_id]
+            if same:
+                raise ApiError(409, 'priority', f"rule {same[0]['name']!r} "
+                               f"has priority {row['priority']}: each rule "
+                               'has its own place in the order')
+            return self._fw_put('firewall_rules', rule_id, row,
+                                'firewall rule')
+
+    def update_rule(self, rule_id, body):
+        return self.create_rule(body, rule_id)
+
+    def delete_rule(self, rule_id):
+        with self.lock:
+            self.get_rule(rule_id)
+            self.db.execute('DELETE FROM firewall_rules WHERE id=?',
+                            (rule_id,))
+            self._commit()
+
     MAX_BULK = 20000
 
     def bulk(self, create, bodies):
@@ -506,4 +634,6 @@ class Store:
                     'ports': [p for p in self.list_ports()
                               if p['transport_node'] is not None],
                     'gateway_connections': self.list_connections(),
+                    'security_groups': self.list_groups(),
+                    'firewall_rules': self.list_rules(),
                     'nodes': dict(self.nodes)}

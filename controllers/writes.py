@@ -19,7 +19,13 @@ OPS = {'create_ls': ('create_ls', True), 'update_ls': ('update_ls', False),
        'request_move': ('request_move', False), 'detach': ('detach', False),
        'connect_gateway': ('connect_gateway', True),
        'disconnect_gateway': ('disconnect_gateway', False),
-       'locate': ('locate', False), 'unlocate': ('unlocate', False)}
+       'locate': ('locate', False), 'unlocate': ('unlocate', False),
+       'create_group': ('create_group', False),
+       'update_group': ('update_group', False),
+       'delete_group': ('delete_group', False),
+       'create_rule': ('create_rule', False),
+       'update_rule': ('update_rule', False),
+       'delete_rule': ('delete_rule', False)}
 
 
 def apply(store, op, *args):

@@ -1,0 +1,341 @@
+"""The distributed firewall (pure): security groups and rules as the API
+takes them, and the flows that enforce them on each hypervisor's br-int,
+statefully, with OVS connection tracking (whitepaper: "VMware NSX
+Integration with Juniper vSRX Firewall", the NSX distributed firewall).
+
+A **security group** has members: VMs by name, and every VM port of the
+logical switches it names. A **rule** (checked in `priority` order, the
+lowest number first; each rule its own priority) matches a source and a destination (a
+group, a CIDR or any), a protocol (tcp, udp, icmp or any) and, for tcp
+and udp, a destination port; its action is allow or drop; `applied_to`
+limits it to the VM ports of one logical switch (default: every VM
+port). A new connection no rule matches is allowed (NSX's default rule):
+a default deny for a logical switch is a last rule `any -> any drop`
+applied to it.
+
+**Enforcement**, at each protected VM port (a VM port some rule applies
+to) of each hypervisor, in both directions, in one conntrack zone per
+port (the port's OpenFlow number):
+
+  table 0  the port's IPv4 frames: set the VNI, ct(zone, table 2)
+  table 2  egress from the VM: established and related pass (resubmit
+           to table 1: OpenFlow's goto only goes forward); invalid drop;
+           a new connection: the first rule whose source holds the VM and
+           whose destination matches decides (allow: ct(commit), then
+           table 1; drop); none: allow
+  table 1  IPv4 to the VM's MAC: ct_clear, ct(zone, table 3)
+  table 3  ingress to the VM: the same, rules whose destination holds the
+           VM and whose source matches; allow: ct(commit), output
+Everything else (ARP, frames of unprotected ports, BUM) takes the usual
+pipeline (controllers.intent). A reply belongs to a connection its
+first packet committed, so it passes both ports' zones whatever the
+rules say the other way; unsolicited traffic the other way is a new
+connection and meets the rules. A rule change recomputes the flows; the
+controller sends only the difference, so connections that stay allowed
+keep their conntrack entries and flows.
+"""
+import ipaddress
+import json
+
+from .model import ApiError, _check_fields, _require, check_name
+
+PROTOCOLS = {'any': None, 'tcp': 6, 'udp': 17, 'icmp': 1}
+ACTIONS = ('allow', 'drop')
+MAX_PRIORITY = 10000
+EGRESS, INGRESS = 2, 3            # br-int tables
+# ct_state bits (ovs-fields(7)): value, mask
+NEW = (0x21, 0x23)                # +trk+new-est
+EST = (0x22, 0x22)                # +trk+est
+REL = (0x24, 0x24)                # +trk+rel
+INV = (0x30, 0x30)                # +trk+inv
+IPV4 = 0x0800
+
+GROUP_FIELDS = ('name', 'vms', 'logical_switches')
+RULE_FIELDS = ('name', 'priority', 'source', 'destination', 'protocol',
+               'port', 'action', 'applied_to')
+
+
+def _names_list(body, field, known, what, hint):
+    value = body.get(field, [])
+    if not isinstance(value, list) or not all(isinstance(v, str)
+                                              for v in value):
+        raise ApiError(400, field, f'a list of {what} names, e.g. ["x"]')
+    for i, v in enumerate(value):
+        if v not in known:
+            raise ApiError(404, f'{field}[{i}]', f'no {what} {v!r}; {hint}'
+                           + (': ' + ', '.join(sorted(known)[:12])
+                              if known else ''))
+    return sorted(set(value))
+
+
+def check_group(body, vms, switches):
+    """A security group's body -> {'name', 'vms', 'logical_switches'};
+    `vms`: the lab's VM names, `switches`: the logical switches' names.
+    ApiError names the field and what is valid."""
+    _check_fields(body, GROUP_FIELDS)
+    return {'name': check_name(_require(body, 'name', 'a group name')),
+            'vms': _names_list(body, 'vms', vms, 'VM', 'the lab\'s VMs'),
+            'logical_switches': _names_list(
+                body, 'logical_switches', switches, 'logical switch',
+                'GET /logical-switches lists them')}
+
+
+def _endpoint(value, field, groups):
+    """'any' | {'group': name} | {'cidr': '10.1.0.0/16'} -> canonical."""
+    if value == 'any' or value is None:
+        return 'any'
+    if isinstance(value, dict) and set(value) == {'group'}:
+        if not isinstance(value['group'], str) or \
+                value['group'] not in groups:
+            raise ApiError(404, f'{field}.group', f"no security group "
+                           f"{value['group']!r}; GET /security-groups "
+                           'lists them')
+        return {'group': value['group']}
+    if isinstance(value, dict) and set(value) == {'cidr'}:
+        try:
+            if not isinstance(value['cidr'], str):
+                raise ValueError
+            return {'cidr': str(ipaddress.IPv4Network(value['cidr'],
+                                                      strict=False))}
+        except (TypeError, ValueError):
+            raise ApiError(400, f'{field}.cidr', 'an IPv4 network like '
+                           '10.1.0.0/16 or a host like 10.1.0.11/32') \
+                from None
+    raise ApiError(400, field, '"any", {"group": NAME} or {"cidr": '
+                   '"10.1.0.0/16"}')
+
+
+def check_rule(body, groups, switches):
+    """A rule's body -> its canonical fields; `groups`, `switches`: the
+    names that exist. ApiError names the field and what is valid."""
+    _check_fields(body, RULE_FIELDS)
+    name = check_name(_require(body, 'name', 'a rule name'))
+    prio = _require(body, 'priority', f'an integer 1..{MAX_PRIORITY}, the '
+                    'lowest checked first')
+    if not isinstance(prio, int) or isinstance(prio, bool) or \
+            not 1 <= prio <= MAX_PRIORITY:
+        raise ApiError(400, 'priority', f'an integer 1..{MAX_PRIORITY}, the '
+                       'lowest checked first')
+    proto = body.get('protocol', 'any')
+    if not isinstance(proto, str) or proto not in PROTOCOLS:
+        raise ApiError(400, 'protocol', 'one of ' + ', '.join(PROTOCOLS))
+    port = body.get('port')
+    if port is not None:
+        if proto not in ('tcp', 'udp'):
+            raise ApiError(400, 'port', 'a destination port needs protocol '
+                           f'tcp or udp (this rule says {proto})')
+        if not isinstance(port, int) or isinstance(port, bool) or \
+                not 1 <= port <= 65535:
+            raise ApiError(400, 'port', 'a destination port 1..65535')
+    action = _require(body, 'action', 'allow or drop')
+    if action == 'reject':
+        raise ApiError(400, 'action', 'reject (an answer to the sender) is '
+                       'not built yet: use drop')
+    if action not in ACTIONS:
+        raise ApiError(400, 'action', 'allow or drop')
+    applied = body.get('applied_to')
+    if applied is not None and (not isinstance(applied, str) or
+                                applied not in switches):
+        raise ApiError(404, 'applied_to', f'no logical switch {applied!r} '
+                       '(null: every VM port); GET /logical-switches')
+    return {'name': name, 'priority': prio,
+            'source': _endpoint(body.get('source', 'any'), 'source', groups),
+            'destination': _endpoint(body.get('destination', 'any'),
+                                     'destination', groups),
+            'protocol': proto, 'port': port, 'action': action,
+            'applied_to': applied}
+
+
+def encode(value):
+    return json.dumps(value, sort_keys=True)
+
+
+def decode(text):
+    return json.loads(text)
+
+
+# -- compilation ------------------------------------------------------------
+def _host(ip):
+    return str(ipaddress.ip_interface(ip).ip) + '/32'
+
+
+def resolve(desired):
+    """The rules in checking order with their endpoints as CIDR lists
+    (None: any), from `desired` (model.Store.desired: 'security_groups',
+    'firewall_rules', ports, logical switches): a group is the /32 of
+    every bound port of its VMs and logical switches that has an IP.
+    Plain data: two snapshots compare with ==."""
+    ls_name = {ls['id']: ls['name'] for ls in desired['logical_switches']}
+    ips = {}
+    for p in desired['ports']:
+        if p.get('ip'):
+            ips.setdefault(('vm', p['attachment']), set()).add(_host(p['ip']))
+            ips.setdefault(('ls', ls_name[p['ls_id']]), set()).add(
+                _host(p['ip']))
+    groups = {}
+    for g in desired.get('security_groups', ()):
+        cidrs = set()
+        for vm in g['vms']:
+            cidrs |= ips.get(('vm', vm), set())
+        for ls in g['logical_switches']:
+            cidrs |= ips.get(('ls', ls), set())
+        groups[g['name']] = sorted(cidrs)
+
+    def side(e):
+        if e == 'any':
+            return None
+        return groups.get(e['group'], []) if 'group' in e else [e['cidr']]
+    rules = sorted(desired.get('firewall_rules', ()),
+                   key=lambda r: (r['priority'], r['id']))
+    return [{'id': r['id'], 'name': r['name'], 'priority': r['priority'],
+             'src': side(r['source']), 'dst': side(r['destination']),
+             'proto': r['protocol'], 'port': r['port'],
+             'action': r['action'], 'ls': r['applied_to']}
+            for r in rules]
+
+
+def _holds(cidrs, ip):
+    """Does endpoint `cidrs` (None: any) hold host `ip` ('10.1.0.11/16')?"""
+    if cidrs is None:
+        return True
+    if not ip:
+        return False
+    addr = ipaddress.ip_interface(ip).ip
+    return any(addr in ipaddress.ip_network(c) for c in cidrs)
+
+
+def _others(cidrs, ip):
+    """An endpoint's CIDRs without the port's own /32 (a VM's traffic to
+    itself never crosses its port): None (any) stays None."""
+    if cidrs is None or not ip:
+        return cidrs
+    return [c for c in cidrs if c != _host(ip)]
+
+
+def applies(rules, ls):
+    """Do any of `rules` apply to a VM port on logical switch `ls`?"""
+    return any(r['ls'] in (None, ls) for r in rules)
+
+
+def _l4(rule):
+    out = {}
+    if PROTOCOLS[rule['proto']] is not None:
+        out['ip_proto'] = PROTOCOLS[rule['proto']]
+    if rule['port'] is not None:
+        out[f"{rule['proto']}_dst"] = rule['port']
+    return out
+
+
+def _cidr(c):
+    net = ipaddress.ip_network(c)
+    return str(net.network_address) if net.prefixlen == 32 else \
+        (str(net.network_address), str(net.netmask))
+
+
+def port_flows(rules, port, flow):
+    """The flows that protect one VM port: `port` {'ofport', 'vni', 'mac',
+    'ip', 'ls'}, `rules` from resolve(), `flow(table, priority, match,
+    actions, goto)` builds a flow (controllers.intent's shape). [] when
+    no rule applies to the port's logical switch."""
+    mine = [r for r in rules if r['ls'] in (None, port['ls'])]
+    if not mine:
+        return []
+    zone, vni, mac = port['ofport'], port['vni'], port['mac']
+    commit = ('ct', zone, None, True)
+    here = {'egress': {'in_port': zone},
+            'ingress': {'tunnel_id': vni, 'eth_dst': mac}}
+    back = ('resubmit', 1)            # to forwarding (table 1)
+    then = {'egress': ([commit, back], None),
+            'ingress': ([commit, ('output', zone)], None)}
+    out = [flow(0, 110, {'in_port': zone, 'eth_type': IPV4},
+                [('set_tunnel', vni), ('ct', zone, EGRESS, False)], None),
+           flow(1, 110, {'tunnel_id': vni, 'eth_dst': mac,
+                         'eth_type': IPV4},
+                [('ct_clear',), ('ct', zone, INGRESS, False)], None)]
+    for way, table in (('egress', EGRESS), ('ingress', INGRESS)):
+        at = dict(here[way], eth_type=IPV4)
+        pass_on = ([back], None) if way == 'egress' else \
+            ([('output', zone)], None)
+        out += [flow(table, 65000, dict(at, ct_state=EST), *pass_on),
+                flow(table, 65000, dict(at, ct_state=REL), *pass_on),
+                flow(table, 64000, dict(at, ct_state=INV), [], None)]
+        me, other = ('src', 'dst') if way == 'egress' else ('dst', 'src')
+        far = 'ipv4_dst' if way == 'egress' else 'ipv4_src'
+        for r in mine:
+            far_side = _others(r[other], port['ip'])
+            if not _holds(r[me], port['ip']) or far_side == []:
+                continue
+            prio = 50000 - r['priority']
+            acts, goto = then[way] if r['action'] == 'allow' else ([], None)
+            for c in (far_side if far_side is not None else [None]):
+                m = dict(at, ct_state=NEW, **_l4(r))
+                if c is not None:
+                    m[far] = _cidr(c)
+                out.append(flow(table, prio, m, acts, goto))
+        out.append(flow(table, 100, dict(at, ct_state=NEW), *then[way]))
+    return out
+
+
+def fallback(flow):
+    """Tables 2 and 3 of every hypervisor, below any port's flows: a frame
+    that reaches them for a port no longer protected goes on to
+    forwarding. OVS can keep a datapath flow that sends a port's frames
+    through conntrack for seconds after the hook that did so was deleted
+    (seen: 10.9 s, docs/platform.md); without these, the rules' removal
+    would black-hole that port meanwhile."""
+    return [flow(EGRESS, 0, {}, [('resubmit', 1)], None),
+            flow(INGRESS, 0, {}, [('ct_clear',), ('resubmit', 1)], None)]
+
+
+def describe(rules, port):
+    """Lines for one VM port: the rules that apply to it, each way."""
+    out = []
+    for r in rules:
+        if r['ls'] not in (None, port['ls']):
+            continue
+        ways = [w for w, side, far in (('out', 'src', 'dst'),
+                                       ('in', 'dst', 'src'))
+                if _holds(r[side], port['ip']) and
+                _others(r[far], port['ip']) != []]
+        if ways:
+            ends = ['any' if x is None else ', '.join(x) or '(empty group)'
+                    for x in (r['src'], r['dst'])]
+            proto = r['proto'] + (f"/{r['port']}" if r['port'] else '')
+            out.append(f"  {r['priority']:>5} {r['name']}: {ends[0]} -> "
+                       f"{ends[1]} {proto} {r['action'].upper()} "
+                       f"({'/'.join(ways)})")
+    return out
+
+
+def rule_at(rules, table, priority):
+    """The rule (or the firewall's own verdict) a flow of table 2 or 3 at
+    `priority` stands for: 'rule web-in', 'default: allow', ... or None
+    when that is no firewall flow."""
+    if table not in (EGRESS, INGRESS):
+        return None
+    fixed = {65000: 'established/related: pass', 64000: 'invalid: drop',
+             100: 'no rule matched: allow (the default rule)'}
+    if priority in fixed:
+        return fixed[priority]
+    for r in rules:
+        if 50000 - r['priority'] == priority:
+            return f"rule {r['name']} ({r['action']})"
+    return None
+
+
+def hits(flows, port):
+    """{rule priority (or 'est', 'default'): {'out': packets, 'in':
+    packets}} at one VM port, from its hypervisor's named flows
+    (controllers.tables.flows rows) of tables 2 and 3."""
+    out = {}
+    for f in flows:
+        if f['table'] == EGRESS and f"in_port={port['ofport']}(" in f['flow']:
+            way = 'out'
+        elif f['table'] == INGRESS and port['mac'] in f['flow']:
+            way = 'in'
+        else:
+            continue
+        key = {65000: 'est', 64000: 'invalid', 100: 'default'}.get(
+            f['priority'], 50000 - f['priority'])
+        out.setdefault(key, {'out': 0, 'in': 0})[way] += f['packets']
+    return out
