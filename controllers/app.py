@@ -27,10 +27,38 @@ from . import intent, ofdriver
 LOG = logging.getLogger('nsx.app')
 
 
+def _action_text(a):
+    """os-ken's text of one action ('OUTPUT:3'), ours for the Nicira
+    ones the firewall uses (os-ken's own fails on them)."""
+    name = type(a).__name__
+    if name == 'NXActionCT':
+        parts = (['commit'] if a.flags & 1 else []) + \
+            [f'zone={a.zone_ofs_nbits}'] + \
+            ([f'table={a.recirc_table}'] if a.recirc_table != 0xff else [])
+        return 'CT:' + ','.join(parts)
+    if name == 'NXActionCTClear':
+        return 'CT_CLEAR'
+    if name == 'NXActionResubmitTable':
+        return f'RESUBMIT:{a.table_id}'
+    return ofctl_v1_3.action_to_str(a)
+
+
+def _instructions_text(instructions):
+    """A flow's instructions as action texts (ofctl_v1_3.actions_to_str's
+    shape), apply-actions through _action_text."""
+    out = []
+    for ins in instructions:
+        if getattr(ins, 'type', None) == ofproto_v1_3.OFPIT_APPLY_ACTIONS:
+            out += [_action_text(a) for a in ins.actions]
+        else:
+            out += ofctl_v1_3.actions_to_str([ins])
+    return out
+
+
 def _flow_row(s):
     return {'table': s.table_id, 'priority': s.priority,
             'match': ofctl_v1_3.match_to_str(s.match),
-            'actions': ofctl_v1_3.actions_to_str(s.instructions),
+            'actions': _instructions_text(s.instructions),
             'packets': s.packet_count, 'bytes': s.byte_count}
 
 
@@ -48,6 +76,7 @@ class _Ask:
         self.parts = {k: [] for k in what}
         self.left = set(what)
         self.done = threading.Event()
+        self.failed = False
 
     def arrived(self, kind):
         self.left.discard(kind)
@@ -169,7 +198,7 @@ class NsxController(app_manager.OSKenApp):
             ask = asks.get(node)
             ok = ask is not None and ask.done.wait(
                 max(0.0, end - time.monotonic()))
-            out[node] = ask.parts if ok else None
+            out[node] = ask.parts if ok and not ask.failed else None
         for key in [k for k, (a, _) in list(self.asks.items())
                     if a in asks.values()]:
             self.asks.pop(key, None)
@@ -184,7 +213,13 @@ class NsxController(app_manager.OSKenApp):
             return False
         ask, _kind = got
         convert = _flow_row if kind == 'flows' else _port_row
-        ask.parts[kind].extend(convert(x) for x in msg.body)
+        try:
+            ask.parts[kind].extend(convert(x) for x in msg.body)
+        except Exception:                  # an answer we cannot read: say
+            LOG.exception('a %s statistics reply could not be read', kind)
+            ask.done.set()                 # so at once (read -> None)
+            ask.failed = True
+            return True
         if not msg.flags & msg.datapath.ofproto.OFPMPF_REPLY_MORE:
             ask.arrived(kind)
         return True

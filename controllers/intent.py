@@ -40,6 +40,8 @@ VNI to every VTEP with members of that VNI, except the one it came from.
 
 from topologies import liveness
 
+from . import dfw
+
 TUNNEL_BASE = 1000          # ofport of the tunnel to transport node #i
 BFD_MS = 100                # BFD min_rx/min_tx when the lab sets none, ms
 GROUP_SERVICE_NODES = 1
@@ -146,7 +148,9 @@ def _order(item):
 #                       unicast to its owner (and split horizon) where not
 #   ('flood', vni)      BUM of one VNI on an edge
 #   ('replicate', vni)  a service node's replication of one VNI
-ORDER = {'base': 0, 'gw': 1, 'mac': 2, 'flood': 3, 'replicate': 4}
+#   ('dfw', vni, mac)   the distributed firewall at a local VM port
+#                       (controllers.dfw; none while no rule applies)
+ORDER = {'base': 0, 'gw': 1, 'mac': 2, 'flood': 3, 'replicate': 4, 'dfw': 5}
 
 
 def context(desired, observed=None):
@@ -161,10 +165,14 @@ def context(desired, observed=None):
     for key, vtep in (observed or {}).get('vtep_macs', {}).items():
         owner[key] = vtep
     ports_of = {}                 # (node, vni) -> [ofport] in port order
+    ls_name = {ls['id']: ls['name'] for ls in desired['logical_switches']}
+    vm_port = {}                  # (vni, mac) -> what the firewall needs
     for p in desired['ports']:
         key = (vni_of[p['ls_id']], p['mac'])
         owner[key] = p['transport_node']
         local[key] = p['ofport']
+        vm_port[key] = {'ofport': p['ofport'], 'vni': key[0], 'mac': key[1],
+                        'ip': p.get('ip'), 'ls': ls_name[p['ls_id']]}
         ports_of.setdefault((p['transport_node'], key[0]), []).append(
             p['ofport'])
     gw = {}                       # node -> [(vni, ofport, vlan)]
@@ -185,7 +193,8 @@ def context(desired, observed=None):
             'gw': gw, 'macs': {v: sorted(k) for v, k in macs.items()},
             'groups': {(g, v): gateway_group(desired, g, v)
                        for g, conns in gw.items() for v, _o, _l in conns},
-            'chosen': liveness.service_nodes_of_edges(nodes)}
+            'chosen': liveness.service_nodes_of_edges(nodes),
+            'dfw': dfw.resolve(desired), 'vm_port': vm_port}
 
 
 def changed_sections(before, after):
@@ -196,7 +205,7 @@ def changed_sections(before, after):
     all its sections (a node that joined needs every MAC of it)."""
     if before is None:
         return None
-    for k in ('nodes', 'vni_of', 'mode_of', 'gw', 'chosen'):
+    for k in ('nodes', 'vni_of', 'mode_of', 'gw', 'chosen', 'dfw'):
         if before[k] != after[k]:
             return None
     keys = set()
@@ -208,7 +217,7 @@ def changed_sections(before, after):
     for key in set(before['owner']) | set(after['owner']):
         if (before['owner'].get(key), before['local'].get(key)) != \
                 (after['owner'].get(key), after['local'].get(key)):
-            keys.add(('mac',) + key)
+            keys |= {('mac',) + key, ('dfw',) + key}
     for nk in set(before['ports_of']) | set(after['ports_of']):
         if before['ports_of'].get(nk) != after['ports_of'].get(nk):
             keys.add(('flood', nk[1]))
@@ -234,15 +243,23 @@ def node_sections(ctx, node, keys=None):
     if want is None:
         want = {('base',), ('gw',)} | {('flood', v) for v in mine} | {
             ('mac',) + k for v in mine for k in ctx['macs'].get(v, [])}
+        want |= {('dfw',) + k for k, o in ctx['owner'].items()
+                 if o == node and k in ctx['vm_port']}
     for key in want:
         if key[0] == 'mac':
             out[key] = _mac_flows(ctx, node, key[1], key[2], mine)
+        elif key[0] == 'dfw':
+            p = ctx['vm_port'].get(key[1:])
+            out[key] = dfw.port_flows(ctx['dfw'], p, _flow) \
+                if p is not None and ctx['owner'].get(key[1:]) == node \
+                else []
         elif key[0] == 'flood':
             out[key] = _flood(ctx, node, key[1]) if key[1] in mine else []
         elif key == ('gw',):
             out[key] = _gw_classify(ctx, node)
         elif key == ('base',):
-            out[key] = [_flow(0, 0, {}), _flow(1, 0, {})]
+            out[key] = [_flow(0, 0, {}), _flow(1, 0, {})] + (
+                dfw.fallback(_flow) if role == 'hypervisor' else [])
     return out, _ff_groups(ctx, node)
 
 

@@ -150,6 +150,17 @@ def _actions(parser, ofp, actions):
                         parser.OFPActionPopVlan()]
             else:
                 out.append(parser.OFPActionOutput(port))
+        elif a[0] == 'ct':                 # (zone, table or None, commit)
+            zone, table, commit = a[1], a[2], a[3]
+            out.append(parser.NXActionCT(
+                flags=1 if commit else 0, zone_src='', zone_ofs_nbits=zone,
+                recirc_table=0xff if table is None else table, alg=0,
+                actions=[]))
+        elif a[0] == 'ct_clear':
+            out.append(parser.NXActionCTClear())
+        elif a[0] == 'resubmit':           # to any table (goto: later only)
+            out.append(parser.NXActionResubmitTable(in_port=0xfff8,
+                                                    table_id=a[1]))
         else:
             raise ValueError(f'unknown action {a!r}')
     return out

@@ -20,8 +20,8 @@ OFPP_LOCAL = 0xfffffffe
 UNAVAILABLE = 2 ** 64 - 1    # OpenFlow: a counter the port does not keep
 COUNTERS = ('rx_packets', 'tx_packets', 'rx_dropped', 'tx_dropped',
             'rx_errors', 'tx_errors')
-_FIRST = ('in_port', 'metadata', 'dl_vlan', 'tunnel_id', 'dl_type',
-          'dl_src', 'dl_dst')
+_FIRST = ('in_port', 'ct_state', 'metadata', 'dl_vlan', 'tunnel_id',
+          'dl_type', 'dl_src', 'dl_dst')
 
 
 def known_names(plan, switches=()):
@@ -41,13 +41,28 @@ def _action(a):
         return ','.join(f"{k.lower()}({','.join(map(_action, v))})"
                         for k, v in a.items())
     name, sep, arg = a.partition(':')
+    if name == 'CT':                   # 'CT:commit,zone=2' -> ct(commit,..)
+        return f'ct({arg})'
     return name.lower() + sep + arg.strip()
 
 
+CT_FLAGS = ((0x01, 'new'), (0x02, 'est'), (0x04, 'rel'), (0x08, 'rpl'),
+            (0x10, 'inv'), (0x20, 'trk'))
+
+
 def _value(field, v):
-    """os-ken's '1/255' of a masked metadata as ovs-ofctl's '0x1/0xff'."""
+    """os-ken's '1/255' of a masked metadata as ovs-ofctl's '0x1/0xff',
+    its '33/35' of a ct_state as '+new-est+trk', an Ethernet type in
+    hex."""
     if field == 'metadata':
         return '/'.join(hex(int(x)) for x in str(v).split('/'))
+    if field == 'ct_state':
+        val, _, mask = str(v).partition('/')
+        val, mask = int(val), int(mask or 0xff)
+        return ''.join(('+' if val & bit else '-') + name
+                       for bit, name in CT_FLAGS if mask & bit)
+    if field == 'dl_type':
+        return f'0x{int(v):04x}'
     return v
 
 

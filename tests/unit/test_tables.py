@@ -63,6 +63,28 @@ def test_flows_are_named_like_the_lab_cli_names_them(clos):
     assert keys == sorted(keys)
 
 
+def test_firewall_flows_read_back_in_ovs_ofctl_words():
+    """The distributed firewall's Nicira actions (ct, ct_clear,
+    resubmit) and ct_state matches, as a switch reports them."""
+    plan = expand.expand(labs.resolve('clos-small'))
+    st = store_for(plan)
+    st.create_rule({'name': 'r', 'priority': 5, 'action': 'drop',
+                    'applied_to': 'ls1'})
+    raw = stats_of(plan, st, 'hv3')
+    texts = [r['flow'] for r in tables.flows(
+        plan, 'hv3', raw, tables.known_names(plan, st.list_ls()))]
+    port = next(i['ofport'] for i in plan['nodes']['hv3']['intfs']
+                if i['peer'] == 'vm3')
+    assert any(f'in_port={port}(vm3),ct_state=+est+trk' in t and
+               t.endswith('actions=resubmit:1') for t in texts), texts
+    assert any(f'actions=ct(commit,zone={port}),output:{port}(vm3)' in t
+               for t in texts), texts
+    assert any(f'actions=ct_clear,ct(zone={port},table=3)' in t
+               for t in texts), texts
+    assert any('ct_state=+new-est+trk' in t and t.endswith('actions=drop')
+               for t in texts), texts
+
+
 def test_mac_table_says_where_each_mac_goes(clos):
     plan, st = clos
     raw = stats_of(plan, st, 'hv1')
