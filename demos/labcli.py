@@ -18,12 +18,17 @@ language (`help` lists them):
     map [ls NAME|vm NAME] the lab's map from the controller (GET /map):
                           underlay, VTEPs, tunnels, logical switches; or
                           one switch; or one VM's or server's path
+    dfw NODE              the distributed firewall at each VM port of a
+                          hypervisor: the rules that apply, each way, and
+                          the packets each one passed or dropped
 """
+
+import re
 
 from mininet.cli import CLI
 from mininet.log import LEVELS, lg, output, setLogLevel
 
-from controllers import labmap
+from controllers import dfw, labmap
 from scenarios import faults
 
 from . import readable
@@ -134,8 +139,66 @@ class LabCLI(CLI):
         out = self._ovs(name, ['ovs-appctl', 'ofproto/trace', 'br-int',
                                flow])
         if out is not None:
-            self.say('\n'.join(readable.annotate(self.plan, name, ln)
-                                for ln in out.splitlines()))
+            rules = self._firewall()[0]
+            for ln in out.splitlines():
+                self.say(readable.annotate(self.plan, name, ln)
+                         + self._rule_note(rules, ln))
+
+    @staticmethod
+    def _rule_note(rules, line):
+        """'  <- rule web-in (allow)' after a traced firewall flow."""
+        m = re.match(r'\s*(\d+)\. .*priority (\d+)', line)
+        what = m and dfw.rule_at(rules, int(m.group(1)), int(m.group(2)))
+        return f'   <- firewall: {what}' if what else ''
+
+    def _firewall(self):
+        """(the rules resolved, every bound port) from the API."""
+        ctl = self.lab.ctl
+        lss = ctl.get('/logical-switches')
+        ports = [p for ls in lss
+                 for p in ctl.get(f"/logical-switches/{ls['id']}/ports")
+                 if p['transport_node'] is not None]
+        rules = dfw.resolve({'logical_switches': lss, 'ports': ports,
+                             'security_groups': ctl.get('/security-groups'),
+                             'firewall_rules': ctl.get('/firewall-rules')})
+        name = {ls['id']: ls['name'] for ls in lss}
+        return rules, [dict(p, ls=name[p['ls_id']]) for p in ports]
+
+    def do_dfw(self, line):
+        "dfw NODE: firewall rules at each VM port of NODE, with packets."
+        name = line.strip()
+        p = self._node(name)
+        if p is None:
+            return
+        if p['role'] != 'hypervisor':
+            self.say(f'*** {name} is a {p["role"]}: the distributed '
+                     'firewall runs at VM ports, on hypervisors')
+            return
+        rules, ports = self._firewall()
+        mine = [q for q in ports if q['transport_node'] == name]
+        if not rules:
+            self.say('no firewall rule: every VM port is open (POST '
+                     '/firewall-rules makes one)')
+            return
+        status, t = self.lab.ctl.request(
+            'GET', f'/transport-nodes/{name}/tables')
+        flows = t['flows'] if status == 200 else []
+        for q in mine:
+            seen = dfw.hits(flows, q)
+            self.say(f"{q['attachment']} ({q['ip'] or 'no IP'}, {q['ls']}, "
+                     f"port {q['ofport']}):")
+            lines = dfw.describe(rules, q)
+            if not lines:
+                self.say('  no rule applies: not protected')
+                continue
+            for r, ln in zip([r for r in rules if dfw.describe([r], q)],
+                             lines):
+                c = seen.get(r['priority'], {'out': 0, 'in': 0})
+                self.say(f"{ln}  packets out {c['out']} in {c['in']}")
+            d, e = seen.get('default', {}), seen.get('est', {})
+            self.say(f"  default allow: out {d.get('out', 0)} in "
+                     f"{d.get('in', 0)}; established: out {e.get('out', 0)}"
+                     f" in {e.get('in', 0)}")
 
     def do_fail(self, line):
         "fail NODE|A-B: crash NODE's daemons (kill -9; a hardware VTEP: "\

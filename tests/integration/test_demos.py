@@ -191,6 +191,8 @@ sh {python} run.py map --node hv1
 sh {python} run.py map --node vtep1
 sh {python} run.py map --counters
 sh {python} run.py map --underlay
+dfw hv3
+dfw gw1
 fail leaf1-hv1
 vm1 ping -c 1 -W 1 10.1.0.15
 restore
@@ -241,5 +243,9 @@ def test_cli_lab_commands_on_a_running_lab(tmp_path):
             # the underlay as its routers report it (--underlay)
             'leaf1 - spine1: Established / Established',
             'leaf2 - spine2: Established / Established',
-            'leaf1 -> vtep2, sn1, gw1, hv2: via spine1, spine2 (2 paths)'):
+            'leaf1 -> vtep2, sn1, gw1, hv2: via spine1, spine2 (2 paths)',
+            # the distributed firewall (no rule in this lab)
+            'no firewall rule: every VM port is open',
+            'gw1 is a sw_gateway: the distributed firewall runs at VM '
+            'ports'):
         assert expected in out, expected
