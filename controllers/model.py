@@ -528,30 +528,27 @@ class Store:
                                   {ls['name'] for ls in self.list_ls()})
             if group_id is not None:
                 old = self.get_group(group_id)
-                if old['name'] != row['name'] and self._group_users(
-                        old['name']):
-                    raise ApiError(409, 'name', f"rules use group "
-                                   f"{old['name']!r}: "
-                                   f"{', '.join(self._group_users(old['name']))}"
-                                   '; change them first')
+                if old['name'] != row['name']:
+                    self._group_unused(old['name'], 'name',
+                                       'change them first')
             return self._fw_put('security_groups', group_id, row,
                                 'security group')
 
     def update_group(self, group_id, body):
         return self.create_group(body, group_id)
 
-    def _group_users(self, name):
-        return [r['name'] for r in self.list_rules()
-                if {'group': name} in (r['source'], r['destination'])]
+    def _group_unused(self, name, field, fix):
+        """ApiError 409 naming the rules that use group `name`, if any."""
+        users = [r['name'] for r in self.list_rules()
+                 if {'group': name} in (r['source'], r['destination'])]
+        if users:
+            raise ApiError(409, field, f"rules use group {name!r}: "
+                           f"{', '.join(users)}; {fix}")
 
     def delete_group(self, group_id):
         with self.lock:
             g = self.get_group(group_id)
-            users = self._group_users(g['name'])
-            if users:
-                raise ApiError(409, 'id', f"rules use group {g['name']!r}: "
-                               f"{', '.join(users)}; delete or change them "
-                               'first')
+            self._group_unused(g['name'], 'id', 'delete or change them first')
             self.db.execute('DELETE FROM security_groups WHERE id=?',
                             (group_id,))
             self._commit()

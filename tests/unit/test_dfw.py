@@ -97,7 +97,13 @@ def test_a_group_in_use_and_a_switch_named_are_kept(st):
                     'destination': {'group': 'web'}, 'applied_to': 'ls2'})
     with pytest.raises(ApiError) as e:
         st.delete_group(g['id'])
-    assert e.value.status == 409 and 'r' in e.value.message
+    assert e.value.status == 409 and "rules use group 'web': r" in \
+        e.value.message
+    with pytest.raises(ApiError) as e:                  # renamed: refused
+        st.update_group(g['id'], {'name': 'www', 'vms': ['vm3']})
+    assert (e.value.status, e.value.field) == (409, 'name')
+    assert st.update_group(g['id'], {'name': 'web', 'vms': ['vm1']})[
+        'vms'] == ['vm1']                               # members: fine
     for p in st.list_ports(2):
         st.detach(p['id'])
     with pytest.raises(ApiError) as e:
