@@ -26,8 +26,9 @@ port (the port's OpenFlow number):
   table 1  IPv4 to the VM's MAC: ct_clear, ct(zone, table 3)
   table 3  ingress to the VM: the same, rules whose destination holds the
            VM and whose source matches; allow: ct(commit), output
-Everything else (ARP, frames of unprotected ports, BUM) takes the usual
-pipeline (controllers.intent). A reply belongs to a connection its
+A protected port's unicast IPv6 is dropped both ways (the rules are
+IPv4). Everything else (ARP, IPv6 multicast, frames of unprotected
+ports, BUM) takes the usual pipeline (controllers.intent). A reply belongs to a connection its
 first packet committed, so it passes both ports' zones whatever the
 rules say the other way; unsolicited traffic the other way is a new
 connection and meets the rules. A rule change recomputes the flows; the
@@ -48,7 +49,7 @@ NEW = (0x21, 0x23)                # +trk+new-est
 EST = (0x22, 0x22)                # +trk+est
 REL = (0x24, 0x24)                # +trk+rel
 INV = (0x30, 0x30)                # +trk+inv
-IPV4 = 0x0800
+IPV4, IPV6 = 0x0800, 0x86dd
 
 GROUP_FIELDS = ('name', 'vms', 'logical_switches')
 RULE_FIELDS = ('name', 'priority', 'source', 'destination', 'protocol',
@@ -251,7 +252,13 @@ def port_flows(rules, port, flow):
                 [('set_tunnel', vni), ('ct', zone, EGRESS, False)], None),
            flow(1, 110, {'tunnel_id': vni, 'eth_dst': mac,
                          'eth_type': IPV4},
-                [('ct_clear',), ('ct', zone, INGRESS, False)], None)]
+                [('ct_clear',), ('ct', zone, INGRESS, False)], None),
+           # the rules are IPv4: a protected port's unicast IPv6 would
+           # pass them by, so it is dropped both ways (IPv6 multicast,
+           # neighbour discovery, takes the flooding path)
+           flow(0, 110, {'in_port': zone, 'eth_type': IPV6}, [], None),
+           flow(1, 110, {'tunnel_id': vni, 'eth_dst': mac,
+                         'eth_type': IPV6}, [], None)]
     for way, table in (('egress', EGRESS), ('ingress', INGRESS)):
         at = dict(here[way], eth_type=IPV4)
         pass_on = ([back], None) if way == 'egress' else \

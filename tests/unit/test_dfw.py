@@ -127,9 +127,15 @@ def test_a_protected_port_in_both_directions_in_rule_order(st):
     vm3 = next(p for p in st.list_ports() if p['attachment'] == 'vm3')
     flows = got[('dfw', 5001, vm3['mac'])]
     zone = vm3['ofport']
-    hook = [f for f in flows if f['table'] in (0, 1)]
+    hook = [f for f in flows if f['table'] in (0, 1) and
+            f['match']['eth_type'] == dfw.IPV4]
     assert [f['actions'][-1] for f in hook] == [
         ('ct', zone, dfw.EGRESS, False), ('ct', zone, dfw.INGRESS, False)]
+    # unicast IPv6 cannot pass the IPv4 rules by: dropped both ways
+    v6 = [f for f in flows if f['match'].get('eth_type') == dfw.IPV6]
+    assert [(f['table'], f['actions'], f['goto']) for f in v6] == [
+        (0, [], None), (1, [], None)]
+    assert v6[1]['match']['eth_dst'] == vm3['mac']
     ingress = sorted((f for f in flows if f['table'] == dfw.INGRESS),
                      key=lambda f: -f['priority'])
     # established and related first, invalid dropped, then the rules
