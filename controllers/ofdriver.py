@@ -1,9 +1,12 @@
 """Thin OpenFlow 1.3 driver: turns the pure intent (controllers.intent) into
 os-ken messages and applies only the difference.
 
-Every flow carries a cookie that is a hash of its whole content, so
-reconciling needs no parsing of what is installed: flows whose cookie is not
-desired are deleted (by cookie), desired cookies that are missing are added.
+Every flow carries a cookie that is a hash of its slot (table, priority,
+match: upper 31 bits) and of its whole content (lower 32), so reconciling
+needs no parsing of what is installed: flows whose cookie is not desired
+are deleted (by cookie), desired cookies that are missing are added, and a
+cookie says which slot its flow holds (a flow an add replaces there needs
+no delete, even when another controller installed it).
 Nothing is flushed, so a restarted controller changes only the difference
 and no packet is lost on flows that stay.
 """
@@ -13,10 +16,18 @@ import json
 COOKIE_MASK = 0xffffffffffffffff
 
 
+def _hash32(value):
+    text = json.dumps(value, sort_keys=True, default=list)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], 'big')
+
+
 def cookie(flow):
-    text = json.dumps(flow, sort_keys=True, default=list)
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8],
-                          'big') & 0x7fffffffffffffff or 1
+    return (_hash32(slot(flow)) & 0x7fffffff) << 32 | _hash32(flow) or 1
+
+
+def slot_of(ck):
+    """The slot hash a cookie carries (cookie() above)."""
+    return ck >> 32
 
 
 class Cookies:
@@ -76,11 +87,18 @@ class Wire:
 
 
 def diff(desired_flows, installed_cookies, cookie_of=cookie):
-    """-> (flows to add, cookies to delete, every desired cookie)."""
+    """-> (flows to add, cookies to delete, every desired cookie). An
+    installed flow whose slot an added flow takes is replaced by the add
+    (OpenFlow's add of an equal match and priority): no delete for it, as
+    in an incremental pass (diff_sections), so a whole-switch pass sends
+    one message per changed flow too."""
     want = {cookie_of(f): f for f in desired_flows}
-    add = [f for c, f in sorted(want.items()) if c not in installed_cookies]
-    delete = sorted(set(installed_cookies) - set(want))
-    return add, delete, set(want)
+    add = [(c, f) for c, f in sorted(want.items())
+           if c not in installed_cookies]
+    taken = {slot_of(c) for c, _ in add}
+    delete = sorted(c for c in set(installed_cookies) - set(want)
+                    if slot_of(c) not in taken)
+    return [f for _, f in add], delete, set(want)
 
 
 def slot(flow):

@@ -158,12 +158,12 @@ def elections(term_before, term_after):
 
 def churn(full_pass):
     """Flow mods of a whole-switch pass (GET /status's last_full_pass), or
-    None; its group mods are reported apart (`groups_resent`). A
-    whole-switch pass sends a flow that replaces another in its slot as
-    an add and a delete, an incremental pass as the add alone (one
-    write on hv3 of clos-small: 6 mods or 4), so this is held against
-    the most a write cost in the baseline, which had whole-switch passes
-    or not (docs/cluster.md)."""
+    None; its group mods are reported apart (`groups_resent`). Held
+    against the most one write cost in the baseline: a whole-switch pass
+    and an incremental one both send a flow that replaces another in its
+    slot as the add alone (the cookie carries the slot: ofdriver.diff),
+    so a takeover that changes only what the writes asked costs what
+    they cost (docs/cluster.md)."""
     if not full_pass:
         return None
     return full_pass['flows_added'] + full_pass['flows_deleted']

@@ -44,6 +44,24 @@ def test_diff_adds_the_missing_and_deletes_the_unwanted():
     assert ofdriver.diff(new, want, memo)[:2] == ([], [])
 
 
+def test_a_whole_switch_pass_sends_a_replaced_flow_as_its_add_alone():
+    """A switch another controller wrote (a takeover): the flow whose
+    output changed takes its slot with the add; the delete goes only to
+    the flow whose slot nothing takes."""
+    from controllers import intent
+    a = intent._flow(1, 100, {'tunnel_id': 5, 'eth_dst': 'm1'},
+                     [('output', 2)])
+    a2 = intent._flow(1, 100, {'tunnel_id': 5, 'eth_dst': 'm1'},
+                      [('output', 1001)])
+    b = intent._flow(1, 100, {'tunnel_id': 5, 'eth_dst': 'm2'},
+                     [('output', 3)])
+    ck = ofdriver.cookie
+    assert ofdriver.slot_of(ck(a)) == ofdriver.slot_of(ck(a2)) != \
+        ofdriver.slot_of(ck(b)) and ck(a) != ck(a2)
+    add, delete, want = ofdriver.diff([a2], {ck(a), ck(b)})
+    assert add == [a2] and delete == [ck(b)] and want == {ck(a2)}
+
+
 def test_a_change_recomputes_only_its_sections():
     from controllers import intent
     from controllers.ofdriver import cookie, diff_sections, slot
