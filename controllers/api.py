@@ -32,7 +32,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from . import model, runs, writes
+from . import dfw, model, runs, writes
 from .model import ApiError
 
 PREFIX = '/api/v1'
@@ -182,7 +182,7 @@ def _id(name):
 def create_app(store, on_change=lambda: None, status=None, pushes=None,
                learned=None, token=None, commit=None, cluster=None,
                lab_map=None, results_dir=None, node_tables=None,
-               port_counters=None):
+               port_counters=None, node_flows=None):
     """`commit(op, *args)`: how a write is made (default: applied to
     `store` at once; a cluster node commits it through etcd first,
     controllers.cluster); `cluster()`: this node's view of the cluster
@@ -191,7 +191,9 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
     `results_dir`: the project's results/ (the web view's results page);
     `node_tables(name)`: a device's tables asked of it now
     (controllers.tables; None without a session), `port_counters()`: every
-    switch's port counters {node: [...]}; both None without a plan."""
+    switch's port counters {node: [...]}; both None without a plan;
+    `node_flows(name)`: a switch's flow statistics now (controllers.app
+    rows; None: no answer), for the firewall's packets."""
     if commit is None:
         def commit(op, *args):
             return writes.apply(store, op, *args)
@@ -339,6 +341,26 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
                            'controller has no session to it now (or it '
                            'took over 2 s); GET /status shows its sessions')
         return got
+
+    @app.get(PREFIX + '/transport-nodes/{name}/firewall')
+    def transport_node_firewall(name: str = node_name):
+        """The distributed firewall at a hypervisor's VM ports
+        (controllers.dfw.node_view): the rules resolved in checking order
+        and, per port, those that meet it each way with the packets each
+        passed or dropped there (read from the switch now; null when it
+        did not answer), established, invalid and default likewise."""
+        role = store.nodes[known_node(name)]['role']
+        if role != 'hypervisor':
+            raise ApiError(400, 'name', f'{name} is a {role}: the '
+                           'distributed firewall runs at VM ports, on '
+                           'hypervisors (GET /transport-nodes lists the '
+                           'nodes and their roles)')
+        raw = node_flows(name) if node_flows is not None else None
+        view = dfw.node_view(store.desired(), name, raw)
+        view['counters'] = 'read from the switch now' if raw is not None \
+            else 'unknown: the switch did not answer (GET /status shows ' \
+            'the sessions)'
+        return view
 
     @app.get(PREFIX + '/cluster')
     def cluster_view():

@@ -621,6 +621,14 @@ class Core:
         got = self._read_switches([node], ('flows', 'ports'), timeout)
         return None if got.get(node) is None else ('openflow', got[node])
 
+    def read_flows(self, node, timeout=2.0):
+        """`node`'s switch's flow statistics now (controllers.app rows),
+        or None: no OpenFlow session, or no answer within `timeout`."""
+        if self._read_switches is None:
+            return None
+        got = self._read_switches([node], ('flows',), timeout).get(node)
+        return None if got is None else got['flows']
+
     def read_ports(self, timeout=2.0):
         """{node: [port statistics]} of every switch with an OpenFlow
         session that answered within `timeout` (asked all at once)."""

@@ -165,7 +165,10 @@ def resolve(desired):
     (None: any), from `desired` (model.Store.desired: 'security_groups',
     'firewall_rules', ports, logical switches): a group is the /32 of
     every bound port of its VMs and logical switches that has an IP.
-    Plain data: two snapshots compare with ==."""
+    Plain data: two snapshots compare with ==. No rules: [] at once
+    (every reconciliation pass calls this)."""
+    if not desired.get('firewall_rules'):
+        return []
     ls_name = {ls['id']: ls['name'] for ls in desired['logical_switches']}
     ips = {}
     for p in desired['ports']:
@@ -294,24 +297,64 @@ def fallback(flow):
             flow(INGRESS, 0, {}, [('ct_clear',), ('resubmit', 1)], None)]
 
 
-def describe(rules, port):
-    """Lines for one VM port: the rules that apply to it, each way."""
-    out = []
-    for r in rules:
-        if r['ls'] not in (None, port['ls']):
-            continue
-        ways = [w for w, side, far in (('out', 'src', 'dst'),
-                                       ('in', 'dst', 'src'))
-                if _holds(r[side], port['ip']) and
-                _others(r[far], port['ip']) != []]
-        if ways:
-            ends = ['any' if x is None else ', '.join(x) or '(empty group)'
-                    for x in (r['src'], r['dst'])]
-            proto = r['proto'] + (f"/{r['port']}" if r['port'] else '')
-            out.append(f"  {r['priority']:>5} {r['name']}: {ends[0]} -> "
-                       f"{ends[1]} {proto} {r['action'].upper()} "
-                       f"({'/'.join(ways)})")
-    return out
+def _ways(rule, port):
+    """Which ways `rule` meets `port` (a VM port {'ip', 'ls'}): ['out']
+    (the port is its source), ['in'] (its destination), both, or []."""
+    if rule['ls'] not in (None, port['ls']):
+        return []
+    return [w for w, side, far in (('out', 'src', 'dst'),
+                                   ('in', 'dst', 'src'))
+            if _holds(rule[side], port['ip']) and
+            _others(rule[far], port['ip']) != []]
+
+
+def rule_text(rule):
+    """'10.1.0.11/32 -> any tcp/80 ALLOW' (an empty group shown so)."""
+    ends = ['any' if x is None else ', '.join(x) or '(empty group)'
+            for x in (rule['src'], rule['dst'])]
+    proto = rule['proto'] + (f"/{rule['port']}" if rule['port'] else '')
+    return f"{ends[0]} -> {ends[1]} {proto} {rule['action'].upper()}"
+
+
+def port_view(rules, port, raw=None):
+    """One VM port's firewall (`port` {'attachment', 'ip', 'ls', 'ofport',
+    'mac', 'vni'}, `rules` from resolve()): the rules that meet it, in
+    checking order, each with its ways and the packets it passed or
+    dropped each way, and the firewall's own verdicts (established,
+    invalid, default) likewise, from `raw`, its switch's flow statistics
+    (controllers.app's rows: structured matches); packets are None
+    without `raw` (the switch did not answer)."""
+    seen = hits(raw or (), port)
+
+    def packets(key):
+        if raw is None:
+            return None
+        return seen.get(key, {'out': 0, 'in': 0})
+    mine = [dict(r, ways=_ways(r, port)) for r in rules]
+    mine = [dict(r, packets=packets(r['priority']))
+            for r in mine if r['ways']]
+    return {'vm': port['attachment'], 'ip': port['ip'], 'ls': port['ls'],
+            'ofport': port['ofport'], 'mac': port['mac'],
+            'protected': applies(rules, port['ls']), 'rules': mine,
+            **{k: packets(k) for k in ('established', 'invalid',
+                                       'default')}}
+
+
+def node_view(desired, node, raw=None):
+    """The firewall at hypervisor `node`'s VM ports (GET
+    /transport-nodes/{node}/firewall): {'node', 'rules' (resolve()),
+    'ports': [port_view()] in port order}, from `desired`
+    (model.Store.desired) and `raw`, the switch's flow statistics (None:
+    it did not answer, packets unknown)."""
+    rules = resolve(desired)
+    lss = {ls['id']: ls for ls in desired['logical_switches']}
+    ports = sorted((p for p in desired['ports']
+                    if p['transport_node'] == node),
+                   key=lambda p: p['ofport'])
+    return {'node': node, 'rules': rules, 'ports': [
+        port_view(rules, dict(p, ls=lss[p['ls_id']]['name'],
+                              vni=lss[p['ls_id']]['vni']), raw)
+        for p in ports]}
 
 
 def rule_at(rules, table, priority):
@@ -330,19 +373,25 @@ def rule_at(rules, table, priority):
     return None
 
 
-def hits(flows, port):
-    """{rule priority (or 'est', 'default'): {'out': packets, 'in':
-    packets}} at one VM port, from its hypervisor's named flows
-    (controllers.tables.flows rows) of tables 2 and 3."""
+def hits(raw, port):
+    """{rule priority (or 'established', 'invalid', 'default'):
+    {'out': packets, 'in': packets}} at one VM port, from its switch's
+    flow statistics (`raw` rows, matches as {field: value}) of tables 2
+    (egress: from its OpenFlow port) and 3 (ingress: to its MAC on its
+    VNI)."""
     out = {}
-    for f in flows:
-        if f['table'] == EGRESS and f"in_port={port['ofport']}(" in f['flow']:
+    mac = port['mac'].lower()
+    for f in raw:
+        m = f['match']
+        if f['table'] == EGRESS and m.get('in_port') == port['ofport']:
             way = 'out'
-        elif f['table'] == INGRESS and port['mac'] in f['flow']:
+        elif f['table'] == INGRESS and str(m.get('dl_dst', '')).lower() \
+                == mac and int(m.get('tunnel_id', -1)) == port['vni']:
             way = 'in'
         else:
             continue
-        key = {65000: 'est', 64000: 'invalid', 100: 'default'}.get(
+        key = {65000: 'established', 64000: 'invalid', 100: 'default'}.get(
             f['priority'], 50000 - f['priority'])
-        out.setdefault(key, {'out': 0, 'in': 0})[way] += f['packets']
+        c = out.setdefault(key, {'out': 0, 'in': 0})
+        c[way] += f['packets']
     return out

@@ -165,7 +165,8 @@ def main(argv=None):
                    node_tables=lambda name: device_tables(plan, core, name),
                    port_counters=lambda: {
                        n: tables.port_counters(plan, n, ports)
-                       for n, ports in core.read_ports().items()}),
+                       for n, ports in core.read_ports().items()},
+                   node_flows=core.read_flows),
         host=args.listen, port=args.api_port, log_level='warning',
         ssl_certfile=files and files['cert'],
         ssl_keyfile=files and files['key']))

@@ -139,7 +139,9 @@ class LabCLI(CLI):
         out = self._ovs(name, ['ovs-appctl', 'ofproto/trace', 'br-int',
                                flow])
         if out is not None:
-            rules = self._firewall()[0]
+            view = self.plan['nodes'][name]['role'] == 'hypervisor' and \
+                self._firewall(name)
+            rules = view['rules'] if view else []
             for ln in out.splitlines():
                 self.say(readable.annotate(self.plan, name, ln)
                          + self._rule_note(rules, ln))
@@ -151,54 +153,50 @@ class LabCLI(CLI):
         what = m and dfw.rule_at(rules, int(m.group(1)), int(m.group(2)))
         return f'   <- firewall: {what}' if what else ''
 
-    def _firewall(self):
-        """(the rules resolved, every bound port) from the API."""
-        ctl = self.lab.ctl
-        lss = ctl.get('/logical-switches')
-        ports = [p for ls in lss
-                 for p in ctl.get(f"/logical-switches/{ls['id']}/ports")
-                 if p['transport_node'] is not None]
-        rules = dfw.resolve({'logical_switches': lss, 'ports': ports,
-                             'security_groups': ctl.get('/security-groups'),
-                             'firewall_rules': ctl.get('/firewall-rules')})
-        name = {ls['id']: ls['name'] for ls in lss}
-        return rules, [dict(p, ls=name[p['ls_id']]) for p in ports]
+    def _firewall(self, name):
+        """The controller's view of the firewall at hypervisor `name`
+        (GET /transport-nodes/{name}/firewall), or None (said why)."""
+        status, view = self.lab.ctl.request(
+            'GET', f'/transport-nodes/{name}/firewall')
+        if status != 200:
+            err = (view or {}).get('error', {})
+            self.say(f"*** {err.get('message', view)}")
+            return None
+        return view
 
     def do_dfw(self, line):
         "dfw NODE: firewall rules at each VM port of NODE, with packets."
         name = line.strip()
-        p = self._node(name)
-        if p is None:
+        if self._node(name) is None:
             return
-        if p['role'] != 'hypervisor':
-            self.say(f'*** {name} is a {p["role"]}: the distributed '
-                     'firewall runs at VM ports, on hypervisors')
+        view = self._firewall(name)
+        if view is None:
             return
-        rules, ports = self._firewall()
-        mine = [q for q in ports if q['transport_node'] == name]
-        if not rules:
+        if not view['rules']:
             self.say('no firewall rule: every VM port is open (POST '
                      '/firewall-rules makes one)')
             return
-        status, t = self.lab.ctl.request(
-            'GET', f'/transport-nodes/{name}/tables')
-        flows = t['flows'] if status == 200 else []
-        for q in mine:
-            seen = dfw.hits(flows, q)
-            self.say(f"{q['attachment']} ({q['ip'] or 'no IP'}, {q['ls']}, "
+        if not view['ports']:
+            self.say(f'no VM port is bound on {name}')
+        zero = {'out': 0, 'in': 0}
+        for q in view['ports']:
+            self.say(f"{q['vm']} ({q['ip'] or 'no IP'}, {q['ls']}, "
                      f"port {q['ofport']}):")
-            lines = dfw.describe(rules, q)
-            if not lines:
-                self.say('  no rule applies: not protected')
-                continue
-            for r, ln in zip([r for r in rules if dfw.describe([r], q)],
-                             lines):
-                c = seen.get(r['priority'], {'out': 0, 'in': 0})
-                self.say(f"{ln}  packets out {c['out']} in {c['in']}")
-            d, e = seen.get('default', {}), seen.get('est', {})
-            self.say(f"  default allow: out {d.get('out', 0)} in "
-                     f"{d.get('in', 0)}; established: out {e.get('out', 0)}"
-                     f" in {e.get('in', 0)}")
+            if not q['rules']:
+                self.say('  no rule applies: ' + (
+                    'the default allows' if q['protected']
+                    else 'not protected'))
+            for r in q['rules']:
+                c = r['packets'] or zero
+                self.say(f"  {r['priority']:>5} {r['name']}: "
+                         f"{dfw.rule_text(r)} ({'/'.join(r['ways'])})  "
+                         f"packets out {c['out']} in {c['in']}")
+            if q['protected']:
+                d, e = q['default'] or zero, q['established'] or zero
+                self.say(f"  default allow: out {d['out']} in {d['in']}; "
+                         f"established: out {e['out']} in {e['in']}")
+        if view['ports'] and view['ports'][0]['default'] is None:
+            self.say(f"(packets not shown: {view['counters']})")
 
     def do_fail(self, line):
         "fail NODE|A-B: crash NODE's daemons (kill -9; a hardware VTEP: "\

@@ -154,8 +154,12 @@ def test_a_protected_port_in_both_directions_in_rule_order(st):
     assert [(f['priority'], bool(f['actions'])) for f in
             sorted(egress, key=lambda f: -f['priority'])] == [
         (50000 - 100, False), (100, True)]
-    assert dfw.describe(dfw.resolve(st.desired()), dict(
-        vm3, ls='ls1'))[0].endswith('tcp/80 ALLOW (in)')
+    seen = dfw.port_view(dfw.resolve(st.desired()), dict(
+        vm3, ls='ls1', vni=5001))
+    assert [(r['name'], r['ways'], r['packets']) for r in seen['rules']] \
+        == [('web-in', ['in'], None), ('deny', ['out', 'in'], None)]
+    assert dfw.rule_text(seen['rules'][0]).endswith('-> '
+                                                    f"{vm3['ip'].split('/')[0]}/32 tcp/80 ALLOW")
     # every flow is one OpenFlow can carry
     for f in flows:
         ofdriver.flow_mod(DP, f).serialize()
@@ -217,24 +221,70 @@ def test_the_api_crud_and_its_errors():
     assert c.delete('/api/v1/security-groups/1').status_code == 204
     assert c.get('/api/v1/security-groups/1').status_code == 404
     assert len(changes) == 5
-    assert dfw.describe([], {'ls': 'ls1', 'ip': None}) == []
+
+
+def stats_of(st, node, packets):
+    """`node`'s intended flows as its switch reports them: os-ken's flow
+    statistics, through the app's own conversion (structured matches);
+    `packets(flow)` says how many each counted."""
+    from controllers import app
+    ctx = intent.context(st.desired(), {'vtep_macs': {}, 'dead': set()})
+    out = []
+    for flows in intent.node_sections(ctx, node)[0].values():
+        for f in flows:
+            fm = ofdriver.flow_mod(DP, f)
+            out.append(app._flow_row(ofproto_v1_3_parser.OFPFlowStats(
+                table_id=fm.table_id, priority=fm.priority, match=fm.match,
+                instructions=fm.instructions, packet_count=packets(f),
+                byte_count=0, cookie=fm.cookie)))
+    return out
 
 
 def test_trace_and_counters_name_the_rule(st):
     st.create_rule({'name': 'web-in', 'priority': 10, 'protocol': 'tcp',
-                    'port': 80, 'action': 'allow'})
+                    'port': 80, 'action': 'allow', 'applied_to': 'ls1'})
     rules = dfw.resolve(st.desired())
     assert dfw.rule_at(rules, dfw.EGRESS, 49990) == 'rule web-in (allow)'
     assert dfw.rule_at(rules, dfw.INGRESS, 65000).startswith('established')
     assert dfw.rule_at(rules, 1, 49990) is None
-    port = {'ofport': 2, 'mac': '02:00:00:02:00:11'}
-    flows = [{'table': 2, 'priority': 49990, 'packets': 3,
-              'flow': 'table=2, priority=49990,in_port=2(vm1),...'},
-             {'table': 3, 'priority': 49990, 'packets': 4,
-              'flow': 'table=3, ...,dl_dst=02:00:00:02:00:11(vm1),...'},
-             {'table': 3, 'priority': 65000, 'packets': 9,
-              'flow': 'table=3, ...,dl_dst=02:00:00:02:00:11(vm1),...'},
-             {'table': 2, 'priority': 49990, 'packets': 5,
-              'flow': 'table=2, priority=49990,in_port=3(vm4),...'}]
-    assert dfw.hits(flows, port) == {10: {'out': 3, 'in': 4},
-                                     'est': {'out': 0, 'in': 9}}
+    # each firewall flow at hv1 counted: egress 3, ingress 4 packets
+    raw = stats_of(st, 'hv1', lambda f: {dfw.EGRESS: 3, dfw.INGRESS: 4}.get(
+        f['table'], 0) if f['match'].get('eth_type') == dfw.IPV4 else 0)
+    view = dfw.node_view(st.desired(), 'hv1', raw)
+    vm1 = next(q for q in view['ports'] if q['vm'] == 'vm1')
+    assert vm1['protected'] and [r['name'] for r in vm1['rules']] == \
+        ['web-in']
+    # any to any: one flow each way, vm1's own (not its neighbours')
+    assert vm1['rules'][0]['packets'] == {'out': 3, 'in': 4}
+    assert vm1['established'] == {'out': 6, 'in': 8}      # est and rel
+    assert vm1['default'] == {'out': 3, 'in': 4}
+    # a port on ls2 (no rule applies there): not protected, nothing counted
+    other = [q for q in view['ports'] if q['ls'] == 'ls2']
+    assert all(not q['protected'] and q['rules'] == [] and
+               q['default'] == {'out': 0, 'in': 0} for q in other)
+    assert dfw.node_view(st.desired(), 'hv1')['ports'][0]['default'] is None
+
+
+def test_the_firewall_endpoint():
+    plan = expand.expand(labs.resolve('clos-small'))
+    st = store_for(plan)
+    asked = []
+
+    def node_flows(name):
+        asked.append(name)
+        return None                              # the switch did not answer
+    c = TestClient(api.create_app(st, node_flows=node_flows))
+    st.create_rule({'name': 'r', 'priority': 5, 'action': 'drop',
+                    'protocol': 'udp', 'applied_to': 'ls1'})
+    r = c.get('/api/v1/transport-nodes/hv3/firewall')
+    assert r.status_code == 200 and asked == ['hv3']
+    got = r.json()
+    assert got['rules'][0]['name'] == 'r' and got['counters'].startswith(
+        'unknown')
+    vm3 = next(q for q in got['ports'] if q['vm'] == 'vm3')
+    assert vm3['rules'][0]['ways'] == ['out', 'in'] and \
+        vm3['rules'][0]['packets'] is None
+    r = c.get('/api/v1/transport-nodes/vtep1/firewall')
+    assert r.status_code == 400 and 'on hypervisors' in \
+        r.json()['error']['message']
+    assert c.get('/api/v1/transport-nodes/hv99/firewall').status_code == 404
