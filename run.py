@@ -280,6 +280,9 @@ SCENARIOS = {
     'vm-move': ('scenarios.vm_move', 'a running VM moves between two '
                 'hypervisors (its port bound from their OVSDB): downtime '
                 'per direction'),
+    'dfw': ('scenarios.dfw', 'distributed firewall: allow/deny matrix '
+            '(TCP, UDP, ICMP, VMs and a physical server), throughput off/on, '
+            'rule-change latency per hypervisor, established flows kept'),
     'gateway-failover': ('scenarios.gateway_failover', 'crash / cut / '
                          'power off the active software gateway, --trials '
                          'N each; outage per direction, loop check, plots'),
@@ -313,7 +316,8 @@ def cmd_scenario(args):
         sys.exit(f'error: --controllers and --probe-rate are '
                  f'controller-failover\'s; scenario {args.name} runs its lab '
                  'with one controller at its own rate')
-    if args.name in ('service-node-failover', 'p2v-migration', 'vm-move'):
+    if args.name in ('service-node-failover', 'p2v-migration', 'vm-move',
+                     'dfw'):
         extra = {'trials': args.trials or 20, 'seed': args.seed}
     if args.name == 'gateway-failover':
         extra = {'trials': args.trials or 20, 'seed': args.seed,
@@ -346,7 +350,8 @@ def cmd_scenario(args):
         print('Observed hops:')
         for h in m['hops']:
             print('  ' + h)
-    for key, what in (('outages', 'outage'), ('latency', 'RTT')):
+    for key, what in (('outages', 'outage'), ('latency', 'RTT'),
+                      ('rule_change', 'rule change')):
         if m.get(key):
             print_table([(what, 'samples', 'p50 ms', 'p95 ms', 'max ms')] + [
                 (k, st['n'], st['p50'], st['p95'], st['max'])

@@ -32,7 +32,7 @@ def per_trial(series, path, title, ylabel='outage, ms (longest probe gap '
     _finish(plt, fig, ax, path, title, 'trial', ylabel)
 
 
-def cdf(series, path, title):
+def cdf(series, path, title, xlabel='outage, ms'):
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, ys in sorted(series.items()):
@@ -40,7 +40,7 @@ def cdf(series, path, title):
         if ys:
             ax.step(ys, [(i + 1) / len(ys) for i in range(len(ys))],
                     where='post', label=label)
-    _finish(plt, fig, ax, path, title, 'outage, ms', 'fraction of trials')
+    _finish(plt, fig, ax, path, title, xlabel, 'fraction of trials')
 
 
 def against(series, path, title, xlabel):

@@ -294,9 +294,12 @@ class Streams:
     then senders; finish() waits for both and returns
     {name: (packets sent, [sequence numbers received])}."""
 
-    def __init__(self, lab, flows, seconds, out_dir, rate=1000, tag='probe'):
+    def __init__(self, lab, flows, seconds, out_dir, rate=1000, tag='probe',
+                 new_connections=False):
         self.lab, self.flows, self.seconds = lab, flows, seconds
         self.rate, self.paths = rate, {}
+        # each probe a connection of its own (probe.py --new-connections)
+        self.fresh = ['--new-connections'] if new_connections else []
         self.recvs, self.sends = {}, {}
         for name, *_ in flows:
             self.paths[name] = os.path.join(out_dir, f'{tag}-{name}.txt')
@@ -320,7 +323,7 @@ class Streams:
             self.sends[name] = self._run(
                 src, 'send', '--dst', to, '--port', str(port),
                 '--rate', str(self.rate), '--seconds', str(self.seconds),
-                stdout=subprocess.PIPE, text=True)
+                *self.fresh, stdout=subprocess.PIPE, text=True)
         return self
 
     def stop(self):

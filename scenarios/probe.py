@@ -2,6 +2,7 @@
 
     python3 probe.py recv --port 9000 --out FILE --seconds S
     python3 probe.py send --dst IP --port 9000 --rate 1000 --seconds S
+                          [--new-connections]
 
 Run inside lab namespaces (stdlib only, so any python3). The receiver
 writes one line per packet: "<seq> <receive time>", the time the kernel
@@ -18,6 +19,12 @@ They differ when the sender stalls: a starved sender catches up in a burst
 (its numbers show no hole while nothing flowed). The receive clock is the
 outage; a run whose sender fell behind by more than MAX_LAG_MS measured
 nothing trustworthy and says so (`sender_ok`).
+
+`--new-connections` sends each probe from its own source port (in turn
+from FIRST_SPORT on, none used twice in SPORTS probes): each is a new
+connection to a stateful firewall, which judges it afresh by its rules
+(one socket, one source port, would be a single connection, established
+after its first probe and let through whatever the rules become).
 """
 import argparse
 import os
@@ -32,6 +39,7 @@ MAX_LAG_MS = 5.0                     # a sender later than this: invalid run
 TIMESPEC = struct.Struct('@qq')      # SCM_TIMESTAMPNS: seconds, nanoseconds
 # Linux's SO_TIMESTAMPNS (= SCM_TIMESTAMPNS); Python names it from 3.14 on
 SO_TIMESTAMPNS = getattr(socket, 'SO_TIMESTAMPNS', 35)
+FIRST_SPORT, SPORTS = 20000, 40000   # --new-connections' source ports
 
 
 def first_seq(epoch, now, rate):
@@ -57,7 +65,19 @@ def realtime(priority=20):
         return False
 
 
-def send(dst, port, rate, seconds, epoch=None):
+def sport(seq):
+    """--new-connections: the source port probe `seq` is sent from."""
+    return FIRST_SPORT + seq % SPORTS
+
+
+def _fresh(seq, data, to):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as one:
+        one.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        one.bind(('0.0.0.0', sport(seq)))
+        one.sendto(data, to)
+
+
+def send(dst, port, rate, seconds, epoch=None, new_connections=False):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)  # BUM probes
     # SIGTERM (the server is powered off) stops sending at once
@@ -84,9 +104,12 @@ def send(dst, port, rate, seconds, epoch=None):
                 stalls[-1][1] = wall
             else:
                 stalls.append([wall - late, wall])
+        data = HEADER.pack(seq, time.time()) + b'\0' * 32
         try:
-            s.sendto(HEADER.pack(seq, time.time()) + b'\0' * 32,
-                     (dst, port))
+            if new_connections:
+                _fresh(seq, data, (dst, port))
+            else:
+                s.sendto(data, (dst, port))
         except OSError:
             pass                      # no route for a moment: counts as lost
     print(total, f'{lag * 1000:.3f}', flush=True)
@@ -238,6 +261,9 @@ def main(argv=None):
     a.add_argument('--seconds', type=float, required=True)
     a.add_argument('--epoch', type=float, default=None,
                    help='number packets by time slot since this Unix time')
+    a.add_argument('--new-connections', action='store_true',
+                   help='each probe from its own source port (a new '
+                   'connection to a stateful firewall)')
     b = sub.add_parser('recv')
     b.add_argument('--port', type=int, default=9000)
     b.add_argument('--out', required=True)
@@ -245,7 +271,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.cmd == 'send':
         realtime()
-        send(args.dst, args.port, args.rate, args.seconds, args.epoch)
+        send(args.dst, args.port, args.rate, args.seconds, args.epoch,
+             args.new_connections)
     else:
         recv(args.port, args.out, args.seconds)
     return 0

@@ -1,0 +1,365 @@
+"""Scenario dfw: the distributed firewall (controllers/dfw.py) on a shipped
+lab (clos or vcf), measured from the hosts' side.
+
+1. **Matrix**: with no rule every probe of MATRIX passes (else the
+   scenario cannot judge and says so); then POLICY (groups web {vm3}
+   and app {vm1}; web-in tcp/80, app-ping icmp, iperf tcp/5201,
+   a default deny on ls1) and every probe must pass or be dropped as
+   MATRIX says: TCP (the echo must come back: replies of an allowed
+   connection pass), UDP, ICMP, between VMs of two hypervisors, of one
+   (vm7 is attached to ls1 on hv3 beside vm3), from and to a physical
+   server behind a hardware VTEP, the reverse of an allowed connection
+   (a new one: dropped), and ls2 where no rule applies. The rules'
+   packet counters at the ports (GET /transport-nodes/{hv}/firewall)
+   must show each rule the matrix relies on matched.
+2. **Throughput**: iperf3 vm1 -> vm3 with the firewall off (no rule)
+   and on (POLICY: both ports through conntrack), the same run.
+3. **Rule-change latency**, per hypervisor: a physical server (bm1:
+   no firewall on its side) sends UDP probes at RATE_NEW/s to a VM on
+   each hypervisor, each probe from its own source port (a new
+   connection each, so the rules judge every probe; probe.py
+   --new-connections). Per trial a rule dropping them is made through
+   the API, held, deleted: API -> enforced is the time from the request
+   until the last probe that still passed (plus one interval, an upper
+   bound), API -> lifted until the first one that passed again.
+4. **Established flows survive**: a 1,000/s UDP stream vm5 -> vm1 (one
+   connection, allowed) runs through all of 3.: it must lose nothing,
+   though every change recomputes vm1's firewall flows.
+"""
+import os
+import time
+
+from . import failplots, harness, reach, results, stats
+
+TRIALS = 20
+RATE_NEW, RATE_KEEP = 200, 1000
+HOLD_S = 1.0                     # a rule's life in a trial, and after
+TARGET_MS = 100                  # API -> enforced / lifted, p95
+NEW_IP = '10.1.0.77/16'          # vm7's address on ls1 (unused there)
+DROP_PORT, KEEP_PORT = 9400, 9300
+
+GROUPS = [{'name': 'web', 'vms': ['vm3']},
+          {'name': 'app', 'vms': ['vm1']}]
+POLICY = [
+    {'name': 'web-in', 'priority': 10, 'protocol': 'tcp', 'port': 80,
+     'destination': {'group': 'web'}, 'action': 'allow'},
+    {'name': 'app-ping', 'priority': 20, 'protocol': 'icmp',
+     'source': {'group': 'app'}, 'destination': {'group': 'web'},
+     'action': 'allow'},
+    {'name': 'iperf', 'priority': 30, 'protocol': 'tcp', 'port': 5201,
+     'source': {'group': 'app'}, 'destination': {'group': 'web'},
+     'action': 'allow'},
+    {'name': 'ls1-deny', 'priority': 1000, 'action': 'drop',
+     'applied_to': 'ls1'},
+]
+# (source, destination, protocol, passes under POLICY, the rule deciding)
+MATRIX = [
+    ('vm1', 'vm3', 'tcp', True, 'web-in'),
+    ('vm5', 'vm3', 'tcp', True, 'web-in'),
+    ('bm1', 'vm3', 'tcp', True, 'web-in'),
+    ('vm7', 'vm3', 'tcp', True, 'web-in'),
+    ('vm1', 'vm3', 'icmp', True, 'app-ping'),
+    ('vm5', 'vm3', 'icmp', False, 'ls1-deny'),
+    ('bm1', 'vm3', 'icmp', False, 'ls1-deny'),
+    ('vm7', 'vm3', 'icmp', False, 'ls1-deny'),
+    ('vm1', 'vm3', 'udp', False, 'ls1-deny'),
+    ('vm1', 'vm5', 'tcp', False, 'ls1-deny'),
+    ('vm3', 'vm1', 'tcp', False, 'ls1-deny'),
+    ('vm3', 'vm1', 'icmp', False, 'ls1-deny'),
+    ('vm3', 'bm1', 'tcp', False, 'ls1-deny'),
+    ('vm3', 'vm7', 'tcp', False, 'ls1-deny'),
+    ('vm2', 'vm6', 'icmp', True, None),
+    ('vm2', 'vm6', 'udp', True, None),
+]
+SERVERS = ('vm1', 'vm3', 'vm5', 'vm7', 'bm1')        # tcp/80 echo
+TARGETS = ('vm1', 'vm5', 'vm3')          # one VM of ls1 per hypervisor
+SENDER = 'bm1'
+
+
+def hypervisor_of(plan, vm):
+    return plan['nodes'][vm]['intfs'][0]['peer']
+
+
+def probe_name(row):
+    src, dst, proto, *_ = row
+    return f'{src}->{dst} {proto}'
+
+
+def judge_matrix(before, after, rows=MATRIX):
+    """Each row's verdict from what the probes saw without rules (`before`)
+    and under the policy (`after`), both {probe_name: passed} -> (rows
+    [{'probe', 'expected', 'before', 'after', 'rule', 'held'}], problems).
+    A probe that failed without any rule measured nothing about the
+    firewall: a problem, not a verdict."""
+    out, problems = [], []
+    for row in rows:
+        name, want, rule = probe_name(row), row[3], row[4]
+        b, a = before.get(name), after.get(name)
+        held = b is True and a is want
+        out.append({'probe': name, 'expected': 'pass' if want else 'drop',
+                    'before': b, 'after': a, 'rule': rule, 'held': held})
+        if b is not True:
+            problems.append(f'{name}: did not pass without any rule, so '
+                            'the firewall cannot be judged on it')
+        elif a is not want:
+            problems.append(f"{name}: {'passed' if a else 'dropped'} under "
+                            f"the policy, {rule or 'no rule'} should have "
+                            f"{'let it pass' if want else 'dropped it'}")
+    return out, problems
+
+
+def rules_seen(views):
+    """{rule name: packets counted at every port, both ways} from the
+    firewall views of the hypervisors (GET .../firewall)."""
+    out = {}
+    for view in views:
+        for port in view['ports']:
+            for r in port['rules']:
+                c = r['packets'] or {}
+                out[r['name']] = out.get(r['name'], 0) + \
+                    c.get('out', 0) + c.get('in', 0)
+    return out
+
+
+def change_latency(times, t_change, t_next, interval, before_s=0.1):
+    """A stream of new connections (receive `times`, sorted) across a rule
+    change made at `t_change`, which should stop it (or start it) before
+    `t_next` (the next change). -> {'stop_ms', 'start_ms', 'why'}: stop:
+    from the change until the last probe that still passed plus one
+    interval (upper bound); start: until the first probe that passed
+    after it. One of them is None by the change's kind: the caller asks
+    for what it made. why: the stream did not flow before the change, or
+    the change did not take within the window."""
+    flowing = any(t_change - before_s <= t < t_change for t in times)
+    passed = [t for t in times if t_change <= t < t_next]
+    return {'flowing_before': flowing,
+            'stop_ms': round((max(passed) + interval - t_change) * 1000, 1)
+            if passed else round(interval * 1000, 1),
+            'stopped': not passed or max(passed) < t_next - 5 * interval,
+            'start_ms': round((min(passed) - t_change) * 1000, 1)
+            if passed else None}
+
+
+def trial_figures(times, t_add, t_del, t_next, interval):
+    """One trial of one stream: the drop rule made at t_add, deleted at
+    t_del, the next trial's at t_next -> {'enforce_ms', 'lift_ms',
+    'why'} (why: '' for a measurement)."""
+    add = change_latency(times, t_add, t_del, interval)
+    lift = change_latency(times, t_del, t_next, interval, before_s=0)
+    why = []
+    if not add['flowing_before']:
+        why.append('the stream was not flowing before the rule')
+    if not add['stopped']:
+        why.append(f'still passing {round((t_del - t_add) * 1000)} ms '
+                   'after the rule was made')
+    if lift['start_ms'] is None:
+        why.append(f'not passing again {round((t_next - t_del) * 1000)} '
+                   'ms after the rule was deleted')
+    return {'enforce_ms': add['stop_ms'] if add['stopped'] else None,
+            'lift_ms': lift['start_ms'], 'why': '; '.join(why)}
+
+
+def stalled(stalls, a, b):
+    """Did the sender fall behind (probe.MAX_LAG_MS) within [a, b]?"""
+    return any(x < b and y > a for x, y in stalls or ())
+
+
+# -- the lab side -------------------------------------------------------------
+def write(lab, method, path, body=None):
+    status, got = lab.ctl.request(method, path, body)
+    if status not in (200, 201, 204):
+        raise harness.LabFailed(f'{method} {path}: {status} {got}')
+    return got
+
+
+def attach_vm7(lab):
+    """vm7 (on hv3 beside vm3, in no logical switch) joins ls1."""
+    r = reach.ns('vm7', ['ip', 'addr', 'add', NEW_IP, 'dev', 'eth0'])
+    if r.returncode != 0 and 'File exists' not in r.stderr:
+        raise harness.LabFailed(f'vm7: ip addr add {NEW_IP}: {r.stderr}')
+    ls1 = next(ls for ls in write(lab, 'GET', '/logical-switches')
+               if ls['name'] == 'ls1')
+    write(lab, 'POST', f"/logical-switches/{ls1['id']}/ports",
+          {'attachment': 'vm7', 'ip': NEW_IP})
+    lab.plan['nodes']['vm7']['ip'] = NEW_IP
+
+
+def matrix(plan, rows=MATRIX):
+    return {probe_name(r): reach.passes(plan, r[0], r[1], r[2])
+            for r in rows}
+
+
+def make_policy(lab):
+    for g in GROUPS:
+        write(lab, 'POST', '/security-groups', g)
+    return [write(lab, 'POST', '/firewall-rules', r)['id'] for r in POLICY]
+
+
+def firewall_views(lab, hvs):
+    return [write(lab, 'GET', f'/transport-nodes/{hv}/firewall')
+            for hv in hvs]
+
+
+def latency_trials(lab, out_dir, trials, rng, progress):
+    """Phase 3 and 4 -> (per-trial records, survival stream's figures,
+    problems)."""
+    plan = lab.plan
+    write(lab, 'POST', '/security-groups', {'name': 'targets',
+                                            'vms': list(TARGETS)})
+    keep = write(lab, 'POST', '/firewall-rules', {
+        'name': 'keep', 'priority': 50, 'protocol': 'udp',
+        'port': KEEP_PORT, 'action': 'allow', 'applied_to': 'ls1'})
+    drop = {'name': 'probe-drop', 'priority': 5, 'protocol': 'udp',
+            'port': DROP_PORT, 'destination': {'group': 'targets'},
+            'action': 'drop'}
+    time.sleep(1.0)                          # the ports protected
+    seconds = 3 + trials * (2 * HOLD_S + 0.3) + 2
+    fresh = harness.Streams(
+        lab, [(f'{SENDER}->{vm}', SENDER, vm, DROP_PORT) for vm in TARGETS],
+        seconds, out_dir, RATE_NEW, 'new', new_connections=True)
+    kept = harness.Streams(lab, [('vm5->vm1', 'vm5', 'vm1', KEEP_PORT)],
+                           seconds, out_dir, RATE_KEEP, 'keep')
+    fresh.start()
+    kept.start()
+    time.sleep(2.0)
+    marks, bar = [], harness.TrialBar(trials, progress)
+    for k in range(1, trials + 1):
+        time.sleep(rng.uniform(0, 0.2))
+        t_add = time.time()
+        rid = write(lab, 'POST', '/firewall-rules', drop)['id']
+        t_api = time.time()
+        time.sleep(HOLD_S)
+        t_del = time.time()
+        write(lab, 'DELETE', f'/firewall-rules/{rid}')
+        time.sleep(HOLD_S)
+        marks.append((k, t_add, t_api, t_del))
+        bar.step(f'rule made and deleted (the API answered in '
+                 f'{(t_api - t_add) * 1000:.0f} ms)')
+    got, kept_got = fresh.finish(), kept.finish()
+    write(lab, 'DELETE', f"/firewall-rules/{keep['id']}")
+    interval = 1.0 / RATE_NEW
+    records, problems = [], []
+    for i, (k, t_add, t_api, t_del) in enumerate(marks):
+        t_next = marks[i + 1][1] if i + 1 < len(marks) else t_del + HOLD_S
+        rec = {'trial': k, 'api_ms': round((t_api - t_add) * 1000, 1),
+               'enforce_ms': {}, 'lift_ms': {}, 'why': {}}
+        for name, g in got.items():
+            hv = hypervisor_of(plan, name.split('->')[1])
+            fig = trial_figures(sorted(g.times), t_add, t_del, t_next,
+                                interval)
+            if stalled(g.stalls, t_add - 0.1, t_next):
+                fig['why'] = (fig['why'] + '; ' if fig['why'] else '') + \
+                    'the sender fell behind meanwhile'
+            if fig['why']:
+                rec['why'][hv] = fig['why']
+                problems.append(f'trial {k}, {hv}: {fig["why"]}')
+                continue
+            rec['enforce_ms'][hv] = fig['enforce_ms']
+            rec['lift_ms'][hv] = fig['lift_ms']
+        records.append(rec)
+    survived = kept_got['vm5->vm1'].analyse(RATE_KEEP)
+    if survived['lost']:
+        problems.append(f"the established stream vm5 -> vm1 lost "
+                        f"{survived['lost']} of {survived['sent']} probes "
+                        f"across the rule changes (gaps {survived['gaps']})")
+    if not kept_got['vm5->vm1'].flowing():
+        problems.append('the established stream vm5 -> vm1 was not flowing '
+                        'from start to end')
+    return records, survived, problems
+
+
+def run(fabric='clos', progress=print, trials=TRIALS, seed=1):
+    out_dir, rng, env = harness.measured_run('dfw', fabric, seed, progress)
+    problems, metrics, artifacts = [], {}, []
+    with env as lab:
+        plan = lab.plan
+        hvs = sorted({hypervisor_of(plan, vm) for vm in TARGETS})
+        attach_vm7(lab)
+        servers = [reach.echo_server(n) for n in SERVERS]
+        try:
+            time.sleep(1.0)
+            progress('matrix without rules (every probe must pass)')
+            before = matrix(plan)
+            progress('throughput, firewall off')
+            off, why_off = reach.throughput(plan, 'vm1', 'vm3')
+            make_policy(lab)
+            time.sleep(1.0)
+            progress('matrix under the policy')
+            after = matrix(plan)
+            rows, bad = judge_matrix(before, after)
+            problems += bad
+            seen = rules_seen(firewall_views(lab, hvs))
+            for rule in sorted({r[4] for r in MATRIX if r[4]}):
+                if not seen.get(rule):
+                    problems.append(f'rule {rule}: its flows counted no '
+                                    'packet at any VM port')
+            progress('throughput, firewall on')
+            on, why_on = reach.throughput(plan, 'vm1', 'vm3')
+            for why in (why_off, why_on):
+                if why:
+                    problems.append(f'throughput: {why}')
+            for r in write(lab, 'GET', '/firewall-rules'):
+                write(lab, 'DELETE', f"/firewall-rules/{r['id']}")
+            progress(f'{trials} rule changes under {RATE_NEW}/s new '
+                     f'connections to {", ".join(TARGETS)} and a '
+                     f'{RATE_KEEP}/s established stream vm5 -> vm1')
+            records, survived, bad = latency_trials(lab, out_dir, trials,
+                                                    rng, progress)
+            problems += bad
+        finally:
+            for s in servers:
+                s.kill()
+                s.wait(5)
+        problems += [f'controller: {e}' for e in env.controller_errors()[:5]]
+    enforce = stats.flat(stats.summarize(records, 'enforce_ms',
+                                         lambda t: 'API -> enforced,'))
+    lift = stats.flat(stats.summarize(records, 'lift_ms',
+                                      lambda t: 'API -> lifted,'))
+    every = {'enforce_ms': [v for r in records
+                            for v in r['enforce_ms'].values()],
+             'lift_ms': [v for r in records for v in r['lift_ms'].values()]}
+    summary = dict(enforce, **lift)
+    for key, what in (('enforce_ms', 'enforced'), ('lift_ms', 'lifted')):
+        if every[key]:
+            summary[f'API -> {what}, every hypervisor'] = \
+                stats.describe(every[key])
+    targets = [stats.target(summary, f'API -> {w}, every hypervisor', 'p95',
+                            TARGET_MS) for w in ('enforced', 'lifted')]
+    if records:
+        path = os.path.join(out_dir, 'rule-change-cdf.png')
+        failplots.cdf({f'{w} at {hv}': [r[key][hv] for r in records
+                                        if hv in r[key]]
+                       for key, w in (('enforce_ms', 'enforced'),
+                                      ('lift_ms', 'lifted'))
+                       for hv in hvs}, path,
+                      f'{plan["name"]}: a firewall rule made / deleted '
+                      'through the API, until the hypervisor enforces it',
+                      'API -> enforced on the hypervisor, ms')
+        artifacts.append(path)
+    ratio = round(on / off, 2) if on and off else None
+    metrics.update({
+        'matrix': rows, 'rules_counted': seen, 'policy': POLICY,
+        'groups': GROUPS,
+        'throughput_mbps': {'firewall off': off, 'firewall on': on,
+                            'ratio on/off': ratio},
+        'rule_change': summary, 'targets': targets, 'trials': records,
+        'established_stream': {k: survived[k] for k in (
+            'sent', 'received', 'lost', 'longest_gap_packets')},
+        'rates_pps': {'new connections per stream': RATE_NEW,
+                      'established stream': RATE_KEEP},
+        'hypervisors': hvs, 'seed': seed, 'problems': problems})
+    metrics['checks'] = [
+        {'claim': f"matrix: {sum(r['held'] for r in rows)} of {len(rows)} "
+                  'probes as the policy says', 'held': all(
+                      r['held'] for r in rows)},
+        {'claim': f"established stream vm5 -> vm1 across {len(records)} "
+                  f"rule changes: {survived['lost']} lost",
+         'held': survived['lost'] == 0},
+        {'claim': f'throughput vm1 -> vm3: {off} Mbit/s off, {on} Mbit/s '
+                  f'on (ratio {ratio})', 'held': bool(on and off)}]
+    res = results.result('dfw', plan['name'], not problems and
+                         len(records) == trials, metrics,
+                         artifacts + [os.path.join(out_dir,
+                                                   'controller.log')])
+    results.save(res, out_dir)
+    return res

@@ -1,0 +1,136 @@
+"""Does one host reach another, and how (a firewall's allow/deny matrix):
+a TCP echo server, a TCP client that says whether the connection opened
+and every echo came back, ping, one UDP datagram caught by a socket, TCP
+throughput (iperf3). Each runs in the hosts' namespaces, by name."""
+import json
+import subprocess
+import sys
+import time
+
+from topologies import records
+
+ECHO_SERVER = """
+import socket, sys, threading
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('0.0.0.0', int(sys.argv[1])))
+s.listen(16)
+def echo(c):
+    while True:
+        d = c.recv(64)
+        if not d:
+            break
+        c.sendall(d)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=echo, args=(c,), daemon=True).start()
+"""
+
+CLIENT = """
+import socket, sys, time
+ip, port, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+try:
+    s = socket.create_connection((ip, port), timeout=2)
+except OSError as exc:
+    print('refused' if isinstance(exc, ConnectionRefusedError) else
+          'no answer')
+    sys.exit(1)
+s.settimeout(1)
+sent = got = 0
+end = time.monotonic() + seconds
+while True:
+    s.sendall(b'x')
+    sent += 1
+    try:
+        got += len(s.recv(1)) == 1
+    except OSError:
+        pass
+    if time.monotonic() >= end:
+        break
+    time.sleep(0.02)
+print(f'{sent} {got}')
+sys.exit(0 if sent == got else 2)
+"""
+
+UDP_CATCH = ('import socket; s = socket.socket(socket.AF_INET, '
+             'socket.SOCK_DGRAM); s.bind(("0.0.0.0", %d)); s.settimeout(2); '
+             'print(s.recv(9).decode())')
+UDP_SEND = ('import socket; s = socket.socket(socket.AF_INET, '
+            'socket.SOCK_DGRAM); [s.sendto(b"hello", ("%s", %d)) '
+            'for _ in range(3)]')
+
+
+def ns(node, argv, timeout=30):
+    return subprocess.run(['ip', 'netns', 'exec', records.ns_name(node)]
+                          + argv, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def popen(node, argv, **kw):
+    return subprocess.Popen(['ip', 'netns', 'exec', records.ns_name(node)]
+                            + argv, **kw)
+
+
+def ip(plan, node):
+    return plan['nodes'][node]['ip'].split('/')[0]
+
+
+def echo_server(node, port=80):
+    """A TCP echo server in `node` (a Popen: stop it by kill)."""
+    return popen(node, [sys.executable, '-c', ECHO_SERVER, str(port)],
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def tcp(plan, src, dst, port=80, seconds=0.0):
+    """-> (0, 'SENT GOT') every echo back, (1, 'refused' | 'no answer')
+    the connection did not open, (2, 'SENT GOT') echoes missing."""
+    r = ns(src, [sys.executable, '-c', CLIENT, ip(plan, dst), str(port),
+                 str(seconds)], timeout=seconds + 20)
+    return r.returncode, r.stdout.strip()
+
+
+def ping(plan, src, dst):
+    return ns(src, ['ping', '-c', '2', '-i', '0.2', '-W', '1',
+                    ip(plan, dst)]).returncode == 0
+
+
+def udp_reaches(plan, src, dst, port=5353):
+    """One datagram src -> dst (sent 3 times), caught by a socket bound in
+    dst within 2 s."""
+    rx = popen(dst, [sys.executable, '-c', UDP_CATCH % port],
+               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    time.sleep(0.3)
+    ns(src, [sys.executable, '-c', UDP_SEND % (ip(plan, dst), port)])
+    out, _ = rx.communicate(timeout=10)
+    return out.strip() == 'hello'
+
+
+def passes(plan, src, dst, proto, port=None):
+    """One probe of the matrix: does `proto` ('tcp', 'udp', 'icmp') get
+    from src to dst (and, for tcp and icmp, its answer back)?"""
+    if proto == 'tcp':
+        return tcp(plan, src, dst, port or 80)[0] == 0
+    if proto == 'udp':
+        return udp_reaches(plan, src, dst, port or 5353)
+    return ping(plan, src, dst)
+
+
+def throughput(plan, src, dst, seconds=3, port=5201):
+    """TCP throughput src -> dst by iperf3 (Mbit/s), or (None, why)."""
+    server = popen(dst, ['iperf3', '-s', '-1', '-p', str(port)],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        r = ns(src, ['iperf3', '-c', ip(plan, dst), '-p', str(port), '-t',
+                     str(seconds), '-J'], timeout=seconds + 30)
+        try:
+            got = json.loads(r.stdout)
+        except ValueError:
+            return None, f'iperf3 printed no result ({r.stderr.strip()})'
+        if 'error' in got:
+            return None, f"iperf3: {got['error']}"
+        bps = got['end']['sum_received']['bits_per_second']
+        return round(bps / 1e6, 1), ''
+    finally:
+        server.kill()
+        server.wait(5)

@@ -1,0 +1,90 @@
+"""The dfw scenario's judgement (scenarios/dfw.py, pure parts): the
+matrix's verdicts, rule counters, and the rule-change latency read off a
+stream of new connections; probe.py's source ports for them."""
+from scenarios import dfw, probe
+
+RATE = 200
+IV = 1.0 / RATE
+
+
+def stream(t0, t1, gaps=()):
+    """Receive times every interval from t0 to t1, none inside `gaps`."""
+    out, t = [], t0
+    while t < t1:
+        if not any(a <= t < b for a, b in gaps):
+            out.append(round(t, 6))
+        t += IV
+    return out
+
+
+def test_the_matrix_is_judged_only_where_it_passed_without_rules():
+    rows = [('vm1', 'vm3', 'tcp', True, 'web-in'),
+            ('vm1', 'vm3', 'udp', False, 'ls1-deny'),
+            ('vm3', 'vm1', 'tcp', False, 'ls1-deny'),
+            ('vm2', 'vm6', 'icmp', True, None)]
+    before = {'vm1->vm3 tcp': True, 'vm1->vm3 udp': True,
+              'vm3->vm1 tcp': False, 'vm2->vm6 icmp': True}
+    after = {'vm1->vm3 tcp': True, 'vm1->vm3 udp': True,
+             'vm3->vm1 tcp': False, 'vm2->vm6 icmp': True}
+    got, problems = dfw.judge_matrix(before, after, rows)
+    assert [r['held'] for r in got] == [True, False, False, True]
+    assert 'vm1->vm3 udp: passed under the policy, ls1-deny should have ' \
+        'dropped it' in problems
+    # dropped under the policy, but it never passed: no verdict on it
+    assert any(p.startswith('vm3->vm1 tcp: did not pass without any rule')
+               for p in problems)
+    assert len(problems) == 2
+    # a probe missing from a run is not a pass
+    assert not dfw.judge_matrix({}, {}, rows[:1])[0][0]['held']
+
+
+def test_rule_counters_add_up_over_ports_and_ways():
+    views = [{'ports': [
+        {'rules': [{'name': 'web-in', 'packets': {'out': 0, 'in': 3}},
+                   {'name': 'deny', 'packets': {'out': 2, 'in': 0}}]},
+        {'rules': [{'name': 'deny', 'packets': None}]}]},
+        {'ports': [{'rules': [{'name': 'deny',
+                               'packets': {'out': 1, 'in': 1}}]}]}]
+    assert dfw.rules_seen(views) == {'web-in': 3, 'deny': 4}
+
+
+def test_enforced_and_lifted_are_read_off_the_stream():
+    # rule made at 10.0, enforced at 10.042 (nothing from then on);
+    # deleted at 11.0, passing again from 11.013
+    times = stream(9.0, 12.0, gaps=[(10.042, 11.013)])
+    fig = dfw.trial_figures(times, 10.0, 11.0, 12.0, IV)
+    assert fig['why'] == ''
+    # the last probe that passed, plus one interval: an upper bound
+    assert 40 <= fig['enforce_ms'] <= 42 + 5
+    assert 13 <= fig['lift_ms'] <= 13 + 5
+
+
+def test_a_change_that_did_not_take_is_no_figure():
+    never = stream(9.0, 12.0)                      # never stopped
+    fig = dfw.trial_figures(never, 10.0, 11.0, 12.0, IV)
+    assert fig['enforce_ms'] is None and 'still passing' in fig['why']
+    stuck = stream(9.0, 10.05)                     # never passed again
+    fig = dfw.trial_figures(stuck, 10.0, 11.0, 12.0, IV)
+    assert fig['lift_ms'] is None and 'not passing again' in fig['why']
+    silent = stream(11.2, 12.0)                    # nothing before
+    assert 'not flowing before' in dfw.trial_figures(
+        silent, 10.0, 11.0, 12.0, IV)['why']
+    # enforced before the first probe after the change: within one
+    # interval
+    at_once = stream(9.0, 12.0, gaps=[(10.0, 11.01)])
+    assert dfw.trial_figures(at_once, 10.0, 11.0, 12.0, IV)[
+        'enforce_ms'] == 5.0
+
+
+def test_a_sender_stall_inside_the_window_is_seen():
+    assert dfw.stalled([(10.5, 10.52)], 10.0, 11.0)
+    assert not dfw.stalled([(12.5, 12.52)], 10.0, 11.0)
+    assert not dfw.stalled(None, 10.0, 11.0)
+
+
+def test_new_connections_never_reuse_a_source_port_within_a_run():
+    ports = [probe.sport(s) for s in range(probe.SPORTS)]
+    assert len(set(ports)) == probe.SPORTS
+    assert min(ports) >= 1024 and max(ports) < 65536
+    # 200/s for 60 s: 12,000 probes, each its own connection
+    assert probe.SPORTS > RATE * 60
