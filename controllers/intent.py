@@ -202,13 +202,22 @@ def changed_sections(before, after):
     every node: a set of section keys, or None when anything beyond MACs,
     ports and VNI membership moved (logical switches, gateway connections,
     nodes: recompute everything). A VNI whose members changed recomputes
-    all its sections (a node that joined needs every MAC of it)."""
+    all its sections (a node that joined needs every MAC of it); a
+    firewall change (rules, groups' addresses) every VM port's firewall
+    section and nothing else, a port's own change (its address) its
+    own."""
     if before is None:
         return None
-    for k in ('nodes', 'vni_of', 'mode_of', 'gw', 'chosen', 'dfw'):
+    for k in ('nodes', 'vni_of', 'mode_of', 'gw', 'chosen'):
         if before[k] != after[k]:
             return None
     keys = set()
+    ports = set(before['vm_port']) | set(after['vm_port'])
+    if before['dfw'] != after['dfw']:
+        keys |= {('dfw',) + k for k in ports}
+    else:
+        keys |= {('dfw',) + k for k in ports if before['vm_port'].get(k)
+                 != after['vm_port'].get(k)}
     for vni in set(before['members']) | set(after['members']):
         if before['members'].get(vni) != after['members'].get(vni):
             keys |= {('flood', vni), ('replicate', vni)}

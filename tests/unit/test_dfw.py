@@ -178,7 +178,9 @@ def test_a_rule_change_recomputes_the_firewall_not_the_rest(st):
                        'protocol': 'udp', 'port': 53, 'applied_to': 'ls1'})
     after, ctx1 = flows_of(st, 'hv1')
     rest1 = intent.node_sections(ctx1, 'hv1')[0]
-    assert intent.changed_sections(ctx0, ctx1) is None     # all compared
+    # only the firewall's sections, every VM port's
+    keys = intent.changed_sections(ctx0, ctx1)
+    assert keys == {('dfw',) + k for k in ctx1['vm_port']}
     assert before != after
     assert {k: v for k, v in rest0.items() if k[0] != 'dfw'} == \
         {k: v for k, v in rest1.items() if k[0] != 'dfw'}

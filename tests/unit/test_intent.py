@@ -315,7 +315,23 @@ def test_a_pass_over_the_touched_sections_ends_where_a_full_one_does(lab):
     def learned():
         observed['vtep_macs'] = {(vni, f'02:99:00:00:00:0{i}'): g
                                  for i, g in enumerate(sorted(gws))}
-    for change in (move, detach, learned, move):
+    def firewall():
+        st.create_group({'name': 'g', 'vms': [vms[1]]})
+        st.create_rule({'name': 'r', 'priority': 5, 'action': 'drop',
+                        'protocol': 'udp', 'destination': {'group': 'g'}})
+
+    def firewall_changed():
+        st.update_rule(st.list_rules()[0]['id'], {
+            'name': 'r', 'priority': 5, 'action': 'allow',
+            'protocol': 'tcp', 'port': 22, 'destination': {'group': 'g'}})
+
+    def member_moved():                  # the group's address moves
+        move()
+        st.update_group(st.list_groups()[0]['id'],
+                        {'name': 'g', 'vms': [vms[0], vms[1]]})
+
+    for change in (move, detach, learned, move, firewall, firewall_changed,
+                   member_moved):
         change()
         after = intent.context(st.desired(), observed)
         keys = intent.changed_sections(ctx, after)
