@@ -220,6 +220,15 @@ def cmd_map(args):
         return 0
     if args.node:
         from controllers import tables
+        role = plan['nodes'].get(args.node, {}).get('role')
+        if role is None:
+            sys.exit(f'error: --node: no node {args.node!r} in the running '
+                     f"lab; nodes: {' '.join(sorted(plan['nodes']))}")
+        if role in ('leaf', 'spine'):
+            sys.exit(f'error: --node: {args.node} is a {role}, a router of '
+                     'the underlay: the controller has no session to it; '
+                     '`./run.py map --underlay` shows its BGP sessions and '
+                     'routes')
         got = attach.get(clients, f'/transport-nodes/{args.node}/tables')
         print(json.dumps(got, indent=1) if args.json else
               '\n'.join(tables.text(got)))

@@ -357,6 +357,34 @@ def node_view(desired, node, raw=None):
         for p in ports]}
 
 
+def view_text(view):
+    """node_view() as lines for a terminal (the lab CLI's `dfw NODE`,
+    `./run.py map --node NODE`)."""
+    if not view['rules']:
+        return ['no firewall rule: every VM port is open (POST '
+                '/firewall-rules makes one)']
+    out = [] if view['ports'] else [f"no VM port is bound on {view['node']}"]
+    zero = {'out': 0, 'in': 0}
+    for q in view['ports']:
+        out.append(f"{q['vm']} ({q['ip'] or 'no IP'}, {q['ls']}, "
+                   f"port {q['ofport']}):")
+        if not q['rules']:
+            out.append('  no rule applies: ' + (
+                'the default allows' if q['protected'] else 'not protected'))
+        for r in q['rules']:
+            c = r['packets'] or zero
+            out.append(f"  {r['priority']:>5} {r['name']}: {rule_text(r)} "
+                       f"({'/'.join(r['ways'])})  packets out {c['out']} "
+                       f"in {c['in']}")
+        if q['protected']:
+            d, e = q['default'] or zero, q['established'] or zero
+            out.append(f"  default allow: out {d['out']} in {d['in']}; "
+                       f"established: out {e['out']} in {e['in']}")
+    if view['ports'] and view['ports'][0]['default'] is None:
+        out.append(f"(packets not shown: {view.get('counters', 'unknown')})")
+    return out
+
+
 def rule_at(rules, table, priority):
     """The rule (or the firewall's own verdict) a flow of table 2 or 3 at
     `priority` stands for: 'rule web-in', 'default: allow', ... or None

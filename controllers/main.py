@@ -16,7 +16,7 @@ import threading
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from controllers import core as core_mod, labmap, tables  # noqa: E402
+from controllers import core as core_mod, dfw, labmap, tables  # noqa: E402
 
 OF_PORT, API_PORT = 6653, 8181
 
@@ -196,7 +196,11 @@ def device_tables(plan, core, name):
         return tables.vtep(plan, name, raw)
     with core.store.lock:
         switches = core.store.list_ls()
-    return tables.openflow(plan, name, raw, switches)
+    out = tables.openflow(plan, name, raw, switches)
+    if core.store.nodes[name]['role'] == 'hypervisor':   # from the same read
+        out['firewall'] = dfw.node_view(core.store.desired(), name,
+                                        raw['flows'])
+    return out
 
 
 def run_app(app_manager, core):

@@ -14,7 +14,7 @@ prints.
   (Ucast_Macs_Local), those the controller gave it (Ucast_Macs_Remote),
   flooding lists and the BFD state of its tunnels.
 """
-from controllers import labmap, naming
+from controllers import dfw, labmap, naming
 
 OFPP_LOCAL = 0xfffffffe
 UNAVAILABLE = 2 ** 64 - 1    # OpenFlow: a counter the port does not keep
@@ -191,4 +191,7 @@ def text(t):
         out.append('ports:')
         out += ['  ' + ln for ln in
                 labmap.counters_text({t['node']: t['ports']})]
+    if t.get('firewall'):
+        out.append('firewall:')
+        out += ['  ' + ln for ln in dfw.view_text(t['firewall'])]
     return out

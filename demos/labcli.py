@@ -172,31 +172,8 @@ class LabCLI(CLI):
         view = self._firewall(name)
         if view is None:
             return
-        if not view['rules']:
-            self.say('no firewall rule: every VM port is open (POST '
-                     '/firewall-rules makes one)')
-            return
-        if not view['ports']:
-            self.say(f'no VM port is bound on {name}')
-        zero = {'out': 0, 'in': 0}
-        for q in view['ports']:
-            self.say(f"{q['vm']} ({q['ip'] or 'no IP'}, {q['ls']}, "
-                     f"port {q['ofport']}):")
-            if not q['rules']:
-                self.say('  no rule applies: ' + (
-                    'the default allows' if q['protected']
-                    else 'not protected'))
-            for r in q['rules']:
-                c = r['packets'] or zero
-                self.say(f"  {r['priority']:>5} {r['name']}: "
-                         f"{dfw.rule_text(r)} ({'/'.join(r['ways'])})  "
-                         f"packets out {c['out']} in {c['in']}")
-            if q['protected']:
-                d, e = q['default'] or zero, q['established'] or zero
-                self.say(f"  default allow: out {d['out']} in {d['in']}; "
-                         f"established: out {e['out']} in {e['in']}")
-        if view['ports'] and view['ports'][0]['default'] is None:
-            self.say(f"(packets not shown: {view['counters']})")
+        for ln in dfw.view_text(view):
+            self.say(ln)
 
     def do_fail(self, line):
         "fail NODE|A-B: crash NODE's daemons (kill -9; a hardware VTEP: "\

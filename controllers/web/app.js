@@ -128,6 +128,24 @@ function sum(a, b) {
   return n ? { down: true, text: n } : 0;
 }
 
+// The distributed firewall at a hypervisor's VM ports (the tables' read):
+// per port, each rule that meets it with the packets it passed or dropped
+// each way, then the firewall's own verdicts; a drop rule that counted
+// packets in red.
+function firewall(box, fw, h) {
+  const n = c => c ? `${c.out} / ${c.in}` : '-';
+  const rows = [];
+  fw.ports.filter(p => p.protected).forEach(p => {
+    p.rules.forEach(r => rows.push([p.vm, `${r.priority} ${r.name}`, r.action,
+      r.ways.join('/'), r.action === 'drop' && r.packets && (r.packets.out + r.packets.in)
+        ? { down: true, text: n(r.packets) } : n(r.packets)]));
+    rows.push([p.vm, 'established', 'pass', 'out/in', n(p.established)]);
+    rows.push([p.vm, 'no rule matched', 'allow', 'out/in', n(p.default)]);
+  });
+  h(`firewall (${fw.rules.length} rules)`);
+  box.appendChild(grid(['VM', 'rule', 'action', 'ways', 'packets out / in'], rows, 'firewall'));
+}
+
 function showTables() {
   const box = document.getElementById('tables');
   if (!box) return;
@@ -148,6 +166,7 @@ function showTables() {
     box.appendChild(grid(['port', 'rx pkts', 'tx pkts', 'drops', 'errors'],
       t.ports.map(p => [p.name, p.rx_packets, p.tx_packets,
                         sum(p.rx_dropped, p.tx_dropped), sum(p.rx_errors, p.tx_errors)]), 'ports'));
+    if (t.firewall && t.firewall.rules.length) firewall(box, t.firewall, h);
     const d = el('details', { class: 'flows' });
     d.appendChild(el('summary', {}, `flows (${t.flows.length})`));
     d.appendChild(el('pre', {}, t.flows.map(f => `${String(f.packets).padStart(8)}  ${f.flow}`).join('\n')));

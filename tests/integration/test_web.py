@@ -123,6 +123,36 @@ def test_a_click_on_a_hypervisor_shows_its_tables_read_from_it(page):
     page.drv.save_screenshot(os.path.join(page.shots, 'hv1-tables.png'))
 
 
+def test_a_hypervisors_tables_show_its_firewall_and_what_it_dropped(page):
+    """A default deny on ls1 through the API, then vm1 pings vm3: hv1's
+    panel lists the rule at vm1's port with the packets it dropped going
+    out, in red (the switch's own counters); the rule is then deleted."""
+    from scenarios import reach
+    status, rule = page.ctl.request('POST', '/firewall-rules', {
+        'name': 'ls1-deny', 'priority': 1000, 'action': 'drop',
+        'applied_to': 'ls1'})
+    assert status == 201, rule
+    try:
+        time.sleep(1)
+        assert not reach.ping(page.plan, 'vm1', 'vm3')
+        click_node(page.drv, 'vm5')               # away, and back: now
+        click_node(page.drv, 'hv1')
+        wait(page.drv, "const t = document.querySelector("
+             "'#tables table.firewall'); return t && "
+             "t.querySelector('td.down')", 10)
+        shown = shown_text(page.drv, '#tables table.firewall')
+        row = next(ln for ln in shown.splitlines()
+                   if ln.startswith('vm1\t1000 ls1-deny'))
+        out_ = int(row.split('\t')[-1].split(' / ')[0])
+        assert out_ >= 2, row                     # vm1's two pings
+        page.drv.save_screenshot(os.path.join(page.shots,
+                                               'hv1-firewall.png'))
+    finally:
+        page.ctl.request('DELETE', f"/firewall-rules/{rule['id']}")
+    time.sleep(1)
+    assert reach.ping(page.plan, 'vm1', 'vm3')
+
+
 def test_a_click_on_a_hardware_vtep_shows_its_database(page):
     click_node(page.drv, 'vtep1')
     wait(page.drv, "return document.querySelector('#tables table.bfd')", 10)

@@ -265,6 +265,16 @@ def test_trace_and_counters_name_the_rule(st):
     assert all(not q['protected'] and q['rules'] == [] and
                q['default'] == {'out': 0, 'in': 0} for q in other)
     assert dfw.node_view(st.desired(), 'hv1')['ports'][0]['default'] is None
+    # as the CLI and `./run.py map --node` print it
+    lines = dfw.view_text(view)
+    at = lines.index(next(ln for ln in lines if ln.startswith('vm1 (')))
+    assert lines[at + 1].endswith('tcp/80 ALLOW (out/in)  packets out 3 '
+                                  'in 4') and 'web-in' in lines[at + 1]
+    assert lines[at + 2] == '  default allow: out 3 in 4; established: ' \
+        'out 6 in 8'
+    assert '  no rule applies: not protected' in lines
+    assert dfw.view_text(dict(view, rules=[]))[0].startswith(
+        'no firewall rule')
 
 
 def test_the_firewall_endpoint():
