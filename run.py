@@ -298,7 +298,15 @@ SCENARIOS = {
 }
 
 
+# labs of 100 transport nodes the dfw scenario runs its rule-change
+# trials on (10 hypervisors); every other scenario runs clos or vcf
+LARGE_FOR_DFW = ['clos-pod', 'vcf-large']
+
+
 def cmd_scenario(args):
+    if args.topo in LARGE_FOR_DFW and args.name != 'dfw':
+        sys.exit(f'error: --topo {args.topo}: scenario {args.name} runs on '
+                 'clos or vcf (only dfw takes a large lab)')
     need_root('scenario')
     import importlib
     mod = importlib.import_module(SCENARIOS[args.name][0])
@@ -559,9 +567,10 @@ def parser():
     d.add_argument('--json', action='store_true')
     sc = sub.add_parser('scenario', help='run a measured scenario')
     sc.add_argument('name', choices=sorted(SCENARIOS))
-    sc.add_argument('--topo', choices=['clos', 'vcf'], default=None,
-                    help='fabric (clos; hw-gateway-failover runs both '
-                    'unless given)')
+    sc.add_argument('--topo', choices=['clos', 'vcf'] + LARGE_FOR_DFW,
+                    default=None, help='fabric (clos; hw-gateway-failover '
+                    'runs both unless given; dfw also a large lab: '
+                    f"{', '.join(LARGE_FOR_DFW)})")
     sc.add_argument('--json', action='store_true')
     device_arg(sc)
     sc.add_argument('--seconds', type=float,

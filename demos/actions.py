@@ -4,8 +4,8 @@ lines a trainer reads."""
 import subprocess
 import time
 
-from controllers import intent
-from scenarios import gateway_failover, harness, p2v_migration
+from controllers import dfw as dfw_mod, intent
+from scenarios import dfw, gateway_failover, harness, p2v_migration
 
 from . import readable, wire
 
@@ -29,6 +29,22 @@ def ready(lab, demo, ctx):
                                'see logs/gw1/gwagent-seg1.log')
         if what == 'vm7-identity':
             p2v_migration.Identity(lab)
+        if what == 'dfw-policy':
+            # the pairs reach each other first (ARP, flows), then the
+            # policy of the dfw scenario
+            for src, dst in (('vm1', 'vm3'), ('vm3', 'vm1')):
+                notes = warm(lab, ctx, src, dst)
+                if notes:
+                    raise RuntimeError('; '.join(notes))
+            # a hardware VTEP's flows are its own device's: a ping will do
+            ip = _ip(lab.plan, 'vm3')
+            if harness.until(lambda: lab.node('bm1').ns_run(
+                    ['ping', '-c', '1', '-W', '1', ip]).returncode == 0,
+                    15, 0.2) is None:
+                raise RuntimeError(f'bm1 could not reach vm3 ({ip}) '
+                                   'within 15 s')
+            dfw.make_policy(lab)
+            time.sleep(1.0)                  # every hypervisor pushed
 
 
 def _known(lab, src, dst):
@@ -68,6 +84,11 @@ def ping(lab, ctx, say, src, dst):
     r = lab.node(src).ns_run(['ping', '-c', '1', '-W', '2', ip])
     return [f'{src}$ ping -c 1 {ip}: '
             + ('answered' if r.returncode == 0 else 'NO ANSWER')]
+
+
+def probe(lab, ctx, say, src, dst):
+    """A ping that may be dropped (no warm-up: the firewall is on)."""
+    return ping(lab, ctx, say, src, dst)
 
 
 def warm_arp(lab, ctx, src, dst, warm_hosts=()):
@@ -165,7 +186,7 @@ def migrate(lab, ctx, say, server, vm):
                                         f'NOT at {hv} after 15 s')]
 
 
-ACTIONS = {'ping': ping, 'arp': arp, 'crash': crash, 'restore': restore,
+ACTIONS = {'ping': ping, 'probe': probe, 'arp': arp, 'crash': crash, 'restore': restore,
            'migrate': migrate}
 
 
@@ -238,4 +259,15 @@ def evidence(lab, ev, ctx):
                      + (f"{tk['ms']} ms after the event" if tk.get('ms')
                         is not None else 'NOT reached'))
         return lines, tk.get('ms') is not None
+    if kind == 'firewall':
+        node, vm, rule, way = ev[1:]
+        view = lab.ctl.get(f'/transport-nodes/{node}/firewall')
+        port = next((q for q in view['ports'] if q['vm'] == vm), None)
+        mine = dict(view, ports=[port] if port else [])
+        lines = [f'{node}$ dfw (GET /transport-nodes/{node}/firewall), '
+                 f'{vm}:'] + ['  ' + ln for ln in dfw_mod.view_text(mine)]
+        hit = next((r for r in (port or {}).get('rules', [])
+                    if r['name'] == rule), None)
+        return lines, bool(hit and hit['packets'] and
+                           hit['packets'][way] > 0)
     raise ValueError(f'unknown evidence {ev!r}')

@@ -330,12 +330,66 @@ def p2v_demo(plan):
         ]}
 
 
+DFW_QUOTE = ('The NSX Distributed Firewall (DFW) on all ESXi hosts provides '
+             'a set of kernel-based L2 through L4 stateful firewall features '
+             'inside the ESXi hypervisor to deliver segmentation within each '
+             'virtual network.')
+DFW_WHERE = 'section "VMware NSX Integration with Juniper vSRX Firewall"'
+
+
+def dfw_demo(plan):
+    """The dfw scenario's policy (scenarios/dfw.py: web {vm3}, app {vm1},
+    app-ping icmp app -> web, a default deny on ls1), three pings: one
+    allowed, one from a physical server dropped where it arrives (a VM
+    sender's own port would drop it first: ls1-deny covers every port of
+    ls1), one dropped where it leaves."""
+    req = 'ICMP echo request'
+    return {
+        'title': 'The distributed firewall: allowed, dropped where it '
+                 'arrives, dropped where it leaves',
+        'ready': ['dfw-policy'],
+        'lanes': ['vm1', 'hv1', 'bm1', 'vtep1', 'hv3', 'vm3'],
+        'acts': [
+            Act('VM1 pings VM3: rule app-ping allows it',
+                ('probe', 'vm1', 'vm3'), ('vm1', 'vm3'), [
+                    Step("HV3 lets it in at VM3's port, and the reply out as "
+                         'part of the same connection', DFW_QUOTE,
+                         figure=DFW_WHERE,
+                         expect=round_trip('vm1', 'hv1', 'hv3', 'vm3'),
+                         evidence=[('firewall', 'hv3', 'vm3', 'app-ping',
+                                    'in')])]),
+            Act('BM1 (a physical server) pings VM3: no rule allows it, '
+                'ls1-deny drops it', ('probe', 'bm1', 'vm3'), ('bm1', 'vm3'), [
+                    Step("VTEP1 tunnels it; HV3 drops it at VM3's port (the "
+                         'server has no firewall port of its own)', DFW_QUOTE,
+                         figure=DFW_WHERE,
+                         expect=[P('bm1', 'vtep1', req),
+                                 P('vtep1', 'hv3', req, vni=VNI1)],
+                         never=[(P('hv3', 'vm3', '*'), "rule ls1-deny drops "
+                                 "it at VM3's port (ingress)"),
+                                (P('vm3', '*', '*'), 'VM3 never got it: '
+                                 'no reply')],
+                         evidence=[('firewall', 'hv3', 'vm3', 'ls1-deny',
+                                    'in')])]),
+            Act('VM3 pings VM1: the reverse of an allowed connection is a '
+                'new one, dropped', ('probe', 'vm3', 'vm1'), ('vm3', 'vm1'), [
+                    Step("HV3 drops it as it leaves VM3: nothing is tunnelled",
+                         DFW_QUOTE, figure=DFW_WHERE, expect=[P('vm3', 'hv3', req)],
+                         never=[(P('hv3', '*', '*', vni=VNI1), "rule "
+                                 "ls1-deny drops it at VM3's port (egress)"),
+                                (P('*', 'vm1', '*'), 'it never left HV3')],
+                         evidence=[('firewall', 'hv3', 'vm3', 'ls1-deny',
+                                    'out')])]),
+        ]}
+
+
 DEMOS = {
     'arp-flow': (arp_flow.spec, arp_flow_demo),
     'hw-arp-flow': (hw_arp_flow.spec, hw_arp_flow_demo),
     'unicast': (arp_flow.spec, unicast_demo),
     'gateway-failover': (labs.resolve, gateway_failover_demo),
     'p2v': (labs.resolve, p2v_demo),
+    'dfw': (labs.resolve, dfw_demo),
 }
 
 
@@ -353,4 +407,6 @@ SUMMARIES = {
     'gateway-failover': 'figure 8: CFM election, gw1 crash, gw2 takes over, '
                         'failback',
     'p2v': 'P2V: a server becomes a VM with its MAC and IP; traffic follows',
+    'dfw': 'distributed firewall: a ping allowed, one dropped where it '
+           'arrives, one where it leaves, with the rules\' counters',
 }

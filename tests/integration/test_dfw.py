@@ -136,7 +136,8 @@ def test_rule_changes_are_enforced_everywhere_and_keep_what_is_open(
     through the API; each stops and starts again at every hypervisor, and
     the established 1,000/s stream vm5 -> vm1 loses nothing."""
     records_, survived, problems = dfw.latency_trials(
-        lab, str(tmp_path), 3, random.Random(1), lambda m: None)
+        lab, str(tmp_path), 3, random.Random(1), lambda m: None,
+        dfw.pick_targets(lab.plan))
     assert problems == [], problems
     assert len(records_) == 3
     for r in records_:

@@ -222,3 +222,22 @@ def test_capture_points_of_the_lanes():
         ('vm1', 'vm1', 'host', 'eth0'), ('hv1', 'hv1', 'uplink', 'leaf1'),
         ('gw1', 'gw1', 'uplink', 'leaf2'),
         ('gw1-seg', 'gw1', 'segment', 'seg1')]
+
+
+def test_the_dfw_demo_sees_a_drop_where_the_frame_stops():
+    """Act 2 (bm1 pings vm3, dropped at vm3's port on hv3): holds when
+    the request reaches hv3 and goes no further; a copy delivered to vm3
+    is named as what the rule should have stopped."""
+    step = catalog.dfw_demo(PLAN)['acts'][1]['steps'][0]
+    req = 'ICMP echo request'
+    seen = [{'src': 'bm1', 'dst': 'vtep1', 'what': req, 'time': 1.0},
+            {'src': 'vtep1', 'dst': 'hv3', 'what': req, 'vni': 5001,
+             'time': 1.001}]
+    assert steps.judge(step, seen, set())[1] == []
+    leaked = seen + [{'src': 'hv3', 'dst': 'vm3', 'what': req,
+                      'time': 1.002}]
+    assert steps.judge(step, leaked, set())[1] == [
+        "unexpected hv3 -> vm3 ICMP echo request (should not happen: rule "
+        "ls1-deny drops it at VM3's port (ingress))"]
+    assert steps.judge(step, seen[:1], set())[1] == [
+        'expected vtep1 -> hv3 ICMP echo request VNI 5001, observed 0']

@@ -1,7 +1,10 @@
 """The dfw scenario's judgement (scenarios/dfw.py, pure parts): the
 matrix's verdicts, rule counters, and the rule-change latency read off a
 stream of new connections; probe.py's source ports for them."""
+import pytest
+
 from scenarios import dfw, probe
+from topologies import expand, labs
 
 RATE = 200
 IV = 1.0 / RATE
@@ -88,3 +91,20 @@ def test_new_connections_never_reuse_a_source_port_within_a_run():
     assert min(ports) >= 1024 and max(ports) < 65536
     # 200/s for 60 s: 12,000 probes, each its own connection
     assert probe.SPORTS > RATE * 60
+
+
+@pytest.mark.parametrize('lab,want', [
+    ('clos-small', ['vm1', 'vm5', 'vm3']), ('vcf-small', ['vm1', 'vm5', 'vm3'])])
+def test_one_target_per_hypervisor_on_the_senders_switch(lab, want):
+    plan = expand.expand(labs.resolve(lab))
+    assert dfw.pick_targets(plan) == want
+
+
+def test_a_large_lab_gives_ten_hypervisors_in_their_order():
+    plan = expand.expand(labs.resolve('clos-pod'))
+    got = dfw.pick_targets(plan)
+    hvs = [dfw.hypervisor_of(plan, vm) for vm in got]
+    assert len(got) == 10 == len(set(hvs))
+    assert all(plan['nodes'][vm]['ls'] == 'ls1' for vm in got)
+    assert [int(h[2:]) for h in hvs] == sorted(int(h[2:]) for h in hvs)
+    assert hvs[0] == 'hv1' and plan['nodes'][dfw.SENDER]['ls'] == 'ls1'
