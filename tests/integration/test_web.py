@@ -220,7 +220,8 @@ def test_a_crashed_gateway_turns_red_within_2_s(page):
             {'crash_to_red_s': round(late, 3), **page.figures,
              'target_s': RED_WITHIN_S},
             [os.path.join(page.shots, f) for f in (
-                'topology.png', 'hv1-tables.png', 'gw1-down.png')]),
+                'topology.png', 'hv1-tables.png', 'hv1-firewall.png',
+                'gw1-down.png')]),
             page.shots)
         assert late <= RED_WITHIN_S, (
             f'gw1 turned red {late:.2f} s after its crash ({took:.2f} s of '
@@ -288,7 +289,7 @@ def test_the_results_page_lists_every_run_and_shows_its_plots(page):
                            f'tr[data-run="web-view/{stamp}"]')
     assert 'PASS' in row.text
     row.find_elements(By.TAG_NAME, 'td')[0].click()
-    wait(drv, "return document.querySelectorAll('#shown img').length == 3 "
+    wait(drv, "return document.querySelectorAll('#shown img').length == 4 "
          "&& [...document.querySelectorAll('#shown img')].every("
          "i => i.complete && i.naturalWidth > 0)", 10)
     errors = [e for e in drv.get_log('browser') if e['level'] == 'SEVERE']
