@@ -8,7 +8,8 @@ logical switches it names. A **rule** (checked in `priority` order, the
 lowest number first; each rule its own priority) matches a source and a destination (a
 group, a CIDR or any), a protocol (tcp, udp, icmp or any) and, for tcp
 and udp, a destination port; its action is allow or drop; `applied_to`
-limits it to the VM ports of one logical switch (default: every VM
+limits it to the VM ports of one logical switch or, `{"group": NAME}`,
+to those of a group's members (NSX's "Applied To"; default: every VM
 port). A new connection no rule matches is allowed (NSX's default rule):
 a default deny for a logical switch is a last rule `any -> any drop`
 applied to it.
@@ -135,10 +136,18 @@ def check_rule(body, groups, switches):
     if action not in ACTIONS:
         raise ApiError(400, 'action', 'allow or drop')
     applied = body.get('applied_to')
-    if applied is not None and (not isinstance(applied, str) or
-                                applied not in switches):
+    if isinstance(applied, dict):
+        if set(applied) != {'group'} or applied['group'] not in groups:
+            raise ApiError(404, 'applied_to.group', 'no security group '
+                           f"{applied.get('group')!r}; GET /security-groups "
+                           '(or a logical switch\'s name, or null: every '
+                           'VM port)')
+        applied = {'group': applied['group']}
+    elif applied is not None and (not isinstance(applied, str) or
+                                  applied not in switches):
         raise ApiError(404, 'applied_to', f'no logical switch {applied!r} '
-                       '(null: every VM port); GET /logical-switches')
+                       '(or {"group": NAME}, or null: every VM port); GET '
+                       '/logical-switches')
     return {'name': name, 'priority': prio,
             'source': _endpoint(body.get('source', 'any'), 'source', groups),
             'destination': _endpoint(body.get('destination', 'any'),
@@ -194,7 +203,11 @@ def resolve(desired):
     return [{'id': r['id'], 'name': r['name'], 'priority': r['priority'],
              'src': side(r['source']), 'dst': side(r['destination']),
              'proto': r['protocol'], 'port': r['port'],
-             'action': r['action'], 'ls': r['applied_to']}
+             'action': r['action'],
+             'ls': r['applied_to'] if isinstance(r['applied_to'], str)
+             else None,
+             'at': side(r['applied_to']) if isinstance(r['applied_to'], dict)
+             else None}
             for r in rules]
 
 
@@ -216,9 +229,17 @@ def _others(cidrs, ip):
     return [c for c in cidrs if c != _host(ip)]
 
 
-def applies(rules, ls):
-    """Do any of `rules` apply to a VM port on logical switch `ls`?"""
-    return any(r['ls'] in (None, ls) for r in rules)
+def in_scope(rule, port):
+    """Does `rule` apply at VM port `port` ({'ls', 'ip'}): its logical
+    switch (applied_to a switch, or every one) and, applied_to a group,
+    the port's address in the group?"""
+    return rule['ls'] in (None, port['ls']) and (
+        rule.get('at') is None or _holds(rule['at'], port['ip']))
+
+
+def applies(rules, port):
+    """Do any of `rules` apply to VM port `port`?"""
+    return any(in_scope(r, port) for r in rules)
 
 
 def _l4(rule):
@@ -241,7 +262,7 @@ def port_flows(rules, port, flow):
     'ip', 'ls'}, `rules` from resolve(), `flow(table, priority, match,
     actions, goto)` builds a flow (controllers.intent's shape). [] when
     no rule applies to the port's logical switch."""
-    mine = [r for r in rules if r['ls'] in (None, port['ls'])]
+    mine = [r for r in rules if in_scope(r, port)]
     if not mine:
         return []
     zone, vni, mac = port['ofport'], port['vni'], port['mac']
@@ -300,7 +321,7 @@ def fallback(flow):
 def _ways(rule, port):
     """Which ways `rule` meets `port` (a VM port {'ip', 'ls'}): ['out']
     (the port is its source), ['in'] (its destination), both, or []."""
-    if rule['ls'] not in (None, port['ls']):
+    if not in_scope(rule, port):
         return []
     return [w for w, side, far in (('out', 'src', 'dst'),
                                    ('in', 'dst', 'src'))
@@ -335,7 +356,7 @@ def port_view(rules, port, raw=None):
             for r in mine if r['ways']]
     return {'vm': port['attachment'], 'ip': port['ip'], 'ls': port['ls'],
             'ofport': port['ofport'], 'mac': port['mac'],
-            'protected': applies(rules, port['ls']), 'rules': mine,
+            'protected': applies(rules, port), 'rules': mine,
             **{k: packets(k) for k in ('established', 'invalid',
                                        'default')}}
 

@@ -540,7 +540,8 @@ class Store:
     def _group_unused(self, name, field, fix):
         """ApiError 409 naming the rules that use group `name`, if any."""
         users = [r['name'] for r in self.list_rules()
-                 if {'group': name} in (r['source'], r['destination'])]
+                 if {'group': name} in (r['source'], r['destination'],
+                                        r['applied_to'])]
         if users:
             raise ApiError(409, field, f"rules use group {name!r}: "
                            f"{', '.join(users)}; {fix}")

@@ -18,7 +18,8 @@ lab (clos or vcf), measured from the hosts' side.
    no firewall on its side) sends UDP probes at RATE_NEW/s to a VM of
    its logical switch on each of up to 10 hypervisors (pick_targets), each probe from its own source port (a new
    connection each, so the rules judge every probe; probe.py
-   --new-connections). Per trial a rule dropping them is made through
+   --new-connections). Per trial a rule dropping them, applied to the
+   targets' ports (a group), is made through
    the API (one kept-open HTTPS session), held, deleted: API ->
    enforced is the time from the request until the last probe that
    still passed (plus one interval, an upper bound), API -> lifted until
@@ -236,12 +237,15 @@ def latency_trials(lab, out_dir, trials, rng, progress, targets):
     keep_name = f'{keep_from}->{keep_to}'
     write(lab, 'POST', '/security-groups', {'name': 'targets',
                                             'vms': list(targets)})
+    # both rules applied to the targets' ports only (NSX's "Applied To" a
+    # group): the change reaches their hypervisors, not every VM port
+    at = {'group': 'targets'}
     keep = write(lab, 'POST', '/firewall-rules', {
         'name': 'keep', 'priority': 50, 'protocol': 'udp',
-        'port': KEEP_PORT, 'action': 'allow', 'applied_to': 'ls1'})
+        'port': KEEP_PORT, 'action': 'allow', 'applied_to': at})
     drop = {'name': 'probe-drop', 'priority': 5, 'protocol': 'udp',
             'port': DROP_PORT, 'destination': {'group': 'targets'},
-            'action': 'drop'}
+            'action': 'drop', 'applied_to': at}
     time.sleep(1.0)                          # the ports protected
     seconds = 3 + trials * (2 * HOLD_S + 0.3) + 2
     fresh = harness.Streams(

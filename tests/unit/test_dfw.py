@@ -66,6 +66,10 @@ def test_bad_groups_are_refused_naming_the_field(st, body, field, status):
      'source'),
     ({'name': 'r', 'priority': 5, 'action': 'allow', 'applied_to': 'ls9'},
      'applied_to'),
+    ({'name': 'r', 'priority': 5, 'action': 'allow',
+      'applied_to': {'group': 'nope'}}, 'applied_to.group'),
+    ({'name': 'r', 'priority': 5, 'action': 'allow',
+      'applied_to': {'group': 'g', 'x': 1}}, 'applied_to.group'),
 ])
 def test_bad_rules_are_refused_naming_the_field(st, body, field):
     with pytest.raises(ApiError) as e:
@@ -300,3 +304,24 @@ def test_the_firewall_endpoint():
     assert r.status_code == 400 and 'on hypervisors' in \
         r.json()['error']['message']
     assert c.get('/api/v1/transport-nodes/hv99/firewall').status_code == 404
+
+
+def test_a_rule_applied_to_a_group_protects_its_members_ports_only(st):
+    """NSX's "Applied To" a group: the rule's flows at vm3's port only
+    (hv3), none at the other VM ports (which stay unprotected); the group
+    cannot go while the rule names it."""
+    g = st.create_group({'name': 'web', 'vms': ['vm3']})
+    st.create_rule({'name': 'r', 'priority': 5, 'action': 'drop',
+                    'protocol': 'udp', 'applied_to': {'group': 'web'}})
+    assert st.list_rules()[0]['applied_to'] == {'group': 'web'}
+    for hv in ('hv1', 'hv2', 'hv3'):
+        got, ctx = flows_of(st, hv)
+        for (_, vni, mac), fl in got.items():
+            vm = next(p['attachment'] for p in st.list_ports()
+                      if p['mac'] == mac)
+            assert bool(fl) == (vm == 'vm3'), (hv, vm)
+    view = dfw.node_view(st.desired(), 'hv3')
+    assert [q['vm'] for q in view['ports'] if q['protected']] == ['vm3']
+    with pytest.raises(ApiError) as e:
+        st.delete_group(g['id'])
+    assert e.value.status == 409 and 'r' in e.value.message
