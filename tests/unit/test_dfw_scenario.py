@@ -108,3 +108,14 @@ def test_a_large_lab_gives_ten_hypervisors_in_their_order():
     assert all(plan['nodes'][vm]['ls'] == 'ls1' for vm in got)
     assert [int(h[2:]) for h in hvs] == sorted(int(h[2:]) for h in hvs)
     assert hvs[0] == 'hv1' and plan['nodes'][dfw.SENDER]['ls'] == 'ls1'
+
+
+def test_a_streams_loss_is_counted_from_the_first_rule_change_on():
+    rate = 1000
+    # started at 100.0: slots 0-80 lost (start-up), 5000-5002 later
+    seqs = [k for k in range(10000) if k > 80 and k not in (5000, 5001,
+                                                            5002)]
+    times = [100.0 + k / rate + 0.0003 for k in seqs]
+    assert dfw.lost_after(10000, seqs, times, rate, 102.0) == 3
+    assert dfw.lost_after(10000, seqs, times, rate, 100.0) == 84
+    assert dfw.lost_after(10, [], [], rate, 100.0) == 10
