@@ -44,10 +44,9 @@ def test_diff_adds_the_missing_and_deletes_the_unwanted():
     assert ofdriver.diff(new, want, memo)[:2] == ([], [])
 
 
-def test_a_whole_switch_pass_sends_a_replaced_flow_as_its_add_alone():
-    """A switch another controller wrote (a takeover): the flow whose
-    output changed takes its slot with the add; the delete goes only to
-    the flow whose slot nothing takes."""
+def replaced():
+    """Flows a (MAC m1 to port 2), a2 (m1 moved to port 1001: a's slot)
+    and b (m2)."""
     from controllers import intent
     a = intent._flow(1, 100, {'tunnel_id': 5, 'eth_dst': 'm1'},
                      [('output', 2)])
@@ -55,6 +54,14 @@ def test_a_whole_switch_pass_sends_a_replaced_flow_as_its_add_alone():
                       [('output', 1001)])
     b = intent._flow(1, 100, {'tunnel_id': 5, 'eth_dst': 'm2'},
                      [('output', 3)])
+    return a, a2, b
+
+
+def test_a_whole_switch_pass_sends_a_replaced_flow_as_its_add_alone():
+    """A switch another controller wrote (a takeover): the flow whose
+    output changed takes its slot with the add; the delete goes only to
+    the flow whose slot nothing takes."""
+    a, a2, b = replaced()
     ck = ofdriver.cookie
     assert ofdriver.slot_of(ck(a)) == ofdriver.slot_of(ck(a2)) != \
         ofdriver.slot_of(ck(b)) and ck(a) != ck(a2)
@@ -63,14 +70,8 @@ def test_a_whole_switch_pass_sends_a_replaced_flow_as_its_add_alone():
 
 
 def test_a_change_recomputes_only_its_sections():
-    from controllers import intent
     from controllers.ofdriver import cookie, diff_sections, slot
-    a = intent._flow(1, 100, {'tunnel_id': 5, 'eth_dst': 'm1'},
-                     [('output', 2)])
-    a2 = intent._flow(1, 100, {'tunnel_id': 5, 'eth_dst': 'm1'},
-                      [('output', 1001)])
-    b = intent._flow(1, 100, {'tunnel_id': 5, 'eth_dst': 'm2'},
-                     [('output', 3)])
+    a, a2, b = replaced()
     sent = {('mac', 5, 'm1'): {cookie(a): slot(a)},
             ('mac', 5, 'm2'): {cookie(b): slot(b)}}
     installed = {cookie(a), cookie(b), 77}
