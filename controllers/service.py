@@ -136,10 +136,7 @@ class Controller:
         stop_process(self.proc, grace)
 
     def request(self, method, path, body=None):
-        data = None if body is None else json.dumps(body).encode()
-        headers = {'content-type': 'application/json'}
-        if method != 'GET' and self.token:
-            headers['authorization'] = f'Bearer {self.token}'
+        data, headers = _encoded(method, body, self.token)
         req = urllib.request.Request(self.url + path, data=data,
                                      method=method, headers=headers)
         try:
@@ -163,6 +160,15 @@ class Controller:
         return body
 
 
+def _encoded(method, body, token):
+    """A request's body and headers: JSON, and the token on writes."""
+    data = None if body is None else json.dumps(body).encode()
+    headers = {'content-type': 'application/json'}
+    if method != 'GET' and token:
+        headers['authorization'] = f'Bearer {token}'
+    return data, headers
+
+
 class ApiSession:
     """One HTTP(S) connection to the API, kept open between requests
     (Controller.session); request() answers like Controller.request."""
@@ -178,10 +184,7 @@ class ApiSession:
         self.conn = None
 
     def request(self, method, path, body=None):
-        data = None if body is None else json.dumps(body).encode()
-        headers = {'content-type': 'application/json'}
-        if method != 'GET' and self.token:
-            headers['authorization'] = f'Bearer {self.token}'
+        data, headers = _encoded(method, body, self.token)
         for attempt in (1, 2):
             if self.conn is None:
                 self.conn = self._open()
