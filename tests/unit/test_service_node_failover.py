@@ -20,3 +20,18 @@ def test_the_pair_spans_two_hypervisors_in_one_logical_switch():
         'vm3': {'role': 'vm', 'ls': 'ls2', 'intfs': [{'peer': 'hv2'}]},
         'vm4': {'role': 'vm', 'ls': 'ls1', 'intfs': [{'peer': 'hv2'}]}}}
     assert snf.pick_pair(plan) == ('vm1', 'vm4')
+
+
+def test_broadcasts_are_counted_per_service_node_from_the_kill_on():
+    ips = {'10.0.0.1': 'sn1', '10.0.0.2': 'sn2'}
+    b = 'ff:ff:ff:ff:ff:ff'
+    frames = [{'time': 1.0, 'outer_dst': '10.0.0.1', 'dst': b},
+              {'time': 2.0, 'outer_dst': '10.0.0.2', 'dst': b},
+              {'time': 2.1, 'outer_dst': '10.0.0.2', 'dst': b},
+              {'time': 2.2, 'outer_dst': '10.0.0.2',      # BFD, not ours
+               'dst': '00:23:20:00:00:01'},
+              {'time': 2.3, 'outer_dst': '10.0.0.9', 'dst': b},
+              {'time': 2.4, 'dst': b}]                     # not tunnelled
+    assert snf.broadcasts_to(frames, 1.5, ips) == {'sn2': 2}
+    assert snf.broadcasts_to(frames, 0, ips) == {'sn1': 1, 'sn2': 2}
+    assert snf.broadcasts_to([], 0, ips) == {}
