@@ -14,7 +14,7 @@ run: setup
 	$(PY) run.py
 
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider tests/unit tests/integration
+	$(PY) -m pytest -q -p no:cacheprovider --durations=30 tests/unit tests/integration
 
 unit:
 	$(PY) -m pytest -q -p no:cacheprovider tests/unit
