@@ -84,6 +84,26 @@ _RULE = {'type': 'object', 'additionalProperties': False,
              'applied_to': {'type': ['string', 'null'],
                             'description': 'a logical switch name; null: '
                             'every VM port'}}}
+_STEER = {'type': 'object', 'additionalProperties': False,
+          'required': ['name', 'priority', 'on_failure'],
+          'properties': dict(
+              {k: v for k, v in _RULE['properties'].items()
+               if k != 'action'},
+              on_failure={'enum': ['fail-open', 'fail-closed'],
+                          'description': 'while the service VM is down: '
+                          'pass unsteered, or drop'})}
+_SVM = {'type': 'object', 'additionalProperties': False,
+        'required': ['name', 'transport_node', 'in_port', 'out_port'],
+        'properties': {
+            'name': {'type': 'string', 'pattern': model.NAME_RE.pattern},
+            'transport_node': {'type': 'string',
+                               'description': 'the hypervisor it runs on'},
+            'in_port': {'type': 'integer', 'minimum': 1, 'maximum': 0xfeff,
+                        'description': "its VM-side interface's OpenFlow "
+                        'port on br-int'},
+            'out_port': {'type': 'integer', 'minimum': 1,
+                         'maximum': 0xfeff,
+                         'description': 'its network-side interface\'s'}}}
 
 
 def _names(names, what):
@@ -141,10 +161,10 @@ def _body(schema, bulk=False):
 def _fw_routes(app, path, kind, schema, what, store, commit, do, changed,
                on_change, write, body_of):
     """GET (list, one), POST, PUT, DELETE of one kind of the firewall's
-    objects (`kind` 'group' or 'rule': the Store's list_/get_/create_/
-    update_/delete_ methods and writes)."""
+    objects (`kind` group, rule, service_vm, steering_rule: the Store's
+    list_/get_/create_/update_/delete_ methods and writes)."""
     one = PREFIX + path + '/{obj_id}'
-    name = kind.capitalize()
+    name = kind.replace('_', ' ').capitalize()
 
     def list_all():
         return getattr(store, f'list_{kind}s')()
@@ -560,11 +580,34 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
         on_change()
 
     # -- the distributed firewall (controllers.dfw) --------------------
+    @app.get(PREFIX + '/security-groups/addresses', include_in_schema=False)
+    async def group_addresses(after: int = Query(-1, ge=-1),
+                              wait: float = Query(0.0, ge=0, le=30)):
+        """Every security group's addresses ({generation, groups: {name:
+        [/32s]}}), what a partner firewall's address groups follow
+        (devices.servicevm). With `after`=a generation and `wait` > 0,
+        the answer waits up to `wait` s for the desired state to change
+        past it (a long poll: an agent learns of a change within ~10 ms
+        without asking again and again). Not in the OpenAPI document,
+        like /map/events: a request that may take `wait` s to answer is
+        no fuzzing target."""
+        end = time.monotonic() + wait
+        while store.generation == after and time.monotonic() < end:
+            await asyncio.sleep(0.01)
+        gen = store.generation
+        groups = await run_in_threadpool(
+            lambda: dfw.group_addresses(store.desired()))
+        return {'generation': gen, 'groups': groups}
+
     for path, kind, schema, what in (
             ('/security-groups', 'group', _GROUP, 'security groups: '
              'members by VM or logical switch'),
             ('/firewall-rules', 'rule', _RULE, 'distributed firewall rules, '
-             'checked in priority order at every VM port they apply to')):
+             'checked in priority order at every VM port they apply to'),
+            ('/service-vms', 'service_vm', _SVM, 'service VMs (partner '
+             'firewalls), one per hypervisor'),
+            ('/steering-rules', 'steering_rule', _STEER, 'steering rules: '
+             "traffic redirected through its hypervisor's service VM")):
         _fw_routes(app, path, kind, schema, what, store, commit, do,
                    changed, on_change, write, body_of)
 

@@ -169,15 +169,10 @@ def _host(ip):
     return str(ipaddress.ip_interface(ip).ip) + '/32'
 
 
-def resolve(desired):
-    """The rules in checking order with their endpoints as CIDR lists
-    (None: any), from `desired` (model.Store.desired: 'security_groups',
-    'firewall_rules', ports, logical switches): a group is the /32 of
-    every bound port of its VMs and logical switches that has an IP.
-    Plain data: two snapshots compare with ==. No rules: [] at once
-    (every reconciliation pass calls this)."""
-    if not desired.get('firewall_rules'):
-        return []
+def group_addresses(desired):
+    """{security group: sorted /32s of its members' bound ports with an
+    IP} from `desired` (what a partner firewall's address groups follow:
+    GET /security-groups/addresses)."""
     ls_name = {ls['id']: ls['name'] for ls in desired['logical_switches']}
     ips = {}
     for p in desired['ports']:
@@ -193,6 +188,19 @@ def resolve(desired):
         for ls in g['logical_switches']:
             cidrs |= ips.get(('ls', ls), set())
         groups[g['name']] = sorted(cidrs)
+    return groups
+
+
+def resolve(desired):
+    """The rules in checking order with their endpoints as CIDR lists
+    (None: any), from `desired` (model.Store.desired: 'security_groups',
+    'firewall_rules', ports, logical switches): a group is the /32 of
+    every bound port of its VMs and logical switches that has an IP.
+    Plain data: two snapshots compare with ==. No rules: [] at once
+    (every reconciliation pass calls this)."""
+    if not desired.get('firewall_rules'):
+        return []
+    groups = group_addresses(desired)
 
     def side(e):
         if e == 'any':

@@ -40,7 +40,7 @@ VNI to every VTEP with members of that VNI, except the one it came from.
 
 from topologies import liveness
 
-from . import dfw
+from . import dfw, steering
 
 TUNNEL_BASE = 1000          # ofport of the tunnel to transport node #i
 BFD_MS = 100                # BFD min_rx/min_tx when the lab sets none, ms
@@ -149,7 +149,8 @@ def _order(item):
 #   ('flood', vni)      BUM of one VNI on an edge
 #   ('replicate', vni)  a service node's replication of one VNI
 #   ('dfw', vni, mac)   the distributed firewall at a local VM port
-#                       (controllers.dfw; none while no rule applies)
+#                       and its service steering (controllers.dfw,
+#                       controllers.steering; none while no rule applies)
 ORDER = {'base': 0, 'gw': 1, 'mac': 2, 'flood': 3, 'replicate': 4, 'dfw': 5}
 
 
@@ -194,7 +195,9 @@ def context(desired, observed=None):
             'groups': {(g, v): gateway_group(desired, g, v)
                        for g, conns in gw.items() for v, _o, _l in conns},
             'chosen': liveness.service_nodes_of_edges(nodes),
-            'dfw': dfw.resolve(desired), 'vm_port': vm_port}
+            'dfw': dfw.resolve(desired), 'vm_port': vm_port,
+            'steer': steering.resolve(desired),
+            'svm': steering.service_vms(desired)}
 
 
 def changed_sections(before, after):
@@ -213,7 +216,8 @@ def changed_sections(before, after):
             return None
     keys = set()
     ports = set(before['vm_port']) | set(after['vm_port'])
-    if before['dfw'] != after['dfw']:
+    if (before['dfw'], before['steer'], before['svm']) != \
+            (after['dfw'], after['steer'], after['svm']):
         keys |= {('dfw',) + k for k in ports}
     else:
         keys |= {('dfw',) + k for k in ports if before['vm_port'].get(k)
@@ -259,7 +263,9 @@ def node_sections(ctx, node, keys=None):
             out[key] = _mac_flows(ctx, node, key[1], key[2], mine)
         elif key[0] == 'dfw':
             p = ctx['vm_port'].get(key[1:])
-            out[key] = dfw.port_flows(ctx['dfw'], p, _flow) \
+            out[key] = dfw.port_flows(ctx['dfw'], p, _flow) + \
+                steering.port_flows(ctx['steer'], p, ctx['svm'].get(node),
+                                    _flow) \
                 if p is not None and ctx['owner'].get(key[1:]) == node \
                 else []
         elif key[0] == 'flood':
@@ -269,7 +275,8 @@ def node_sections(ctx, node, keys=None):
         elif key == ('base',):
             out[key] = [_flow(0, 0, {}), _flow(1, 0, {})] + (
                 dfw.fallback(_flow) if role == 'hypervisor' else [])
-    return out, _ff_groups(ctx, node)
+    return out, _ff_groups(ctx, node) + steering.groups(
+        ctx['svm'].get(node) if role == 'hypervisor' else None)
 
 
 def _tunnel_to(ctx, node, peer):

@@ -14,6 +14,8 @@ Tables (written only through this module, which the API calls):
   security_groups(id, name UNIQUE, body), firewall_rules(id, name UNIQUE,
       body): the distributed firewall (controllers.dfw), body its
       canonical fields as JSON
+  service_vms(id, name UNIQUE, body), steering_rules(id, name UNIQUE,
+      body): service steering (controllers.steering), likewise
 
 Transport nodes are not stored: they are the lab's inventory (read-only),
 given to the store at start. Every write validates first and changes
@@ -58,6 +60,10 @@ CREATE TABLE IF NOT EXISTS gateway_connections (
 CREATE TABLE IF NOT EXISTS security_groups (
     id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS firewall_rules (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS service_vms (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS steering_rules (
     id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, body TEXT NOT NULL);
 """
 
@@ -234,7 +240,9 @@ class Store:
             users = [f"group {g['name']}" for g in self.list_groups()
                      if name in g['logical_switches']] + \
                 [f"rule {r['name']}" for r in self.list_rules()
-                 if r['applied_to'] == name]
+                 if r['applied_to'] == name] + \
+                [f"steering rule {r['name']}" for r in
+                 self.list_steering_rules() if r['applied_to'] == name]
             if users:
                 raise ApiError(409, 'id', f'the firewall names logical '
                                f"switch {name!r}: {', '.join(users)}; "
@@ -539,7 +547,8 @@ class Store:
 
     def _group_unused(self, name, field, fix):
         """ApiError 409 naming the rules that use group `name`, if any."""
-        users = [r['name'] for r in self.list_rules()
+        users = [r['name'] for r in self.list_rules() +
+                 self.list_steering_rules()
                  if {'group': name} in (r['source'], r['destination'],
                                         r['applied_to'])]
         if users:
@@ -584,6 +593,70 @@ class Store:
         with self.lock:
             self.get_rule(rule_id)
             self.db.execute('DELETE FROM firewall_rules WHERE id=?',
+                            (rule_id,))
+            self._commit()
+
+    # -- service steering (controllers.steering validates) ---------------
+    def list_service_vms(self):
+        return self._fw_rows('service_vms')
+
+    def get_service_vm(self, svm_id):
+        return self._fw_get('service_vms', svm_id, 'service VM',
+                            '/api/v1/service-vms')
+
+    def create_service_vm(self, body, svm_id=None):
+        from . import steering
+        with self.lock:
+            if svm_id is not None:
+                self.get_service_vm(svm_id)
+            taken = {s['transport_node']: s['name']
+                     for s in self.list_service_vms() if s['id'] != svm_id}
+            row = steering.check_service_vm(
+                body, {n for n, p in self.nodes.items()
+                       if p.get('role') == 'hypervisor'}, taken)
+            return self._fw_put('service_vms', svm_id, row, 'service VM')
+
+    def update_service_vm(self, svm_id, body):
+        return self.create_service_vm(body, svm_id)
+
+    def delete_service_vm(self, svm_id):
+        with self.lock:
+            self.get_service_vm(svm_id)
+            self.db.execute('DELETE FROM service_vms WHERE id=?', (svm_id,))
+            self._commit()
+
+    def list_steering_rules(self):
+        return self._fw_rows('steering_rules')
+
+    def get_steering_rule(self, rule_id):
+        return self._fw_get('steering_rules', rule_id, 'steering rule',
+                            '/api/v1/steering-rules')
+
+    def create_steering_rule(self, body, rule_id=None):
+        from . import steering
+        with self.lock:
+            if rule_id is not None:
+                self.get_steering_rule(rule_id)
+            row = steering.check_rule(
+                body, {g['name'] for g in self.list_groups()},
+                {ls['name'] for ls in self.list_ls()})
+            same = [r for r in self.list_steering_rules() if r['priority']
+                    == row['priority'] and r['id'] != rule_id]
+            if same:
+                raise ApiError(409, 'priority', f"steering rule "
+                               f"{same[0]['name']!r} has priority "
+                               f"{row['priority']}: each rule has its own "
+                               'place in the order')
+            return self._fw_put('steering_rules', rule_id, row,
+                                'steering rule')
+
+    def update_steering_rule(self, rule_id, body):
+        return self.create_steering_rule(body, rule_id)
+
+    def delete_steering_rule(self, rule_id):
+        with self.lock:
+            self.get_steering_rule(rule_id)
+            self.db.execute('DELETE FROM steering_rules WHERE id=?',
                             (rule_id,))
             self._commit()
 
@@ -634,4 +707,6 @@ class Store:
                     'gateway_connections': self.list_connections(),
                     'security_groups': self.list_groups(),
                     'firewall_rules': self.list_rules(),
+                    'service_vms': self.list_service_vms(),
+                    'steering_rules': self.list_steering_rules(),
                     'nodes': dict(self.nodes)}

@@ -176,6 +176,12 @@ def _actions(parser, ofp, actions):
                 actions=[]))
         elif a[0] == 'ct_clear':
             out.append(parser.NXActionCTClear())
+        elif a[0] == 'set_reg0':
+            out.append(parser.OFPActionSetField(reg0=a[1]))
+        elif a[0] == 'set_in_port':
+            # NXM_OF_IN_PORT: OVS refuses a set-field of OpenFlow's own
+            # OXM in_port, as OpenFlow says, and writes Nicira's
+            out.append(parser.OFPActionSetField(in_port_nxm=a[1]))
         elif a[0] == 'resubmit':           # to any table (goto: later only)
             out.append(parser.NXActionResubmitTable(in_port=0xfff8,
                                                     table_id=a[1]))
@@ -213,8 +219,9 @@ def group_mod(dp, group, exists):
     ofp, parser = dp.ofproto, dp.ofproto_parser
     gtype = {'fast_failover': ofp.OFPGT_FF, 'select': ofp.OFPGT_SELECT,
              'all': ofp.OFPGT_ALL}[group['type']]
-    buckets = [parser.OFPBucket(watch_port=b['watch_port'],
-                                watch_group=ofp.OFPG_ANY,
+    buckets = [parser.OFPBucket(watch_port=b.get('watch_port', ofp.OFPP_ANY),
+                                watch_group=b.get('watch_group',
+                                                  ofp.OFPG_ANY),
                                 actions=_actions(parser, ofp, b['actions']))
                for b in group['buckets']]
     cmd = ofp.OFPGC_MODIFY if exists else ofp.OFPGC_ADD

@@ -26,6 +26,9 @@ OPS = {'create_ls': ('create_ls', True), 'update_ls': ('update_ls', False),
        'create_rule': ('create_rule', False),
        'update_rule': ('update_rule', False),
        'delete_rule': ('delete_rule', False)}
+OPS.update({f'{verb}_{kind}': (f'{verb}_{kind}', False)
+            for kind in ('service_vm', 'steering_rule')
+            for verb in ('create', 'update', 'delete')})
 
 
 def apply(store, op, *args):

@@ -19,7 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from controllers import clusterlab, provision
-from topologies import expand, labs, liveness
+from topologies import expand, labs, liveness, records
 from topologies.lab import Lab
 
 from . import probe, results
@@ -446,7 +446,10 @@ class Captures:
             way = way[0] if way else self.direction
             path = os.path.join(self.dir, f'{name}-{intf}.pcap')
             self.files[name] = path
-            cmd = ['ip', 'netns', 'exec', self.lab.node(node).ns, 'tcpdump',
+            # a lab's node, or a namespace made on it (a service VM's)
+            ns = self.lab.nodes[node].ns if node in self.lab.nodes else \
+                records.ns_name(node)
+            cmd = ['ip', 'netns', 'exec', ns, 'tcpdump',
                    '-i', intf, '-n', '-U', '--immediate-mode', '-s',
                    str(self.snaplen), '-w', path] + (
                        ['-c', str(self.count)] if self.count else []) + (
@@ -506,7 +509,8 @@ def decode(path):
     """A pcap -> [frame records]: outer VXLAN (src/dst IP, UDP ports, VNI)
     if any, and the inner Ethernet (src/dst MAC, VLAN, ARP op and addresses, or
     IP addresses and ICMP type)."""
-    from scapy.all import ARP, ICMP, UDP, Dot1Q, Ether, IP, VXLAN, rdpcap
+    from scapy.all import (ARP, ICMP, TCP, UDP, Dot1Q, Ether, IP, VXLAN,
+                           rdpcap)
     out = []
     for pkt in rdpcap(path):
         rec = {'time': float(pkt.time)}
@@ -527,9 +531,13 @@ def decode(path):
             rec.update(arp='request' if a.op == 1 else 'reply', psrc=a.psrc,
                        pdst=a.pdst, hwsrc=a.hwsrc)
         elif eth.haslayer(IP):
-            rec.update(ip_src=eth[IP].src, ip_dst=eth[IP].dst)
+            rec.update(ip_src=eth[IP].src, ip_dst=eth[IP].dst,
+                       proto=eth[IP].proto)
             if eth.haslayer(ICMP):
                 rec['icmp'] = eth[ICMP].type
+            elif eth.haslayer(TCP) or eth.haslayer(UDP):
+                l4 = eth[TCP] if eth.haslayer(TCP) else eth[UDP]
+                rec.update(sport=l4.sport, dport=l4.dport)
         out.append(rec)
     return out
 

@@ -14,6 +14,7 @@ PKGS=(openvswitch-switch openvswitch-vtep openvswitch-common mininet frr
       python3 python3-venv python3-pip python3-openvswitch vagrant
       ovn-central ovn-controller-vtep    # OVN: tests/integration/test_ovn_interop.py
       etcd-server etcd-client            # the controller cluster (docs/cluster.md)
+      nftables python3-nftables          # the service VM's firewall (devices/servicevm)
       chromium chromium-driver)          # the web view's browser tests (tests/integration/test_web.py)
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -33,6 +33,7 @@ class Lab:
         self.nodes = {}
         self.net = None
         self.timings = {}
+        self.extra_ns = []            # namespaces added to a running lab
 
     # -- lifecycle -------------------------------------------------------
     def __enter__(self):
@@ -124,7 +125,17 @@ class Lab:
         """Every namespace of the lab: its nodes' and its controller
         nodes' (a cluster's)."""
         return [records.ns_name(n) for n in list(self.plan['nodes']) +
-                list(self.plan.get('controllers', {}))]
+                list(self.plan.get('controllers', {}))] + self.extra_ns
+
+    def add_namespace(self, ns):
+        """A namespace made on the running lab (a service VM's): its
+        stop removes it, and so does `./run.py clean` after a crash."""
+        if ns not in self.extra_ns:
+            self.extra_ns.append(ns)
+        state = records.read_state()
+        if state is not None and ns not in state.get('namespaces', []):
+            state.setdefault('namespaces', []).append(ns)
+            records.write_state(state)
 
     def _controller_nodes(self):
         """A controller cluster's nodes: a namespace each on the
