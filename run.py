@@ -292,6 +292,10 @@ SCENARIOS = {
     'dfw': ('scenarios.dfw', 'distributed firewall: allow/deny matrix '
             '(TCP, UDP, ICMP, VMs and a physical server), throughput off/on, '
             'rule-change latency per hypervisor, established flows kept'),
+    'service-steering': ('scenarios.service_steering', 'traffic steered '
+                         'through a service VM (nftables): captures, a '
+                         'signature, address groups, fail-open / '
+                         'fail-closed'),
     'gateway-failover': ('scenarios.gateway_failover', 'crash / cut / '
                          'power off the active software gateway, --trials '
                          'N each; outage per direction, loop check, plots'),
@@ -336,6 +340,8 @@ def cmd_scenario(args):
     if args.name in ('service-node-failover', 'p2v-migration', 'vm-move',
                      'dfw'):
         extra = {'trials': args.trials or 20, 'seed': args.seed}
+    if args.name == 'service-steering':
+        extra = {'trials': args.trials or 10, 'seed': args.seed}
     if args.name == 'gateway-failover':
         extra = {'trials': args.trials or 20, 'seed': args.seed,
                  'sweep_trials': 5 if args.sweep_trials is None
