@@ -70,7 +70,7 @@ def check_service_vm(body, hypervisors, taken):
     _check_fields(body, SVM_FIELDS)
     name = check_name(_require(body, 'name', 'a service VM name'))
     node = _require(body, 'transport_node', 'the hypervisor it runs on')
-    if node not in hypervisors:
+    if not isinstance(node, str) or node not in hypervisors:
         raise ApiError(404, 'transport_node', f'no hypervisor {node!r}; '
                        'one of ' + ', '.join(sorted(hypervisors)[:12]))
     if taken.get(node) not in (None, name):

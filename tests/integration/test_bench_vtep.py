@@ -8,8 +8,10 @@ from .conftest import last_json, run_py
 
 
 def test_bench_vtep_measures_both_devices():
+    # small scale steps: OVS's emulator, polling each second, took 22 s
+    # for 1,000 MACs and 63 s for 100 bindings (the suite's budget)
     r = run_py('bench', 'vtep', '--macs', '10', '--changes', '5', '--idle',
-               '5', '--scale-macs', '1000', '--scale-bindings', '100',
+               '5', '--scale-macs', '200', '--scale-bindings', '20',
                '--json', timeout=1200)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     res = last_json(r.stdout)
@@ -22,7 +24,7 @@ def test_bench_vtep_measures_both_devices():
         assert all(x['applied_ms'] is not None for x in fig['remote'])
         assert fig['scale']['remote_macs']['applied_s'] is not None
         assert fig['scale']['bindings']['applied_s'] is not None
-        assert fig['scale']['bindings']['reported'] == 100
+        assert fig['scale']['bindings']['reported'] == 20
         assert fig['idle_cpu_pct']['device'] >= 0
     assert {t['what'] for t in m['targets']} >= {
         'learned -> installed on every hypervisor, p95 ms',

@@ -13,7 +13,7 @@ PLOTS = ('outage-per-trial.png', 'outage-cdf.png',
 
 
 def test_short_failover_benchmark_writes_plots_and_trials():
-    r = run_py('scenario', 'gateway-failover', '--trials', '2',
+    r = run_py('scenario', 'gateway-failover', '--trials', '1',
                '--sweep-trials', '1', '--json', timeout=1500)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     res = last_json(r.stdout)
@@ -27,10 +27,10 @@ def test_short_failover_benchmark_writes_plots_and_trials():
     with open(os.path.join(out, 'result.json')) as f:
         saved = json.load(f)
     trials = saved['metrics']['trials']
-    # 2 trials x 3 fault kinds at 10 ms; 1 power-off at 3, 100 and 1,000 ms
-    assert len(trials) == 9
+    # 1 trial x 3 fault kinds at 10 ms; 1 power-off at 3, 100 and 1,000 ms
+    assert len(trials) == 6
     assert sorted((t['cfm_interval_ms'], t['fault']) for t in trials) == \
-        sorted([(10, k) for k in ('crash', 'link', 'power')] * 2 +
+        sorted([(10, k) for k in ('crash', 'link', 'power')] +
                [(iv, 'power') for iv in (3, 100, 1000)])
     for t in trials:
         # a trial whose sender stalled at an edge of the outage after the
@@ -51,7 +51,7 @@ def test_short_failover_benchmark_writes_plots_and_trials():
         if t['fault'] != 'power':                 # its agent says so
             assert t['gw1_saw_fault_ms'] is not None, t
     outages = saved['metrics']['outages']
-    assert outages['@10ms crash vm->server']['n'] == 2
+    assert outages['@10ms crash vm->server']['n'] == 1
     # a power-off is seen by CFM alone: the peer is lost 3.5 intervals
     # after the last CCM heard, which left up to one interval before the
     # fault, so at least 2.5 intervals (2,500 ms at 1,000 ms) from it

@@ -7,7 +7,7 @@ the in-memory move requests and the change counter unchanged by every
 rejected request; `on_change` called only for committed writes.
 
 Deterministic (derandomized hypothesis, no example database): the same
-requests every run. FUZZ_EXAMPLES (default 60) sets the examples per
+requests every run. FUZZ_EXAMPLES (default 40) sets the examples per
 operation, mode and id choice; the test asserts how many requests it made.
 """
 import copy
@@ -23,7 +23,7 @@ from schemathesis import GenerationMode  # noqa: E402
 from controllers import api, model  # noqa: E402
 
 TOKEN = 'fuzz-token'
-EXAMPLES = int(os.environ.get('FUZZ_EXAMPLES', '60'))
+EXAMPLES = int(os.environ.get('FUZZ_EXAMPLES', '40'))
 MIN_REQUESTS = 1000
 INV = {f'vm{i}': {'transport_node': 'hv1' if i % 2 else 'hv2', 'ofport': i,
                   'mac': f'02:00:00:00:00:{i:02x}', 'ip': f'10.1.0.{i}/24'}

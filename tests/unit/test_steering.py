@@ -53,6 +53,8 @@ def steered(st, node):
      'transport_node', 404),
     ({'name': 's', 'transport_node': 'leaf1', 'in_port': 1, 'out_port': 2},
      'transport_node', 404),
+    ({'name': 's', 'transport_node': [], 'in_port': 1, 'out_port': 2},
+     'transport_node', 404),        # found by the fuzzer: was a TypeError
     ({'name': 's', 'transport_node': 'hv3', 'in_port': 0, 'out_port': 2},
      'in_port', 400),
     ({'name': 's', 'transport_node': 'hv3', 'in_port': 900,
