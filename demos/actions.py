@@ -186,11 +186,33 @@ def migrate(lab, ctx, say, server, vm):
                                         f'NOT at {hv} after 15 s')]
 
 
+def steer_ready(lab, ctx, src, dst, hv):
+    """Before the captures: a service VM on `hv` (registered with the
+    controller) and a steering rule sending ICMP to group web through it;
+    its counters noted."""
+    from topologies.servicevm import ServiceVM
+    if 'svm' not in ctx:
+        ctx['svm'] = ServiceVM(lab, hv).start(lab.ctl)
+    status, body = lab.ctl.request('POST', '/steering-rules', {
+        'name': 'web-icmp', 'priority': 10, 'protocol': 'icmp',
+        'destination': {'group': 'web'}, 'applied_to': {'group': 'web'},
+        'on_failure': 'fail-closed'})
+    if status != 201:
+        return [f'POST /steering-rules: {status} {body}']
+    time.sleep(1.0)                          # every hypervisor pushed
+    ctx['svm_before'] = ctx['svm'].counters()
+    return []
+
+
+def steer(lab, ctx, say, src, dst, hv):
+    return ping(lab, ctx, say, src, dst)
+
+
 ACTIONS = {'ping': ping, 'probe': probe, 'arp': arp, 'crash': crash, 'restore': restore,
-           'migrate': migrate}
+           'migrate': migrate, 'steer': steer}
 
 
-PREPARE = {'ping': warm, 'arp': warm_arp}
+PREPARE = {'ping': warm, 'arp': warm_arp, 'steer': steer_ready}
 
 
 def prepare(lab, what, ctx):
@@ -270,4 +292,18 @@ def evidence(lab, ev, ctx):
                     if r['name'] == rule), None)
         return lines, bool(hit and hit['packets'] and
                            hit['packets'][way] > 0)
+    if kind == 'steered':
+        svm = ctx.get('svm')
+        if svm is None:
+            return ['no service VM was started'], False
+        before, after = ctx.get('svm_before', {}), svm.counters()
+        seen = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+        lines = [f"{svm.name}$ nft list table inet svc (its rules' "
+                 'counters, packets during this act):'] + [
+            f'  {k}: {v}' for k, v in seen.items()]
+        ports = lab.node(ev[1]).ns_run(['ovs-ofctl', 'dump-ports', 'br-int',
+                                        'svc-in']).stdout.strip().splitlines()
+        lines += [f'{ev[1]}$ ovs-ofctl dump-ports br-int svc-in:'] + [
+            '  ' + ln.strip() for ln in ports[1:]]
+        return lines, seen.get('allow', 0) + seen.get('established', 0) > 0
     raise ValueError(f'unknown evidence {ev!r}')

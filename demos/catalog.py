@@ -335,6 +335,10 @@ DFW_QUOTE = ('The NSX Distributed Firewall (DFW) on all ESXi hosts provides '
              'inside the ESXi hypervisor to deliver segmentation within each '
              'virtual network.')
 DFW_WHERE = 'section "VMware NSX Integration with Juniper vSRX Firewall"'
+STEER_QUOTE = ("VMware's DFW implements a stateful traffic steering mechanism "
+               'that identifies what traffic should be sent to the vSRX VM. '
+               'Protected VMs and the security service vSRX VM run on the '
+               'same physical ESXi host.')
 
 
 def dfw_demo(plan):
@@ -342,11 +346,13 @@ def dfw_demo(plan):
     app-ping icmp app -> web, a default deny on ls1), three pings: one
     allowed, one from a physical server dropped where it arrives (a VM
     sender's own port would drop it first: ls1-deny covers every port of
-    ls1), one dropped where it leaves."""
+    ls1), one dropped where it leaves; then a service VM on hv3 and a
+    steering rule (icmp to web, applied to web), and the allowed ping
+    again, through it."""
     req = 'ICMP echo request'
     return {
         'title': 'The distributed firewall: allowed, dropped where it '
-                 'arrives, dropped where it leaves',
+                 'arrives, dropped where it leaves, steered',
         'ready': ['dfw-policy'],
         'lanes': ['vm1', 'hv1', 'bm1', 'vtep1', 'hv3', 'vm3'],
         'acts': [
@@ -380,6 +386,17 @@ def dfw_demo(plan):
                                 (P('*', 'vm1', '*'), 'it never left HV3')],
                          evidence=[('firewall', 'hv3', 'vm3', 'ls1-deny',
                                     'out')])]),
+            Act("VM1 pings VM3 again, now steered through HV3's service VM "
+                '(the vSRX role)', ('steer', 'vm1', 'vm3', 'hv3'),
+                ('vm1', 'vm3'), [
+                    Step("HV3 sends the request through its service VM "
+                         "(nftables) before VM3's port, and the reply on its "
+                         'way out; the firewall still allows it (app-ping)',
+                         STEER_QUOTE, figure=DFW_WHERE,
+                         expect=round_trip('vm1', 'hv1', 'hv3', 'vm3'),
+                         evidence=[('steered', 'hv3'),
+                                   ('firewall', 'hv3', 'vm3', 'app-ping',
+                                    'in')])]),
         ]}
 
 
@@ -408,5 +425,6 @@ SUMMARIES = {
                         'failback',
     'p2v': 'P2V: a server becomes a VM with its MAC and IP; traffic follows',
     'dfw': 'distributed firewall: a ping allowed, one dropped where it '
-           'arrives, one where it leaves, with the rules\' counters',
+           'arrives, one where it leaves, one steered through a service VM, '
+           'with the rules\' and the service VM\'s counters',
 }
