@@ -144,6 +144,17 @@ def in_subnet(ip, subnet):
         ipaddress.ip_network(subnet)
 
 
+def _own_priority(rules, row, rule_id, what):
+    """ApiError 409 if another of `rules` (not `rule_id`) has `row`'s
+    priority: each rule has its own place in the order."""
+    same = [r for r in rules if r['priority'] == row['priority'] and
+            r['id'] != rule_id]
+    if same:
+        raise ApiError(409, 'priority', f"{what} {same[0]['name']!r} has "
+                       f"priority {row['priority']}: each rule has its own "
+                       'place in the order')
+
+
 def check_ip(value, subnet, others, field='ip'):
     """-> the interface address in canonical form ('10.1.0.11/16'). It must
     be an address with a prefix, a host of `subnet` (the switch's) with the
@@ -577,12 +588,7 @@ class Store:
                 self.get_rule(rule_id)
             row = dfw.check_rule(body, {g['name'] for g in self.list_groups()},
                                  {ls['name'] for ls in self.list_ls()})
-            same = [r for r in self.list_rules() if r['priority'] ==
-                    row['priority'] and r['id'] != rule_id]
-            if same:
-                raise ApiError(409, 'priority', f"rule {same[0]['name']!r} "
-                               f"has priority {row['priority']}: each rule "
-                               'has its own place in the order')
+            _own_priority(self.list_rules(), row, rule_id, 'rule')
             return self._fw_put('firewall_rules', rule_id, row,
                                 'firewall rule')
 
@@ -640,13 +646,8 @@ class Store:
             row = steering.check_rule(
                 body, {g['name'] for g in self.list_groups()},
                 {ls['name'] for ls in self.list_ls()})
-            same = [r for r in self.list_steering_rules() if r['priority']
-                    == row['priority'] and r['id'] != rule_id]
-            if same:
-                raise ApiError(409, 'priority', f"steering rule "
-                               f"{same[0]['name']!r} has priority "
-                               f"{row['priority']}: each rule has its own "
-                               'place in the order')
+            _own_priority(self.list_steering_rules(), row, rule_id,
+                          'steering rule')
             return self._fw_put('steering_rules', rule_id, row,
                                 'steering rule')
 

@@ -35,3 +35,11 @@ def run_py(*args, timeout=300, **kw):
 def last_json(stdout):
     import json
     return json.loads(stdout.strip().splitlines()[-1])
+
+
+def api_write(lab, method, path, body=None):
+    """One API request on a test's lab -> its answer; asserts it was
+    accepted (200, 201, 204)."""
+    status, got = lab.ctl.request(method, path, body)
+    assert status in (200, 201, 204), (method, path, status, got)
+    return got

@@ -22,6 +22,8 @@ from scenarios.harness import ControlledLab
 from scenarios.reach import CLIENT, ip, ping, tcp, udp_reaches
 from topologies import labs, records
 
+from .conftest import api_write as write
+
 
 @pytest.fixture(scope='module')
 def lab():
@@ -37,10 +39,6 @@ def lab():
                 s.wait(5)
 
 
-def write(lab, method, path, body=None):
-    status, got = lab.ctl.request(method, path, body)
-    assert status in (200, 201, 204), (method, path, status, got)
-    return got
 
 
 def test_the_matrix_before_and_under_the_policy(lab):

@@ -20,6 +20,8 @@ from scenarios.reach import ip, ping, tcp
 from topologies import labs
 from topologies.servicevm import ServiceVM
 
+from .conftest import api_write as write
+
 SIGNED = """
 import socket, sys
 s = socket.create_connection((sys.argv[1], 80), timeout=2)
@@ -54,10 +56,6 @@ def lab():
             server.wait(5)
 
 
-def write(lab, method, path, body=None):
-    status, got = lab.ctl.request(method, path, body)
-    assert status in (200, 201, 204), (method, path, status, got)
-    return got
 
 
 def steer(lab, failure):
