@@ -219,7 +219,7 @@ def resolve(desired):
             for r in rules]
 
 
-def _holds(cidrs, ip):
+def holds(cidrs, ip):
     """Does endpoint `cidrs` (None: any) hold host `ip` ('10.1.0.11/16')?"""
     if cidrs is None:
         return True
@@ -229,7 +229,7 @@ def _holds(cidrs, ip):
     return any(addr in ipaddress.ip_network(c) for c in cidrs)
 
 
-def _others(cidrs, ip):
+def others_of(cidrs, ip):
     """An endpoint's CIDRs without the port's own /32 (a VM's traffic to
     itself never crosses its port): None (any) stays None."""
     if cidrs is None or not ip:
@@ -242,7 +242,7 @@ def in_scope(rule, port):
     switch (applied_to a switch, or every one) and, applied_to a group,
     the port's address in the group?"""
     return rule['ls'] in (None, port['ls']) and (
-        rule.get('at') is None or _holds(rule['at'], port['ip']))
+        rule.get('at') is None or holds(rule['at'], port['ip']))
 
 
 def applies(rules, port):
@@ -259,7 +259,7 @@ def _l4(rule):
     return out
 
 
-def _cidr(c):
+def cidr_match(c):
     net = ipaddress.ip_network(c)
     return str(net.network_address) if net.prefixlen == 32 else \
         (str(net.network_address), str(net.netmask))
@@ -301,15 +301,15 @@ def port_flows(rules, port, flow):
         me, other = ('src', 'dst') if way == 'egress' else ('dst', 'src')
         far = 'ipv4_dst' if way == 'egress' else 'ipv4_src'
         for r in mine:
-            far_side = _others(r[other], port['ip'])
-            if not _holds(r[me], port['ip']) or far_side == []:
+            far_side = others_of(r[other], port['ip'])
+            if not holds(r[me], port['ip']) or far_side == []:
                 continue
             prio = 50000 - r['priority']
             acts, goto = then[way] if r['action'] == 'allow' else ([], None)
             for c in (far_side if far_side is not None else [None]):
                 m = dict(at, ct_state=NEW, **_l4(r))
                 if c is not None:
-                    m[far] = _cidr(c)
+                    m[far] = cidr_match(c)
                 out.append(flow(table, prio, m, acts, goto))
         out.append(flow(table, 100, dict(at, ct_state=NEW), *then[way]))
     return out
@@ -333,8 +333,8 @@ def _ways(rule, port):
         return []
     return [w for w, side, far in (('out', 'src', 'dst'),
                                    ('in', 'dst', 'src'))
-            if _holds(rule[side], port['ip']) and
-            _others(rule[far], port['ip']) != []]
+            if holds(rule[side], port['ip']) and
+            others_of(rule[far], port['ip']) != []]
 
 
 def rule_text(rule):

@@ -138,9 +138,9 @@ def _ends(rule, port):
     out = []
     # (port is the rule's side `me`; the other side is `far`)
     for me, far, request in (('src', 'dst', True), ('dst', 'src', False)):
-        if not dfw._holds(rule[me], ip):
+        if not dfw.holds(rule[me], ip):
             continue
-        far_side = dfw._others(rule[far], ip)
+        far_side = dfw.others_of(rule[far], ip)
         if far_side == []:
             continue
         # request: from a source to its destination port; reply: back
@@ -152,7 +152,7 @@ def _ends(rule, port):
             for c in (far_side if far_side is not None else [None]):
                 mm = dict(m)
                 if c is not None:
-                    mm[peer] = dfw._cidr(c)
+                    mm[peer] = dfw.cidr_match(c)
                 out.append((way, mm))
     return out
 

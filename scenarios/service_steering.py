@@ -35,6 +35,7 @@ import time
 from topologies.servicevm import ServiceVM
 
 from . import dfw, failplots, harness, reach, results, stats
+from .dfw import write
 
 RATE = 1000
 STEERED, PLAIN = 9300, 9301            # UDP ports
@@ -143,10 +144,6 @@ def failure_figures(times, t_down, t_up, failure, window=0.5):
             if last else 0.0,
             'resumed_after_up_ms': round((back[0] - t_up) * 1000, 1)
             if back else None}
-
-
-def write(lab, method, path, body=None):
-    return dfw.write(lab, method, path, body)
 
 
 def steer(lab, failure):
