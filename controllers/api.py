@@ -59,6 +59,10 @@ _ENDPOINT = {'description': '"any", {"group": NAME} or {"cidr": '
                        {'type': 'object', 'additionalProperties': False,
                         'required': ['cidr'],
                         'properties': {'cidr': {'type': 'string'}}}]}
+_TAGS = {'type': 'array', 'maxItems': model.MAX_TAGS,
+         'items': {'type': 'string', 'pattern': model.TAG_RE.pattern},
+         'description': 'tags like "tier=web": a group holds every VM port '
+         'that carries one of its tags'}
 _GROUP = {'type': 'object', 'additionalProperties': False,
           'required': ['name'],
           'properties': {
@@ -68,7 +72,8 @@ _GROUP = {'type': 'object', 'additionalProperties': False,
               'logical_switches': {'type': 'array',
                                    'items': {'type': 'string'},
                                    'description': 'every VM port of these '
-                                   'logical switches (names)'}}}
+                                   'logical switches (names)'},
+              'tags': _TAGS}}
 _RULE = {'type': 'object', 'additionalProperties': False,
          'required': ['name', 'priority', 'action'],
          'properties': {
@@ -80,7 +85,7 @@ _RULE = {'type': 'object', 'additionalProperties': False,
              'port': {'type': ['integer', 'null'], 'minimum': 1,
                       'maximum': 65535,
                       'description': 'destination port (tcp, udp)'},
-             'action': {'enum': ['allow', 'drop']},
+             'action': {'enum': ['allow', 'drop', 'reject']},
              'applied_to': {'type': ['string', 'null'],
                             'description': 'a logical switch name; null: '
                             'every VM port'}}}
@@ -127,7 +132,8 @@ def _bodies(store):
                 'mac': {'type': 'string', 'pattern': model.MAC_RE.pattern,
                         'description': 'unicast; default: the VM\'s'},
                 'ip': {'type': 'string', 'description': 'e.g. 10.1.0.11/16,'
-                       " in the switch's subnet; default: the VM's"}}}
+                       " in the switch's subnet; default: the VM's"},
+                'tags': _TAGS}}
     move = {'type': 'object', 'additionalProperties': False,
             'required': ['transport_node'],
             'properties': {'transport_node': _names(
@@ -443,6 +449,16 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
         move is done)."""
         return await do('request_move', port_id, await body_of(request))
 
+    @app.put(PREFIX + '/logical-ports/{port_id}/tags', dependencies=write,
+             openapi_extra=_body({'type': 'object', 'required': ['tags'],
+                                  'additionalProperties': False,
+                                  'properties': {'tags': _TAGS}}))
+    async def tag(request: Request, port_id: int = _id('port_id')):
+        """Replace the port's tags: body {"tags": ["tier=web"]}. Security
+        groups that select by tag follow at once (the firewall's flows,
+        a service VM's address sets). -> the port."""
+        return changed(await do('tag_port', port_id, await body_of(request)))
+
     @app.delete(PREFIX + '/logical-ports/{port_id}', status_code=204,
                 dependencies=write)
     def detach(port_id: int = _id('port_id')):
@@ -529,7 +545,8 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
           since the controller started), flows (installed after the last
           pass; null until the first), last_pass, last_full_pass (the
           last pass over the whole switch: after a connect, or when this
-          node became its master)};
+          node became its master), rejects_sent (answers to the senders
+          of packets a firewall reject rule stopped)};
         - hardware_vteps: as GET /hardware-vteps;
         - node_ovsdb: the controller's session to each hypervisor's and
           gateway's own OVSDB ({nodes: {node: {connected, since,
@@ -601,7 +618,7 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
 
     for path, kind, schema, what in (
             ('/security-groups', 'group', _GROUP, 'security groups: '
-             'members by VM or logical switch'),
+             'members by VM, logical switch or port tag'),
             ('/firewall-rules', 'rule', _RULE, 'distributed firewall rules, '
              'checked in priority order at every VM port they apply to'),
             ('/service-vms', 'service_vm', _SVM, 'service VMs (partner '

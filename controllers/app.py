@@ -22,7 +22,7 @@ from os_ken.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER,
 from os_ken.lib import ofctl_v1_3
 from os_ken.ofproto import ofproto_v1_3
 
-from . import intent, ofdriver
+from . import dfw, intent, ofdriver, reject
 
 LOG = logging.getLogger('nsx.app')
 
@@ -242,6 +242,24 @@ class NsxController(app_manager.OSKenApp):
                 self.ready.add(dp.id)
                 self.reconcile(dp.id)
                 self.core.datapaths_ready(self.ready)
+
+    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    def _packet_in(self, ev):
+        """A firewall reject rule's packet (controllers.dfw): its sender
+        gets the answer controllers.reject makes, sent where it says. Only
+        a device's master gets packet-ins (OpenFlow's roles); OVS limits
+        them per switch (controller_rate_limit, topologies.boot)."""
+        msg = ev.msg
+        dp = msg.datapath
+        node = self.core.node_of_dpid(dp.id)
+        where = reject.send_back(msg.table_id, dict(msg.match.items()),
+                                 dfw.EGRESS, dfw.INGRESS)
+        out = reject.answer(msg.data) if where else None
+        if node is None or out is None:
+            return
+        dp.send_msg(ofdriver.packet_out(dp, where, out))
+        self.core.switch_event(node, 'reject')
+        LOG.debug('%s: rejected %s', node, reject.summary(msg.data))
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg,
                 [CONFIG_DISPATCHER, MAIN_DISPATCHER])

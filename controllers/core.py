@@ -212,10 +212,12 @@ class Core:
         after it connected or this node became its master, kept as
         last_full_pass: what a takeover changed). GET /status shows the counts;
         headless judges "no flow changes after a restart" from them, the
-        soak compares `flows` with the switch's own count."""
+        soak compares `flows` with the switch's own count. 'reject': the
+        firewall answered a rejected packet's sender (rejects_sent)."""
         s = self.switches.setdefault(node, {
             'connected': False, 'since': None, 'connects': 0, 'passes': 0,
             'flows_added': 0, 'flows_deleted': 0, 'group_mods': 0,
+            'rejects_sent': 0,
             'flows': None, 'last_pass': None, 'last_full_pass': None})
         now = time.time()
         if event == 'connected':
@@ -223,6 +225,8 @@ class Core:
                      flows=None)
         elif event == 'gone':
             s.update(connected=False, since=now, flows=None)
+        elif event == 'reject':
+            s['rejects_sent'] += 1
         else:
             s['passes'] += 1
             s['flows_added'] += add

@@ -3,11 +3,13 @@ takes them, and the flows that enforce them on each hypervisor's br-int,
 statefully, with OVS connection tracking (whitepaper: "VMware NSX
 Integration with Juniper vSRX Firewall", the NSX distributed firewall).
 
-A **security group** has members: VMs by name, and every VM port of the
-logical switches it names. A **rule** (checked in `priority` order, the
+A **security group** has members: VMs by name, every VM port of the
+logical switches it names, and every VM port that carries one of its
+tags (a logical port's `tags`; a port tagged later joins at once). A **rule** (checked in `priority` order, the
 lowest number first; each rule its own priority) matches a source and a destination (a
 group, a CIDR or any), a protocol (tcp, udp, icmp or any) and, for tcp
-and udp, a destination port; its action is allow or drop; `applied_to`
+and udp, a destination port; its action is allow, drop or reject (drop,
+and an answer to the sender: controllers.reject); `applied_to`
 limits it to the VM ports of one logical switch or, `{"group": NAME}`,
 to those of a group's members (NSX's "Applied To"; default: every VM
 port). A new connection no rule matches is allowed (NSX's default rule):
@@ -23,10 +25,12 @@ port (the port's OpenFlow number):
            to table 1: OpenFlow's goto only goes forward); invalid drop;
            a new connection: the first rule whose source holds the VM and
            whose destination matches decides (allow: ct(commit), then
-           table 1; drop); none: allow
+           table 1; drop; reject: to the controller, which answers the
+           VM, controllers.reject); none: allow
   table 1  IPv4 to the VM's MAC: ct_clear, ct(zone, table 3)
   table 3  ingress to the VM: the same, rules whose destination holds the
-           VM and whose source matches; allow: ct(commit), output
+           VM and whose source matches; allow: ct(commit), output;
+           reject: the controller answers the sender through table 1
 A protected port's unicast IPv6 is dropped both ways (the rules are
 IPv4). Everything else (ARP, IPv6 multicast, frames of unprotected
 ports, BUM) takes the usual pipeline (controllers.intent). A reply belongs to a connection its
@@ -39,10 +43,11 @@ keep their conntrack entries and flows.
 import ipaddress
 import json
 
-from .model import ApiError, _check_fields, _require, check_name
+from .reject import REJECT_LEN
+from .model import ApiError, _check_fields, _require, check_name, check_tags
 
 PROTOCOLS = {'any': None, 'tcp': 6, 'udp': 17, 'icmp': 1}
-ACTIONS = ('allow', 'drop')
+ACTIONS = ('allow', 'drop', 'reject')
 MAX_PRIORITY = 10000
 EGRESS, INGRESS = 2, 3            # br-int tables
 # ct_state bits (ovs-fields(7)): value, mask
@@ -52,7 +57,7 @@ REL = (0x24, 0x24)                # +trk+rel
 INV = (0x30, 0x30)                # +trk+inv
 IPV4, IPV6 = 0x0800, 0x86dd
 
-GROUP_FIELDS = ('name', 'vms', 'logical_switches')
+GROUP_FIELDS = ('name', 'vms', 'logical_switches', 'tags')
 RULE_FIELDS = ('name', 'priority', 'source', 'destination', 'protocol',
                'port', 'action', 'applied_to')
 
@@ -71,15 +76,18 @@ def _names_list(body, field, known, what, hint):
 
 
 def check_group(body, vms, switches):
-    """A security group's body -> {'name', 'vms', 'logical_switches'};
-    `vms`: the lab's VM names, `switches`: the logical switches' names.
-    ApiError names the field and what is valid."""
+    """A security group's body -> {'name', 'vms', 'logical_switches',
+    'tags'}; `vms`: the lab's VM names, `switches`: the logical switches'
+    names. A tag needs no port that carries it yet: membership by tag is
+    dynamic (a port tagged later joins). ApiError names the field and
+    what is valid."""
     _check_fields(body, GROUP_FIELDS)
     return {'name': check_name(_require(body, 'name', 'a group name')),
             'vms': _names_list(body, 'vms', vms, 'VM', 'the lab\'s VMs'),
             'logical_switches': _names_list(
                 body, 'logical_switches', switches, 'logical switch',
-                'GET /logical-switches lists them')}
+                'GET /logical-switches lists them'),
+            'tags': check_tags(body.get('tags', []))}
 
 
 def _endpoint(value, field, groups):
@@ -129,12 +137,10 @@ def check_rule(body, groups, switches):
         if not isinstance(port, int) or isinstance(port, bool) or \
                 not 1 <= port <= 65535:
             raise ApiError(400, 'port', 'a destination port 1..65535')
-    action = _require(body, 'action', 'allow or drop')
-    if action == 'reject':
-        raise ApiError(400, 'action', 'reject (an answer to the sender) is '
-                       'not built yet: use drop')
+    action = _require(body, 'action', 'allow, drop or reject')
     if action not in ACTIONS:
-        raise ApiError(400, 'action', 'allow or drop')
+        raise ApiError(400, 'action', 'allow, drop or reject (drop, and a '
+                       'TCP RST or an ICMP unreachable to the sender)')
     applied = body.get('applied_to')
     if isinstance(applied, dict):
         if set(applied) != {'group'} or applied['group'] not in groups:
@@ -180,6 +186,8 @@ def group_addresses(desired):
             ips.setdefault(('vm', p['attachment']), set()).add(_host(p['ip']))
             ips.setdefault(('ls', ls_name[p['ls_id']]), set()).add(
                 _host(p['ip']))
+            for t in p.get('tags', ()):
+                ips.setdefault(('tag', t), set()).add(_host(p['ip']))
     groups = {}
     for g in desired.get('security_groups', ()):
         cidrs = set()
@@ -187,6 +195,8 @@ def group_addresses(desired):
             cidrs |= ips.get(('vm', vm), set())
         for ls in g['logical_switches']:
             cidrs |= ips.get(('ls', ls), set())
+        for t in g.get('tags', ()):
+            cidrs |= ips.get(('tag', t), set())
         groups[g['name']] = sorted(cidrs)
     return groups
 
@@ -305,7 +315,9 @@ def port_flows(rules, port, flow):
             if not holds(r[me], port['ip']) or far_side == []:
                 continue
             prio = 50000 - r['priority']
-            acts, goto = then[way] if r['action'] == 'allow' else ([], None)
+            acts, goto = then[way] if r['action'] == 'allow' else \
+                ([('controller', REJECT_LEN)], None) \
+                if r['action'] == 'reject' else ([], None)
             for c in (far_side if far_side is not None else [None]):
                 m = dict(at, ct_state=NEW, **_l4(r))
                 if c is not None:

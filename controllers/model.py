@@ -4,8 +4,10 @@ Tables (written only through this module, which the API calls):
   logical_switches(id, name UNIQUE, vni UNIQUE, replication_mode, subnet)
       (subnet: optional CIDR; a port's ip must lie in it, or, without it,
       in the same network as the switch's other ports)
-  logical_ports(id, ls_id, attachment, transport_node, ofport, mac, ip)
+  logical_ports(id, ls_id, attachment, transport_node, ofport, mac, ip,
+      tags)
       (mac and ip unique within a logical switch; one port per attachment;
+      tags a JSON list of words, what security groups select by;
       transport_node '' while the VM's vNIC is plugged nowhere: the port
       is unbound, the API shows null, and it is in no device's intent)
 
@@ -31,6 +33,7 @@ split horizon, breaking the switch's broadcast); ids are 1..2**63-1
 (SQLite's integers).
 """
 import ipaddress
+import json
 import re
 import sqlite3
 import threading
@@ -39,6 +42,8 @@ REPLICATION_MODES = ('service_node', 'source_node')
 MAC_RE = re.compile(r'^([0-9a-f]{2}:){5}[0-9a-f]{2}$')
 NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$')
 MAX_ID = 2 ** 63 - 1
+TAG_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.:=/-]{0,63}$')
+MAX_TAGS = 30                # NSX's limit per object
 UNBOUND = ''                 # logical_ports.transport_node of an unbound port
 
 SCHEMA = """
@@ -51,6 +56,7 @@ CREATE TABLE IF NOT EXISTS logical_ports (
     ls_id INTEGER NOT NULL REFERENCES logical_switches(id),
     attachment TEXT NOT NULL UNIQUE, transport_node TEXT NOT NULL,
     ofport INTEGER NOT NULL, mac TEXT NOT NULL, ip TEXT,
+    tags TEXT NOT NULL DEFAULT '[]',
     UNIQUE (ls_id, mac));
 CREATE TABLE IF NOT EXISTS gateway_connections (
     id INTEGER PRIMARY KEY,
@@ -114,6 +120,25 @@ def check_mac(value, field='mac'):
         raise ApiError(400, field, 'the all-zero MAC is no address; give the '
                        "VM's unicast MAC")
     return value
+
+
+def check_tags(value, field='tags'):
+    """-> the sorted set of a port's (or a group's) tags: a list of at most
+    MAX_TAGS words like "tier=web" (NSX's scope and tag, joined as you
+    like)."""
+    if not isinstance(value, list) or not all(isinstance(t, str)
+                                              for t in value):
+        raise ApiError(400, field, 'a list of tags, e.g. ["tier=web", '
+                       '"pci"]')
+    for i, t in enumerate(value):
+        if not TAG_RE.match(t):
+            raise ApiError(400, f'{field}[{i}]', f'{t!r} is no tag: 1..64 '
+                           'letters, digits, ".", "_", "-", ":", "=" or '
+                           '"/", starting with a letter or digit')
+    if len(set(value)) > MAX_TAGS:
+        raise ApiError(400, field, f'{len(set(value))} tags; at most '
+                       f'{MAX_TAGS}')
+    return sorted(set(value))
 
 
 def check_name(value, field='name'):
@@ -310,7 +335,7 @@ class Store:
     def attach(self, ls_id, body):
         with self.lock:
             ls = self.get_ls(ls_id)
-            _check_fields(body, ('attachment', 'mac', 'ip'))
+            _check_fields(body, ('attachment', 'mac', 'ip', 'tags'))
             att = _require(body, 'attachment', 'a VM name')
             if not isinstance(att, str):
                 raise ApiError(400, 'attachment', 'a VM name (string); see '
@@ -320,6 +345,7 @@ class Store:
                 raise ApiError(404, 'attachment', f'no VM {att!r} in this '
                                'lab; see GET /api/v1/transport-nodes')
             mac = check_mac(body.get('mac', where['mac']))
+            tags = check_tags(body.get('tags', []))
             ip = body.get('ip', where.get('ip'))
             if ip is not None:
                 ip = check_ip(ip, ls['subnet'], [r[0] for r in self.db.execute(
@@ -340,11 +366,25 @@ class Store:
                                    f'{clash[0]} in this logical switch')
             cur = self.db.execute(
                 'INSERT INTO logical_ports (ls_id, attachment, transport_node,'
-                ' ofport, mac, ip) VALUES (?, ?, ?, ?, ?, ?)',
+                ' ofport, mac, ip, tags) VALUES (?, ?, ?, ?, ?, ?, ?)',
                 (ls_id, att, where['transport_node'] or UNBOUND,
-                 where['ofport'] or 0, mac, ip))
+                 where['ofport'] or 0, mac, ip, json.dumps(tags)))
             self._commit()
             return self.get_port(cur.lastrowid)
+
+    def tag_port(self, port_id, body):
+        """Replace a logical port's tags: body {"tags": [...]}. The
+        security groups that select by tag follow (their members, the
+        firewall's flows, a service VM's address sets). -> the port."""
+        with self.lock:
+            self.get_port(port_id)
+            _check_fields(body, ('tags',))
+            tags = check_tags(_require(body, 'tags', 'a list of tags, e.g. '
+                                       '["tier=web"] ([] for none)'))
+            self.db.execute('UPDATE logical_ports SET tags=? WHERE id=?',
+                            (json.dumps(tags), port_id))
+            self._commit()
+            return self.get_port(port_id)
 
     def request_move(self, port_id, body):
         """A VM is about to move (a vMotion starts): its logical port is to
@@ -428,6 +468,7 @@ class Store:
 
     def _port(self, row):
         out = dict(row)
+        out['tags'] = json.loads(out['tags'])
         if out['transport_node'] == UNBOUND:
             out['transport_node'] = out['ofport'] = None
         out['requested_node'] = self.inventory.get(

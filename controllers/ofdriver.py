@@ -153,6 +153,8 @@ def _actions(parser, ofp, actions):
     for a in actions:
         if a[0] == 'output':
             out.append(parser.OFPActionOutput(a[1]))
+        elif a[0] == 'controller':         # (max_len,): a packet-in
+            out.append(parser.OFPActionOutput(ofp.OFPP_CONTROLLER, a[1]))
         elif a[0] == 'set_tunnel':
             out.append(parser.OFPActionSetField(tunnel_id=a[1]))
         elif a[0] == 'group':
@@ -213,6 +215,16 @@ def flow_mod(dp, flow, command='add', ck=None):
                              priority=flow['priority'],
                              match=_match(parser, flow['match']),
                              instructions=inst, command=ofp.OFPFC_ADD)
+
+
+def packet_out(dp, actions, data):
+    """A frame the controller sends into the switch (`actions`: our
+    tuples, as a flow's), from no port (OFPP_CONTROLLER)."""
+    ofp, parser = dp.ofproto, dp.ofproto_parser
+    return parser.OFPPacketOut(dp, buffer_id=ofp.OFP_NO_BUFFER,
+                               in_port=ofp.OFPP_CONTROLLER,
+                               actions=_actions(parser, ofp, actions),
+                               data=data)
 
 
 def group_mod(dp, group, exists):

@@ -17,6 +17,7 @@ from .model import ApiError
 OPS = {'create_ls': ('create_ls', True), 'update_ls': ('update_ls', False),
        'delete_ls': ('delete_ls', False), 'attach': ('attach', True),
        'request_move': ('request_move', False), 'detach': ('detach', False),
+       'tag_port': ('tag_port', False),
        'connect_gateway': ('connect_gateway', True),
        'disconnect_gateway': ('disconnect_gateway', False),
        'locate': ('locate', False), 'unlocate': ('unlocate', False),

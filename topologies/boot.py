@@ -219,7 +219,9 @@ def transport_node(node, plan, run_dir):
     targets = controller_targets(plan)
     lines.append(' '.join(
         ['ovs-vsctl'] + [f'-- --id=@c{i} create controller target=\'"{t}"\' '
-                         'max_backoff=1000' for i, t in enumerate(targets)]
+                         'max_backoff=1000 controller_rate_limit=100 '
+                         'controller_burst_limit=25'
+                         for i, t in enumerate(targets)]
         + ['-- set bridge br-int controller=' + ','.join(
             f'@c{i}' for i in range(len(targets)))]))
     return lines

@@ -41,7 +41,8 @@ def test_transport_node_reaches_the_controller_over_tls_by_default():
     ssl = ('ovs-vsctl --no-wait set-ssl /run/x/hv1/tls.key /run/x/hv1/tls.pem '
            '/run/x/hv1/ca.pem')
     assert ssl in s and (f'create controller target=\'"ssl:{root}:6653"\' '
-                         'max_backoff=1000 -- set bridge br-int '
+                         'max_backoff=1000 controller_rate_limit=100 '
+                         'controller_burst_limit=25 -- set bridge br-int '
                          'controller=@c0') in s
     # the certificates are in place before ovs-vswitchd reads them
     assert s.index(ssl) < s.index('ovs-vswitchd --pidfile')

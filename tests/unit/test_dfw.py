@@ -39,7 +39,9 @@ def flows_of(st, node):
     ({'name': 'g', 'vms': 'vm1'}, 'vms', 400),
     ({'name': 'g', 'vms': ['vm99']}, 'vms[0]', 404),
     ({'name': 'g', 'logical_switches': ['nope']}, 'logical_switches[0]', 404),
-    ({'name': 'g', 'tags': ['a']}, 'tags', 400),
+    ({'name': 'g', 'tags': 'web'}, 'tags', 400),
+    ({'name': 'g', 'tags': ['ok', 'no spaces']}, 'tags[1]', 400),
+    ({'name': 'g', 'owner': 'x'}, 'owner', 400),
 ])
 def test_bad_groups_are_refused_naming_the_field(st, body, field, status):
     with pytest.raises(ApiError) as e:
@@ -52,7 +54,7 @@ def test_bad_groups_are_refused_naming_the_field(st, body, field, status):
     ({'name': 'r', 'action': 'allow'}, 'priority'),
     ({'name': 'r', 'priority': 0, 'action': 'allow'}, 'priority'),
     ({'name': 'r', 'priority': 5}, 'action'),
-    ({'name': 'r', 'priority': 5, 'action': 'reject'}, 'action'),
+    ({'name': 'r', 'priority': 5, 'action': 'deny'}, 'action'),
     ({'name': 'r', 'priority': 5, 'action': 'allow', 'protocol': 'gre'},
      'protocol'),
     ({'name': 'r', 'priority': 5, 'action': 'allow', 'port': 80}, 'port'),
@@ -208,7 +210,7 @@ def test_the_api_crud_and_its_errors():
         'destination': {'group': 'web'}, 'action': 'allow'})
     assert r.status_code == 201, r.text
     r = c.post('/api/v1/firewall-rules', json={
-        'name': 'x', 'priority': 10, 'action': 'reject'})
+        'name': 'x', 'priority': 10, 'action': 'deny'})
     assert r.status_code == 400 and r.json()['error']['field'] == 'action'
     r = c.post('/api/v1/firewall-rules', json={
         'name': 'web-in', 'priority': 11, 'action': 'drop'})
@@ -325,3 +327,53 @@ def test_a_rule_applied_to_a_group_protects_its_members_ports_only(st):
     with pytest.raises(ApiError) as e:
         st.delete_group(g['id'])
     assert e.value.status == 409 and 'r' in e.value.message
+
+
+def test_a_group_by_tag_follows_the_ports_tags(st):
+    """Membership by tag is dynamic: a group of tag tier=web holds no one
+    until a port carries the tag, then that port's address (its rule's
+    flows at once, nothing else recomputed), and no one again once the
+    tag is gone; a port attached with the tag is a member from the
+    start."""
+    st.create_group({'name': 'web', 'tags': ['tier=web']})
+    st.create_rule({'name': 'web-in', 'priority': 10, 'protocol': 'tcp',
+                    'port': 80, 'destination': {'group': 'web'},
+                    'action': 'allow'})
+    assert dfw.resolve(st.desired())[0]['dst'] == []
+    assert dfw.group_addresses(st.desired()) == {'web': []}
+    vm3 = next(p for p in st.list_ports() if p['attachment'] == 'vm3')
+    assert vm3['tags'] == []
+    _, ctx0 = flows_of(st, 'hv3')
+    got = st.tag_port(vm3['id'], {'tags': ['tier=web', 'pci', 'pci']})
+    assert got['tags'] == ['pci', 'tier=web']
+    _, ctx1 = flows_of(st, 'hv3')
+    assert dfw.resolve(st.desired())[0]['dst'] == [f"{ip_of(st, 'vm3')}/32"]
+    assert intent.changed_sections(ctx0, ctx1) == \
+        {('dfw',) + k for k in ctx1['vm_port']}
+    st.tag_port(vm3['id'], {'tags': []})
+    assert dfw.group_addresses(st.desired()) == {'web': []}
+    st.detach(vm3['id'])
+    st.attach(vm3['ls_id'], {'attachment': 'vm3', 'tags': ['tier=web']})
+    assert dfw.group_addresses(st.desired()) == \
+        {'web': [f"{ip_of(st, 'vm3')}/32"]}
+
+
+@pytest.mark.parametrize('body,field', [
+    ({}, 'tags'), ({'tags': 'web'}, 'tags'), ({'tags': ['a b']}, 'tags[0]'),
+    ({'tags': [str(i) for i in range(31)]}, 'tags'),
+    ({'tags': [], 'vm': 'x'}, 'vm'),
+])
+def test_bad_tags_are_refused_naming_the_field(body, field):
+    plan = expand.expand(labs.resolve('clos-small'))
+    st = store_for(plan)
+    c = TestClient(api.create_app(st))
+    port = st.list_ports()[0]
+    r = c.put(f"/api/v1/logical-ports/{port['id']}/tags", json=body)
+    assert r.status_code == 400 and r.json()['error']['field'] == field, \
+        r.text
+    assert st.get_port(port['id'])['tags'] == []
+    r = c.put('/api/v1/logical-ports/999/tags', json={'tags': []})
+    assert r.status_code == 404 and r.json()['error']['field'] == 'id'
+    r = c.put(f"/api/v1/logical-ports/{port['id']}/tags",
+              json={'tags': ['tier=db']})
+    assert r.status_code == 200 and r.json()['tags'] == ['tier=db']
