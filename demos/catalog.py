@@ -342,7 +342,8 @@ STEER_QUOTE = ("VMware's DFW implements a stateful traffic steering mechanism "
 
 
 def dfw_demo(plan):
-    """The dfw scenario's policy (scenarios/dfw.py: web {vm3}, app {vm1},
+    """The dfw scenario's policy (scenarios/dfw.py: web {ports tagged
+    tier=web: vm3's}, app {vm1},
     app-ping icmp app -> web, a default deny on ls1), three pings: one
     allowed, one from a physical server dropped where it arrives (a VM
     sender's own port would drop it first: ls1-deny covers every port of

@@ -2,10 +2,13 @@
 lab (clos or vcf), measured from the hosts' side.
 
 1. **Matrix**: with no rule every probe of MATRIX passes (else the
-   scenario cannot judge and says so); then POLICY (groups web {vm3}
-   and app {vm1}; web-in tcp/80, app-ping icmp, iperf tcp/5201,
-   a default deny on ls1) and every probe must pass or be dropped as
-   MATRIX says: TCP (the echo must come back: replies of an allowed
+   scenario cannot judge and says so); then POLICY (groups web {ports
+   tagged tier=web: vm3's}, app {vm1}, edge {vm5}; web-in tcp/80,
+   app-ping icmp, iperf tcp/5201, edge-reject tcp/80 edge -> app,
+   udp-reject udp -> web, a default deny on ls1) and every probe must
+   pass, be dropped (no answer) or be rejected (a TCP RST, an ICMP
+   administratively prohibited to the sender) as MATRIX says: TCP (the
+   echo must come back: replies of an allowed
    connection pass), UDP, ICMP, between VMs of two hypervisors, of one
    (vm7 is attached to ls1 on hv3 beside vm3), from and to a physical
    server behind a hardware VTEP, the reverse of an allowed connection
@@ -51,8 +54,11 @@ TARGET_MS = 100                  # API -> enforced / lifted, p95
 NEW_IP = '10.1.0.77/16'          # vm7's address on ls1 (unused there)
 DROP_PORT, KEEP_PORT = 9400, 9300
 
-GROUPS = [{'name': 'web', 'vms': ['vm3']},
-          {'name': 'app', 'vms': ['vm1']}]
+# web by a tag (vm3's port gets it: TAGGED), app and edge by VM
+GROUPS = [{'name': 'web', 'tags': ['tier=web']},
+          {'name': 'app', 'vms': ['vm1']},
+          {'name': 'edge', 'vms': ['vm5']}]
+TAGGED = {'vm3': ['tier=web']}
 POLICY = [
     {'name': 'web-in', 'priority': 10, 'protocol': 'tcp', 'port': 80,
      'destination': {'group': 'web'}, 'action': 'allow'},
@@ -62,10 +68,16 @@ POLICY = [
     {'name': 'iperf', 'priority': 30, 'protocol': 'tcp', 'port': 5201,
      'source': {'group': 'app'}, 'destination': {'group': 'web'},
      'action': 'allow'},
+    {'name': 'edge-reject', 'priority': 40, 'protocol': 'tcp', 'port': 80,
+     'source': {'group': 'edge'}, 'destination': {'group': 'app'},
+     'action': 'reject'},
+    {'name': 'udp-reject', 'priority': 50, 'protocol': 'udp',
+     'destination': {'group': 'web'}, 'action': 'reject'},
     {'name': 'ls1-deny', 'priority': 1000, 'action': 'drop',
      'applied_to': 'ls1'},
 ]
-# (source, destination, protocol, passes under POLICY, the rule deciding)
+# (source, destination, protocol, under POLICY: True passes, False is
+# dropped, 'reject' is refused with an answer; the rule deciding)
 MATRIX = [
     ('vm1', 'vm3', 'tcp', True, 'web-in'),
     ('vm5', 'vm3', 'tcp', True, 'web-in'),
@@ -75,7 +87,9 @@ MATRIX = [
     ('vm5', 'vm3', 'icmp', False, 'ls1-deny'),
     ('bm1', 'vm3', 'icmp', False, 'ls1-deny'),
     ('vm7', 'vm3', 'icmp', False, 'ls1-deny'),
-    ('vm1', 'vm3', 'udp', False, 'ls1-deny'),
+    ('vm1', 'vm3', 'udp', 'reject', 'udp-reject'),
+    ('bm1', 'vm3', 'udp', 'reject', 'udp-reject'),
+    ('vm5', 'vm1', 'tcp', 'reject', 'edge-reject'),
     ('vm1', 'vm5', 'tcp', False, 'ls1-deny'),
     ('vm3', 'vm1', 'tcp', False, 'ls1-deny'),
     ('vm3', 'vm1', 'icmp', False, 'ls1-deny'),
@@ -84,6 +98,7 @@ MATRIX = [
     ('vm2', 'vm6', 'icmp', True, None),
     ('vm2', 'vm6', 'udp', True, None),
 ]
+EXPECTED = {True: 'pass', False: 'drop', 'reject': 'reject'}
 SERVERS = ('vm1', 'vm3', 'vm5', 'vm7', 'bm1')        # tcp/80 echo
 SMALL = ('clos-small', 'vcf-small')      # the labs MATRIX's hosts are of
 MAX_TARGETS = 10                         # hypervisors the rule reaches
@@ -119,24 +134,25 @@ def probe_name(row):
 
 def judge_matrix(before, after, rows=MATRIX):
     """Each row's verdict from what the probes saw without rules (`before`)
-    and under the policy (`after`), both {probe_name: passed} -> (rows
-    [{'probe', 'expected', 'before', 'after', 'rule', 'held'}], problems).
-    A probe that failed without any rule measured nothing about the
-    firewall: a problem, not a verdict."""
+    and under the policy (`after`), both {probe_name: reach.outcome}
+    ('pass', 'drop', 'reject', ...) -> (rows [{'probe', 'expected',
+    'before', 'after', 'rule', 'held'}], problems). A probe that did not
+    pass without any rule measured nothing about the firewall: a
+    problem, not a verdict."""
     out, problems = [], []
     for row in rows:
-        name, want, rule = probe_name(row), row[3], row[4]
+        name, rule = probe_name(row), row[4]
+        want = EXPECTED[row[3]]
         b, a = before.get(name), after.get(name)
-        held = b is True and a is want
-        out.append({'probe': name, 'expected': 'pass' if want else 'drop',
-                    'before': b, 'after': a, 'rule': rule, 'held': held})
-        if b is not True:
-            problems.append(f'{name}: did not pass without any rule, so '
-                            'the firewall cannot be judged on it')
-        elif a is not want:
-            problems.append(f"{name}: {'passed' if a else 'dropped'} under "
-                            f"the policy, {rule or 'no rule'} should have "
-                            f"{'let it pass' if want else 'dropped it'}")
+        held = b == 'pass' and a == want
+        out.append({'probe': name, 'expected': want, 'before': b,
+                    'after': a, 'rule': rule, 'held': held})
+        if b != 'pass':
+            problems.append(f'{name}: did not pass without any rule '
+                            f'({b}), so the firewall cannot be judged on it')
+        elif a != want:
+            problems.append(f"{name}: {a} under the policy, where "
+                            f"{rule or 'no rule'} says {want}")
     return out, problems
 
 
@@ -229,14 +245,30 @@ def attach_vm7(lab):
 
 
 def matrix(plan, rows=MATRIX):
-    return {probe_name(r): reach.passes(plan, r[0], r[1], r[2])
+    """{probe name: reach.outcome}: 'pass', 'drop', 'reject'..."""
+    return {probe_name(r): reach.outcome(plan, r[0], r[1], r[2])
             for r in rows}
 
 
 def make_policy(lab):
+    """GROUPS, the tags of TAGGED's ports (a group by tag gets its
+    members so), POLICY -> the rules' ids."""
     for g in GROUPS:
         write(lab, 'POST', '/security-groups', g)
+    for p in (p for ls in write(lab, 'GET', '/logical-switches')
+              for p in write(lab, 'GET',
+                             f"/logical-switches/{ls['id']}/ports")):
+        if p['attachment'] in TAGGED:
+            write(lab, 'PUT', f"/logical-ports/{p['id']}/tags",
+                  {'tags': TAGGED[p['attachment']]})
     return [write(lab, 'POST', '/firewall-rules', r)['id'] for r in POLICY]
+
+
+def rejects_sent(lab):
+    """Answers the controller sent for reject rules, every switch
+    (GET /status)."""
+    return sum(s.get('rejects_sent', 0) for s in
+               write(lab, 'GET', '/status')['switches'].values())
 
 
 def firewall_views(lab, hvs):
@@ -343,8 +375,8 @@ def latency_trials(lab, out_dir, trials, rng, progress, targets,
 
 def policy_phases(lab, hvs, problems, progress):
     """Phases 1 and 2 on a small lab -> (matrix rows, rules' counters,
-    throughput off, on); problems appended to `problems`. Leaves no rule
-    behind."""
+    throughput off, on, rejects the controller answered during the
+    matrix); problems appended to `problems`. Leaves no rule behind."""
     plan = lab.plan
     time.sleep(1.0)
     progress('matrix without rules (every probe must pass)')
@@ -354,8 +386,15 @@ def policy_phases(lab, hvs, problems, progress):
     make_policy(lab)
     time.sleep(1.0)
     progress('matrix under the policy')
+    rejects0 = rejects_sent(lab)
     rows, bad = judge_matrix(before, matrix(plan))
     problems += bad
+    answered = rejects_sent(lab) - rejects0
+    want = sum(r['expected'] == 'reject' for r in rows)
+    if answered < want:
+        problems.append(f'the controller answered {answered} rejected '
+                        f'packets during the matrix; its {want} reject '
+                        'probes need one each at least')
     seen = rules_seen(firewall_views(lab, hvs))
     for rule in sorted({r[4] for r in MATRIX if r[4]}):
         if not seen.get(rule):
@@ -366,13 +405,13 @@ def policy_phases(lab, hvs, problems, progress):
     problems += [f'throughput: {why}' for why in (why_off, why_on) if why]
     for r in write(lab, 'GET', '/firewall-rules'):
         write(lab, 'DELETE', f"/firewall-rules/{r['id']}")
-    return rows, seen, off, on
+    return rows, seen, off, on, answered
 
 
 def run(fabric='clos', progress=print, trials=TRIALS, seed=1):
     out_dir, rng, env = harness.measured_run('dfw', fabric, seed, progress)
     problems, metrics, artifacts = [], {}, []
-    rows, seen, off, on, skipped = [], {}, None, None, []
+    rows, seen, off, on, skipped, answered = [], {}, None, None, [], None
     with env as lab:
         plan = lab.plan
         rate_new = RATE_NEW if plan['name'] in SMALL else RATE_NEW_LARGE
@@ -387,8 +426,8 @@ def run(fabric='clos', progress=print, trials=TRIALS, seed=1):
             if plan['name'] in SMALL:
                 attach_vm7(lab)
                 servers = [reach.echo_server(n) for n in SERVERS]
-                rows, seen, off, on = policy_phases(lab, hvs, problems,
-                                                    progress)
+                rows, seen, off, on, answered = policy_phases(
+                    lab, hvs, problems, progress)
             else:
                 skipped = ['matrix', 'throughput']
                 progress(f"matrix and throughput: not run on {plan['name']}"
@@ -435,6 +474,7 @@ def run(fabric='clos', progress=print, trials=TRIALS, seed=1):
     ratio = round(on / off, 2) if on and off else None
     metrics.update({
         'matrix': rows, 'rules_counted': seen, 'policy': POLICY,
+        'rejects_sent': answered, 'tagged': TAGGED,
         'groups': GROUPS, 'not_run': skipped,
         'throughput_mbps': {'firewall off': off, 'firewall on': on,
                             'ratio on/off': ratio},

@@ -1,7 +1,10 @@
-"""Does one host reach another, and how (a firewall's allow/deny matrix):
-a TCP echo server, a TCP client that says whether the connection opened
-and every echo came back, ping, one UDP datagram caught by a socket, TCP
-throughput (iperf3). Each runs in the hosts' namespaces, by name."""
+"""Does one host reach another, and how (a firewall's allow/deny/reject
+matrix): a TCP echo server, a TCP client that says whether the
+connection opened and every echo came back (or was refused: a RST),
+ping (answered, or "Packet filtered": an ICMP administratively
+prohibited), one UDP datagram caught by a socket (or its sender told
+"host unreachable": the same ICMP), TCP throughput (iperf3). Each runs
+in the hosts' namespaces, by name."""
 import json
 import subprocess
 import sys
@@ -55,6 +58,25 @@ sys.exit(0 if sent == got else 2)
 UDP_CATCH = ('import socket; s = socket.socket(socket.AF_INET, '
              'socket.SOCK_DGRAM); s.bind(("0.0.0.0", %d)); s.settimeout(2); '
              'print(s.recv(9).decode())')
+# a connected UDP socket: an ICMP error about its datagrams is the next
+# call's error (Linux: administratively prohibited -> EHOSTUNREACH, port
+# unreachable -> ECONNREFUSED)
+UDP_ASK = """
+import errno, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.connect((sys.argv[1], int(sys.argv[2])))
+s.settimeout(0.4)
+for _ in range(3):
+    try:
+        s.send(b'hello')
+        s.recv(16)
+    except socket.timeout:
+        continue
+    except OSError as exc:
+        print(errno.errorcode.get(exc.errno, exc.errno))
+        sys.exit(0)
+print('sent')
+"""
 UDP_SEND = ('import socket; s = socket.socket(socket.AF_INET, '
             'socket.SOCK_DGRAM); [s.sendto(b"hello", ("%s", %d)) '
             'for _ in range(3)]')
@@ -113,6 +135,35 @@ def passes(plan, src, dst, proto, port=None):
     if proto == 'udp':
         return udp_reaches(plan, src, dst, port or 5353)
     return ping(plan, src, dst)
+
+
+def outcome(plan, src, dst, proto, port=None):
+    """One probe of a matrix that tells drop from reject -> 'pass' (it got
+    there, and for tcp and icmp its answer back), 'reject' (the sender
+    was told: a TCP RST, an ICMP administratively prohibited), 'drop'
+    (nothing came back), or what else the sender saw ('partial': a TCP
+    connection that lost echoes; 'closed': UDP port unreachable, nobody
+    listening; 'EHOSTUNREACH'-like errors by name)."""
+    if proto == 'tcp':
+        rc, said = tcp(plan, src, dst, port or 80)
+        return 'pass' if rc == 0 else 'reject' if said == 'refused' else \
+            'drop' if said == 'no answer' else 'partial'
+    if proto == 'udp':
+        port = port or 5353
+        rx = popen(dst, [sys.executable, '-c', UDP_CATCH % port],
+                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                   text=True)
+        time.sleep(0.3)
+        said = ns(src, [sys.executable, '-c', UDP_ASK, ip(plan, dst),
+                        str(port)]).stdout.strip()
+        out, _ = rx.communicate(timeout=10)
+        if out.strip() == 'hello':
+            return 'pass'
+        return {'EHOSTUNREACH': 'reject', 'sent': 'drop',
+                'ECONNREFUSED': 'closed'}.get(said, said or 'no sender')
+    r = ns(src, ['ping', '-c', '2', '-i', '0.2', '-W', '1', ip(plan, dst)])
+    return 'pass' if r.returncode == 0 else 'reject' if \
+        'Packet filtered' in r.stdout else 'drop'
 
 
 def throughput(plan, src, dst, seconds=3, port=5201):

@@ -1,9 +1,11 @@
 """The distributed firewall on a running clos-small lab (controllers.dfw),
 checked by the dfw scenario's own steps (scenarios/dfw.py) at a short
 length: with no rule every probe of its matrix passes; under its policy
-(web {vm3}, app {vm1}: web-in tcp/80, app-ping icmp, a default deny on
-ls1) each passes or is dropped as the matrix says (TCP with its replies,
-UDP, ICMP; VMs of two hypervisors and of one, vm7 attached beside vm3; a
+(web {ports tagged tier=web: vm3's}, app {vm1}, edge {vm5}: web-in
+tcp/80, app-ping icmp, two reject rules, a default deny on ls1) each
+passes, is dropped or is rejected (the sender told: a TCP RST, an ICMP
+administratively prohibited, from the controller) as the matrix says
+(TCP with its replies, UDP, ICMP; VMs of two hypervisors and of one, vm7 attached beside vm3; a
 physical server behind hardware VTEP vtep1; the reverse of an allowed
 connection) and the rules' counters show it; an open TCP connection
 survives a rule change that keeps it allowed; the CLI shows the rules
@@ -43,15 +45,19 @@ def lab():
 
 def test_the_matrix_before_and_under_the_policy(lab):
     before = dfw.matrix(lab.plan)
-    assert all(before.values()), before
+    assert all(v == 'pass' for v in before.values()), before
     dfw.make_policy(lab)
     time.sleep(1)                                # every hypervisor pushed
+    sent0 = dfw.rejects_sent(lab)
     rows, problems = dfw.judge_matrix(before, dfw.matrix(lab.plan))
     assert problems == [] and all(r['held'] for r in rows), problems
+    assert {r['after'] for r in rows} == {'pass', 'drop', 'reject'}
+    # the controller answered each rejected probe (RST, ICMP 3/13)
+    assert dfw.rejects_sent(lab) - sent0 >= 3
     # the switches counted them: each rule the matrix relies on matched
     seen = dfw.rules_seen(dfw.firewall_views(lab, ['hv1', 'hv2', 'hv3']))
-    assert all(seen.get(r) for r in ('web-in', 'app-ping', 'ls1-deny')), \
-        seen
+    assert all(seen.get(r) for r in ('web-in', 'app-ping', 'ls1-deny',
+                                     'edge-reject', 'udp-reject')), seen
 
 
 def test_an_open_connection_survives_a_rule_change(lab):

@@ -24,21 +24,45 @@ def test_the_matrix_is_judged_only_where_it_passed_without_rules():
     rows = [('vm1', 'vm3', 'tcp', True, 'web-in'),
             ('vm1', 'vm3', 'udp', False, 'ls1-deny'),
             ('vm3', 'vm1', 'tcp', False, 'ls1-deny'),
-            ('vm2', 'vm6', 'icmp', True, None)]
-    before = {'vm1->vm3 tcp': True, 'vm1->vm3 udp': True,
-              'vm3->vm1 tcp': False, 'vm2->vm6 icmp': True}
-    after = {'vm1->vm3 tcp': True, 'vm1->vm3 udp': True,
-             'vm3->vm1 tcp': False, 'vm2->vm6 icmp': True}
+            ('vm2', 'vm6', 'icmp', True, None),
+            ('vm5', 'vm1', 'tcp', 'reject', 'edge-reject'),
+            ('bm1', 'vm3', 'udp', 'reject', 'udp-reject')]
+    before = {'vm1->vm3 tcp': 'pass', 'vm1->vm3 udp': 'pass',
+              'vm3->vm1 tcp': 'drop', 'vm2->vm6 icmp': 'pass',
+              'vm5->vm1 tcp': 'pass', 'bm1->vm3 udp': 'pass'}
+    after = {'vm1->vm3 tcp': 'pass', 'vm1->vm3 udp': 'pass',
+             'vm3->vm1 tcp': 'drop', 'vm2->vm6 icmp': 'pass',
+             'vm5->vm1 tcp': 'reject', 'bm1->vm3 udp': 'drop'}
     got, problems = dfw.judge_matrix(before, after, rows)
-    assert [r['held'] for r in got] == [True, False, False, True]
-    assert 'vm1->vm3 udp: passed under the policy, ls1-deny should have ' \
-        'dropped it' in problems
+    assert [r['held'] for r in got] == [True, False, False, True, True,
+                                        False]
+    assert [r['expected'] for r in got] == ['pass', 'drop', 'drop', 'pass',
+                                            'reject', 'reject']
+    assert 'vm1->vm3 udp: pass under the policy, where ls1-deny says ' \
+        'drop' in problems
+    # dropped where a reject must answer the sender: not the same
+    assert 'bm1->vm3 udp: drop under the policy, where udp-reject says ' \
+        'reject' in problems
     # dropped under the policy, but it never passed: no verdict on it
     assert any(p.startswith('vm3->vm1 tcp: did not pass without any rule')
                for p in problems)
-    assert len(problems) == 2
+    assert len(problems) == 3
     # a probe missing from a run is not a pass
     assert not dfw.judge_matrix({}, {}, rows[:1])[0][0]['held']
+
+
+def test_the_policy_names_only_groups_it_makes_and_rules_the_matrix_uses():
+    groups = {g['name'] for g in dfw.GROUPS}
+    for r in dfw.POLICY:
+        for end in ('source', 'destination'):
+            if isinstance(r.get(end), dict):
+                assert r[end]['group'] in groups, r
+    assert {row[4] for row in dfw.MATRIX if row[4]} <= \
+        {r['name'] for r in dfw.POLICY}
+    assert {row[3] for row in dfw.MATRIX} == set(dfw.EXPECTED)
+    assert any(g.get('tags') for g in dfw.GROUPS) and all(
+        set(t) & {x for g in dfw.GROUPS for x in g.get('tags', ())}
+        for t in dfw.TAGGED.values())
 
 
 def test_rule_counters_add_up_over_ports_and_ways():
