@@ -604,13 +604,12 @@ def create_app(store, on_change=lambda: None, status=None, pushes=None,
         [/32s]}}), what a partner firewall's address groups follow
         (devices.servicevm). With `after`=a generation and `wait` > 0,
         the answer waits up to `wait` s for the desired state to change
-        past it (a long poll: an agent learns of a change within ~10 ms
-        without asking again and again). Not in the OpenAPI document,
+        past it (a long poll, woken by the change's commit: an agent
+        learns of it at once without asking again and again). Not in the OpenAPI document,
         like /map/events: a request that may take `wait` s to answer is
         no fuzzing target."""
-        end = time.monotonic() + wait
-        while store.generation == after and time.monotonic() < end:
-            await asyncio.sleep(0.01)
+        if wait and store.generation == after:   # woken by the commit
+            await run_in_threadpool(store.wait_change, after, wait)
         gen = store.generation
         groups = await run_in_threadpool(
             lambda: dfw.group_addresses(store.desired()))

@@ -226,6 +226,7 @@ class Store:
         self.inventory = inventory or {}
         self.nodes = nodes or {}
         self.generation = 0       # bumped on every committed change
+        self._changed = threading.Condition()
 
     # -- logical switches -------------------------------------------------
     def create_ls(self, body):
@@ -737,7 +738,18 @@ class Store:
         if getattr(self, '_batch', False):
             return                   # bulk(): one commit at the end
         self.db.commit()
-        self.generation += 1
+        with self._changed:
+            self.generation += 1
+            self._changed.notify_all()
+
+    def wait_change(self, after, timeout):
+        """Block until the generation differs from `after` or `timeout` s
+        passed (a long poll's wait, woken by the commit itself) -> the
+        generation now."""
+        with self._changed:
+            self._changed.wait_for(lambda: self.generation != after,
+                                   timeout)
+            return self.generation
 
     # -- snapshot for the pure core -----------------------------------------
     def desired(self):

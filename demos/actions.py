@@ -186,6 +186,13 @@ def migrate(lab, ctx, say, server, vm):
                                         f'NOT at {hv} after 15 s')]
 
 
+# the dfw demo's steering: ICMP to group web, at web's ports, through
+# the hypervisor's service VM (nothing passes while it is down)
+STEER_RULE = {'name': 'web-icmp', 'priority': 10, 'protocol': 'icmp',
+              'destination': {'group': 'web'},
+              'applied_to': {'group': 'web'}, 'on_failure': 'fail-closed'}
+
+
 def steer_ready(lab, ctx, src, dst, hv):
     """Before the captures: a service VM on `hv` (registered with the
     controller) and a steering rule sending ICMP to group web through it;
@@ -193,10 +200,7 @@ def steer_ready(lab, ctx, src, dst, hv):
     from topologies.servicevm import ServiceVM
     if 'svm' not in ctx:
         ctx['svm'] = ServiceVM(lab, hv).start(lab.ctl)
-    status, body = lab.ctl.request('POST', '/steering-rules', {
-        'name': 'web-icmp', 'priority': 10, 'protocol': 'icmp',
-        'destination': {'group': 'web'}, 'applied_to': {'group': 'web'},
-        'on_failure': 'fail-closed'})
+    status, body = lab.ctl.request('POST', '/steering-rules', STEER_RULE)
     if status != 201:
         return [f'POST /steering-rules: {status} {body}']
     time.sleep(1.0)                          # every hypervisor pushed

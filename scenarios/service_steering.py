@@ -15,9 +15,11 @@ steering rules: tcp/80 and udp/STEERED to web.
      the service VM (the connection's other packets pass), its counter
      rises
   3. address groups: `trials` membership changes of web through the API
-     (another VM in, then out again); time from the API request until
-     the service VM's agent has updated its nftables set (its log's epoch,
-     written after the transaction): p50/p95/max
+     (another VM in, then out again), then `trials` by tag (web also
+     holds the ports tagged tier=web; that VM's port tagged, then
+     untagged); time from the API request until the service VM's agent
+     has updated its nftables set (its log's epoch, written after the
+     transaction), each checked in the set itself: p50/p95/max
   4. failure: a 1,000/s UDP stream client -> server on STEERED; the
      service VM's vNICs lose their link 1 s in (+0-0.2 s) and get it
      back 1.5 s later, `trials` times per policy:
@@ -44,6 +46,12 @@ DOWN_S = 1.5                           # how long the vNICs stay down
 DETECT_MS = 200                        # fail-closed: nothing passes after
 POLICY = [{'name': 'no-telnet', 'destination': 'web', 'protocol': 'tcp',
            'port': 23}]
+# what is steered (each with the trial's on_failure): tcp/80 and
+# udp/STEERED to web, at web's ports
+STEERING = [{'name': f'web-{proto}', 'priority': prio, 'protocol': proto,
+             'port': port, 'destination': {'group': 'web'},
+             'applied_to': {'group': 'web'}}
+            for prio, proto, port in ((10, 'tcp', 80), (11, 'udp', STEERED))]
 SIGNED = """
 import socket, sys
 s = socket.create_connection((sys.argv[1], 80), timeout=2)
@@ -147,14 +155,11 @@ def failure_figures(times, t_down, t_up, failure, window=0.5):
 
 
 def steer(lab, failure):
-    """The steering rules (tcp/80, udp/STEERED to web), with `failure`."""
+    """The steering rules (STEERING), with `failure`."""
     for r in write(lab, 'GET', '/steering-rules'):
         write(lab, 'DELETE', f"/steering-rules/{r['id']}")
-    for prio, proto, port in ((10, 'tcp', 80), (11, 'udp', STEERED)):
-        write(lab, 'POST', '/steering-rules', {
-            'name': f'web-{proto}', 'priority': prio, 'protocol': proto,
-            'port': port, 'destination': {'group': 'web'},
-            'applied_to': {'group': 'web'}, 'on_failure': failure})
+    for rule in STEERING:
+        write(lab, 'POST', '/steering-rules', dict(rule, on_failure=failure))
     time.sleep(1.0)                          # every hypervisor pushed
 
 
@@ -209,25 +214,51 @@ def signature_phase(lab, svm, client, server):
 
 
 def group_phase(lab, svm, server, other, trials):
-    """Membership changes -> {'ms': [API answer -> set updated]},
-    problems."""
+    """Membership changes of web, `trials` each way: the group edited
+    (`other` a member by name, then not) and `other`'s port tagged
+    tier=web (web holds the tag), then untagged -> ({'group edited': ms,
+    'port tagged': ms}: API request -> the agent's set updated), problems.
+    Each change counts only when the set then holds what the group
+    does: `other`'s address in it or not."""
     web = next(g for g in write(lab, 'GET', '/security-groups')
                if g['name'] == 'web')
-    out, problems = [], []
-    for k in range(trials):
-        members = [server, other] if k % 2 == 0 else [server]
+    port = next(p for ls in write(lab, 'GET', '/logical-switches')
+                for p in write(lab, 'GET',
+                               f"/logical-switches/{ls['id']}/ports")
+                if p['attachment'] == other)
+    addr = lab.plan['nodes'][other]['ip'].split('/')[0] + '/32'
+    out, problems = {'group edited': [], 'port tagged': []}, []
+    changes = [('group edited', 'PUT', f"/security-groups/{web['id']}",
+                {'name': 'web', 'vms': [server, other]}
+                if k % 2 == 0 else {'name': 'web', 'vms': [server]},
+                k % 2 == 0) for k in range(trials)]
+    changes.append(('setup', 'PUT', f"/security-groups/{web['id']}",
+                    {'name': 'web', 'vms': [server], 'tags': ['tier=web']},
+                    False))
+    changes += [('port tagged', 'PUT', f"/logical-ports/{port['id']}/tags",
+                 {'tags': ['tier=web'] if k % 2 == 0 else []}, k % 2 == 0)
+                for k in range(trials)]
+    for k, (kind, method, path, body, holds) in enumerate(changes):
         # from the request: the agent's long poll can answer (and the set
         # change) before the PUT's own answer reaches this client
         sent = time.time()
-        write(lab, 'PUT', f"/security-groups/{web['id']}",
-              {'name': 'web', 'vms': members})
+        write(lab, method, path, body)
+        if kind == 'setup':
+            time.sleep(0.2)
+            continue
         seen = []
         if harness.until(lambda: seen.extend(updates_after(
                 svm.log_text(), sent)) or seen, 5, 0.01) is None:
-            problems.append(f'group change {k + 1}: the service VM had not '
+            problems.append(f'{kind} {k + 1}: the service VM had not '
                             'updated its address set within 5 s')
             break
-        out.append(round((seen[0] - sent) * 1000, 1))
+        now = svm.members('web') or []
+        if (addr in now) != holds:
+            problems.append(f"{kind} {k + 1}: the service VM's web set is "
+                            f"{now}: {addr} should {'' if holds else 'not '}"
+                            'be in it')
+            break
+        out[kind].append(round((seen[0] - sent) * 1000, 1))
         time.sleep(0.2)
     return out, problems
 
@@ -271,7 +302,7 @@ def failure_trials(lab, svm, client, server, failure, trials, rng, out_dir,
 def run(fabric='clos', progress=print, trials=TRIALS, seed=1):
     out_dir, rng, env = harness.measured_run('service-steering', fabric,
                                              seed, progress)
-    problems, metrics, records, group_ms = [], {}, [], []
+    problems, metrics, records, group_ms = [], {}, [], {}
     with env as lab:
         plan = lab.plan
         client, server = pick(plan)
@@ -314,9 +345,11 @@ def run(fabric='clos', progress=print, trials=TRIALS, seed=1):
             echo.wait(5)
         problems += [f'controller: {e}' for e in env.controller_errors()[:5]]
     summary = {}
-    if group_ms:
-        summary['API request -> address set updated'] = \
-            stats.describe(group_ms)
+    for kind, what in (('group edited', 'API request -> address set '
+                        'updated'), ('port tagged', 'port tag -> address '
+                                     'set updated')):
+        if group_ms.get(kind):
+            summary[what] = stats.describe(group_ms[kind])
     for failure, keys in (('fail-open', ('outage_down_ms', 'outage_up_ms')),
                           ('fail-closed', ('last_after_down_ms',
                                            'resumed_after_up_ms'))):

@@ -33,16 +33,18 @@ def name_of(hv):
 
 
 def mgmt_ip(plan, hv):
-    """The service VM's management address: counting down from the top
-    of the management subnet, by its hypervisor's index (nodes count up
-    from its bottom)."""
+    """The service VM's management address: counting down, by its
+    hypervisor's index, from below the top of the management subnet and
+    below a controller cluster's nodes (which take the top); the lab's
+    nodes count up from its bottom."""
     net = ipaddress.ip_network(plan['mgmt']['subnet'])
     index = plan['nodes'][hv]['index']
-    addr = net.broadcast_address - 1 - index
+    ctls = [ipaddress.ip_address(c['mgmt_ip'].split('/')[0])
+            for c in plan.get('controllers', {}).values()]
+    ceiling = min([net.broadcast_address] + [a for a in ctls if a in net])
+    addr = ceiling - 1 - index
     taken = {n['mgmt_ip'].split('/')[0] for n in plan['nodes'].values()
-             if 'mgmt_ip' in n} | {
-        c['mgmt_ip'].split('/')[0]
-        for c in plan.get('controllers', {}).values()}
+             if 'mgmt_ip' in n} | {str(a) for a in ctls}
     if addr <= net.network_address + 1 or str(addr) in taken:
         raise ValueError(f"mgmt_subnet {net}: no room for {hv}'s service "
                          'VM above the nodes\' addresses; a larger subnet')
@@ -174,6 +176,13 @@ class ServiceVM:
     def counters(self):
         from devices.servicevm import policy
         return policy.counters(self.nft('list', 'table', 'inet', 'svc'))
+
+    def members(self, group):
+        """The addresses its firewall holds for security group `group`
+        now (its nftables set), or None when it has no such set."""
+        from devices.servicevm import policy
+        return policy.set_elements(self.nft('list', 'table', 'inet', 'svc'),
+                                   group)
 
     def stop(self):
         """Deregister, stop the agent (by PID), unwire, delete the

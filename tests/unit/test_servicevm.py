@@ -118,3 +118,17 @@ def test_the_wiring_of_a_service_vm():
     assert ip.startswith('198.18.255.') and ip not in {
         n.get('mgmt_ip') for n in plan['nodes'].values()}
     assert len(mgmt) <= 15
+
+
+def test_a_service_vm_address_stays_below_a_clusters_nodes():
+    """A cluster's nodes take the top of the management subnet: the
+    service VMs count down from below them, whatever the hypervisor."""
+    spec = dict(labs.resolve('clos-small'), controllers=3)
+    plan = expand.expand(spec)
+    ctls = {c['mgmt_ip'].split('/')[0] for c in plan['controllers'].values()}
+    nodes = {n['mgmt_ip'].split('/')[0] for n in plan['nodes'].values()
+             if 'mgmt_ip' in n}
+    got = {hv: servicevm.mgmt_ip(plan, hv).split('/')[0]
+           for hv in ('hv1', 'hv2', 'hv3')}
+    assert len(set(got.values())) == 3
+    assert not set(got.values()) & (ctls | nodes), (got, ctls)
