@@ -40,6 +40,7 @@ connection and meets the rules. A rule change recomputes the flows; the
 controller sends only the difference, so connections that stay allowed
 keep their conntrack entries and flows.
 """
+import functools
 import ipaddress
 import json
 
@@ -171,8 +172,21 @@ def decode(text):
 
 
 # -- compilation ------------------------------------------------------------
+# parsed addresses, remembered: a pass over a 100-hypervisor lab asks
+# whether each of 400 VM ports is in each rule's scope, and parsing the
+# same strings again was 30 of its 42 ms (clos-pod, offline profile)
+@functools.lru_cache(maxsize=65536)
+def _network(cidr):
+    return ipaddress.ip_network(cidr)
+
+
+@functools.lru_cache(maxsize=65536)
+def _address(ip):
+    return ipaddress.ip_interface(ip).ip
+
+
 def _host(ip):
-    return str(ipaddress.ip_interface(ip).ip) + '/32'
+    return str(_address(ip)) + '/32'
 
 
 def group_addresses(desired):
@@ -235,8 +249,8 @@ def holds(cidrs, ip):
         return True
     if not ip:
         return False
-    addr = ipaddress.ip_interface(ip).ip
-    return any(addr in ipaddress.ip_network(c) for c in cidrs)
+    addr = _address(ip)
+    return any(addr in _network(c) for c in cidrs)
 
 
 def others_of(cidrs, ip):
@@ -270,7 +284,7 @@ def _l4(rule):
 
 
 def cidr_match(c):
-    net = ipaddress.ip_network(c)
+    net = _network(c)
     return str(net.network_address) if net.prefixlen == 32 else \
         (str(net.network_address), str(net.netmask))
 

@@ -330,6 +330,9 @@ def run(fabric='clos', progress=print, trials=TRIALS, seed=1):
                                         'service VM'))
             group_ms, bad = group_phase(lab, svm, server, other, trials)
             problems += bad
+            progress('  address set: ' + ('; '.join(bad) or ', '.join(
+                f'{kind} -> updated p50 {stats.describe(v)["p50"]} ms'
+                for kind, v in group_ms.items() if v)))
             bar = harness.TrialBar(2 * trials, progress)
             for failure in ('fail-open', 'fail-closed'):
                 got, bad = failure_trials(lab, svm, client, server, failure,
