@@ -28,6 +28,24 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NICE = 10
 
 
+def nice():
+    """The controller's nice value: NICE, or NSXLAB_CONTROLLER_NICE (an
+    integer -20..19) for an experiment on what bounds the control plane
+    (docs/platform.md: the dfw scenario on clos-pod at 10 and at 0)."""
+    raw = os.environ.get('NSXLAB_CONTROLLER_NICE')
+    if raw is None:
+        return NICE
+    try:
+        value = int(raw)
+        if not -20 <= value <= 19:
+            raise ValueError
+    except ValueError:
+        raise SystemExit(f'NSXLAB_CONTROLLER_NICE={raw!r}: an integer '
+                         '-20..19 (the controller\'s nice value; unset: '
+                         f'{NICE})') from None
+    return value
+
+
 def stop_process(proc, grace=3.0):
     """SIGTERM `proc` (a Popen, or None), SIGKILL after `grace` s."""
     if proc is None or proc.poll() is not None:
@@ -105,7 +123,7 @@ class Controller:
         # (imports, first reconciliation) must not starve the userspace
         # datapaths that carry traffic, so it runs at a lower priority.
         self.proc = subprocess.Popen(
-            self.prefix + ['nice', '-n', str(NICE), sys.executable, '-m',
+            self.prefix + ['nice', '-n', str(nice()), sys.executable, '-m',
                            'controllers.main', '--plan', plan_path,
                            '--listen', self.host, '--cfm-interval',
                            str(self.cfm_interval_ms), '--token-file',
