@@ -47,7 +47,8 @@ import time
 
 from topologies import labs, records, spec as specmod
 
-from . import cpuload, failplots, faults, harness, headless, results, stats
+from . import (cpuload, failplots, faults, harness, headless, probe,
+               results, stats)
 
 RATE = 1000
 WRITE_EVERY_S = 0.05
@@ -331,16 +332,22 @@ class Window:
     def left(self):
         return self.t0 + self.seconds - time.monotonic()
 
-    def finish(self):
+    def finish(self, at=()):
+        """`at`: the faults' wall times inside the window: a stream's
+        loss count measures it only if its sender was on time around
+        them (probe.loss_countable)."""
         time.sleep(max(0.0, self.left()))
         got = self.probes.finish()
         self.drops = grew(self.before, self.counters())
         out = {}
         for name, g in got.items():
             res = g.analyse(self.rate)
+            ok, why = probe.loss_countable(g[0], g.stalls, self.seconds,
+                                           at)
             out[name] = {'sent': g[0], 'lost': res['lost'],
                          'outage_ms': res['outage_ms'],
-                         'sender_ok': res.get('sender_ok', True)}
+                         'sender_ok': ok, 'why': why,
+                         'stalls': len(g.stalls or ())}
         return out
 
 
@@ -541,7 +548,7 @@ def kill_trial(lab, k, device, flows, out_dir, cost, problems, rate):
     got = measure_takeover(lab, devices, survivors, fault['at'],
                            w.left() - 0.3, since)
     rec.update(got)
-    rec['lost'] = lost_of(w.finish())
+    rec['lost'] = lost_of(w.finish(at=[fault['at']]))
     rec['dropped'] = w.drops
     why = []
     if got['missing']:
@@ -559,7 +566,7 @@ def kill_trial(lab, k, device, flows, out_dir, cost, problems, rate):
                        f'at most {cost.get(d, 0)}')
     w = Window(lab, flows, RESTORE_WINDOW_S, out_dir, f'back-{k:02d}', rate)
     time.sleep(0.5)
-    t_back = time.monotonic()
+    t_back, repaired_at = time.monotonic(), time.time()
     try:
         faults.repair(lab, fault)
     except Exception as exc:        # the node did not come back: say so
@@ -575,7 +582,7 @@ def kill_trial(lab, k, device, flows, out_dir, cost, problems, rate):
         took = harness.until(back, max(1.0, w.left() - 0.3), 0.1)
         if took is not None:
             rec['rejoin_s'] = round(time.monotonic() - t_back, 2)
-    rec['lost_restore'] = lost_of(w.finish())
+    rec['lost_restore'] = lost_of(w.finish(at=[repaired_at]))
     rec['dropped_restore'] = w.drops
     if not rec.get('abort') and rec.get('rejoin_s') is None:
         # not yet: wait on (no streams), the next trial needs it back
@@ -602,7 +609,7 @@ def lost_of(window):
     out = {}
     for name, r in window.items():
         out[name] = r['lost'] if r['sent'] > 0 and r['sender_ok'] else \
-            f"sender stalled ({r['sent']} sent)"
+            f"{r.get('why') or 'sender stalled'} ({r['sent']} sent)"
     return out
 
 
@@ -654,7 +661,7 @@ def isolate_phase(lab, changed, flows, out_dir, writer, problems, progress,
         out['majority_accepted'] = writer.counts['accepted'] - accepted0
     finally:
         faults.repair(lab, fault)
-    out['lost'] = lost_of(w.finish())
+    out['lost'] = lost_of(w.finish(at=[fault['at']]))
     out['dropped'] = w.drops
     writer.pause()
     try:
@@ -727,7 +734,7 @@ def double_kill_phase(lab, changed, flows, out_dir, writer, problems,
                            max(1.0, w.left() - 0.3), since)
     out.update(takeover_ms=got['takeover_ms'], new_active=got['new_active'],
                missing=got['missing'])
-    out['lost'] = lost_of(w.finish())
+    out['lost'] = lost_of(w.finish(at=[t_kill]))
     out['dropped'] = w.drops
     for rec in recs:
         if rec not in back:

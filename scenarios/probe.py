@@ -204,6 +204,32 @@ def stalled_during(stalls, start, end, slack=MAX_LAG_MS / 1000):
                for a, b in stalls for edge in (start, end))
 
 
+LOSS_STALL_SHARE = 0.1           # of a window a sender may spend behind
+FAULT_MARGIN_S = 0.2             # around a fault, no stall allowed
+
+
+def loss_countable(sent, stalls, seconds, at=(), margin=FAULT_MARGIN_S):
+    """Does a stream's loss count measure its window (`seconds` long,
+    `sent` probes, `stalls` [(start, end)] wall times when the sender was
+    more than MAX_LAG_MS late)? A stalled sender catches up, so every
+    sequence number is still sent and a loss is still seen; what a stall
+    takes away is the traffic in flight at that moment. So: the sender
+    sent, was behind for at most LOSS_STALL_SHARE of the window, and was
+    on time around each fault instant in `at` (wall times, +- margin):
+    -> (ok, why not). Not for an outage's duration: a stall at its edge
+    changes that (stalled_during)."""
+    if sent <= 0:
+        return False, 'nothing sent'
+    behind = sum(b - a for a, b in stalls or ())
+    if behind > LOSS_STALL_SHARE * seconds:
+        return False, (f'sender behind for {behind:.2f} s of '
+                       f'{seconds:.0f} s')
+    for t in at:
+        if any(a < t + margin and b > t - margin for a, b in stalls or ()):
+            return False, 'sender behind at the fault'
+    return True, ''
+
+
 def analyse(sent, received_seqs, rate, times=None, sender_lag_ms=None,
             stalls=None):
     """sent: how many were sent (seq 0..sent-1); received_seqs: what

@@ -119,6 +119,37 @@ def test_the_cli_shows_each_ports_rules_and_what_they_counted(lab):
     assert 'firewall: rule ls1-deny (drop)' in trace, trace
 
 
+FLOOD = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+n, end = 0, time.monotonic() + float(sys.argv[3])
+while time.monotonic() < end:
+    s.sendto(b'x', (sys.argv[1], int(sys.argv[2])))
+    n += 1
+    time.sleep(0.0005)
+print(n)
+"""
+
+
+def test_a_flood_against_a_reject_rule_reaches_the_controller_limited(lab):
+    """udp-reject (the policy above): each of vm1's datagrams to vm3 is a
+    new connection that is never committed, so each is sent up to the
+    controller; OVS's controller_rate_limit (100/s, bursts of 25, set by
+    the lab) caps how many reach it, so it answers about 100 a second
+    however fast vm1 sends."""
+    plan = lab.plan
+    assert 'udp-reject' in {r['name'] for r in write(
+        lab, 'GET', '/firewall-rules')}, 'the first test made the rules'
+    before = dfw.rejects_sent(lab)
+    r = reach.ns('vm1', [sys.executable, '-c', FLOOD, ip(plan, 'vm3'),
+                         '7777', '3'])
+    sent = int(r.stdout)
+    time.sleep(1.0)                          # the queue drains
+    answered = dfw.rejects_sent(lab) - before
+    assert sent > 1500, (sent, r.stderr)     # a flood, not a trickle
+    assert 100 <= answered <= 4 * 100 + 25 + 50, (sent, answered)
+
+
 def test_deleting_the_rules_lifts_the_firewall(lab):
     plan = lab.plan
     for r in write(lab, 'GET', '/firewall-rules'):

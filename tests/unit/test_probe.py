@@ -134,3 +134,21 @@ def test_sending_from_python_leaves_the_caller_s_scheduling_alone():
 def test_silences_are_the_gaps_of_at_least_min_s():
     assert probe.silences([3.0, 1.0, 1.05, 2.8], 0.5) == [(1.05, 2.8)]
     assert probe.silences([1.0, 1.1], 0.5) == [] == probe.silences([], 0.1)
+
+
+def test_a_loss_count_stands_unless_the_sender_was_behind_at_the_fault():
+    """A stalled sender catches up (every sequence number is sent), so a
+    short stall elsewhere leaves a window's loss count a measurement; a
+    stall around the fault, a sender behind for much of the window, or
+    nothing sent, does not."""
+    kill = 1000.0
+    ok = probe.loss_countable
+    assert ok(6000, [], 6.0, [kill]) == (True, '')
+    assert ok(6000, [(kill + 2.0, kill + 2.008)], 6.0, [kill])[0]
+    assert ok(6000, [(kill - 0.1, kill + 0.01)], 6.0, [kill]) == \
+        (False, 'sender behind at the fault')
+    assert ok(6000, [(kill + 0.15, kill + 0.16)], 6.0, [kill])[0] is False
+    assert ok(6000, [(kill + 1, kill + 1.7)], 6.0, [kill])[1].startswith(
+        'sender behind for 0.70 s')
+    assert ok(0, [], 6.0, [kill]) == (False, 'nothing sent')
+    assert ok(6000, [(kill, kill + 0.01)], 6.0)[0]     # no fault instant
