@@ -224,6 +224,22 @@ def stalled(stalls, a, b):
     return any(x < b and y > a for x, y in stalls or ())
 
 
+def spoiled(stalls, t_add, t_del, t_next, fig, margin=0.1):
+    """Did the sender fall behind while a trial's figures were being made
+    (`fig` from trial_figures)? Only there does a stall change them:
+    from just before the rule until the last probe that passed it
+    (enforce_ms), and from its deletion until the first that passed
+    again (lift_ms), `margin` s either side; a figure that is missing
+    takes its whole span. A stall elsewhere in the trial (the rule held,
+    everything dropped anyway) changes nothing."""
+    enforced = t_add + fig['enforce_ms'] / 1000 if fig.get('enforce_ms') \
+        is not None else t_del
+    lifted = t_del + fig['lift_ms'] / 1000 if fig.get('lift_ms') \
+        is not None else t_next
+    return stalled(stalls, t_add - margin, enforced + margin) or \
+        stalled(stalls, t_del - margin, lifted + margin)
+
+
 # -- the lab side -------------------------------------------------------------
 def write(lab, method, path, body=None):
     status, got = lab.ctl.request(method, path, body)
@@ -347,7 +363,7 @@ def latency_trials(lab, out_dir, trials, rng, progress, targets,
             hv = hypervisor_of(plan, name.split('->')[1])
             fig = trial_figures(sorted(g.times), t_add, t_del, t_next,
                                 interval)
-            if stalled(g.stalls, t_add - 0.1, t_next):
+            if spoiled(g.stalls, t_add, t_del, t_next, fig):
                 fig['why'] = (fig['why'] + '; ' if fig['why'] else '') + \
                     'the sender fell behind meanwhile'
             if fig['why']:

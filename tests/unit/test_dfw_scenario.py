@@ -109,6 +109,25 @@ def test_a_sender_stall_inside_the_window_is_seen():
     assert not dfw.stalled(None, 10.0, 11.0)
 
 
+def test_a_stall_counts_only_where_it_makes_the_figures():
+    """Rule made at 10.0 (enforced 40 ms later), deleted at 11.0 (lifted
+    30 ms later), next trial at 12.0: a stall around either instant
+    spoils the trial; one while the rule held (everything dropped
+    anyway) or after the lift does not; a missing figure takes its span."""
+    fig = {'enforce_ms': 40.0, 'lift_ms': 30.0}
+    spoiled = dfw.spoiled
+    assert spoiled([(10.02, 10.03)], 10.0, 11.0, 12.0, fig)
+    assert spoiled([(9.95, 9.96)], 10.0, 11.0, 12.0, fig)      # just before
+    assert spoiled([(11.01, 11.02)], 10.0, 11.0, 12.0, fig)
+    assert not spoiled([(10.5, 10.6)], 10.0, 11.0, 12.0, fig)  # held
+    assert not spoiled([(11.5, 11.6)], 10.0, 11.0, 12.0, fig)  # after
+    assert not spoiled([], 10.0, 11.0, 12.0, fig)
+    assert spoiled([(11.5, 11.6)], 10.0, 11.0, 12.0,
+                   {'enforce_ms': 40.0, 'lift_ms': None})
+    assert spoiled([(10.5, 10.6)], 10.0, 11.0, 12.0,
+                   {'enforce_ms': None, 'lift_ms': 30.0})
+
+
 def test_new_connections_never_reuse_a_source_port_within_a_run():
     ports = [probe.sport(s) for s in range(probe.SPORTS)]
     assert len(set(ports)) == probe.SPORTS
