@@ -22,7 +22,7 @@ from os_ken.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER,
 from os_ken.lib import ofctl_v1_3
 from os_ken.ofproto import ofproto_v1_3
 
-from . import dfw, intent, ofdriver, reject
+from . import intent, ofdriver, reject
 
 LOG = logging.getLogger('nsx.app')
 
@@ -252,8 +252,7 @@ class NsxController(app_manager.OSKenApp):
         msg = ev.msg
         dp = msg.datapath
         node = self.core.node_of_dpid(dp.id)
-        where = reject.send_back(msg.table_id, dict(msg.match.items()),
-                                 dfw.EGRESS, dfw.INGRESS)
+        where = reject.send_back(msg.table_id, dict(msg.match.items()))
         out = reject.answer(msg.data) if where else None
         if node is None or out is None:
             return

@@ -44,13 +44,14 @@ import functools
 import ipaddress
 import json
 
-from .reject import REJECT_LEN
 from .model import ApiError, _check_fields, _require, check_name, check_tags
 
 PROTOCOLS = {'any': None, 'tcp': 6, 'udp': 17, 'icmp': 1}
 ACTIONS = ('allow', 'drop', 'reject')
 MAX_PRIORITY = 10000
 EGRESS, INGRESS = 2, 3            # br-int tables
+REJECT_LEN = 128                  # a rejected packet's bytes sent up: its
+                                  # Ethernet, IPv4 and TCP headers
 # ct_state bits (ovs-fields(7)): value, mask
 NEW = (0x21, 0x23)                # +trk+new-est
 EST = (0x22, 0x22)                # +trk+est
@@ -329,9 +330,9 @@ def port_flows(rules, port, flow):
             if not holds(r[me], port['ip']) or far_side == []:
                 continue
             prio = 50000 - r['priority']
-            acts, goto = then[way] if r['action'] == 'allow' else \
-                ([('controller', REJECT_LEN)], None) \
-                if r['action'] == 'reject' else ([], None)
+            acts, goto = {'allow': then[way],
+                          'reject': ([('controller', REJECT_LEN)], None),
+                          'drop': ([], None)}[r['action']]
             for c in (far_side if far_side is not None else [None]):
                 m = dict(at, ct_state=NEW, **_l4(r))
                 if c is not None:

@@ -10,7 +10,7 @@ controller (its first REJECT_LEN bytes, enough for the headers); the app
 switch:
 
     answer(frame)                  -> the answer frame (bytes) or None
-    send_back(table, match, ports) -> our actions for the packet-out
+    send_back(table, match)        -> our actions for the packet-out
 
 No answer is made to what must not be answered (RFC 1122 3.2.2, RFC 793):
 an ICMP error, a TCP RST, a frame to a group MAC, a fragment after the
@@ -21,7 +21,10 @@ import struct
 
 from os_ken.lib.packet import ethernet, icmp, ipv4, packet, tcp
 
-REJECT_LEN = 128           # Ethernet + the longest IPv4 and TCP headers
+from .dfw import EGRESS, INGRESS, REJECT_LEN
+
+# REJECT_LEN (dfw's): how much of a rejected packet the rule's flow sends up
+__all__ = ['answer', 'send_back', 'summary', 'REJECT_LEN']
 ADMIN_PROHIBITED = 13      # ICMP type 3, RFC 1812
 IPV4 = 0x0800
 TCP, UDP, ICMP = 6, 17, 1
@@ -93,7 +96,7 @@ def _serialize(*protocols):
     return bytes(out.data)
 
 
-def send_back(table, match, egress_table, ingress_table):
+def send_back(table, match, egress_table=EGRESS, ingress_table=INGRESS):
     """Where the answer goes, as the packet-in says where the packet was
     (`table` the firewall table that rejected it, `match` the packet-in's
     pipeline fields): rejected leaving a VM (egress) -> straight out of

@@ -31,7 +31,8 @@ NICE = 10
 def nice():
     """The controller's nice value: NICE, or NSXLAB_CONTROLLER_NICE (an
     integer -20..19) for an experiment on what bounds the control plane
-    (docs/platform.md: the dfw scenario on clos-pod at 10 and at 0)."""
+    (README, "The distributed firewall": the dfw scenario on clos-pod at
+    10 and at 0)."""
     raw = os.environ.get('NSXLAB_CONTROLLER_NICE')
     if raw is None:
         return NICE

@@ -271,12 +271,9 @@ def make_policy(lab):
     members so), POLICY -> the rules' ids."""
     for g in GROUPS:
         write(lab, 'POST', '/security-groups', g)
-    for p in (p for ls in write(lab, 'GET', '/logical-switches')
-              for p in write(lab, 'GET',
-                             f"/logical-switches/{ls['id']}/ports")):
-        if p['attachment'] in TAGGED:
-            write(lab, 'PUT', f"/logical-ports/{p['id']}/tags",
-                  {'tags': TAGGED[p['attachment']]})
+    for vm, tags in sorted(TAGGED.items()):
+        write(lab, 'PUT', f'/logical-ports/{harness.port_id(lab.ctl, vm)}'
+              '/tags', {'tags': tags})
     return [write(lab, 'POST', '/firewall-rules', r)['id'] for r in POLICY]
 
 

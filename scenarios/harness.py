@@ -36,6 +36,13 @@ def sessions_down(status, nodes, now=None, stable_s=0.0):
                   now - (sw[n].get('since') or now) < stable_s)
 
 
+def port_id(ctl, vm):
+    """The logical port `vm` is attached to (asked of the API)."""
+    return next(p['id'] for ls in ctl.get('/logical-switches')
+                for p in ctl.get(f"/logical-switches/{ls['id']}/ports")
+                if p['attachment'] == vm)
+
+
 def until(fn, timeout, step=0.1):
     """Call fn until it is true or `timeout` seconds pass. Returns the
     seconds it took, or None if it never became true."""

@@ -111,9 +111,13 @@ def tcp(plan, src, dst, port=80, seconds=0.0):
     return r.returncode, r.stdout.strip()
 
 
-def ping(plan, src, dst):
+def _ping(plan, src, dst):
     return ns(src, ['ping', '-c', '2', '-i', '0.2', '-W', '1',
-                    ip(plan, dst)]).returncode == 0
+                    ip(plan, dst)])
+
+
+def ping(plan, src, dst):
+    return _ping(plan, src, dst).returncode == 0
 
 
 def udp_reaches(plan, src, dst, port=5353):
@@ -161,7 +165,7 @@ def outcome(plan, src, dst, proto, port=None):
             return 'pass'
         return {'EHOSTUNREACH': 'reject', 'sent': 'drop',
                 'ECONNREFUSED': 'closed'}.get(said, said or 'no sender')
-    r = ns(src, ['ping', '-c', '2', '-i', '0.2', '-W', '1', ip(plan, dst)])
+    r = _ping(plan, src, dst)
     return 'pass' if r.returncode == 0 else 'reject' if \
         'Packet filtered' in r.stdout else 'drop'
 

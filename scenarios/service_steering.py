@@ -222,10 +222,7 @@ def group_phase(lab, svm, server, other, trials):
     does: `other`'s address in it or not."""
     web = next(g for g in write(lab, 'GET', '/security-groups')
                if g['name'] == 'web')
-    port = next(p for ls in write(lab, 'GET', '/logical-switches')
-                for p in write(lab, 'GET',
-                               f"/logical-switches/{ls['id']}/ports")
-                if p['attachment'] == other)
+    port = harness.port_id(lab.ctl, other)
     addr = lab.plan['nodes'][other]['ip'].split('/')[0] + '/32'
     out, problems = {'group edited': [], 'port tagged': []}, []
     changes = [('group edited', 'PUT', f"/security-groups/{web['id']}",
@@ -235,7 +232,7 @@ def group_phase(lab, svm, server, other, trials):
     changes.append(('setup', 'PUT', f"/security-groups/{web['id']}",
                     {'name': 'web', 'vms': [server], 'tags': ['tier=web']},
                     False))
-    changes += [('port tagged', 'PUT', f"/logical-ports/{port['id']}/tags",
+    changes += [('port tagged', 'PUT', f'/logical-ports/{port}/tags',
                  {'tags': ['tier=web'] if k % 2 == 0 else []}, k % 2 == 0)
                 for k in range(trials)]
     for k, (kind, method, path, body, holds) in enumerate(changes):

@@ -54,13 +54,6 @@ def hypervisors_for(plan, vm):
     return home, other[0]
 
 
-def port_id(ctl, vm):
-    """The logical port `vm` is attached to."""
-    return next(p['id'] for ls in ctl.get('/logical-switches')
-                for p in ctl.get(f"/logical-switches/{ls['id']}/ports")
-                if p['attachment'] == vm)
-
-
 def request_move(ctl, port, dst):
     """The API action that starts a move -> None, or what went wrong."""
     status, body = ctl.request('POST', f'/logical-ports/{port}/move',
@@ -86,7 +79,7 @@ def run(fabric='clos', progress=print, trials=20, seed=1, seconds=3.0):
             problems.append(f'{VM} never reached {PEER}')
         bar = harness.TrialBar(trials, progress)
         located = {}
-        port = port_id(lab.ctl, VM)
+        port = harness.port_id(lab.ctl, VM)
         for k in range(1, trials + 1):
             if problems:
                 break

@@ -173,16 +173,18 @@ class ServiceVM:
         """`nft -j ARGS` inside it, parsed."""
         return json.loads(self.run(['nft', '-j'] + list(args)).stdout)
 
+    def _table(self):
+        return self.nft('list', 'table', 'inet', 'svc')
+
     def counters(self):
         from devices.servicevm import policy
-        return policy.counters(self.nft('list', 'table', 'inet', 'svc'))
+        return policy.counters(self._table())
 
     def members(self, group):
         """The addresses its firewall holds for security group `group`
         now (its nftables set), or None when it has no such set."""
         from devices.servicevm import policy
-        return policy.set_elements(self.nft('list', 'table', 'inet', 'svc'),
-                                   group)
+        return policy.set_elements(self._table(), group)
 
     def stop(self):
         """Deregister, stop the agent (by PID), unwire, delete the
