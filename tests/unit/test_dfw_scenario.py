@@ -162,3 +162,43 @@ def test_a_streams_loss_is_counted_from_the_first_rule_change_on():
     assert dfw.lost_after(10000, seqs, times, rate, 102.0) == 3
     assert dfw.lost_after(10000, seqs, times, rate, 100.0) == 84
     assert dfw.lost_after(10, [], [], rate, 100.0) == 10
+
+
+def test_a_rules_push_is_the_first_one_sent_to_its_switch_in_the_window():
+    pushes = [{'node': 'hv1', 'gen': 9, 'msgs': 2, 'sent': 99.0,
+               'acked': 99.01},                  # before the change
+              {'node': 'hv2', 'gen': 10, 'msgs': 4, 'sent': 100.02,
+               'acked': 100.05},                 # another switch
+              {'node': 'hv1', 'gen': 11, 'msgs': 4, 'sent': 100.3,
+               'acked': 100.45},                 # a later pass
+              {'node': 'hv1', 'gen': 10, 'msgs': 4, 'sent': 100.03,
+               'acked': 100.2},
+              {'node': 'hv1', 'gen': 12, 'msgs': 4, 'sent': None,
+               'acked': 100.25},                 # sent time not known
+              {'node': 'hv1', 'gen': 13, 'msgs': 4, 'sent': 101.0,
+               'acked': 101.1}]                  # the next change's
+    assert dfw.push_times(pushes, 'hv1', 100.0, 101.0) == {
+        'sent_ms': 30.0, 'confirmed_ms': 200.0}
+    assert dfw.push_times(pushes, 'hv2', 100.0, 101.0) == {
+        'sent_ms': 20.0, 'confirmed_ms': 50.0}
+    assert dfw.push_times(pushes, 'hv3', 100.0, 101.0) is None
+    assert dfw.push_times([], 'hv1', 100.0, 101.0) is None
+
+
+def test_a_change_splits_into_controller_switch_tables_and_datapath():
+    records = [
+        {'enforce_ms': {'hv1': 120.0, 'hv2': 300.0}, 'lift_ms': {'hv1': 80.0},
+         'pushed': {'hv1': {'sent_ms': 20.0, 'confirmed_ms': 50.0},
+                    'hv2': {'sent_ms': 30.0, 'confirmed_ms': 250.0}},
+         'unpushed': {'hv1': {'sent_ms': 10.0, 'confirmed_ms': 30.0},
+                      'hv2': {'sent_ms': 10.0, 'confirmed_ms': 30.0}}},
+        # a push not recorded, a figure voided (a stall): not a sample
+        {'enforce_ms': {'hv2': 90.0}, 'lift_ms': {},
+         'pushed': {'hv1': {'sent_ms': 5.0, 'confirmed_ms': 9.0},
+                    'hv2': None}, 'unpushed': {}}]
+    assert dfw.split(records) == {
+        'flow mods sent': [20.0, 30.0], 'switch confirmed': [50.0, 250.0],
+        'confirmed -> enforced': [70.0, 50.0]}
+    assert dfw.split(records, 'lift') == {
+        'flow mods sent': [10.0], 'switch confirmed': [30.0],
+        'confirmed -> lifted': [50.0]}
