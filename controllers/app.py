@@ -275,7 +275,9 @@ class NsxController(app_manager.OSKenApp):
     def _gone(self, ev):
         dp = ev.datapath
         if dp.id is not None and self.dps.get(dp.id) is dp:
-            LOG.info('datapath %016x disconnected', dp.id)
+            LOG.info('datapath %016x disconnected (%d echo requests '
+                     'unanswered)', dp.id,
+                     len(getattr(dp, 'unreplied_echo_requests', ())))
             node = self.core.node_of_dpid(dp.id)
             if node is not None:
                 self.core.switch_event(node, 'gone')

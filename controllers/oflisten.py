@@ -23,13 +23,18 @@ starts).
   answering without closing (after ECHO_MISSES requests).
 """
 import logging
+import select
+import socket
 import ssl
+import threading
+import time
 
 from os_ken.lib import hub
 
 LOG = logging.getLogger('nsx.of')
 HANDSHAKE_S = 10        # a peer that connects and says nothing is dropped
 ECHO_S, ECHO_MISSES = 2.0, 5
+WAIT_SLICE_S = 0.5      # LockedTLS: a waiting reader tries again this often
 
 
 def reason(exc):
@@ -37,6 +42,81 @@ def reason(exc):
     said, else OpenSSL's reason, else the error itself."""
     return getattr(exc, 'verify_message', None) or \
         getattr(exc, 'reason', None) or str(exc) or type(exc).__name__
+
+
+class LockedTLS:
+    """A TLS socket that one thread may read while another writes.
+
+    os-ken's datapath reads its socket in one thread and writes it in
+    another; with the native hub those are OS threads, and OpenSSL
+    forbids calling SSL_read and SSL_write on one connection at once
+    (CPython 3.11 releases the GIL around both and adds no lock). Seen
+    here: switches' sessions dropped every minute or two under load, the
+    switch logging "SSL_read: unexpected eof" (`docs/security.md`). This
+    keeps the TLS object non-blocking and calls it under one lock; a
+    reader waits for data with select() outside the lock, so a writer is
+    never held behind a read that has nothing to read. Timeouts
+    (settimeout) are kept as os-ken expects: socket.timeout after that
+    long without progress. Everything else goes to the TLS socket."""
+
+    def __init__(self, tls):
+        self._tls = tls
+        self._lock = threading.Lock()
+        self._timeout = tls.gettimeout()
+        tls.setblocking(False)
+
+    def settimeout(self, value):
+        self._timeout = value
+
+    def gettimeout(self):
+        return self._timeout
+
+    def _wait(self, deadline, want_write):
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            raise socket.timeout('timed out')
+        r, w = ([], [self._tls]) if want_write else ([self._tls], [])
+        # in slices: a write may have taken in what a read waits for
+        select.select(r, w, [], WAIT_SLICE_S if left is None else
+                      min(left, WAIT_SLICE_S))
+
+    def _call(self, op, *args):
+        """op(*args) on the TLS object under the lock, retried (waiting
+        outside it) while OpenSSL wants the socket readable or
+        writable."""
+        deadline = None if self._timeout is None else \
+            time.monotonic() + self._timeout
+        while True:
+            with self._lock:
+                try:
+                    return op(*args)
+                except ssl.SSLWantReadError:
+                    want_write = False
+                except ssl.SSLWantWriteError:
+                    want_write = True
+            self._wait(deadline, want_write)
+
+    def recv(self, n):
+        return self._call(self._tls.recv, n)
+
+    def send(self, data):
+        return self._call(self._tls.send, data)
+
+    def sendall(self, data):
+        view = memoryview(data)
+        while view:
+            view = view[self.send(view):]
+
+    def shutdown(self, how):
+        with self._lock:
+            self._tls.shutdown(how)
+
+    def close(self):
+        with self._lock:
+            self._tls.close()
+
+    def __getattr__(self, name):
+        return getattr(self._tls, name)
 
 
 def listener_class(on_refused):
@@ -58,7 +138,8 @@ def listener_class(on_refused):
                     sock.close()
                     on_refused(addr[0], reason(exc))
                     return
-                handle(tls, addr)    # os-ken sets its own timeout on it
+                # os-ken sets its own timeout on it
+                handle(LockedTLS(tls), addr)
             self.handle = wrap
 
     return Listener
