@@ -31,7 +31,9 @@ lab (clos or vcf), measured from the hosts' side.
    controller's push log (GET /pushes), when it sent each hypervisor the
    flow mods and when that switch confirmed them (barrier reply); the
    rest, confirmed -> enforced, is the switch's datapath still passing
-   what its cached flows say (and the probes' interval).
+   what its cached flows say (and the probes' interval). A sample whose
+   probe sender fell behind while it was made is voided (its figure is
+   not a measurement); more than VOIDED_MAX of them fail the run.
 4. **Established flows survive**: a 1,000/s UDP stream between two of
    those VMs (vm5 -> vm1 on the small labs; one connection, allowed)
    runs through all of 3.: it must lose nothing, though every change
@@ -55,6 +57,10 @@ RATE_NEW, RATE_KEEP = 200, 1000
 RATE_NEW_LARGE = 50
 HOLD_S = 1.0                     # a rule's life in a trial, and after
 TARGET_MS = 100                  # API -> enforced / lifted, p95
+# a sample whose sender fell behind is voided; more than this share of
+# them and the run cannot judge (on 2026-12-02 5 of 9 clos/vcf runs lost
+# 1-5 of 60 samples so, one of them on the code of the day before)
+VOIDED_MAX = 0.1
 NEW_IP = '10.1.0.77/16'          # vm7's address on ls1 (unused there)
 DROP_PORT, KEEP_PORT = 9400, 9300
 
@@ -244,6 +250,17 @@ def spoiled(stalls, t_add, t_del, t_next, fig, margin=0.1):
         stalled(stalls, t_del - margin, lifted + margin)
 
 
+def too_many_voided(records, streams, share=VOIDED_MAX):
+    """[a problem] when more than `share` of the trials' samples (one
+    per stream per trial) were voided (a trial's 'voided'), else []."""
+    n = len(records) * streams
+    voided = sum(len(r.get('voided') or ()) for r in records)
+    if n and voided > share * n:
+        return [f'{voided} of {n} samples voided: the probe sender fell '
+                f'behind while they were made (at most {share:.0%} may be)']
+    return []
+
+
 def push_times(pushes, node, t_from, t_to):
     """The controller's first push of flow changes to `node` sent within
     [t_from, t_to) (GET /pushes records: sent, and acked when the switch
@@ -330,10 +347,11 @@ def firewall_views(lab, hvs):
 
 
 def latency_trials(lab, out_dir, trials, rng, progress, targets,
-                   rate_new=RATE_NEW):
+                   rate_new=RATE_NEW, voided_max=VOIDED_MAX):
     """Phase 3 and 4 with `targets` (pick_targets) -> (per-trial records,
     survival stream's figures, problems). The established stream runs
-    from the second target to the first."""
+    from the second target to the first; more than `voided_max` of the
+    samples voided is a problem."""
     plan = lab.plan
     keep_from, keep_to = targets[1], targets[0]
     keep_name = f'{keep_from}->{keep_to}'
@@ -397,7 +415,7 @@ def latency_trials(lab, out_dir, trials, rng, progress, targets,
     for i, (k, t_add, t_api, t_del) in enumerate(marks):
         t_next = marks[i + 1][1] if i + 1 < len(marks) else t_del + HOLD_S
         rec = {'trial': k, 'api_ms': round((t_api - t_add) * 1000, 1),
-               'enforce_ms': {}, 'lift_ms': {}, 'why': {},
+               'enforce_ms': {}, 'lift_ms': {}, 'why': {}, 'voided': {},
                'pushed': {}, 'unpushed': {}}
         for name, g in got.items():
             hv = hypervisor_of(plan, name.split('->')[1])
@@ -406,8 +424,12 @@ def latency_trials(lab, out_dir, trials, rng, progress, targets,
             fig = trial_figures(sorted(g.times), t_add, t_del, t_next,
                                 interval)
             if spoiled(g.stalls, t_add, t_del, t_next, fig):
-                fig['why'] = (fig['why'] + '; ' if fig['why'] else '') + \
-                    'the sender fell behind meanwhile'
+                # not a measurement (a late sender can hide a probe that
+                # would still have passed): voided, not a failure,
+                # unless too many are (VOIDED_MAX)
+                rec['voided'][hv] = 'the sender fell behind meanwhile' + (
+                    f" ({fig['why']})" if fig['why'] else '')
+                continue
             if fig['why']:
                 rec['why'][hv] = fig['why']
                 problems.append(f'trial {k}, {hv}: {fig["why"]}')
@@ -415,6 +437,7 @@ def latency_trials(lab, out_dir, trials, rng, progress, targets,
             rec['enforce_ms'][hv] = fig['enforce_ms']
             rec['lift_ms'][hv] = fig['lift_ms']
         records.append(rec)
+    problems += too_many_voided(records, len(got), voided_max)
     g = kept_got[keep_name]
     survived = dict(g.analyse(RATE_KEEP), name=keep_name)
     # what the rule changes could cost: from the first one on
@@ -559,6 +582,14 @@ def run(fabric='clos', progress=print, trials=TRIALS, seed=1):
                       r['held'] for r in rows)},
         {'claim': f'throughput vm1 -> vm3: {off} Mbit/s off, {on} Mbit/s '
                   f'on (ratio {ratio})', 'held': bool(on and off)}]
+    measured = sum(len(r['enforce_ms']) for r in records)
+    voided = sum(len(r['voided']) for r in records)
+    metrics['voided_samples'] = voided
+    checks.append({'claim': f'rule changes measured at {measured} of '
+                            f'{len(records) * len(hvs)} (trial, hypervisor)'
+                            f' samples, {voided} voided (the sender fell '
+                            'behind)',
+                   'held': not too_many_voided(records, len(hvs))})
     checks.append({'claim': f"established stream {survived['name']} across "
                             f"{len(records)} rule changes: "
                             f"{survived['lost']} lost",

@@ -170,14 +170,16 @@ def test_rule_changes_are_enforced_everywhere_and_keep_what_is_open(
     """The scenario's rule-change trials, 3 of them: a drop rule for
     bm1's new connections to a VM on each hypervisor, made and deleted
     through the API; each stops and starts again at every hypervisor, and
-    the established 1,000/s stream vm5 -> vm1 loses nothing."""
+    the established 1,000/s stream vm5 -> vm1 loses nothing. A sample
+    whose sender fell behind is voided (2 of the 9 may be here)."""
     records_, survived, problems = dfw.latency_trials(
         lab, str(tmp_path), 3, random.Random(1), lambda m: None,
-        dfw.pick_targets(lab.plan))
+        dfw.pick_targets(lab.plan), voided_max=0.25)
     assert problems == [], problems
     assert len(records_) == 3
     for r in records_:
-        assert sorted(r['enforce_ms']) == sorted(r['lift_ms']) == \
+        assert sorted(r['enforce_ms']) == sorted(r['lift_ms']), r
+        assert sorted([*r['enforce_ms'], *r['voided']]) == \
             ['hv1', 'hv2', 'hv3'], r
         # a figure, and one within the rule's life (1 s)
         assert all(0 < v < 1000 for v in r['enforce_ms'].values()), r

@@ -202,3 +202,17 @@ def test_a_change_splits_into_controller_switch_tables_and_datapath():
     assert dfw.split(records, 'lift') == {
         'flow mods sent': [10.0], 'switch confirmed': [30.0],
         'confirmed -> lifted': [50.0]}
+
+
+def test_a_few_voided_samples_are_reported_more_fail_the_run():
+    def trial(voided):
+        return {'voided': {f'hv{i}': 'the sender fell behind meanwhile'
+                           for i in range(voided)}}
+    # 20 trials x 3 hypervisors: 6 voided are 10 %, 7 are too many
+    few = [trial(3), trial(3)] + [trial(0)] * 18
+    assert dfw.too_many_voided(few, 3) == []
+    many = few[:-1] + [trial(1)]
+    got = dfw.too_many_voided(many, 3)
+    assert len(got) == 1 and got[0].startswith('7 of 60 samples voided')
+    assert dfw.too_many_voided([], 3) == []
+    assert dfw.too_many_voided([{}], 3) == []
