@@ -25,6 +25,7 @@ from os_ken.ofproto import ofproto_v1_3
 from . import intent, ofdriver, reject
 
 LOG = logging.getLogger('nsx.app')
+SLOW_PASS_S = 0.05       # a pass that took longer is logged
 
 
 def _action_text(a):
@@ -308,13 +309,20 @@ class NsxController(app_manager.OSKenApp):
                                  self.core.observed)
             keys = intent.changed_sections(self.last_ctx, ctx)
             self.last_ctx = ctx
+            split = None if keys is None else intent.split_keys(ctx, keys)
+            t0 = time.monotonic()
             for dpid in sorted(self.ready):
-                self.reconcile(dpid, ctx, gen, keys)
+                self.reconcile(dpid, ctx, gen, keys, split)
+            took = time.monotonic() - t0
+            if took > SLOW_PASS_S:
+                LOG.info('pass of generation %s: %d switches in %.0f ms',
+                         gen, len(self.ready), took * 1000)
 
-    def reconcile(self, dpid, ctx=None, gen=None, keys=None):
+    def reconcile(self, dpid, ctx=None, gen=None, keys=None, split=None):
         """Bring one datapath to the intent: all of it (keys None, or a
         datapath not reconciled since it connected), or the sections in
-        `keys`."""
+        `keys` (of them only what concerns it: `split`, see
+        intent.split_keys)."""
         dp = self.dps.get(dpid)
         node = self.core.node_of_dpid(dpid)
         if dp is None or node is None or not self.core.owns(node):
@@ -325,6 +333,8 @@ class NsxController(app_manager.OSKenApp):
             self.last_ctx = None         # the next pass: all, everywhere
         if dpid not in self.sections:
             keys = None
+        elif keys is not None and split is not None:
+            keys = intent.node_keys(split, node, keys, self.sections[dpid])
         sections, groups = intent.node_sections(ctx, node, keys)
         sent = self.group_content.setdefault(dpid, {})
         group_mods = 0
@@ -358,10 +368,12 @@ class NsxController(app_manager.OSKenApp):
         self.core.switch_event(node, 'pass', len(add), len(delete),
                                group_mods, len(want), full=keys is None)
         self.cookies[dpid] = want
+        msgs = len(add) + len(delete) + group_mods
+        if not msgs:                     # nothing to confirm
+            return
         barrier = dp.ofproto_parser.OFPBarrierRequest(dp)
         dp.set_xid(barrier)
-        msgs = len(add) + len(delete) + group_mods
-        if msgs and gen is not None:
+        if gen is not None:
             self.inflight[(dpid, barrier.xid)] = (node, gen, msgs,
                                                   time.time())
         dp.send_msg(barrier)

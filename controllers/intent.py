@@ -237,6 +237,34 @@ def changed_sections(before, after):
     return keys
 
 
+def split_keys(ctx, keys):
+    """A pass's changed `keys` (changed_sections; not None) -> (the keys
+    every node computes, {node: the firewall keys of its own VM ports}).
+    A VM port's firewall section has flows only on the node that owns the
+    port (node_sections), so the other nodes skip it (node_keys): on a
+    100-node lab a firewall change was every port's section on every
+    node."""
+    common, own = set(), {}
+    for k in keys:
+        if k[0] == 'dfw':
+            owner = ctx['owner'].get(k[1:])
+            if owner is not None:
+                own.setdefault(owner, set()).add(k)
+        else:
+            common.add(k)
+    return common, own
+
+
+def node_keys(split, node, keys, had):
+    """The keys of a pass (`split` = split_keys(ctx, keys)) that can change
+    `node`'s flows: the common ones, its own ports' firewall sections, and
+    a changed firewall section it holds now (`had`: its sections with
+    flows), which may have to go (the port moved or left)."""
+    common, own = split
+    return common | own.get(node, set()) | {
+        k for k in had if k[0] == 'dfw' and k in keys}
+
+
 def node_sections(ctx, node, keys=None):
     """({section key: [flows]}, groups) of `node`'s br-int: every section
     it has, or only those in `keys` (a key the node does not have gives

@@ -280,11 +280,15 @@ def test_a_declared_vm_port_wins_over_a_stale_vtep_entry(store):
                 and to_vtep in f['actions']]
 
 
-@pytest.mark.parametrize('lab', ['clos', 'vcf'])
-def test_a_pass_over_the_touched_sections_ends_where_a_full_one_does(lab):
+@pytest.mark.parametrize('lab,narrowed', [('clos', False), ('vcf', False),
+                                          ('clos', True), ('vcf', True)])
+def test_a_pass_over_the_touched_sections_ends_where_a_full_one_does(
+        lab, narrowed):
     """Sections recomputed after a change (changed_sections) bring every
     node to exactly the flows a full recomputation gives: a VM moved, a
-    port detached, a MAC a hardware VTEP or a software gateway learned."""
+    port detached, a MAC a hardware VTEP or a software gateway learned.
+    `narrowed`: each node computes only the keys that concern it
+    (split_keys, node_keys: the controller's passes)."""
     from controllers import intent
     from controllers.ofdriver import cookie, diff_sections, slot
     from topologies import expand, labs
@@ -336,8 +340,11 @@ def test_a_pass_over_the_touched_sections_ends_where_a_full_one_does(lab):
         after = intent.context(st.desired(), observed)
         keys = intent.changed_sections(ctx, after)
         assert keys is not None and keys, change.__name__   # not a full pass
+        split = intent.split_keys(after, keys)
         for n in edges:
-            secs, _ = intent.node_sections(after, n, keys)
+            mine = intent.node_keys(split, n, keys, sent[n]) if narrowed \
+                else keys
+            secs, _ = intent.node_sections(after, n, mine)
             diff_sections(secs, sent[n], installed[n])
             full, _ = intent.device_intent(st.desired(), n, observed)
             assert installed[n] == {cookie(f) for f in full}, (
@@ -357,3 +364,24 @@ def test_stuck_bfd_sessions_are_refreshed_at_most_every_so_often():
     # a long stuck interval stretches the wait: 2 * 8 s
     assert intent.stuck_bfd(down, done, 118.0, 8.0, 10.0) == [('hv2', 'sn1')]
     assert intent.stuck_bfd({}, {}, 1e9, 3.0, 10.0) == []
+
+
+def test_a_node_computes_only_the_firewall_sections_of_its_own_ports():
+    from controllers import intent
+    ctx = {'owner': {(5001, 'a'): 'hv1', (5001, 'b'): 'hv2',
+                     (5001, 'c'): 'gw1'}}
+    keys = {('dfw', 5001, 'a'), ('dfw', 5001, 'b'), ('dfw', 5001, 'gone'),
+            ('mac', 5001, 'a'), ('flood', 5001)}
+    split = intent.split_keys(ctx, keys)
+    assert split == ({('mac', 5001, 'a'), ('flood', 5001)},
+                     {'hv1': {('dfw', 5001, 'a')},
+                      'hv2': {('dfw', 5001, 'b')}})
+    common = {('mac', 5001, 'a'), ('flood', 5001)}
+    assert intent.node_keys(split, 'hv1', keys, {}) == \
+        common | {('dfw', 5001, 'a')}
+    # hv3 held the section of a port that left, and one not changed
+    had = {('dfw', 5001, 'gone'): {}, ('dfw', 5001, 'z'): {},
+           ('mac', 5001, 'q'): {}}
+    assert intent.node_keys(split, 'hv3', keys, had) == \
+        common | {('dfw', 5001, 'gone')}
+    assert intent.node_keys(split, 'sn1', keys, {}) == common
