@@ -112,6 +112,8 @@ def test_a_switch_with_a_wrong_certificate_is_refused(tls_lab, stranger):
     assert before['connected']
     refused_before = lab.ctl.get('/status')['openflow_tls_refused']['count']
     bad = stranger['node']
+    log = os.path.join(hv.run_dir, 'ovs-vswitchd.log')
+    log_at = os.path.getsize(log)
     _reconnect(hv, bad['key'], bad['cert'], bad['ca'], other_spelling)
     assert harness.until(lambda: not _session(lab, 'hv1')['connected'],
                          10, 0.1) is not None, 'hv1 never lost its session'
@@ -127,10 +129,16 @@ def test_a_switch_with_a_wrong_certificate_is_refused(tls_lab, stranger):
     tried = hv.ns_run(['ovs-vsctl', 'get', 'controller', 'br-int',
                        'is_connected']).stdout.strip()
     assert tried == 'false'
-    log = os.path.join(hv.run_dir, 'ovs-vswitchd.log')
+    # the switch saw its sessions fail at the TLS layer: the server's
+    # alert ("SSL_read: ... tlsv1 alert decrypt error"), or, when its first
+    # OpenFlow message was already on its way as the server closed (TLS
+    # 1.3: the client's handshake ends first), a reset that discards the
+    # alert ("SSL_write: system error (Connection reset by peer)"); both
+    # seen in one run here, and a make test run (2026-12-02) had no alert
     with open(log) as f:
-        assert any('SSL' in line and 'alert' in line for line in f), \
-            'hv1 logged no TLS alert'
+        f.seek(log_at)
+        tls = [line.strip() for line in f if 'stream_ssl' in line]
+    assert tls, 'hv1 logged no failed TLS session'
     with open(os.path.join(lab.ctl.dir, 'controller.log')) as f:
         assert any('refused a TLS session from' in line and '(hv1)' in line
                    for line in f)
