@@ -76,9 +76,12 @@ class LockedTLS:
         if left is not None and left <= 0:
             raise socket.timeout('timed out')
         r, w = ([], [self._tls]) if want_write else ([self._tls], [])
-        # in slices: a write may have taken in what a read waits for
-        select.select(r, w, [], WAIT_SLICE_S if left is None else
-                      min(left, WAIT_SLICE_S))
+        try:    # in slices: a write may have taken in what a read waits for
+            select.select(r, w, [], WAIT_SLICE_S if left is None else
+                          min(left, WAIT_SLICE_S))
+        except ValueError as exc:
+            # closed meanwhile (its fd is -1): os-ken's loops end on OSError
+            raise OSError(f'TLS socket closed: {exc}') from exc
 
     def _call(self, op, *args):
         """op(*args) on the TLS object under the lock, retried (waiting

@@ -239,3 +239,28 @@ def test_a_locked_tls_read_times_out_as_os_ken_expects(tmp_path):
     assert ours.recv(10) == b'abc' and ours.gettimeout() == 0.2
     client.close()
     ours.close()
+
+
+def test_a_locked_tls_socket_closed_under_a_waiting_reader_ends_it(tmp_path):
+    """os-ken ends a datapath's receive loop on OSError; a socket closed
+    while its reader waits must raise that, not select()'s ValueError."""
+    ours, client = _tls_pair(tmp_path)
+    ours.settimeout(5.0)
+    got = []
+
+    def reader():
+        try:
+            got.append(ours.recv(10))
+        except Exception as exc:            # noqa: BLE001
+            got.append(exc)
+    t = threading.Thread(target=reader)
+    t.start()
+    time.sleep(0.1)
+    ours.close()
+    t.join(5)
+    client.close()
+    assert len(got) == 1 and isinstance(got[0], OSError), got
+    # closed between a try and the wait for data: select() would raise
+    # ValueError (a descriptor of -1), which os-ken's loop does not catch
+    with pytest.raises(OSError):
+        ours._wait(None, False)
