@@ -310,12 +310,9 @@ class NsxController(app_manager.OSKenApp):
             keys = intent.changed_sections(self.last_ctx, ctx)
             self.last_ctx = ctx
             split = None if keys is None else intent.split_keys(ctx, keys)
-            own = {} if split is None else split[1]
             t0 = time.monotonic()
-            # the switches whose own ports changed first (a firewall rule's
-            # targets do not wait behind the rest of a 100-node fabric)
-            for dpid in sorted(self.ready, key=lambda d: (
-                    self.core.node_of_dpid(d) not in own, d)):
+            for dpid in intent.pass_order(split, [
+                    (d, self.core.node_of_dpid(d)) for d in self.ready]):
                 self.reconcile(dpid, ctx, gen, keys, split)
             took = time.monotonic() - t0
             if took > SLOW_PASS_S:

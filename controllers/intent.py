@@ -265,6 +265,16 @@ def node_keys(split, node, keys, had):
         k for k in had if k[0] == 'dfw' and k in keys}
 
 
+def pass_order(split, switches):
+    """[(dpid, node)] -> their dpids in the order a pass reconciles them:
+    the switches whose own ports' firewall sections changed (`split`,
+    split_keys; None for a full pass) first, so a rule's targets do not
+    wait behind the rest of a 100-node fabric, then by dpid."""
+    own = {} if split is None else split[1]
+    return [d for d, n in sorted(switches,
+                                 key=lambda s: (s[1] not in own, s[0]))]
+
+
 def node_sections(ctx, node, keys=None):
     """({section key: [flows]}, groups) of `node`'s br-int: every section
     it has, or only those in `keys` (a key the node does not have gives

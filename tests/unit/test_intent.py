@@ -385,3 +385,12 @@ def test_a_node_computes_only_the_firewall_sections_of_its_own_ports():
     assert intent.node_keys(split, 'hv3', keys, had) == \
         common | {('dfw', 5001, 'gone')}
     assert intent.node_keys(split, 'sn1', keys, {}) == common
+
+
+def test_a_pass_takes_the_switches_whose_own_ports_changed_first():
+    from controllers import intent
+    switches = [(3, 'hv3'), (1, 'hv1'), (2, 'hv2'), (9, 'sn1')]
+    split = ({('flood', 5001)}, {'hv3': {('dfw', 5001, 'c')},
+                                 'hv2': {('dfw', 5001, 'b')}})
+    assert intent.pass_order(split, switches) == [2, 3, 1, 9]
+    assert intent.pass_order(None, switches) == [1, 2, 3, 9]
