@@ -41,6 +41,7 @@ class Device(OpenFlowEvents):
         self.by_name = {m.name: m for m in self.members}
         self.macs = macmod.MacTable(layout.get('max_macs',
                                                macmod.DEFAULT_LIMIT))
+        self.held = macmod.Held()
         self.age = layout.get('age', 300)
         self.config = None
         self.splits = {}        # pipeline.split() of the configuration

@@ -16,6 +16,8 @@ Entry = namedtuple('Entry', 'member port vlan')
 
 NEW, MOVED, SAME, FULL, INVALID = 'new', 'moved', 'same', 'full', 'invalid'
 DEFAULT_LIMIT = 16384
+HOLD_S = 1.0            # a frame held for its port's carrier, at most
+HOLD_MAX = 64           # MACs held per port, at most
 
 
 def is_unicast(mac):
@@ -100,3 +102,41 @@ class MacTable:
     def local_keys(self):
         """{(ls, mac)} the switch reports in Ucast_Macs_Local."""
         return set(self.entries)
+
+
+class Held:
+    """Frames that entered a port the switch still believes down. OVS
+    reports a port's carrier (port-status) from its main loop, apart from
+    the packets that port receives, so the first frames after carrier
+    returns can reach the device before the port-status that says so (and
+    a frame that entered just before carrier was lost can come after it).
+    A switch learns from the first frame: such a frame's source is held,
+    and learned if its port's carrier comes back within HOLD_S; what is
+    older, or what came on a port that stays down, is forgotten."""
+
+    def __init__(self, within=HOLD_S, limit=HOLD_MAX):
+        self.within, self.limit = within, limit
+        self.frames = {}        # (member, port) -> {(ls, mac): (vlan, t)}
+
+    def hold(self, member, port, ls, mac, vlan, now):
+        """-> True if held (a port holds at most `limit` MACs)."""
+        held = self.frames.setdefault((member, port), {})
+        key = (ls, mac.lower())
+        if key not in held and len(held) >= self.limit:
+            return False
+        held[key] = (vlan, now)
+        return True
+
+    def release(self, member, port, now):
+        """The port's carrier came back: -> [(ls, mac, vlan)] of frames held
+        within the last `within` seconds, in arrival order; the port holds
+        nothing after."""
+        held = self.frames.pop((member, port), {})
+        fresh = sorted((t, ls, mac, vlan) for (ls, mac), (vlan, t)
+                       in held.items() if now - t <= self.within)
+        return [(ls, mac, vlan) for _t, ls, mac, vlan in fresh]
+
+    def drop(self, member):
+        """The member's data plane went away: nothing it held counts."""
+        for k in [k for k in self.frames if k[0] == member]:
+            del self.frames[k]

@@ -33,6 +33,7 @@ class OpenFlowEvents:
         m = self.by_name[conn.name]
         m.installed, m.dump, m.count_parts = None, None, None
         gone = self.macs.flush(m.name)
+        self.held.drop(m.name)
         for k in gone:
             self.mac_changed(k)
         if gone:
@@ -128,11 +129,14 @@ class OpenFlowEvents:
         ls, pp, vlan = key
         mac = ':'.join('%02x' % b for b in msg.data[6:12])
         if m.carrier.get(pp) is False:
-            # the frame came in before the port lost carrier (members'
-            # events are not ordered with each other): nothing to learn
-            LOG.debug('%s: %s on %s ignored: the port is down', m.name, mac,
-                      pp)
+            # before its port-status: held for the port's carrier
+            if self.held.hold(m.name, pp, ls, mac, vlan, time.monotonic()):
+                LOG.debug('%s: %s on %s held: the port is down', m.name,
+                          mac, pp)
             return
+        self._learn(m, ls, mac, pp, vlan)
+
+    def _learn(self, m, ls, mac, pp, vlan):
         res = self.macs.learn(ls, mac, m.name, pp, vlan)
         if res in (macmod.NEW, macmod.MOVED):
             LOG.info('%s: learned %s in %s on %s VLAN %d%s', m.name, mac, ls,
@@ -179,7 +183,11 @@ class OpenFlowEvents:
             LOG.info('%s: %s lost carrier: %d MAC(s) flushed', m.name, pp,
                      len(gone))
         else:
-            LOG.info('%s: %s up', m.name, pp)
+            held = self.held.release(m.name, pp, time.monotonic())
+            LOG.info('%s: %s up%s', m.name, pp, f': {len(held)} frame(s) '
+                     'that came before its port-status' if held else '')
+            for ls, mac, vlan in held:
+                self._learn(m, ls, mac, pp, vlan)
 
     # -- counters ----------------------------------------------------------
     def request_stats(self):

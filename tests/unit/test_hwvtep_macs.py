@@ -1,6 +1,7 @@
-"""The switch's learned-MAC table: learn, move, age, flush, limit."""
+"""The switch's learned-MAC table: learn, move, age, flush, limit; frames
+held for their port's carrier."""
 from devices.hwvtep.macs import (FULL, INVALID, MOVED, NEW, SAME, Entry,
-                                 MacTable)
+                                 Held, MacTable)
 
 M1, M2 = '02:00:00:00:00:01', '02:00:00:00:00:02'
 
@@ -70,3 +71,20 @@ def test_a_mac_the_nvc_placed_elsewhere_is_forgotten_here():
     assert gone == [('ls1', '02:00:00:00:00:0e')]
     assert t.local_keys() == {('ls1', '02:00:00:00:00:0f')}
     assert t.learn('ls1', '02:00:00:00:00:0e', 'vtep2', 'bm1', 0) == NEW
+
+
+def test_frames_before_the_port_status_are_learned_if_carrier_returns():
+    h = Held(within=1.0, limit=2)
+    assert h.hold('v', 'bm2', 'ls1', M2.upper(), 0, now=10.0)
+    assert h.hold('v', 'bm2', 'ls1', M1, 0, now=9.8)
+    assert not h.hold('v', 'bm2', 'ls2', M1, 0, now=10.0)    # at its limit
+    assert h.hold('v', 'bm3', 'ls1', M1, 0, now=10.0)
+    # carrier back at 10.5: both fresh, oldest first; the port holds nothing
+    assert h.release('v', 'bm2', now=10.5) == [('ls1', M1, 0),
+                                               ('ls1', M2, 0)]
+    assert h.release('v', 'bm2', now=10.6) == []
+    # too old, or its member's data plane went away: forgotten
+    assert h.release('v', 'bm3', now=11.5) == []
+    h.hold('v', 'bm3', 'ls1', M1, 0, now=20.0)
+    h.drop('v')
+    assert h.release('v', 'bm3', now=20.1) == []
