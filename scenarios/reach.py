@@ -6,6 +6,7 @@ prohibited), one UDP datagram caught by a socket (or its sender told
 "host unreachable": the same ICMP), TCP throughput (iperf3). Each runs
 in the hosts' namespaces, by name."""
 import json
+import select
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(('0.0.0.0', int(sys.argv[1])))
 s.listen(16)
+print('listening', flush=True)
 def echo(c):
     while True:
         d = c.recv(64)
@@ -97,10 +99,20 @@ def ip(plan, node):
     return plan['nodes'][node]['ip'].split('/')[0]
 
 
-def echo_server(node, port=80):
-    """A TCP echo server in `node` (a Popen: stop it by kill)."""
-    return popen(node, [sys.executable, '-c', ECHO_SERVER, str(port)],
-                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def echo_server(node, port=80, timeout=10.0):
+    """A TCP echo server in `node` (a Popen: stop it by kill), returned
+    once it listens (a probe sent before would read as refused)."""
+    proc = popen(node, [sys.executable, '-c', ECHO_SERVER, str(port)],
+                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                 text=True)
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    if ready and proc.stdout.readline().strip() == 'listening':
+        return proc
+    proc.kill()
+    code = proc.wait(5)
+    raise RuntimeError(f'the echo server in {node} (TCP {port}) did not '
+                       f'listen within {timeout:.0f} s (exit code {code}: '
+                       'is the port taken?)')
 
 
 def tcp(plan, src, dst, port=80, seconds=0.0):
