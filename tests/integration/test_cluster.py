@@ -98,13 +98,17 @@ def test_three_nodes_agree_on_members_and_devices(cluster_lab):
     for sw in ('hv1', 'hv2', 'hv3', 'sn1', 'sn2', 'gw1', 'gw2'):
         # OVS backs off from a controller that refused it while the nodes
         # started (1, 2, 4 s): wait for every session
-        roles = wait(f'{sw} connected to every controller node', lambda: (
-            lambda r: r if all(up for _, up in r.values()) else None)(
-                switch_roles(lab, sw)), timeout=15)
+        # and ovs-vswitchd writes a session's role with its status, on its
+        # stats timer (5 s): wait for the roles too
         active = address(lab, assignment[sw]['active'])
-        assert roles[active] == ('master', True), (sw, roles)
-        assert all(r == ('slave', True) for ip, r in roles.items()
-                   if ip != active), (sw, roles)
+
+        def settled(roles, active=active):
+            return len(roles) == len(NODES) and all(
+                r == (('master' if ip == active else 'slave'), True)
+                for ip, r in roles.items())
+        assert harness.until(lambda: settled(switch_roles(lab, sw)),
+                             20) is not None, \
+            (sw, active, switch_roles(lab, sw))
 
 
 def test_a_write_taken_by_any_node_is_applied_by_all(cluster_lab):
@@ -112,9 +116,12 @@ def test_a_write_taken_by_any_node_is_applied_by_all(cluster_lab):
     status, ls = lab.ctl.member('ctl2').request(
         'POST', '/logical-switches', {'name': 'ctest1', 'vni': 7101})
     assert status == 201, ls
+    # ctl2 answered once it applied the write; the others apply it when
+    # their watch delivers it (one etcd round trip later)
     for n in NODES:
-        got = lab.ctl.member(n).get(f"/logical-switches/{ls['id']}")
-        assert got['vni'] == 7101, (n, got)
+        wait(f'{n} has ctest1', lambda: lab.ctl.member(n).request(
+            'GET', f"/logical-switches/{ls['id']}")[1].get('vni') == 7101,
+            timeout=3, every=0.05)
     # a refusal is the same answer on every node (the log's order decides)
     status, err = lab.ctl.member('ctl3').request(
         'POST', '/logical-switches', {'name': 'ctest2', 'vni': 7101})

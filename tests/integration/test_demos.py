@@ -185,6 +185,7 @@ trace hv1 in_port=vm9
 map vm vm5
 map ls ls2
 map vm vm99
+sh for i in $(seq 60); do {python} run.py map | grep -q 'seg1 standb[y]' && [ "$({python} run.py map --node vtep1 | grep -c '[)]: u[p]')" -ge 2 ] && break; sleep 0.5; done
 sh {python} run.py map --vm bm1
 sh {python} run.py map
 sh {python} run.py map --node hv1
@@ -204,6 +205,9 @@ fail nothere
 
 
 def test_cli_lab_commands_on_a_running_lab(tmp_path):
+    # the script's first `sh` waits (at most ~60 tries) for what the lab
+    # settles after it is up and the maps below show: gw1 and gw2 elected
+    # (CFM), vtep1's own BFD to both service nodes
     script = tmp_path / 'cli.txt'
     # `sh` runs `./run.py map` as a second process beside the lab
     script.write_text(CLI_SCRIPT.format(python=sys.executable))

@@ -41,6 +41,12 @@ def test_service_node_failover(topo, tmp_path):
                           if 'unknown-dst' in line)
         assert harness.until(lambda: unknown_dst() == sorted(sn_ip.values()),
                              10) is not None
+        # the hardware VTEP's own BFD to both, up before one goes (else its
+        # session to sn1 reading 'false' below would prove nothing)
+        assert harness.until(lambda: [tunnel_forwarding(vtep, sn_ip[s])
+                                      for s in ('sn1', 'sn2')] ==
+                             ['true', 'true'], 30) is not None, \
+            'vtep1: BFD to both service nodes never up'
         # VM pair in one logical switch on different hypervisors
         vms = [v for v, p in plan['nodes'].items()
                if p['role'] == 'vm' and p.get('ls') == 'ls1']

@@ -112,11 +112,12 @@ def test_the_address_set_follows_the_group(lab):
         return pol.set_elements(lab.svm.nft('list', 'set', 'inet', 'svc',
                                             pol.set_name('web')), 'web')
     assert harness.until(lambda: members() == [ip(lab.plan, 'vm3') + '/32'],
-                         5, 0.05), members()
+                         5, 0.05) is not None, members()
     write(lab, 'PUT', f"/security-groups/{web['id']}",
           {'name': 'web', 'vms': ['vm3', 'vm5']})
     want = sorted(ip(lab.plan, v) + '/32' for v in ('vm3', 'vm5'))
-    assert harness.until(lambda: members() == want, 5, 0.02), members()
+    assert harness.until(lambda: members() == want, 5, 0.02) is not None, \
+        members()
     write(lab, 'PUT', f"/security-groups/{web['id']}",
           {'name': 'web', 'vms': ['vm3']})
     assert 'address sets updated: web' in lab.svm.log_text()
