@@ -253,6 +253,9 @@ def run(fabric='clos', progress=print, trials=20, seed=1, seconds=3.0,
                    'outage_seq_ms': {name: r['outage_seq_ms'] for name, r
                                      in res.items()
                                      if sides[name] in state['affected']},
+                   'unaffected_outage_seq_ms': {
+                       name: r['outage_seq_ms'] for name, r in res.items()
+                       if sides[name] not in state['affected']},
                    'sender_lag_ms': {name: r.get('sender_lag_ms')
                                      for name, r in res.items()},
                    'lost': {name: r['lost'] for name, r in res.items()},
