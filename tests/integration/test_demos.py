@@ -83,7 +83,8 @@ def check_outputs(res, plan):
 
 @pytest.mark.parametrize('name,spec', [
     ('arp-flow', 'arp_flow'), ('hw-arp-flow', 'hw_arp_flow'),
-    ('unicast', 'arp_flow'), ('gateway-failover', None), ('p2v', None)])
+    ('unicast', 'arp_flow'), ('gateway-failover', None), ('p2v', None),
+    ('dfw', None)])
 def test_demo_runs_through_and_its_diagram_matches_the_pcaps(name, spec,
                                                              tmp_path):
     r = run_py('demo', name, '--auto', '--json', timeout=900)

@@ -241,3 +241,22 @@ def test_the_dfw_demo_sees_a_drop_where_the_frame_stops():
         "ls1-deny drops it at VM3's port (ingress))"]
     assert steps.judge(step, seen[:1], set())[1] == [
         'expected vtep1 -> hv3 ICMP echo request VNI 5001, observed 0']
+
+
+def test_the_dfw_demo_leaves_a_neighbour_probe_alone():
+    """A demo run failed act 2 on vm3's kernel confirming its entry for
+    bm1 (a unicast ARP probe ~5 s after the warm-up ping used it): the
+    firewall filters IP, not ARP, so only the pings are judged."""
+    step = catalog.dfw_demo(PLAN)['acts'][1]['steps'][0]
+    req = 'ICMP echo request'
+    seen = [{'src': 'bm1', 'dst': 'vtep1', 'what': req, 'time': 1.0},
+            {'src': 'vtep1', 'dst': 'hv3', 'what': req, 'vni': 5001,
+             'time': 1.001},
+            {'src': 'vm3', 'dst': 'hv3', 'what': 'ARP request', 'time': 1.06},
+            {'src': 'hv3', 'dst': 'vm3', 'what': 'ARP reply', 'time': 1.061}]
+    assert steps.judge(step, seen, set())[1] == []
+    answered = seen + [{'src': 'vm3', 'dst': 'hv3',
+                        'what': 'ICMP echo reply', 'time': 1.003}]
+    assert steps.judge(step, answered, set())[1] == [
+        'unexpected vm3 -> hv3 ICMP echo reply (should not happen: VM3 '
+        'never got it: no reply)']
