@@ -53,8 +53,8 @@ def test_every_control_session_is_tls(tls_lab):
         # ovs-vswitchd writes is_connected a moment after the session is
         # up (seen: sn1's log says connected at 13:09:18.831 and stayed so,
         # its OVSDB still said false when this test read it right after
-        # the lab was up)
-        harness.until(lambda: target()[1:] == ['true'], 5, 0.1)
+        # the lab was up): on its stats timer, every 5 s
+        harness.until(lambda: target()[1:] == ['true'], 12, 0.1)
         got = target()
         assert got[0].startswith('"ssl:') and got[1] == 'true', (node, got)
         assert status['switches'][node]['connected'], node
