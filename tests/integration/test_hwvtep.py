@@ -107,9 +107,7 @@ def test_learns_a_mac_from_its_first_frame_and_ages_it(clos):
 def test_a_port_that_loses_carrier_is_flushed(clos):
     mac = clos.plan['nodes']['bm2']['mac']
     assert until(lambda: ping(clos, 'bm2', 'vm1', 1), 10)
-    # the device writes the row in a transaction after it learned
-    assert until(lambda: mac in vtep_ctl(
-        clos, 'vtep2', 'list-local-macs', 'ls1'), 3), device_log(clos, 'vtep2')
+    assert reported(clos, 'vtep2', 'ls1', mac)
     clos.node('bm2').ns_run(['ip', 'link', 'set', 'eth0', 'down'],
                             check=True)
     try:
@@ -123,13 +121,20 @@ def test_a_port_that_loses_carrier_is_flushed(clos):
     assert until(lambda: ping(clos, 'bm2', 'vm1', 1), 10)
     # learned from the frames of that one ping, even those that reached the
     # device before the port-status saying carrier was back
-    assert until(lambda: mac in vtep_ctl(
-        clos, 'vtep2', 'list-local-macs', 'ls1'), 3), device_log(clos, 'vtep2')
+    assert reported(clos, 'vtep2', 'ls1', mac)
 
 
-def device_log(lab, vtep, lines=20):
+def reported(lab, vtep, ls, mac, timeout=3):
+    """`mac` in `vtep`'s Ucast_Macs_Local for `ls` within `timeout` (the
+    device writes the row in a transaction after it learned); if not, the
+    failure shows the device's last log lines."""
+    if until(lambda: mac in vtep_ctl(lab, vtep, 'list-local-macs', ls),
+             timeout):
+        return True
     with open(os.path.join(lab.nodes[vtep].run_dir, 'hwvtep.log')) as f:
-        return ''.join(f.readlines()[-lines:])
+        raise AssertionError(f'{mac} not reported by {vtep} in {ls} within '
+                             f'{timeout} s; its log ends:\n'
+                             + ''.join(f.readlines()[-20:]))
 
 
 def copies_of(clos, tmp_path, src):
@@ -187,6 +192,5 @@ def test_a_restarted_switch_rebuilds_from_its_database(clos):
     assert vtep_ctl(clos, 'vtep2', 'list-bindings', 'vtep2',
                     'bm2').split() == ['0000', 'ls1']
     # relearned from that ping (the restarted bridge had no learned flow,
-    # so the old row may be gone meanwhile): wait for the write
-    assert until(lambda: clos.plan['nodes']['bm2']['mac'] in vtep_ctl(
-        clos, 'vtep2', 'list-local-macs', 'ls1'), 3), device_log(clos, 'vtep2')
+    # so the old row may be gone meanwhile)
+    assert reported(clos, 'vtep2', 'ls1', clos.plan['nodes']['bm2']['mac'])
