@@ -151,6 +151,17 @@ def victim_for(trial, hv_sn, vtep_sn):
     return vtep_sn, {'vtep'}
 
 
+
+def outages(res, sides, affected):
+    """A trial's outages per stream (res: probe.analyse by stream name,
+    sides: stream -> the side it crosses): outage_ms and outage_seq_ms of
+    the streams on an affected side, and as unaffected_* of the others
+    (the side whose service node lived: it must not notice)."""
+    return {f'{prefix}{key}': {name: r[key] for name, r in res.items()
+                               if (sides[name] in affected) == hit}
+            for prefix, hit in (('', True), ('unaffected_', False))
+            for key in ('outage_ms', 'outage_seq_ms')}
+
 def run(fabric='clos', progress=print, trials=20, seed=1, seconds=3.0,
         vtep_device=None):
     out_dir, rng, env = harness.measured_run('service-node-failover', fabric,
@@ -244,18 +255,7 @@ def run(fabric='clos', progress=print, trials=20, seed=1, seconds=3.0,
                    'in_use': state['users'], 'affected': sorted(
                        state['affected']),
                    'resumed_via': moved, 'broadcasts_sent_to': sent,
-                   'outage_ms': {name: r['outage_ms'] for name, r in
-                                 res.items()
-                                 if sides[name] in state['affected']},
-                   'unaffected_outage_ms': {
-                       name: r['outage_ms'] for name, r in res.items()
-                       if sides[name] not in state['affected']},
-                   'outage_seq_ms': {name: r['outage_seq_ms'] for name, r
-                                     in res.items()
-                                     if sides[name] in state['affected']},
-                   'unaffected_outage_seq_ms': {
-                       name: r['outage_seq_ms'] for name, r in res.items()
-                       if sides[name] not in state['affected']},
+                   **outages(res, sides, state['affected']),
                    'sender_lag_ms': {name: r.get('sender_lag_ms')
                                      for name, r in res.items()},
                    'lost': {name: r['lost'] for name, r in res.items()},

@@ -35,3 +35,14 @@ def test_broadcasts_are_counted_per_service_node_from_the_kill_on():
     assert snf.broadcasts_to(frames, 1.5, ips) == {'sn2': 2}
     assert snf.broadcasts_to(frames, 0, ips) == {'sn1': 1, 'sn2': 2}
     assert snf.broadcasts_to([], 0, ips) == {}
+
+
+def test_outages_split_by_whether_the_streams_side_was_affected():
+    res = {'vm->vm': {'outage_ms': 900.0, 'outage_seq_ms': 880.0},
+           'server->vm': {'outage_ms': 150.0, 'outage_seq_ms': 1.0}}
+    sides = {'vm->vm': 'hypervisor', 'server->vm': 'vtep'}
+    assert snf.outages(res, sides, {'hypervisor'}) == {
+        'outage_ms': {'vm->vm': 900.0},
+        'outage_seq_ms': {'vm->vm': 880.0},
+        'unaffected_outage_ms': {'server->vm': 150.0},
+        'unaffected_outage_seq_ms': {'server->vm': 1.0}}
